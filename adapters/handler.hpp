@@ -1,0 +1,19 @@
+#pragma once
+// The small interface every kind of handler implements (WSGI now; ASGI,
+// static files and proxies share it). A connection builds an exchange and
+// submits it; the handler answers through the exchange.
+#include <memory>
+
+namespace trestle::net { class exchange; }
+
+namespace trestle {
+
+class handler {
+public:
+    virtual ~handler() = default;
+    // Called on an io thread. Returns false when the handler cannot take the
+    // request now (its queue is full); the connection then answers 503.
+    virtual bool submit(std::shared_ptr<net::exchange> ex) = 0;
+};
+
+} // namespace trestle

@@ -1,0 +1,181 @@
+#include "adapters/wsgi/environ.hpp"
+
+#include "adapters/wsgi/wsgi.hpp"
+#include "bridge/net/http_util.hpp"
+
+#include <boost/beast/core/string.hpp>
+
+namespace trestle::wsgi {
+
+namespace {
+
+// Interned keys and constant values, created once under the GIL and kept for
+// the life of the process.
+struct keys_t {
+    PyObject* REQUEST_METHOD;
+    PyObject* SCRIPT_NAME;
+    PyObject* PATH_INFO;
+    PyObject* QUERY_STRING;
+    PyObject* CONTENT_TYPE;
+    PyObject* CONTENT_LENGTH;
+    PyObject* SERVER_NAME;
+    PyObject* SERVER_PORT;
+    PyObject* SERVER_PROTOCOL;
+    PyObject* REMOTE_ADDR;
+    PyObject* REMOTE_PORT;
+    PyObject* REQUEST_URI;
+    PyObject* RAW_URI;
+    PyObject* wsgi_input;
+    PyObject* http10;
+    PyObject* http11;
+    PyObject* empty;
+    PyObject* GET;
+    PyObject* POST;
+    PyObject* HEAD;
+};
+keys_t* K = nullptr;
+
+PyObject* intern(const char* s) { return PyUnicode_InternFromString(s); }
+
+PyObject* latin1(std::string_view s) {
+    return PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
+}
+
+bool set_owned(PyObject* dict, PyObject* key, PyObject* value) {
+    if (!value) return false;
+    int r = PyDict_SetItem(dict, key, value);
+    Py_DECREF(value);
+    return r == 0;
+}
+
+void init_keys() {
+    if (K) return;
+    K = new keys_t{
+        intern("REQUEST_METHOD"), intern("SCRIPT_NAME"), intern("PATH_INFO"), intern("QUERY_STRING"),
+        intern("CONTENT_TYPE"), intern("CONTENT_LENGTH"), intern("SERVER_NAME"), intern("SERVER_PORT"),
+        intern("SERVER_PROTOCOL"), intern("REMOTE_ADDR"), intern("REMOTE_PORT"), intern("REQUEST_URI"),
+        intern("RAW_URI"), intern("wsgi.input"), intern("HTTP/1.0"), intern("HTTP/1.1"), intern(""),
+        intern("GET"), intern("POST"), intern("HEAD"),
+    };
+}
+
+} // namespace
+
+std::string cgi_header_name(std::string_view name) {
+    if (name.find('_') != std::string_view::npos) return {};
+    if (boost::beast::iequals(name, "content-type")) return "CONTENT_TYPE";
+    if (boost::beast::iequals(name, "content-length")) return "CONTENT_LENGTH";
+    std::string key;
+    key.reserve(5 + name.size());
+    key = "HTTP_";
+    for (char c : name) key += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return key;
+}
+
+environ_builder::environ_builder(std::string script_name) : script_name_(std::move(script_name)) {
+    init_keys();
+    base_ = py::ref::steal(PyDict_New());
+    PyObject* d = base_.get();
+    py::ref sys = py::ref::steal(PyImport_ImportModule("sys"));
+    PyObject* err = sys ? PyObject_GetAttrString(sys.get(), "stderr") : nullptr;
+    PyErr_Clear();
+    set_owned(d, intern("wsgi.version"), Py_BuildValue("(ii)", 1, 0));
+    set_owned(d, intern("wsgi.url_scheme"), PyUnicode_FromString("http"));
+    if (err) set_owned(d, intern("wsgi.errors"), err);
+    PyDict_SetItemString(d, "wsgi.multithread", Py_True);
+    PyDict_SetItemString(d, "wsgi.multiprocess", Py_False);
+    PyDict_SetItemString(d, "wsgi.run_once", Py_False);
+    PyDict_SetItemString(d, "wsgi.input_terminated", Py_True);
+    PyDict_SetItemString(d, "wsgi.file_wrapper", file_wrapper_type());
+    set_owned(d, intern("SERVER_SOFTWARE"), PyUnicode_FromString("trestle/" TRESTLE_VERSION));
+    set_owned(d, K->SCRIPT_NAME, latin1(script_name_));
+    known_keys_.resize(512);
+}
+
+environ_builder::~environ_builder() = default;
+
+PyObject* environ_builder::header_key(const net::header_field& f) const {
+    if (f.known > 0 && static_cast<std::size_t>(f.known) < known_keys_.size()) {
+        py::ref& slot = known_keys_[static_cast<std::size_t>(f.known)];
+        if (!slot) {
+            std::string key = cgi_header_name(f.name);
+            if (key.empty()) return nullptr;
+            PyObject* s = PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size()));
+            if (!s) return nullptr;
+            PyUnicode_InternInPlace(&s);
+            slot = py::ref::steal(s);
+        }
+        Py_INCREF(slot.get());
+        return slot.get();
+    }
+    std::string key = cgi_header_name(f.name);
+    if (key.empty()) return nullptr;
+    return PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size()));
+}
+
+py::ref environ_builder::build(const net::request_head& h, const net::endpoint_info& ep, PyObject* input,
+                               unsigned& bad_status) const {
+    bad_status = 0;
+    py::ref env = py::ref::steal(PyDict_Copy(base_.get()));
+    if (!env) return {};
+    PyObject* d = env.get();
+
+    PyObject* method = h.method == "GET" ? K->GET : h.method == "POST" ? K->POST : h.method == "HEAD" ? K->HEAD : nullptr;
+    if (method) {
+        if (PyDict_SetItem(d, K->REQUEST_METHOD, method) < 0) return {};
+    } else if (!set_owned(d, K->REQUEST_METHOD, latin1(h.method))) {
+        return {};
+    }
+
+    std::string path;
+    if (!net::percent_decode(h.path(), path)) {
+        bad_status = 400;
+        return {};
+    }
+    if (h.target == "*") path = "*";
+    if (!set_owned(d, K->PATH_INFO, latin1(path))) return {};
+    std::string_view query = h.query();
+    if (query.empty()) {
+        if (PyDict_SetItem(d, K->QUERY_STRING, K->empty) < 0) return {};
+    } else if (!set_owned(d, K->QUERY_STRING, latin1(query))) {
+        return {};
+    }
+    PyObject* target = latin1(h.target);
+    if (!target) return {};
+    PyDict_SetItem(d, K->REQUEST_URI, target);
+    set_owned(d, K->RAW_URI, target);
+    PyDict_SetItem(d, K->SERVER_PROTOCOL, h.version == 10 ? K->http10 : K->http11);
+    if (!set_owned(d, K->SERVER_NAME, latin1(ep.server_name)) ||
+        !set_owned(d, K->SERVER_PORT, latin1(ep.server_port)))
+        return {};
+    if (!ep.is_unix) {
+        if (!set_owned(d, K->REMOTE_ADDR, latin1(ep.remote_addr)) ||
+            !set_owned(d, K->REMOTE_PORT, latin1(ep.remote_port)))
+            return {};
+    } else {
+        PyDict_SetItem(d, K->REMOTE_ADDR, K->empty);
+    }
+    if (PyDict_SetItem(d, K->wsgi_input, input) < 0) return {};
+
+    for (const auto& f : h.headers) {
+        py::ref key = py::ref::steal(header_key(f));
+        if (!key) {
+            if (PyErr_Occurred()) return {};
+            continue;   // names with '_' are dropped (no HTTP_X_FORWARDED_FOR spoofing)
+        }
+        if (key.get() == K->CONTENT_LENGTH && h.chunked) continue;
+        py::ref value = py::ref::steal(latin1(f.value));
+        if (!value) return {};
+        PyObject* existing = PyDict_SetDefault(d, key.get(), value.get());   // borrowed
+        if (!existing) return {};
+        if (existing != value.get()) {
+            // A repeated field: join as RFC 9110 5.3 allows (Cookie with "; ").
+            bool cookie = boost::beast::iequals(f.name, "cookie");
+            py::ref joined = py::ref::steal(PyUnicode_FromFormat(cookie ? "%U; %U" : "%U, %U", existing, value.get()));
+            if (!joined || PyDict_SetItem(d, key.get(), joined.get()) < 0) return {};
+        }
+    }
+    return env;
+}
+
+} // namespace trestle::wsgi

@@ -1,0 +1,402 @@
+// start_response, write() and the framing of a WSGI response (PEP 3333).
+#include "adapters/wsgi/wsgi.hpp"
+
+#include "bridge/net/exchange.hpp"
+#include "bridge/net/http_util.hpp"
+#include "bridge/net/server_context.hpp"
+#include "bridge/observability/log.hpp"
+#include "bridge/python/interpreter.hpp"
+
+#include <boost/beast/core/string.hpp>
+
+#include <cctype>
+#include <charconv>
+#include <unistd.h>
+
+namespace trestle::wsgi {
+
+namespace {
+
+struct start_response_object {
+    PyObject_HEAD
+    call* owner;   // null once the request is over
+};
+
+PyTypeObject* start_response_type = nullptr;   // owned for the process
+
+PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) {
+    auto* o = reinterpret_cast<start_response_object*>(self);
+    static const char* kwlist[] = {"status", "headers", "exc_info", nullptr};
+    PyObject *status, *headers, *exc_info = Py_None;   // borrowed
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", const_cast<char**>(kwlist),
+                                     &status, &headers, &exc_info))
+        return nullptr;
+    if (!o->owner) {
+        PyErr_SetString(PyExc_RuntimeError, "start_response() called after the request ended");
+        return nullptr;
+    }
+    return o->owner->on_start_response(status, headers, exc_info);
+}
+
+PyObject* write_call(PyObject* self, PyObject* data) {
+    auto* o = reinterpret_cast<start_response_object*>(self);
+    if (!o->owner) {
+        PyErr_SetString(PyExc_RuntimeError, "write() called after the request ended");
+        return nullptr;
+    }
+    if (!o->owner->on_body(data)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_OSError, "client disconnected");
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+PyMethodDef write_def = {"write", write_call, METH_O, "Write response body bytes (PEP 3333)."};
+
+bool is_token_char(unsigned char c) {
+    static const std::string_view extra = "!#$%&'*+-.^_`|~";
+    return std::isalnum(c) || extra.find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+// A str of latin-1 code points as bytes, without allocating for the common case.
+bool latin1_view(PyObject* s, std::string_view& out) {
+    if (!PyUnicode_Check(s)) return false;
+    if (PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) return false;
+    out = {reinterpret_cast<const char*>(PyUnicode_1BYTE_DATA(s)),
+           static_cast<std::size_t>(PyUnicode_GET_LENGTH(s))};
+    return true;
+}
+
+PyObject* type_error(const char* fmt, PyObject* obj) {
+    PyErr_Format(PyExc_TypeError, fmt, Py_TYPE(obj)->tp_name);
+    return nullptr;
+}
+
+} // namespace
+
+void init_response_type() {
+    static PyType_Slot slots[] = {
+        {Py_tp_call, reinterpret_cast<void*>(start_response_call)},
+        {Py_tp_doc, const_cast<char*>("The start_response callable of one WSGI request.")},
+        {0, nullptr},
+    };
+    static PyType_Spec spec = {"trestle.StartResponse", sizeof(start_response_object), 0,
+                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
+    start_response_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+}
+
+call::call(net::exchange& ex, const net::server_context& ctx) : ex_(ex), ctx_(ctx) {
+    auto* o = PyObject_New(start_response_object, start_response_type);
+    if (o) o->owner = this;
+    start_response_ = py::ref::steal(reinterpret_cast<PyObject*>(o));
+    auto& h = ex_.head();
+    no_body_ = h.head_method;
+}
+
+call::~call() {
+    if (start_response_) reinterpret_cast<start_response_object*>(start_response_.get())->owner = nullptr;
+    if (!finished_) finish(false);
+}
+
+PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject* exc_info) {
+    if (exc_info != Py_None) {
+        if (head_sent_) {
+            // PEP 3333: too late to change the response; re-raise the app's error.
+            if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3)
+                return type_error("exc_info must be a 3-tuple, not %.100s", exc_info);
+            PyObject* t = PyTuple_GET_ITEM(exc_info, 0);   // borrowed
+            PyObject* v = PyTuple_GET_ITEM(exc_info, 1);   // borrowed
+            PyObject* tb = PyTuple_GET_ITEM(exc_info, 2);  // borrowed
+            Py_INCREF(t);
+            Py_INCREF(v);
+            Py_INCREF(tb);
+            PyErr_Restore(t, v, tb == Py_None ? (Py_DECREF(tb), nullptr) : tb);
+            return nullptr;
+        }
+    } else if (started_) {
+        PyErr_SetString(PyExc_AssertionError,
+                        "start_response() called a second time without exc_info (PEP 3333)");
+        return nullptr;
+    }
+
+    std::string_view st;
+    if (!latin1_view(status, st)) return type_error("status must be a str, not %.100s", status);
+    unsigned code = 0;
+    auto [p, ec] = std::from_chars(st.data(), st.data() + std::min<std::size_t>(st.size(), 3), code);
+    if (st.size() < 3 || ec != std::errc{} || p != st.data() + 3 || code < 100 ||
+        (st.size() > 3 && st[3] != ' ') || st.find_first_of("\r\n") != std::string_view::npos) {
+        PyErr_Format(PyExc_ValueError, "invalid status %R: expected '200 OK'", status);
+        return nullptr;
+    }
+    if (!PyList_Check(headers) && !PyTuple_Check(headers))
+        return type_error("headers must be a list of (name, value) tuples, not %.100s", headers);
+
+    std::string block;
+    std::optional<std::uint64_t> declared;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+    PyObject** items = PySequence_Fast_ITEMS(headers);   // borrowed
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* item = items[i];
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2)
+            return type_error("each header must be a (name, value) tuple, not %.100s", item);
+        std::string_view name, value;
+        if (!latin1_view(PyTuple_GET_ITEM(item, 0), name) || !latin1_view(PyTuple_GET_ITEM(item, 1), value)) {
+            PyErr_Format(PyExc_TypeError, "header %R: name and value must be latin-1 str", item);
+            return nullptr;
+        }
+        bool name_ok = !name.empty();
+        for (unsigned char c : name) name_ok = name_ok && is_token_char(c);
+        if (!name_ok || value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+            PyErr_Format(PyExc_ValueError, "header %R: invalid name or a control character in the value", item);
+            return nullptr;
+        }
+        if (net::is_hop_by_hop(name)) {
+            log::error("app set hop-by-hop header '" + std::string(name) + "', which PEP 3333 forbids");
+            PyErr_Format(PyExc_AssertionError, "hop-by-hop header %R is not allowed in a WSGI response (PEP 3333)",
+                         PyTuple_GET_ITEM(item, 0));
+            return nullptr;
+        }
+        if (boost::beast::iequals(name, "content-length")) {
+            std::uint64_t v = 0;
+            auto [q, e] = std::from_chars(value.data(), value.data() + value.size(), v);
+            if (e != std::errc{} || q != value.data() + value.size() || value.empty()) {
+                PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PyTuple_GET_ITEM(item, 1));
+                return nullptr;
+            }
+            if (declared && *declared != v) {
+                PyErr_SetString(PyExc_ValueError, "conflicting Content-Length headers");
+                return nullptr;
+            }
+            if (declared) continue;
+            declared = v;
+        }
+        block.append(name);
+        block += ": ";
+        block.append(value);
+        block += "\r\n";
+    }
+
+    started_ = true;
+    status_ = code;
+    status_line_.assign(st);
+    if (st.size() == 3) status_line_ += ' ';
+    headers_.swap(block);
+    declared_length_ = declared;
+    return PyCFunction_New(&write_def, start_response_.get());
+}
+
+bool call::can_keep_alive() {
+    auto& h = ex_.head();
+    if (!h.keep_alive || ctx_.draining.load(std::memory_order_relaxed)) return false;
+    // The client may still be waiting for 100 Continue before sending the
+    // body; only a fresh connection avoids reading it as the next request.
+    if (h.expect_continue && !ex_.body_consumed()) return false;
+    return true;
+}
+
+bool call::emit_head(std::optional<std::uint64_t> known_length) {
+    if (head_sent_) return true;
+    if (!started_) {
+        PyErr_SetString(PyExc_RuntimeError, "the app produced a body without calling start_response()");
+        return false;
+    }
+    auto& h = ex_.head();
+    bool bodiless_status = status_ < 200 || status_ == 204 || status_ == 304;
+    no_body_ = no_body_ || bodiless_status;
+    keep_alive_ = can_keep_alive();
+
+    std::string& o = out_;
+    o.reserve(256 + headers_.size());
+    o += "HTTP/1.1 ";
+    o += status_line_;
+    o += "\r\n";
+    o += headers_;
+    if (!ctx_.server_header.empty()) {
+        o += "Server: ";
+        o += ctx_.server_header;
+        o += "\r\n";
+    }
+    o += "Date: ";
+    o += net::http_date();
+    o += "\r\n";
+    if (!declared_length_ && !bodiless_status) {
+        if (known_length) {
+            o += "Content-Length: ";
+            o += std::to_string(*known_length);
+            o += "\r\n";
+        } else if (h.head_method) {
+            // No body follows, so no framing is needed.
+        } else if (h.version >= 11) {
+            chunked_ = true;
+            o += "Transfer-Encoding: chunked\r\n";
+        } else {
+            keep_alive_ = false;   // HTTP/1.0: the close marks the end
+        }
+    }
+    if (!keep_alive_) o += "Connection: close\r\n";
+    else if (h.version == 10) o += "Connection: keep-alive\r\n";
+    o += "\r\n";
+    head_sent_ = true;
+    ex_.set_status(status_);
+    return true;
+}
+
+void call::append_chunk(std::string_view data) {
+    if (data.empty() || no_body_) return;
+    if (declared_length_) {
+        std::uint64_t room = *declared_length_ - std::min(sent_, *declared_length_);
+        if (data.size() > room) {
+            if (keep_alive_ || room > 0)
+                log::warning("app sent more body than its Content-Length; the excess is dropped");
+            data = data.substr(0, room);
+            keep_alive_ = false;
+        }
+        if (data.empty()) return;
+    }
+    if (chunked_) {
+        char size[20];
+        auto [p, ec] = std::to_chars(size, size + sizeof size, data.size(), 16);
+        out_.append(size, p);
+        out_ += "\r\n";
+        out_.append(data);
+        out_ += "\r\n";
+    } else {
+        out_.append(data);
+    }
+    sent_ += data.size();
+    ex_.add_body_bytes(data.size());
+}
+
+bool call::flush() {
+    if (out_.empty()) return true;
+    if (gone_) return false;
+    auto r = ex_.try_write(out_);
+    if (r == net::exchange::write_result::would_block) {
+        // The client reads slower than the app writes: pause the app.
+        bool ok;
+        {
+            py::gil_release nogil;
+            ok = ex_.write(out_);
+        }
+        r = ok ? net::exchange::write_result::ok : net::exchange::write_result::gone;
+    }
+    if (r == net::exchange::write_result::gone) {
+        gone_ = true;
+        out_.clear();
+        return false;
+    }
+    return true;
+}
+
+bool call::on_body(PyObject* data) {
+    if (!PyBytes_Check(data)) {
+        type_error("WSGI body chunks must be bytes, not %.100s", data);
+        return false;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (n == 0 && head_sent_) return true;
+    if (n == 0) return true;   // PEP 3333: headers wait for the first non-empty chunk
+    if (!emit_head(std::nullopt)) return false;
+    append_chunk({PyBytes_AS_STRING(data), static_cast<std::size_t>(n)});
+    return flush();
+}
+
+bool call::on_sequence(PyObject* seq) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject** items = PySequence_Fast_ITEMS(seq);   // borrowed
+    std::uint64_t total = 0;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        if (!PyBytes_Check(items[i])) {
+            type_error("WSGI body chunks must be bytes, not %.100s", items[i]);
+            return false;
+        }
+        total += static_cast<std::uint64_t>(PyBytes_GET_SIZE(items[i]));
+    }
+    if (!emit_head(head_sent_ ? std::nullopt : std::optional<std::uint64_t>(total))) return false;
+    out_.reserve(out_.size() + total + (chunked_ ? 16 * n : 0));
+    for (Py_ssize_t i = 0; i < n; ++i)
+        append_chunk({PyBytes_AS_STRING(items[i]), static_cast<std::size_t>(PyBytes_GET_SIZE(items[i]))});
+    return true;   // complete() flushes with the end of the response: one write
+}
+
+bool call::on_file(const file_region& r) {
+    std::uint64_t count = r.size > r.offset ? r.size - r.offset : 0;
+    if (declared_length_ && *declared_length_ < count) count = *declared_length_;
+    if (!emit_head(count)) return false;
+    if (no_body_ || count == 0) return true;
+    if (declared_length_ && *declared_length_ > count) keep_alive_ = false;
+    if (!flush()) return false;
+    int fd = ::dup(r.fd);
+    if (fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return false;
+    }
+    bool ok;
+    {
+        py::gil_release nogil;
+        ok = ex_.send_file({fd, r.offset, count});
+    }
+    if (!ok) {
+        gone_ = true;
+        return false;
+    }
+    sent_ += count;
+    ex_.add_body_bytes(count);
+    return true;
+}
+
+void call::finish(bool keep_alive) {
+    finished_ = true;
+    ex_.finish(keep_alive && !gone_);
+}
+
+void call::complete() {
+    if (finished_) return;
+    if (!head_sent_) {
+        if (!started_) {
+            log::error("the app returned without calling start_response(); answering 500");
+            reject(500);
+            return;
+        }
+        emit_head(std::uint64_t{0});
+    }
+    if (chunked_) out_ += "0\r\n\r\n";
+    if (declared_length_ && sent_ < *declared_length_ && !no_body_) {
+        log::warning("app sent less body than its Content-Length; closing the connection");
+        keep_alive_ = false;
+    }
+    flush();
+    finish(keep_alive_);
+}
+
+void call::fail(std::string_view context) {
+    if (finished_) return;
+    if (!gone_) {
+        log::error("exception in app while handling " + std::string(context) + ":");
+        py::print_exception();
+    } else {
+        PyErr_Clear();
+    }
+    if (!head_sent_) {
+        unsigned status = ex_.body_error_status();
+        reject(status ? status : 500);
+        return;
+    }
+    // Too late for a 500: send what is buffered, without a final chunk, and
+    // end the connection so the client sees a truncated response.
+    flush();
+    finish(false);
+}
+
+void call::reject(unsigned status) {
+    if (finished_) return;
+    // After a framing or limit error the rest of the body cannot be trusted.
+    bool keep = can_keep_alive() && status != 413 && status != 408 && status != 400;
+    out_ = net::simple_response(status, ctx_.server_header, !keep, {}, ex_.head().head_method);
+    head_sent_ = true;
+    ex_.set_status(status);
+    flush();
+    finish(keep);
+}
+
+} // namespace trestle::wsgi

@@ -1,0 +1,87 @@
+#pragma once
+// Internals of the WSGI adapter (PEP 3333). Everything here runs on a pool
+// thread with the GIL held unless a comment says otherwise.
+#include "bridge/python/ref.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace trestle::net { class exchange; struct server_context; }
+
+namespace trestle::wsgi {
+
+// Creates the Python types below. Call once, with the GIL, before serving.
+void init_types();
+void init_response_type();
+void init_input_type();
+void init_file_wrapper_type();
+
+// ---- wsgi.input ---------------------------------------------------------
+py::ref new_input(net::exchange* ex);
+// Cuts the stream off from its exchange once the request is over, so an app
+// that kept a reference gets an error instead of touching freed state.
+void detach_input(PyObject* input);   // input: borrowed
+
+// ---- wsgi.file_wrapper ----------------------------------------------------
+PyObject* file_wrapper_type();        // borrowed; lives for the process
+// If `obj` is a FileWrapper over a regular file, returns the file's
+// descriptor and current position. Never raises.
+struct file_region { int fd; std::uint64_t offset; std::uint64_t size; };
+std::optional<file_region> file_wrapper_region(PyObject* obj);
+
+// ---- the response side of one call ------------------------------------------
+class call {
+public:
+    call(net::exchange& ex, const net::server_context& ctx);
+    ~call();
+
+    PyObject* start_response() const { return start_response_.get(); }   // borrowed
+
+    // start_response(status, headers, exc_info=None); returns write or null
+    // with an exception set.
+    PyObject* on_start_response(PyObject* status, PyObject* headers, PyObject* exc_info);
+    // write(data) and each chunk of the iterable. Returns false with an
+    // exception set on a type error; false with none when the client is gone.
+    bool on_body(PyObject* data);
+    // A whole body known in advance (list/tuple): one buffer, Content-Length.
+    bool on_sequence(PyObject* seq);
+    // A FileWrapper over a real file, sent with sendfile(2).
+    bool on_file(const file_region& region);
+    // The app has returned and close() has run: complete the response.
+    void complete();
+    // An exception escaped the app: answer 500 (or close if too late).
+    void fail(std::string_view context);
+    // Answer an error the server detected itself, before the app ran.
+    void reject(unsigned status);
+
+    bool started() const { return started_; }
+    bool client_gone() const { return gone_; }
+
+private:
+    bool emit_head(std::optional<std::uint64_t> known_length);
+    bool flush();
+    void finish(bool keep_alive);
+    bool can_keep_alive();
+    void append_chunk(std::string_view data);
+
+    net::exchange& ex_;
+    const net::server_context& ctx_;
+    bool finished_ = false;
+    py::ref start_response_;
+    bool started_ = false;
+    bool head_sent_ = false;
+    bool chunked_ = false;
+    bool no_body_ = false;         // HEAD, 1xx, 204, 304
+    bool keep_alive_ = false;
+    bool gone_ = false;
+    unsigned status_ = 0;
+    std::string status_line_;
+    std::string headers_;          // the app's fields, serialized
+    std::optional<std::uint64_t> declared_length_;
+    std::uint64_t sent_ = 0;
+    std::string out_;
+};
+
+} // namespace trestle::wsgi

@@ -1,0 +1,96 @@
+#include "adapters/wsgi/wsgi_handler.hpp"
+
+#include "adapters/wsgi/wsgi.hpp"
+#include "bridge/net/exchange.hpp"
+#include "bridge/net/server_context.hpp"
+#include "bridge/observability/log.hpp"
+#include "bridge/python/interpreter.hpp"
+#include "bridge/runtime/thread_pool.hpp"
+
+namespace trestle::wsgi {
+
+void init_types() {
+    static bool done = false;
+    if (done) return;
+    init_response_type();
+    init_input_type();
+    init_file_wrapper_type();
+    done = true;
+}
+
+wsgi_handler::wsgi_handler(py::ref app, runtime::thread_pool& pool, const net::server_context& ctx,
+                           std::string script_name)
+    : app_(std::move(app)), pool_(pool), ctx_(ctx), environ_((init_types(), std::move(script_name))) {}
+
+wsgi_handler::~wsgi_handler() = default;
+
+bool wsgi_handler::submit(std::shared_ptr<net::exchange> ex) {
+    return pool_.try_submit([this, ex = std::move(ex)] { run(*ex); });
+}
+
+namespace {
+
+std::string describe(const net::exchange& ex) {
+    return ex.head().method + " " + ex.head().target;
+}
+
+// Sends the iterable an app returned. False with an exception set on an app
+// error; false with none when the client went away.
+bool send_iterable(call& c, PyObject* result) {
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) return c.on_sequence(result);
+    if (auto region = file_wrapper_region(result)) return c.on_file(*region);
+    py::ref it = py::ref::steal(PyObject_GetIter(result));
+    if (!it) return false;
+    for (;;) {
+        py::ref item = py::ref::steal(PyIter_Next(it.get()));
+        if (!item) return !PyErr_Occurred();
+        if (!c.on_body(item.get())) return false;
+    }
+}
+
+// PEP 3333: close() is called whatever happened. Its own exception is
+// returned to the caller (set) only if nothing failed before.
+bool close_iterable(PyObject* result) {
+    if (!PyObject_HasAttrString(result, "close")) return true;
+    py::ref r = py::ref::steal(PyObject_CallMethod(result, "close", nullptr));
+    return static_cast<bool>(r);
+}
+
+} // namespace
+
+void wsgi_handler::run(net::exchange& ex) {
+    call c(ex, ctx_);
+    py::ref input = new_input(&ex);
+    unsigned bad = 0;
+    py::ref environ = input ? environ_.build(ex.head(), ex.endpoint(), input.get(), bad) : py::ref{};
+    if (!environ) {
+        if (bad) c.reject(bad);
+        else c.fail(describe(ex));
+        if (input) detach_input(input.get());
+        return;
+    }
+
+    py::ref result = py::ref::steal(
+        PyObject_CallFunctionObjArgs(app_.get(), environ.get(), c.start_response(), nullptr));
+    if (!result) {
+        c.fail(describe(ex));
+    } else {
+        bool ok = send_iterable(c, result.get());
+        if (!ok && PyErr_Occurred()) {
+            c.fail(describe(ex));
+            if (!close_iterable(result.get())) {
+                log::error("exception in close() of the response iterable:");
+                py::print_exception();
+            }
+        } else if (!close_iterable(result.get())) {
+            c.fail(describe(ex) + " (in the iterable's close())");
+        } else if (c.client_gone()) {
+            log::debug("client went away during " + describe(ex));
+        } else {
+            c.complete();
+        }
+    }
+    detach_input(input.get());
+}
+
+} // namespace trestle::wsgi

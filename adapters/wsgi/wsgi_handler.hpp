@@ -1,0 +1,31 @@
+#pragma once
+// Runs a WSGI app on the thread pool: one job per request, with the GIL held
+// only while Python runs.
+#include "adapters/handler.hpp"
+#include "adapters/wsgi/environ.hpp"
+#include "bridge/python/ref.hpp"
+
+namespace trestle::runtime { class thread_pool; }
+namespace trestle::net { struct server_context; class exchange; }
+
+namespace trestle::wsgi {
+
+class wsgi_handler : public handler {
+public:
+    // Requires the GIL. `app` is the WSGI callable.
+    wsgi_handler(py::ref app, runtime::thread_pool& pool, const net::server_context& ctx,
+                 std::string script_name = {});
+    ~wsgi_handler() override;
+    bool submit(std::shared_ptr<net::exchange> ex) override;
+
+    // Handles one request on the calling thread, which must hold the GIL.
+    void run(net::exchange& ex);
+
+private:
+    py::ref app_;
+    runtime::thread_pool& pool_;
+    const net::server_context& ctx_;
+    environ_builder environ_;
+};
+
+} // namespace trestle::wsgi

@@ -1,0 +1,212 @@
+#include "bridge/net/exchange.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <cstring>
+#include <unistd.h>
+
+namespace trestle::net {
+
+namespace asio = boost::asio;
+
+exchange::exchange(asio::any_io_executor io, request_head head, const endpoint_info& ep,
+                   std::size_t output_hwm)
+    : head_(std::move(head)), endpoint_(ep), io_(io), wakeup_(io), hwm_(output_hwm) {}
+
+exchange::~exchange() {
+    if (file_ && file_->fd >= 0) ::close(file_->fd);
+}
+
+void exchange::wake_io_locked() {
+    if (!io_waiting_) return;
+    io_waiting_ = false;
+    // The timer belongs to the io thread; cancel it there.
+    asio::post(io_, [self = shared_from_this()] { self->wakeup_.cancel(); });
+}
+
+// ---- body -------------------------------------------------------------
+
+void exchange::preload_body(std::string body) {
+    body_ = std::move(body);
+    body_eof_ = true;
+}
+
+std::optional<std::size_t> exchange::try_read(char* dst, std::size_t n) {
+    std::lock_guard lock(m_);
+    std::size_t avail = body_.size() - body_pos_;
+    if (avail > 0 || n == 0) {
+        std::size_t k = std::min(avail, n);
+        std::memcpy(dst, body_.data() + body_pos_, k);
+        body_pos_ += k;
+        return k;
+    }
+    if (body_eof_) return 0;
+    return std::nullopt;
+}
+
+std::optional<std::size_t> exchange::read(char* dst, std::size_t n) {
+    std::unique_lock lock(m_);
+    for (;;) {
+        std::size_t avail = body_.size() - body_pos_;
+        if (avail > 0 || n == 0) {
+            std::size_t k = std::min(avail, n);
+            std::memcpy(dst, body_.data() + body_pos_, k);
+            body_pos_ += k;
+            return k;
+        }
+        if (body_eof_) return 0;
+        if (body_failed_ || aborted_) return std::nullopt;
+        if (!body_wanted_) {
+            body_wanted_ = true;
+            wake_io_locked();
+        }
+        cv_.wait(lock);
+    }
+}
+
+bool exchange::body_consumed() {
+    std::lock_guard lock(m_);
+    return body_eof_ && body_pos_ == body_.size();
+}
+
+void exchange::push_body(std::string& data, bool eof) {
+    std::lock_guard lock(m_);
+    if (body_pos_ == body_.size()) {
+        body_.clear();
+        body_pos_ = 0;
+    }
+    body_.append(data);
+    data.clear();
+    body_eof_ = eof;
+    body_wanted_ = false;
+    cv_.notify_all();
+}
+
+void exchange::body_failed(unsigned status) {
+    std::lock_guard lock(m_);
+    body_failed_ = true;
+    body_error_status_ = status;
+    body_wanted_ = false;
+    cv_.notify_all();
+}
+
+unsigned exchange::body_error_status() {
+    std::lock_guard lock(m_);
+    return body_error_status_;
+}
+
+bool exchange::body_wanted_after_done() {
+    std::lock_guard lock(m_);
+    return !body_eof_;
+}
+
+// ---- output -----------------------------------------------------------
+
+namespace {
+void move_into(std::string& out, std::string& bytes) {
+    if (out.empty()) out.swap(bytes);
+    else out.append(bytes);
+    bytes.clear();
+}
+} // namespace
+
+exchange::write_result exchange::try_write(std::string& bytes) {
+    std::lock_guard lock(m_);
+    if (aborted_) return write_result::gone;
+    // An empty buffer always takes the bytes, so one large write never blocks
+    // forever; the app is paused before the next one instead.
+    if (!out_.empty() && out_.size() + in_flight_ + bytes.size() > hwm_)
+        return write_result::would_block;
+    if (out_.empty() && in_flight_ > hwm_) return write_result::would_block;
+    move_into(out_, bytes);
+    wake_io_locked();
+    return write_result::ok;
+}
+
+bool exchange::write(std::string& bytes) {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] {
+        if (aborted_) return true;
+        if (out_.empty()) return in_flight_ <= hwm_;
+        return out_.size() + in_flight_ + bytes.size() <= hwm_;
+    });
+    if (aborted_) return false;
+    move_into(out_, bytes);
+    wake_io_locked();
+    return true;
+}
+
+bool exchange::send_file(file_job job) {
+    std::unique_lock lock(m_);
+    if (aborted_) {
+        ::close(job.fd);
+        return false;
+    }
+    file_ = job;
+    file_pending_ = true;
+    wake_io_locked();
+    cv_.wait(lock, [&] { return aborted_ || !file_pending_; });
+    return file_ok_ && !aborted_;
+}
+
+void exchange::finish(bool keep_alive) {
+    std::lock_guard lock(m_);
+    done_ = true;
+    keep_alive_ = keep_alive;
+    wake_io_locked();
+}
+
+bool exchange::client_gone() {
+    std::lock_guard lock(m_);
+    return aborted_;
+}
+
+// ---- io side ------------------------------------------------------------
+
+bool exchange::take(io_work& w) {
+    std::lock_guard lock(m_);
+    bool any = false;
+    if (!out_.empty()) {
+        in_flight_ = out_.size();
+        w.out.swap(out_);
+        any = true;
+    }
+    if (file_pending_ && file_) {
+        w.file = file_;
+        file_.reset();   // the io side owns the fd now
+        any = true;
+    }
+    if (body_wanted_) {
+        w.want_body = true;
+        any = true;
+    }
+    if (done_) {
+        w.done = true;
+        w.keep_alive = keep_alive_;
+        any = true;
+    }
+    if (!any) io_waiting_ = true;
+    return any;
+}
+
+void exchange::output_written() {
+    std::lock_guard lock(m_);
+    in_flight_ = 0;
+    cv_.notify_all();
+}
+
+void exchange::file_sent(bool ok) {
+    std::lock_guard lock(m_);
+    file_pending_ = false;
+    file_ok_ = ok;
+    cv_.notify_all();
+}
+
+void exchange::abort() {
+    std::lock_guard lock(m_);
+    aborted_ = true;
+    io_waiting_ = false;
+    cv_.notify_all();
+}
+
+} // namespace trestle::net

@@ -1,0 +1,120 @@
+#pragma once
+// The state one request shares between its connection (an io thread) and the
+// app that answers it (a pool thread). The app side may block: the callers in
+// adapters/ release the GIL first. The io side never blocks; it is woken by a
+// post to its executor and then takes what the app produced.
+#include "bridge/net/request.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace trestle::net {
+
+// A file the io side sends with sendfile(2). The descriptor is owned (dup'ed).
+struct file_job {
+    int fd = -1;
+    std::uint64_t offset = 0;
+    std::uint64_t count = 0;
+};
+
+// What the io side must do after a wakeup.
+struct io_work {
+    std::string out;            // bytes to write, in order
+    std::optional<file_job> file;
+    bool want_body = false;     // the app waits for more request body
+    bool done = false;          // the app has finished (after `out` and `file`)
+    bool keep_alive = false;    // valid with done: the response allows reuse
+};
+
+class exchange : public std::enable_shared_from_this<exchange> {
+public:
+    exchange(boost::asio::any_io_executor io, request_head head, const endpoint_info& ep,
+             std::size_t output_hwm);
+    ~exchange();
+
+    const request_head& head() const { return head_; }
+    const endpoint_info& endpoint() const { return endpoint_; }
+
+    // ---- app side -------------------------------------------------------
+    // Body reads: try_read never blocks and returns nullopt when it would.
+    // read blocks until data, end of body (0) or failure (nullopt).
+    std::optional<std::size_t> try_read(char* dst, std::size_t n);
+    std::optional<std::size_t> read(char* dst, std::size_t n);
+    // True once the whole body has been received and consumed.
+    bool body_consumed();
+
+    // Output: try_write appends when it fits under the high-water mark.
+    // write blocks until it fits. Both return false if the client is gone.
+    enum class write_result { ok, would_block, gone };
+    // Both take the bytes out of `bytes` (leaving it empty) when they succeed.
+    write_result try_write(std::string& bytes);
+    bool write(std::string& bytes);
+    // Sends a file region with no copy; blocks until sent. Takes the fd.
+    bool send_file(file_job job);
+    // The response is complete (or, with keep_alive false, must end the
+    // connection). No app-side call may follow.
+    void finish(bool keep_alive);
+    bool client_gone();
+
+    // Facts for the access log, set by the app side before finish().
+    void set_status(unsigned status) { status_ = status; }
+    unsigned status() const { return status_; }
+    void add_body_bytes(std::uint64_t n) { body_bytes_ += n; }
+    std::uint64_t body_bytes() const { return body_bytes_; }
+
+    // ---- io side --------------------------------------------------------
+    // Takes pending work. Returns false (and arms the wakeup) if there is none.
+    bool take(io_work& w);
+    boost::asio::steady_timer& wakeup_timer() { return wakeup_; }
+    void output_written();
+    void push_body(std::string& data, bool eof);
+    // The body could not be read; `status` (413, 408, 400) is what the
+    // response should be if the app has not started one.
+    void body_failed(unsigned status);
+    unsigned body_error_status();
+    void file_sent(bool ok);
+    void abort();                   // the client has gone: fail every app-side wait
+    bool body_wanted_after_done();  // the app finished without reading all the body
+    void preload_body(std::string body);
+
+private:
+    void wake_io_locked();
+
+    request_head head_;
+    endpoint_info endpoint_;
+    boost::asio::any_io_executor io_;
+    boost::asio::steady_timer wakeup_;
+    std::size_t hwm_;
+
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool io_waiting_ = false;
+    bool aborted_ = false;
+    // body: io -> app
+    std::string body_;
+    std::size_t body_pos_ = 0;
+    bool body_eof_ = false;
+    bool body_failed_ = false;
+    unsigned body_error_status_ = 0;
+    bool body_wanted_ = false;
+    // output: app -> io
+    std::string out_;
+    std::size_t in_flight_ = 0;
+    std::optional<file_job> file_;
+    bool file_pending_ = false;
+    bool file_ok_ = false;
+    bool done_ = false;
+    bool keep_alive_ = false;
+
+    unsigned status_ = 0;
+    std::uint64_t body_bytes_ = 0;
+};
+
+} // namespace trestle::net

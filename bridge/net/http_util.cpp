@@ -1,0 +1,161 @@
+#include "bridge/net/http_util.hpp"
+#include "bridge/net/request.hpp"
+
+#include <boost/beast/core/string.hpp>
+
+#include <ctime>
+
+namespace trestle::net {
+
+std::string_view http_date() {
+    thread_local std::time_t last = 0;
+    thread_local char buf[40];
+    thread_local std::size_t len = 0;
+    std::time_t now = std::time(nullptr);
+    if (now != last) {
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        len = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return {buf, len};
+}
+
+namespace {
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+} // namespace
+
+bool percent_decode(std::string_view in, std::string& out) {
+    out.clear();
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        char c = in[i];
+        if (c == '%' && i + 2 < in.size()) {
+            int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                char d = static_cast<char>(hi * 16 + lo);
+                if (d == '\0') return false;
+                out.push_back(d);
+                i += 2;
+                continue;
+            }
+        }
+        out.push_back(c);
+    }
+    return true;
+}
+
+std::string_view reason_phrase(unsigned s) {
+    switch (s) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return {};
+    }
+}
+
+std::string simple_response(unsigned status, std::string_view server_header, bool close,
+                            std::string_view extra_headers, bool head_only) {
+    std::string_view reason = reason_phrase(status);
+    std::string body = std::to_string(status) + " " + std::string(reason) + "\n";
+    std::string r;
+    r.reserve(256);
+    r += "HTTP/1.1 ";
+    r += std::to_string(status);
+    r += ' ';
+    r += reason;
+    r += "\r\n";
+    if (!server_header.empty()) {
+        r += "Server: ";
+        r += server_header;
+        r += "\r\n";
+    }
+    r += "Date: ";
+    r += http_date();
+    r += "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ";
+    r += std::to_string(body.size());
+    r += "\r\n";
+    r += extra_headers;
+    if (close) r += "Connection: close\r\n";
+    r += "\r\n";
+    if (!head_only) r += body;
+    return r;
+}
+
+bool is_hop_by_hop(std::string_view n) {
+    using boost::beast::iequals;
+    return iequals(n, "connection") || iequals(n, "keep-alive") || iequals(n, "proxy-authenticate") ||
+           iequals(n, "proxy-authorization") || iequals(n, "te") || iequals(n, "trailer") ||
+           iequals(n, "trailers") || iequals(n, "transfer-encoding") || iequals(n, "upgrade");
+}
+
+// request_head helpers live here to keep request.hpp free of code.
+namespace {
+std::string_view strip_authority(std::string_view t) {
+    // absolute-form: scheme "://" authority path-abempty
+    auto scheme_end = t.find("://");
+    if (scheme_end == std::string_view::npos || t.empty() || t[0] == '/') return t;
+    auto path_start = t.find_first_of("/?", scheme_end + 3);
+    if (path_start == std::string_view::npos) return "/";
+    if (t[path_start] == '?') return t.substr(path_start); // no path: treat as "/" + query below
+    return t.substr(path_start);
+}
+std::string_view without_fragment(std::string_view t) {
+    auto h = t.find('#');
+    return h == std::string_view::npos ? t : t.substr(0, h);
+}
+} // namespace
+
+std::string_view request_head::path() const {
+    std::string_view t = without_fragment(strip_authority(target));
+    auto q = t.find('?');
+    return q == std::string_view::npos ? t : t.substr(0, q);
+}
+
+std::string_view request_head::query() const {
+    std::string_view t = without_fragment(strip_authority(target));
+    auto q = t.find('?');
+    return q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
+}
+
+const std::string* request_head::find(std::string_view lower_name) const {
+    for (auto& h : headers)
+        if (boost::beast::iequals(h.name, lower_name)) return &h.value;
+    return nullptr;
+}
+
+} // namespace trestle::net

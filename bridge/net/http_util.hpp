@@ -1,0 +1,27 @@
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace trestle::net {
+
+// The current time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"),
+// formatted at most once per second per thread.
+std::string_view http_date();
+
+// Decodes %XX escapes. Invalid escapes are kept as they are, as most servers
+// do. Returns false only if a decoded byte is NUL (refused: it cannot appear
+// in a CGI variable safely).
+bool percent_decode(std::string_view in, std::string& out);
+
+// "Not Found" for 404; empty for unknown codes.
+std::string_view reason_phrase(unsigned status);
+
+// A complete small response produced by the server itself (errors, 100, 503).
+std::string simple_response(unsigned status, std::string_view server_header, bool close,
+                            std::string_view extra_headers = {}, bool head_only = false);
+
+// True for the hop-by-hop fields of RFC 9110 7.6.1 that an app must not set.
+bool is_hop_by_hop(std::string_view name);
+
+} // namespace trestle::net

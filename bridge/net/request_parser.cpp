@@ -1,0 +1,160 @@
+#include "bridge/net/request_parser.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+
+namespace trestle::net {
+
+namespace http = boost::beast::http;
+using boost::system::error_code;
+
+namespace {
+
+class parse_category_impl : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "trestle.http"; }
+    std::string message(int ev) const override {
+        switch (static_cast<parse_error>(ev)) {
+        case parse_error::ok: return "ok";
+        case parse_error::too_many_headers: return "too many header fields";
+        case parse_error::bad_header: return "malformed header field";
+        case parse_error::missing_host: return "HTTP/1.1 request without exactly one Host";
+        case parse_error::bad_transfer_encoding: return "unsupported Transfer-Encoding";
+        case parse_error::bad_version: return "unsupported HTTP version";
+        }
+        return "unknown";
+    }
+};
+
+bool has_control(std::string_view v) {
+    for (unsigned char c : v)
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
+    return false;
+}
+
+} // namespace
+
+const boost::system::error_category& parse_category() {
+    static parse_category_impl cat;
+    return cat;
+}
+
+error_code make_error(parse_error e) { return {static_cast<int>(e), parse_category()}; }
+
+request_parser::request_parser(std::size_t max_header_bytes, std::size_t max_header_count,
+                               std::uint64_t max_body_bytes)
+    : max_header_count_(max_header_count) {
+    header_limit(static_cast<std::uint32_t>(max_header_bytes));
+    body_limit(max_body_bytes);
+}
+
+void request_parser::on_request_impl(http::verb, boost::beast::string_view method, boost::beast::string_view target,
+                                     int version, error_code& ec) {
+    if (version != 10 && version != 11) {
+        ec = make_error(parse_error::bad_version);
+        return;
+    }
+    head_.method.assign(method);
+    head_.target.assign(target);
+    head_.version = static_cast<unsigned>(version);
+    head_.head_method = method == "HEAD";
+    head_.headers.reserve(16);
+}
+
+void request_parser::on_field_impl(http::field f, boost::beast::string_view name, boost::beast::string_view value,
+                                   error_code& ec) {
+    if (head_.headers.size() >= max_header_count_) {
+        ec = make_error(parse_error::too_many_headers);
+        return;
+    }
+    // Beast has already unfolded obs-fold; the raw-bytes check in
+    // check_raw_head() rejects it. Here: no control characters (BEL, DEL, NUL).
+    if (has_control(value)) {
+        ec = make_error(parse_error::bad_header);
+        return;
+    }
+    if (f == http::field::host && ++host_count_ > 1) {
+        ec = make_error(parse_error::missing_host);
+        return;
+    }
+    if (f == http::field::transfer_encoding) {
+        if (!transfer_encoding_.empty()) transfer_encoding_ += ',';
+        transfer_encoding_.append(value);
+    }
+    if (f == http::field::expect && boost::beast::iequals(value, "100-continue"))
+        head_.expect_continue = true;
+    head_.headers.push_back({std::string(name), std::string(value), static_cast<int>(f)});
+    ec = {};
+}
+
+void request_parser::on_header_impl(error_code& ec) {
+    ec = {};
+    if (head_.version == 11 && host_count_ != 1) {
+        ec = make_error(parse_error::missing_host);
+        return;
+    }
+    if (!transfer_encoding_.empty()) {
+        // RFC 9112 6.1: only `chunked` framing is understood, it must come
+        // last, and it must appear once. Anything else could be read in two
+        // ways by two parsers, so it is refused.
+        int chunked = 0, other = 0;
+        bool last_chunked = false;
+        for (auto tok : http::token_list{transfer_encoding_}) {
+            last_chunked = boost::beast::iequals(tok, "chunked");
+            (last_chunked ? chunked : other)++;
+        }
+        if (chunked != 1 || other != 0 || !last_chunked) {
+            ec = make_error(parse_error::bad_transfer_encoding);
+            return;
+        }
+    }
+    if (auto cl = content_length()) head_.content_length = *cl;
+    head_.chunked = chunked();
+    head_.keep_alive = keep_alive();
+}
+
+std::size_t request_parser::on_body_impl(boost::beast::string_view body, error_code& ec) {
+    body_.append(body);
+    ec = {};
+    return body.size();
+}
+
+std::size_t request_parser::on_chunk_body_impl(std::uint64_t, boost::beast::string_view body, error_code& ec) {
+    body_.append(body);
+    ec = {};
+    return body.size();
+}
+
+error_code check_raw_head(std::string_view raw) {
+    // Beast accepts a few things RFC 9112 lets a server refuse and which
+    // other parsers read differently: obs-fold, bare LF line endings and
+    // whitespace before the colon. Refuse all three.
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        char c = raw[i];
+        if (c == '\n') {
+            if (i == 0 || raw[i - 1] != '\r') return make_error(parse_error::bad_header);
+            if (i + 1 < raw.size() && (raw[i + 1] == ' ' || raw[i + 1] == '\t'))
+                return make_error(parse_error::bad_header);
+        } else if (c == '\0') {
+            return make_error(parse_error::bad_header);
+        }
+    }
+    return {};
+}
+
+unsigned status_for_parse_error(const error_code& ec) {
+    if (ec == http::error::header_limit) return 431;
+    if (ec == http::error::body_limit) return 413;
+    if (ec.category() == parse_category()) {
+        switch (static_cast<parse_error>(ec.value())) {
+        case parse_error::too_many_headers: return 431;
+        case parse_error::bad_version: return 505;
+        default: return 400;
+        }
+    }
+    return 400;
+}
+
+} // namespace trestle::net

@@ -1,0 +1,290 @@
+#include "bridge/net/server.hpp"
+
+#include "bridge/net/session.hpp"
+#include "bridge/observability/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <charconv>
+#include <csignal>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace trestle::net {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+bind_spec parse_bind(const std::string& text) {
+    bind_spec b;
+    if (text.rfind("unix:", 0) == 0) {
+        b.is_unix = true;
+        b.host = text.substr(5);
+        if (b.host.empty()) throw bind_error("--bind " + text + ": empty unix socket path", true);
+        return b;
+    }
+    std::string port;
+    if (!text.empty() && text[0] == '[') {
+        auto close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            throw bind_error("--bind " + text + ": expected [IPv6]:PORT", true);
+        b.host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string::npos) throw bind_error("--bind " + text + ": expected HOST:PORT or unix:/path", true);
+        b.host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (b.host.empty()) b.host = "0.0.0.0";
+    }
+    unsigned value = 0;
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc{} || p != port.data() + port.size() || port.empty() || value > 65535)
+        throw bind_error("--bind " + text + ": bad port '" + port + "'", true);
+    b.port = static_cast<unsigned short>(value);
+    return b;
+}
+
+namespace {
+
+struct io_worker {
+    asio::io_context ioc{1};
+    session_registry registry{ioc.get_executor()};
+    std::thread thread;
+};
+
+asio::awaitable<void> run_session(generic_socket sock, endpoint_info ep, server_context& ctx,
+                                  session_registry& reg, std::atomic<std::size_t>& live) {
+    ++live;
+    struct on_exit {
+        std::atomic<std::size_t>& live;
+        ~on_exit() { --live; }
+    } guard{live};
+    auto s = std::make_shared<session>(std::move(sock), std::move(ep), ctx, reg);
+    co_await s->run();
+}
+
+void log_exception(std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        log::error(std::string("connection failed: ") + ex.what());
+    }
+}
+
+} // namespace
+
+struct server::impl {
+    server_context& ctx;
+    int backlog;
+    std::vector<std::unique_ptr<io_worker>> workers;
+    std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
+    std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors;
+    std::vector<std::string> unix_paths;
+    std::atomic<std::size_t> live{0};
+    std::size_t next = 0;
+
+    io_worker& pick() { return *workers[next++ % workers.size()]; }
+
+    void spawn(generic_socket sock, endpoint_info ep, io_worker& w) {
+        asio::co_spawn(w.ioc, run_session(std::move(sock), std::move(ep), ctx, w.registry, live), log_exception);
+    }
+
+    asio::awaitable<void> accept_tcp(tcp::acceptor& acc) {
+        for (;;) {
+            io_worker& w = pick();
+            auto [ec, sock] = co_await acc.async_accept(w.ioc.get_executor(), use_tuple);
+            if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+            if (ec) {
+                log::warning("accept failed: " + ec.message());
+                asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
+                co_await t.async_wait(use_tuple);
+                continue;
+            }
+            error_code ignored;
+            sock.set_option(tcp::no_delay(true), ignored);
+            endpoint_info ep;
+            auto remote = sock.remote_endpoint(ignored);
+            auto local = sock.local_endpoint(ignored);
+            ep.remote_addr = remote.address().to_string();
+            ep.remote_port = std::to_string(remote.port());
+            ep.server_name = local.address().to_string();
+            ep.server_port = std::to_string(local.port());
+            int family = remote.address().is_v6() ? AF_INET6 : AF_INET;
+            auto proto = asio::generic::stream_protocol(family, IPPROTO_TCP);
+            generic_socket gs(w.ioc.get_executor(), proto, sock.release(ignored));
+            spawn(std::move(gs), std::move(ep), w);
+        }
+    }
+
+    asio::awaitable<void> accept_unix(asio::local::stream_protocol::acceptor& acc) {
+        for (;;) {
+            io_worker& w = pick();
+            auto [ec, sock] = co_await acc.async_accept(w.ioc.get_executor(), use_tuple);
+            if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+            if (ec) {
+                log::warning("accept failed: " + ec.message());
+                asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
+                co_await t.async_wait(use_tuple);
+                continue;
+            }
+            endpoint_info ep;
+            ep.is_unix = true;
+            ep.server_name = "localhost";
+            ep.server_port = "0";
+            error_code ignored;
+            auto proto = asio::generic::stream_protocol(AF_UNIX, 0);
+            generic_socket gs(w.ioc.get_executor(), proto, sock.release(ignored));
+            spawn(std::move(gs), std::move(ep), w);
+        }
+    }
+
+    void listen_one(const std::string& text) {
+        bind_spec b = parse_bind(text);
+        auto& ioc = workers.front()->ioc;
+        error_code ec;
+        if (b.is_unix) {
+            struct stat st{};
+            if (::stat(b.host.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(b.host.c_str());
+            auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
+            asio::local::stream_protocol::endpoint ep(b.host);
+            acc->open(ep.protocol(), ec);
+            if (!ec) acc->bind(ep, ec);
+            if (!ec) acc->listen(backlog, ec);
+            if (ec) throw bind_error("cannot listen on unix:" + b.host + ": " + ec.message(), false);
+            log::info("listening on unix:" + b.host);
+            unix_paths.push_back(b.host);
+            unix_acceptors.push_back(std::move(acc));
+            return;
+        }
+        tcp::resolver resolver(ioc);
+        auto results = resolver.resolve(b.host, std::to_string(b.port),
+                                        tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+        if (ec || results.empty())
+            throw bind_error("cannot resolve --bind host '" + b.host + "': " + ec.message(), true);
+        tcp::endpoint ep = results.begin()->endpoint();
+        auto acc = std::make_unique<tcp::acceptor>(ioc);
+        acc->open(ep.protocol(), ec);
+        if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec && ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+        if (!ec) acc->bind(ep, ec);
+        if (!ec) acc->listen(backlog, ec);
+        if (ec) throw bind_error("cannot listen on " + text + ": " + ec.message(), false);
+        auto bound = acc->local_endpoint(ec);
+        std::string host = bound.address().to_string();
+        if (bound.address().is_v6()) host = "[" + host + "]";
+        log::info("listening on http://" + host + ":" + std::to_string(bound.port()));
+        tcp_acceptors.push_back(std::move(acc));
+    }
+
+    void close_acceptors() {
+        error_code ec;
+        for (auto& a : tcp_acceptors) a->close(ec);
+        for (auto& a : unix_acceptors) a->close(ec);
+        for (auto& p : unix_paths) ::unlink(p.c_str());
+    }
+};
+
+server::server(server_context& ctx, std::size_t io_threads, int backlog)
+    : impl_(std::make_unique<impl>(ctx, backlog)) {
+    for (std::size_t i = 0; i < io_threads; ++i) impl_->workers.push_back(std::make_unique<io_worker>());
+}
+
+server::~server() = default;
+
+void server::listen(const std::vector<std::string>& binds) {
+    for (auto& b : binds) impl_->listen_one(b);
+}
+
+bool server::run(std::chrono::milliseconds graceful) {
+    auto& im = *impl_;
+    auto& io0 = im.workers.front()->ioc;
+    for (auto& a : im.tcp_acceptors) asio::co_spawn(io0, im.accept_tcp(*a), log_exception);
+    for (auto& a : im.unix_acceptors) asio::co_spawn(io0, im.accept_unix(*a), log_exception);
+    for (auto& w : im.workers) {
+        w->registry.start();
+        w->thread = std::thread([&ioc = w->ioc] {
+            auto guard = asio::make_work_guard(ioc);
+            ioc.run();
+        });
+    }
+
+    // The main thread only waits for signals and supervises the drain.
+    asio::io_context control{1};
+    asio::signal_set signals(control, SIGINT, SIGTERM);
+    asio::steady_timer poll(control);
+    bool clean = true;
+    int signals_seen = 0;
+    std::chrono::steady_clock::time_point deadline;
+
+    std::function<void()> watch_drain = [&] {
+        poll.expires_after(std::chrono::milliseconds(20));
+        poll.async_wait([&](error_code ec) {
+            if (ec) return;
+            if (im.live.load() == 0) {
+                control.stop();
+                return;
+            }
+            if (std::chrono::steady_clock::now() >= deadline) {
+                log::warning("graceful timeout: closing " + std::to_string(im.live.load()) + " connection(s)");
+                clean = false;
+                control.stop();
+                return;
+            }
+            for (auto& w : im.workers) asio::post(w->ioc, [&reg = w->registry] { reg.close_idle(); });
+            watch_drain();
+        });
+    };
+    std::function<void()> wait_signal = [&] {
+        signals.async_wait([&](error_code ec, int sig) {
+            if (ec) return;
+            if (++signals_seen > 1) {
+                log::warning("second signal: stopping now");
+                clean = false;
+                control.stop();
+                return;
+            }
+            log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                      ", shutting down gracefully");
+            im.ctx.draining = true;
+            deadline = std::chrono::steady_clock::now() + graceful;
+            asio::post(io0, [&im] { im.close_acceptors(); });
+            for (auto& w : im.workers) asio::post(w->ioc, [&reg = w->registry] { reg.close_idle(); });
+            watch_drain();
+            wait_signal();
+        });
+    };
+    wait_signal();
+    control.run();
+
+    for (auto& w : im.workers)
+        asio::post(w->ioc, [&reg = w->registry] {
+            reg.close_all();
+            reg.stop();
+        });
+    asio::post(io0, [&im] { im.close_acceptors(); });
+    // Let the sessions unwind (their coroutines see the closed sockets), then stop.
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (im.live.load() > 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (auto& w : im.workers) w->ioc.stop();
+    for (auto& w : im.workers)
+        if (w->thread.joinable()) w->thread.join();
+    return clean;
+}
+
+} // namespace trestle::net

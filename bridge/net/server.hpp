@@ -1,0 +1,42 @@
+#pragma once
+// Listeners, io threads and graceful shutdown. One io_context per io thread;
+// each accepted connection lives on one of them for its whole life, so no
+// strands are needed.
+#include "bridge/net/server_context.hpp"
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace trestle::net {
+
+// A --bind value that cannot be parsed (exit 2) or bound (exit 1).
+struct bind_error : std::runtime_error {
+    bind_error(const std::string& m, bool usage) : std::runtime_error(m), usage(usage) {}
+    bool usage;
+};
+
+// HOST:PORT, [V6]:PORT, :PORT or unix:/path.
+struct bind_spec {
+    bool is_unix = false;
+    std::string host;   // or the unix path
+    unsigned short port = 0;
+};
+bind_spec parse_bind(const std::string& text);   // throws bind_error(usage=true)
+
+class server {
+public:
+    server(server_context& ctx, std::size_t io_threads, int backlog);
+    ~server();
+    void listen(const std::vector<std::string>& binds);   // throws bind_error
+    // Serves until SIGINT/SIGTERM, then drains for up to `graceful`.
+    // Returns true if every connection finished in time.
+    bool run(std::chrono::milliseconds graceful);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace trestle::net

@@ -1,0 +1,24 @@
+#pragma once
+#include "bridge/config/options.hpp"
+
+#include <atomic>
+#include <string>
+
+namespace trestle { class handler; class access_log; }
+
+namespace trestle::net {
+
+// What every connection of a server reads; fixed once serving starts, except
+// `draining`, which flips once on graceful shutdown.
+struct server_context {
+    http_limits limits;
+    std::size_t output_hwm = 256 * 1024;
+    std::size_t preread_bytes = 64 * 1024;
+    std::string server_header = "trestle";
+    std::string retry_after = "1";
+    handler* app = nullptr;
+    access_log* access = nullptr;
+    std::atomic<bool> draining{false};
+};
+
+} // namespace trestle::net

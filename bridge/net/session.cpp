@@ -1,0 +1,326 @@
+#include "bridge/net/session.hpp"
+
+#include "adapters/handler.hpp"
+#include "bridge/net/exchange.hpp"
+#include "bridge/net/http_util.hpp"
+#include "bridge/net/request_parser.hpp"
+#include "bridge/net/server_context.hpp"
+#include "bridge/observability/access_log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <cerrno>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+namespace trestle::net {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using boost::system::error_code;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t body_chunk = 64 * 1024;
+// After the app answers without reading the whole body, up to this much is
+// read and discarded to keep the connection; beyond it the connection closes.
+constexpr std::uint64_t drain_limit = 1 << 20;
+} // namespace
+
+session::session(generic_socket socket, endpoint_info ep, server_context& ctx, session_registry& reg)
+    : socket_(std::move(socket)), ep_(std::move(ep)), ctx_(ctx), reg_(reg) {
+    reg_pos_ = reg_.add(this);
+}
+
+session::~session() {
+    if (current_) current_->abort();
+    reg_.remove(reg_pos_);
+}
+
+void session::set_phase(phase ph) {
+    auto now = clock::now();
+    switch (ph) {
+    case phase::idle: deadline_ = now + ctx_.limits.keepalive_timeout; break;
+    case phase::head:
+        if (phase_ != phase::head) deadline_ = now + ctx_.limits.header_timeout;
+        break;
+    case phase::body:
+    case phase::write: deadline_ = now + ctx_.limits.io_timeout; break;
+    case phase::app: deadline_ = clock::time_point::max(); break;
+    }
+    phase_ = ph;
+}
+
+void session::check_deadline(clock::time_point now) {
+    if (closed_ || now < deadline_) return;
+    timed_out_ = true;
+    deadline_ = clock::time_point::max();
+    if (phase_ == phase::idle) {
+        close_now();
+        return;
+    }
+    error_code ec;
+    socket_.cancel(ec);
+}
+
+void session::close_if_idle() {
+    if (phase_ == phase::idle) close_now();
+}
+
+void session::close_now() {
+    if (closed_) return;
+    closed_ = true;
+    error_code ec;
+    socket_.shutdown(asio::socket_base::shutdown_both, ec);
+    socket_.close(ec);
+    if (current_) current_->wakeup_timer().cancel();
+}
+
+asio::awaitable<void> session::run() {
+    auto self = shared_from_this();
+    set_phase(phase::head);
+    for (;;) {
+        request_parser parser(ctx_.limits.max_header_bytes, ctx_.limits.max_header_count,
+                              ctx_.limits.max_body_bytes);
+        if (!co_await read_head(parser)) break;
+        if (!co_await serve(parser)) break;
+        if (ctx_.draining.load(std::memory_order_relaxed)) break;
+        set_phase(buf_.size() > 0 ? phase::head : phase::idle);
+    }
+    close_now();
+}
+
+asio::awaitable<bool> session::read_head(request_parser& p) {
+    for (;;) {
+        if (buf_.size() > 0) {
+            if (phase_ == phase::idle) set_phase(phase::head);
+            error_code ec;
+            std::size_t n = p.put(buf_.data(), ec);
+            if (!ec && p.is_header_done()) {
+                auto raw = std::string_view(static_cast<const char*>(buf_.data().data()), n);
+                ec = check_raw_head(raw);
+                buf_.consume(n);
+                if (!ec) co_return true;
+            }
+            if (ec && ec != http::error::need_more) {
+                co_await reject(status_for_parse_error(ec));
+                co_return false;
+            }
+            buf_.consume(n);
+        }
+        if (closed_) co_return false;
+        auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
+        if (ec) {
+            if (timed_out_ && phase_ == phase::head && !closed_) co_await reject(408);
+            co_return false;
+        }
+        buf_.commit(n);
+    }
+}
+
+asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& out) {
+    for (;;) {
+        if (buf_.size() > 0) {
+            error_code ec;
+            std::size_t n = p.put(buf_.data(), ec);
+            buf_.consume(n);
+            if (ec && ec != http::error::need_more) {
+                body_status_ = status_for_parse_error(ec);
+                co_return false;
+            }
+            auto& sink = p.body_sink();
+            if (!sink.empty() || p.is_done()) {
+                out.append(sink);
+                sink.clear();
+                co_return true;
+            }
+            if (!ec && n > 0) continue;
+        }
+        if (closed_) co_return false;
+        set_phase(phase::body);
+        auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(body_chunk), use_tuple);
+        if (ec) {
+            body_status_ = timed_out_ ? 408 : 400;
+            co_return false;
+        }
+        buf_.commit(n);
+    }
+}
+
+asio::awaitable<bool> session::serve(request_parser& p) {
+    const request_head& h = p.head();
+    bool expect = h.expect_continue;
+    bool preread = !h.chunked && h.content_length && *h.content_length <= ctx_.preread_bytes &&
+                   (!expect || *h.content_length == 0);
+    std::string body;
+    if (preread) {
+        while (!p.is_done()) {
+            if (!co_await read_body_chunk(p, body)) {
+                co_await reject(body_status_);
+                co_return false;
+            }
+        }
+    }
+    auto started = clock::now();
+    auto ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep_,
+                                         ctx_.output_hwm);
+    if (preread || p.is_done()) ex->preload_body(std::move(body));
+    current_ = ex;
+    set_phase(phase::app);
+    if (!ctx_.app->submit(ex)) {
+        current_.reset();
+        co_await reject(503);
+        co_return false;
+    }
+    bool keep = false;
+    bool ok = co_await pump(p, *ex, keep);
+    current_.reset();
+    if (ctx_.access) ctx_.access->record(*ex, started);
+    if (!ok || !keep) co_return false;
+    if (!p.is_done() && !co_await drain(p)) co_return false;
+    co_return true;
+}
+
+asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep) {
+    bool body_broken = false;
+    for (;;) {
+        io_work w;
+        if (!ex.take(w)) {
+            auto& t = ex.wakeup_timer();
+            t.expires_at(asio::steady_timer::time_point::max());
+            co_await t.async_wait(use_tuple);
+            if (closed_) {
+                ex.abort();
+                co_return false;
+            }
+            continue;
+        }
+        if (!w.out.empty()) {
+            if (!co_await write(w.out)) {
+                ex.abort();
+                co_return false;
+            }
+            ex.output_written();
+        }
+        if (w.file) {
+            bool sent = co_await send_file(w.file->fd, w.file->offset, w.file->count);
+            ::close(w.file->fd);
+            ex.file_sent(sent);
+            if (!sent) {
+                ex.abort();
+                co_return false;
+            }
+        }
+        if (w.want_body) {
+            if (ex.head().expect_continue && !continue_sent_) {
+                continue_sent_ = true;
+                if (!co_await write("HTTP/1.1 100 Continue\r\n\r\n")) {
+                    ex.abort();
+                    co_return false;
+                }
+            }
+            std::string chunk;
+            if (!body_broken && co_await read_body_chunk(p, chunk)) {
+                ex.push_body(chunk, p.is_done());
+            } else {
+                body_broken = true;
+                ex.body_failed(body_status_);
+            }
+        }
+        if (w.done) {
+            keep = w.keep_alive && !body_broken;
+            co_return true;
+        }
+        set_phase(phase::app);
+    }
+}
+
+asio::awaitable<bool> session::send_file(int fd, std::uint64_t offset, std::uint64_t count) {
+    off_t off = static_cast<off_t>(offset);
+    while (count > 0) {
+        set_phase(phase::write);
+        ssize_t n = ::sendfile(socket_.native_handle(), fd, &off, std::min<std::uint64_t>(count, 1 << 30));
+        if (n > 0) {
+            count -= static_cast<std::uint64_t>(n);
+            continue;
+        }
+        if (n == 0) co_return false;   // file shrank under us
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) co_return false;
+        auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write, use_tuple);
+        if (ec) co_return false;
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> session::drain(request_parser& p) {
+    if (p.head().expect_continue && !continue_sent_) co_return false;
+    std::uint64_t discarded = 0;
+    std::string chunk;
+    while (!p.is_done()) {
+        chunk.clear();
+        if (!co_await read_body_chunk(p, chunk)) co_return false;
+        discarded += chunk.size();
+        if (discarded > drain_limit) co_return false;
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> session::write(std::string_view bytes) {
+    if (closed_) co_return false;
+    set_phase(phase::write);
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), use_tuple);
+    co_return !ec;
+}
+
+asio::awaitable<void> session::reject(unsigned status, bool head_only) {
+    std::string extra;
+    if (status == 503) extra = "Retry-After: " + ctx_.retry_after + "\r\n";
+    std::string r = simple_response(status, ctx_.server_header, true, extra, head_only);
+    timed_out_ = false;
+    co_await write(r);
+}
+
+// ---- registry -------------------------------------------------------------
+
+session_registry::session_registry(asio::any_io_executor ex) : timer_(ex) {}
+
+std::list<session*>::iterator session_registry::add(session* s) {
+    return sessions_.insert(sessions_.end(), s);
+}
+
+void session_registry::remove(std::list<session*>::iterator it) { sessions_.erase(it); }
+
+void session_registry::start() {
+    timer_.expires_after(std::chrono::milliseconds(250));
+    timer_.async_wait([this](error_code ec) {
+        if (ec || stopped_) return;
+        tick();
+        start();
+    });
+}
+
+void session_registry::stop() {
+    stopped_ = true;
+    timer_.cancel();
+}
+
+void session_registry::tick() {
+    auto now = clock::now();
+    for (session* s : sessions_) s->check_deadline(now);
+}
+
+void session_registry::close_idle() {
+    for (session* s : sessions_) s->close_if_idle();
+}
+
+void session_registry::close_all() {
+    for (session* s : sessions_) s->close_now();
+}
+
+} // namespace trestle::net

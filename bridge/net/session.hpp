@@ -1,0 +1,89 @@
+#pragma once
+// One HTTP/1.1 connection: a coroutine that reads a request head, hands the
+// request to the app through an exchange, pumps body and output between the
+// socket and the exchange, and loops for keep-alive. Requests on one
+// connection are answered strictly in order, so pipelining is safe.
+#include "bridge/net/request.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <optional>
+
+namespace trestle::net {
+
+struct server_context;
+class exchange;
+class request_parser;
+class session_registry;
+struct io_work;
+using generic_socket = boost::asio::generic::stream_protocol::socket;
+using clock = std::chrono::steady_clock;
+
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(generic_socket socket, endpoint_info ep, server_context& ctx, session_registry& reg);
+    ~session();
+
+    boost::asio::awaitable<void> run();
+
+    // Called by the registry's watchdog on the same io thread.
+    void check_deadline(clock::time_point now);
+    // Closes the connection now if it sits between requests.
+    void close_if_idle();
+    void close_now();
+
+private:
+    enum class phase { idle, head, body, app, write };
+
+    boost::asio::awaitable<bool> read_head(request_parser& p);
+    boost::asio::awaitable<bool> read_body_chunk(request_parser& p, std::string& out);
+    boost::asio::awaitable<bool> serve(request_parser& p);
+    boost::asio::awaitable<bool> pump(request_parser& p, exchange& ex, bool& keep);
+    boost::asio::awaitable<bool> send_file(int fd, std::uint64_t offset, std::uint64_t count);
+    boost::asio::awaitable<bool> drain(request_parser& p);
+    boost::asio::awaitable<bool> write(std::string_view bytes);
+    boost::asio::awaitable<void> reject(unsigned status, bool head_only = false);
+    void set_phase(phase ph);
+
+    generic_socket socket_;
+    endpoint_info ep_;
+    server_context& ctx_;
+    session_registry& reg_;
+    std::list<session*>::iterator reg_pos_;
+    boost::beast::flat_buffer buf_;
+    phase phase_ = phase::idle;
+    clock::time_point deadline_ = clock::time_point::max();
+    bool timed_out_ = false;
+    bool closed_ = false;
+    bool continue_sent_ = false;
+    unsigned body_status_ = 400;
+    std::shared_ptr<exchange> current_;
+};
+
+// The sessions of one io_context, and a coarse watchdog that enforces their
+// deadlines: one timer per io thread rather than one per socket operation.
+class session_registry {
+public:
+    explicit session_registry(boost::asio::any_io_executor ex);
+    std::list<session*>::iterator add(session* s);
+    void remove(std::list<session*>::iterator it);
+    void start();
+    void stop();
+    void close_idle();
+    void close_all();
+    std::size_t size() const { return sessions_.size(); }
+
+private:
+    void tick();
+    std::list<session*> sessions_;
+    boost::asio::steady_timer timer_;
+    bool stopped_ = false;
+};
+
+} // namespace trestle::net

@@ -1,0 +1,87 @@
+#include "bridge/observability/access_log.hpp"
+
+#include "bridge/net/exchange.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+namespace trestle {
+
+access_log::access_log(const std::string& path) {
+    if (path == "-") {
+        out_ = stderr;
+        owned_ = false;
+        return;
+    }
+    out_ = std::fopen(path.c_str(), "a");
+    if (!out_) throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(errno));
+    owned_ = true;
+}
+
+access_log::~access_log() {
+    flush();
+    if (owned_) std::fclose(out_);
+}
+
+namespace {
+// Quotes a header value for the log: '"' and control bytes are escaped so a
+// client cannot forge log lines.
+void append_quoted(std::string& line, const std::string* v) {
+    line += '"';
+    if (!v) {
+        line += '-';
+    } else {
+        for (unsigned char c : *v) {
+            if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
+                char esc[8];
+                std::snprintf(esc, sizeof esc, "\\x%02x", c);
+                line += esc;
+            } else {
+                line += static_cast<char>(c);
+            }
+        }
+    }
+    line += '"';
+}
+} // namespace
+
+void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point started) {
+    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const auto& h = ex.head();
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char stamp[40];
+    std::strftime(stamp, sizeof stamp, "[%d/%b/%Y:%H:%M:%S +0000]", &tm);
+
+    std::string line;
+    line.reserve(256);
+    line += ex.endpoint().remote_addr.empty() ? "-" : ex.endpoint().remote_addr;
+    line += " - - ";
+    line += stamp;
+    line += ' ';
+    std::string request = h.method + " " + h.target + (h.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
+    append_quoted(line, &request);
+    line += ' ';
+    line += ex.status() ? std::to_string(ex.status()) : "-";
+    line += ' ';
+    line += ex.body_bytes() ? std::to_string(ex.body_bytes()) : "-";
+    line += ' ';
+    append_quoted(line, h.find("referer"));
+    line += ' ';
+    append_quoted(line, h.find("user-agent"));
+    char dur[32];
+    std::snprintf(dur, sizeof dur, " %.6f\n", elapsed);
+    line += dur;
+    std::lock_guard lock(m_);
+    std::fwrite(line.data(), 1, line.size(), out_);
+}
+
+void access_log::flush() {
+    std::lock_guard lock(m_);
+    std::fflush(out_);
+}
+
+} // namespace trestle

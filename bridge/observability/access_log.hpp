@@ -1,0 +1,29 @@
+#pragma once
+// The access log: one line per request in the Apache/nginx "combined"
+// format with the request duration in seconds appended:
+//   REMOTE - - [27/Nov/2026:10:00:00 +0000] "GET /p?q HTTP/1.1" 200 13 "REFERER" "USER-AGENT" 0.000412
+// Lines are buffered and flushed at least once per second and on shutdown.
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+namespace trestle::net { class exchange; }
+
+namespace trestle {
+
+class access_log {
+public:
+    // path "-" means stderr. Throws std::runtime_error if the file cannot be opened.
+    explicit access_log(const std::string& path);
+    ~access_log();
+    void record(net::exchange& ex, std::chrono::steady_clock::time_point started);
+    void flush();
+
+private:
+    std::FILE* out_;
+    bool owned_;
+    std::mutex m_;
+};
+
+} // namespace trestle

@@ -1,0 +1,38 @@
+#include "bridge/observability/log.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+namespace trestle::log {
+namespace {
+std::atomic<int> min_level{static_cast<int>(level::info)};
+std::mutex out_mutex;
+const char* const names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+} // namespace
+
+void set_level(std::string_view name) {
+    level l = level::info;
+    if (name == "debug") l = level::debug;
+    else if (name == "warning") l = level::warning;
+    else if (name == "error") l = level::error;
+    min_level = static_cast<int>(l);
+}
+
+bool enabled(level l) { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }
+
+void write(level l, std::string_view msg) {
+    if (!enabled(l)) return;
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+    std::lock_guard lock(out_mutex);
+    std::fprintf(stderr, "[%s] [%s] %.*s\n", stamp, names[static_cast<int>(l)],
+                 static_cast<int>(msg.size()), msg.data());
+    std::fflush(stderr);
+}
+
+} // namespace trestle::log

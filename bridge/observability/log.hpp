@@ -1,0 +1,20 @@
+#pragma once
+#include <string>
+#include <string_view>
+
+// The server's error log: one line per event on stderr, with a timestamp and
+// a level. Python tracebacks are written to the same stream by CPython.
+namespace trestle::log {
+
+enum class level { debug, info, warning, error };
+
+void set_level(std::string_view name);
+bool enabled(level l);
+void write(level l, std::string_view msg);
+
+inline void debug(std::string_view m) { if (enabled(level::debug)) write(level::debug, m); }
+inline void info(std::string_view m) { write(level::info, m); }
+inline void warning(std::string_view m) { write(level::warning, m); }
+inline void error(std::string_view m) { write(level::error, m); }
+
+} // namespace trestle::log

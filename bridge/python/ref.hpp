@@ -1,0 +1,60 @@
+#pragma once
+// A small RAII layer over the CPython C API. Every PyObject* in Trestle is
+// either held by a `ref` (owned) or carries a comment saying it is borrowed.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <utility>
+
+namespace trestle::py {
+
+// An owned (strong) reference. Destroying it decrefs, so it must only be
+// destroyed by a thread that holds the GIL.
+class ref {
+public:
+    ref() noexcept = default;
+    ref(const ref& o) noexcept : p_(o.p_) { Py_XINCREF(p_); }
+    ref(ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    ref& operator=(ref o) noexcept { std::swap(p_, o.p_); return *this; }
+    ~ref() { Py_XDECREF(p_); }
+
+    // Takes ownership of a new reference (the usual API return value).
+    static ref steal(PyObject* p) noexcept { ref r; r.p_ = p; return r; }
+    // Adds a reference to a borrowed pointer.
+    static ref borrow(PyObject* p) noexcept { Py_XINCREF(p); return steal(p); }
+
+    PyObject* get() const noexcept { return p_; }
+    PyObject* release() noexcept { return std::exchange(p_, nullptr); }
+    void reset() noexcept { Py_CLEAR(p_); }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+
+private:
+    PyObject* p_ = nullptr;
+};
+
+// Holds the GIL for a scope on a thread that already has a thread state.
+class gil_release {
+public:
+    gil_release() noexcept : state_(PyEval_SaveThread()) {}
+    ~gil_release() { PyEval_RestoreThread(state_); }
+    gil_release(const gil_release&) = delete;
+    gil_release& operator=(const gil_release&) = delete;
+
+private:
+    PyThreadState* state_;
+};
+
+// Acquires the GIL for a scope on any thread (used at startup and shutdown,
+// never on the request path, where pool threads keep their own state).
+class gil_ensure {
+public:
+    gil_ensure() noexcept : state_(PyGILState_Ensure()) {}
+    ~gil_ensure() { PyGILState_Release(state_); }
+    gil_ensure(const gil_ensure&) = delete;
+    gil_ensure& operator=(const gil_ensure&) = delete;
+
+private:
+    PyGILState_STATE state_;
+};
+
+} // namespace trestle::py

@@ -1,0 +1,7 @@
+"""The smallest WSGI app: the raw hello world used by tests and benchmarks."""
+
+
+def app(environ, start_response):
+    body = b"Hello, World!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
