@@ -22,7 +22,6 @@ public:
         case parse_error::bad_header: return "malformed header field";
         case parse_error::missing_host: return "HTTP/1.1 request without exactly one Host";
         case parse_error::bad_transfer_encoding: return "unsupported Transfer-Encoding";
-        case parse_error::bad_version: return "unsupported HTTP version";
         }
         return "unknown";
     }
@@ -52,10 +51,7 @@ request_parser::request_parser(std::size_t max_header_bytes, std::size_t max_hea
 
 void request_parser::on_request_impl(http::verb, boost::beast::string_view method, boost::beast::string_view target,
                                      int version, error_code& ec) {
-    if (version != 10 && version != 11) {
-        ec = make_error(parse_error::bad_version);
-        return;
-    }
+    // Beast itself refuses any version other than 1.0 and 1.1 (400).
     head_.method.assign(method);
     head_.target.assign(target);
     head_.version = static_cast<unsigned>(version);
@@ -150,7 +146,6 @@ unsigned status_for_parse_error(const error_code& ec) {
     if (ec.category() == parse_category()) {
         switch (static_cast<parse_error>(ec.value())) {
         case parse_error::too_many_headers: return 431;
-        case parse_error::bad_version: return 505;
         default: return 400;
         }
     }

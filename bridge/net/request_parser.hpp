@@ -18,7 +18,6 @@ enum class parse_error {
     bad_header = 2,        // obs-fold, control characters, duplicate Host...
     missing_host = 3,
     bad_transfer_encoding = 4,
-    bad_version = 5,
 };
 const boost::system::error_category& parse_category();
 boost::system::error_code make_error(parse_error e);

@@ -105,13 +105,20 @@ INSTANTIATE_TEST_SUITE_P(
         rejected_case{"obs_fold", "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400},
         rejected_case{"bare_lf", "GET / HTTP/1.1\nHost: x\n\n", 400},
         rejected_case{"space_before_colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},
-        rejected_case{"nul_in_value", std::string("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n", 38).c_str(), 400},
         rejected_case{"too_many_fields", "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n\r\n", 431},
         rejected_case{"head_too_large", "GET / HTTP/1.1\r\nHost: x\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", 431},
         rejected_case{"body_too_large", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n", 413},
-        rejected_case{"http2_version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+        rejected_case{"http2_version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400},
+        rejected_case{"http12_version", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 400},
         rejected_case{"bad_method", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST(request_parser, nul_in_value_is_400) {
+    static const std::string input("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n", 37);
+    auto r = parse(input);
+    ASSERT_TRUE(r.ec);
+    EXPECT_EQ(status_for_parse_error(r.ec), 400u);
+}
 
 TEST(request_parser, chunked_body_over_limit_is_413) {
     auto r = parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n80\r\n" + std::string(128, 'a') + "\r\n0\r\n\r\n",

@@ -1,0 +1,177 @@
+"""Fixtures that run the real trestle binary on loopback.
+
+`serve(app, *flags)` starts `trestle APP --bind 127.0.0.1:0 FLAGS...` with the
+fixture apps in tests/apps on sys.path, waits until the server logs the port
+it bound (polling its log, never sleeping blindly), and stops it with SIGTERM
+at the end of the test.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.environ.get("TRESTLE_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("TRESTLE_BIN") or os.path.join(ROOT, "build", "trestle")
+APPS = os.path.join(ROOT, "tests", "apps")
+SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
+LISTEN_RE = re.compile(r"listening on http://([0-9.]+|\[[0-9a-f:]+\]):(\d+)")
+
+
+class Server:
+    def __init__(self, args, cwd, env, expect_ready=True):
+        self.log_file = tempfile.NamedTemporaryFile(prefix="trestle-", suffix=".log", delete=False)
+        self.log_path = self.log_file.name
+        self.args = [BIN] + list(args)
+        self.proc = subprocess.Popen(self.args, cwd=cwd, env=env, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.host = None
+        self.port = None
+        if expect_ready:
+            self.wait_ready()
+
+    def log(self):
+        with open(self.log_path, "r", errors="replace") as fh:
+            return fh.read()
+
+    def wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = LISTEN_RE.search(self.log())
+            if m and "serving " in self.log():
+                self.host = m.group(1).strip("[]")
+                self.port = int(m.group(2))
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("trestle exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            time.sleep(0.02)
+        raise RuntimeError("trestle did not start in %ss:\n%s" % (timeout, self.log()))
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def connect(self, timeout=10.0):
+        s = socket.create_connection((self.host, self.port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def wait_log(self, pattern, timeout=10.0):
+        """Polls the server log until `pattern` (a regex) appears."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log()
+            if re.search(pattern, text):
+                return text
+            time.sleep(0.02)
+        raise AssertionError("log never matched %r:\n%s" % (pattern, self.log()))
+
+    def stop(self, sig=signal.SIGTERM, timeout=20.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+        return self.proc.returncode
+
+
+def server_env(extra=None):
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+@pytest.fixture
+def serve():
+    started = []
+
+    def start(app, *flags, cwd=APPS, env=None, bind=True, expect_ready=True):
+        args = [app] + (["--bind", "127.0.0.1:0"] if bind else []) + list(flags)
+        srv = Server(args, cwd, server_env(env), expect_ready=expect_ready)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+        try:
+            os.unlink(srv.log_path)
+        except OSError:
+            pass
+
+
+def run_trestle(*args, cwd=APPS, timeout=30, env=None):
+    """Runs trestle to completion (for startup errors) and returns the result."""
+    return subprocess.run([BIN] + list(args), cwd=cwd, env=server_env(env), capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def recv_until_closed(sock, limit=64 << 20, timeout=10.0):
+    sock.settimeout(timeout)
+    chunks = []
+    total = 0
+    while total < limit:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+        total += len(data)
+    return b"".join(chunks)
+
+
+def read_response(sock, buf=b"", timeout=10.0):
+    """Reads one HTTP/1.1 response from a raw socket. Returns (status, headers, body, rest)."""
+    sock.settimeout(timeout)
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed before a full response head: %r" % buf)
+        buf += data
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers.setdefault(k.strip().lower(), v.strip())
+    if status == 100:
+        return read_response(sock, buf, timeout)
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        while len(buf) < n:
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed mid-body")
+            buf += data
+        return status, headers, buf[:n], buf[n:]
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            while b"\r\n" not in buf:
+                buf += sock.recv(65536)
+            size_line, _, buf = buf.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(buf) < size + 2:
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError("closed mid-chunk")
+                buf += data
+            body += buf[:size]
+            buf = buf[size + 2:]
+            if size == 0:
+                return status, headers, body, buf
+    return status, headers, buf + recv_until_closed(sock), b""

@@ -1,0 +1,196 @@
+"""Command line, app loading, Python environment, shutdown and logs."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import APPS, BIN, run_trestle
+
+FLAGS = ["--bind", "--threads", "--io-threads", "--max-queue", "--retry-after", "--output-hwm", "--backlog",
+         "--max-header-bytes", "--max-header-count", "--max-body-bytes", "--header-timeout",
+         "--keepalive-timeout", "--io-timeout", "--graceful-timeout", "--chdir", "--pythonpath", "--venv",
+         "--access-log", "--server-header", "--log-level", "--version", "--help"]
+
+
+def test_help_documents_every_flag():
+    r = run_trestle("--help")
+    assert r.returncode == 0
+    for flag in FLAGS:
+        assert flag in r.stdout, flag
+    assert "default" in r.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["hello:app", "--no-such-flag"],
+    ["hello:app", "--threads", "zero"],
+    ["hello:app", "--threads", "0"],
+    ["hello:app", "--bind", "nonsense"],
+    ["hello:app", "--bind", "127.0.0.1:99999"],
+    [],
+])
+def test_bad_flags_give_one_line_and_exit_2(args):
+    r = run_trestle(*args)
+    assert r.returncode == 2, r
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("trestle: error:"), r.stderr
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("no_such_module:app", "cannot import app module 'no_such_module'"),
+    ("hello:missing", "has no attribute 'missing'"),
+    ("factory:not_callable", "is not callable"),
+    ("hello:", "nothing after ':'"),
+])
+def test_bad_app_spec_gives_one_line_and_exit_2(spec, needle):
+    r = run_trestle(spec, "--bind", "127.0.0.1:0")
+    assert r.returncode == 2, r
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_import_error_prints_traceback_and_exits_nonzero():
+    r = run_trestle("broken_import:app", "--bind", "127.0.0.1:0")
+    assert r.returncode not in (0, 2)
+    assert "Traceback (most recent call last)" in r.stderr
+    assert "this_module_does_not_exist_anywhere" in r.stderr
+
+
+def test_factory_with_and_without_arguments(serve):
+    srv = serve("factory:create_app()")
+    assert requests.get(srv.url, timeout=10).text == "hello"
+    srv = serve("factory:create_app('bonjour')")
+    assert requests.get(srv.url, timeout=10).text == "bonjour"
+
+
+def test_module_without_attr_uses_app(serve):
+    srv = serve("hello")
+    assert requests.get(srv.url, timeout=10).text == "Hello, World!"
+
+
+def test_chdir_and_pythonpath(serve, tmp_path):
+    (tmp_path / "appdir").mkdir()
+    (tmp_path / "libdir").mkdir()
+    (tmp_path / "libdir" / "helper_lib.py").write_text("WORD = 'from-pythonpath'\n")
+    (tmp_path / "appdir" / "chapp.py").write_text(
+        "import os, helper_lib\n"
+        "def app(e, sr):\n"
+        "    b = (helper_lib.WORD + ' ' + os.getcwd()).encode()\n"
+        "    sr('200 OK', [('Content-Length', str(len(b)))])\n"
+        "    return [b]\n")
+    srv = serve("chapp:app", "--chdir", str(tmp_path / "appdir"), "--pythonpath", str(tmp_path / "libdir"),
+                cwd="/")
+    assert requests.get(srv.url, timeout=10).text == "from-pythonpath " + str(tmp_path / "appdir")
+
+
+def test_bad_chdir_is_exit_2(tmp_path):
+    r = run_trestle("hello:app", "--chdir", str(tmp_path / "missing"))
+    assert r.returncode == 2 and r.stderr.startswith("trestle: error: --chdir")
+
+
+def make_venv(path):
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+    site = subprocess.run([str(path / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    with open(os.path.join(site, "venv_only_module.py"), "w") as fh:
+        fh.write("MARK = 'venv-ok'\n")
+    return site
+
+
+VENV_APP = ("import sys, venv_only_module\n"
+            "def app(e, sr):\n"
+            "    b = (venv_only_module.MARK + ' ' + sys.prefix).encode()\n"
+            "    sr('200 OK', [('Content-Length', str(len(b)))])\n"
+            "    return [b]\n")
+
+
+def test_venv_flag_and_virtual_env_variable(serve, tmp_path):
+    venv = tmp_path / "venv"
+    make_venv(venv)
+    (tmp_path / "vapp.py").write_text(VENV_APP)
+    srv = serve("vapp:app", "--venv", str(venv), cwd=str(tmp_path))
+    assert requests.get(srv.url, timeout=10).text == "venv-ok " + str(venv)
+    srv = serve("vapp:app", cwd=str(tmp_path), env={"VIRTUAL_ENV": str(venv)})
+    assert requests.get(srv.url, timeout=10).text == "venv-ok " + str(venv)
+    r = run_trestle("vapp:app", "--venv", str(tmp_path / "nope"), cwd=str(tmp_path))
+    assert r.returncode == 2 and "--venv" in r.stderr
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(serve):
+    srv = serve("wsgi_cases:app", "--graceful-timeout", "10")
+    result = {}
+
+    def slow():
+        result["r"] = requests.get(srv.url + "/sleep?1.0", timeout=20)
+    t = threading.Thread(target=slow)
+    t.start()
+    # Wait until the request is inside the app, then signal.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if requests.get(srv.url + "/hits", timeout=10).json()["hits"] >= 2:
+            break
+        time.sleep(0.02)
+    srv.proc.send_signal(signal.SIGTERM)
+    t.join(20)
+    assert result["r"].status_code == 200 and result["r"].text == "slept"
+    assert srv.proc.wait(20) == 0
+    assert "shutting down gracefully" in srv.log()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(srv.url + "/", timeout=5)
+
+
+def test_sigint_also_stops_cleanly(serve):
+    srv = serve("hello:app")
+    assert requests.get(srv.url, timeout=10).status_code == 200
+    assert srv.stop(sig=signal.SIGINT) == 0
+
+
+def test_queue_overflow_gets_503_with_retry_after(serve, tmp_path):
+    flag = str(tmp_path / "release")
+    srv = serve("wsgi_cases:app", "--threads", "1", "--max-queue", "1", "--retry-after", "7")
+    results = []
+
+    def blocked():
+        results.append(requests.get(srv.url + "/block?" + flag, timeout=30).status_code)
+    holder = threading.Thread(target=blocked)
+    holder.start()
+    deadline = time.monotonic() + 10
+    while not os.path.exists(flag + ".entered") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # The only thread is busy: the first probe waits in the queue (and times
+    # out on the client side), the next one is refused at once.
+    statuses = []
+    for _ in range(2):
+        try:
+            r = requests.get(srv.url + "/x", timeout=0.5)
+            statuses.append((r.status_code, r.headers.get("Retry-After")))
+        except requests.Timeout:
+            statuses.append("queued")
+    open(flag, "w").close()
+    holder.join(20)
+    assert statuses == ["queued", (503, "7")]
+    assert results == [200]
+
+
+def test_access_log_lines(serve, tmp_path):
+    log = tmp_path / "access.log"
+    srv = serve("wsgi_cases:app", "--access-log", str(log))
+    requests.get(srv.url + "/hello?x=1", headers={"User-Agent": "tester/1.0", "Referer": "http://r/"}, timeout=10)
+    requests.post(srv.url + "/echo", data=b"12345", timeout=10)
+    srv.stop()
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2, lines
+    pat = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "(.*?)" (\d{3}) (\d+|-) "(.*?)" "(.*?)" (\d+\.\d{6})$')
+    m = pat.match(lines[0])
+    assert m, lines[0]
+    assert m.group(1) == "GET /hello?x=1 HTTP/1.1" and m.group(2) == "200"
+    assert m.group(4) == "http://r/" and m.group(5) == "tester/1.0"
+    m = pat.match(lines[1])
+    assert m and m.group(1) == "POST /echo HTTP/1.1" and m.group(3) == "5"
