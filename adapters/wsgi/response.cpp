@@ -347,7 +347,9 @@ bool call::on_file(const file_region& r) {
 
 void call::finish(bool keep_alive) {
     finished_ = true;
-    ex_.finish(keep_alive && !gone_);
+    // The last bytes travel with the completion: one lock, one wakeup.
+    if (gone_) out_.clear();
+    ex_.finish(keep_alive && !gone_, out_);
 }
 
 void call::complete() {
@@ -365,7 +367,6 @@ void call::complete() {
         log::warning("app sent less body than its Content-Length; closing the connection");
         keep_alive_ = false;
     }
-    flush();
     finish(keep_alive_);
 }
 
@@ -384,7 +385,6 @@ void call::fail(std::string_view context) {
     }
     // Too late for a 500: send what is buffered, without a final chunk, and
     // end the connection so the client sees a truncated response.
-    flush();
     finish(false);
 }
 
@@ -395,7 +395,6 @@ void call::reject(unsigned status) {
     out_ = net::simple_response(status, ctx_.server_header, !keep, {}, ex_.head().head_method);
     head_sent_ = true;
     ex_.set_status(status);
-    flush();
     finish(keep);
 }
 

@@ -7,6 +7,8 @@
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
+#include <boost/asio/post.hpp>
+
 namespace trestle::wsgi {
 
 void init_types() {
@@ -25,7 +27,20 @@ wsgi_handler::wsgi_handler(py::ref app, runtime::thread_pool& pool, const net::s
 wsgi_handler::~wsgi_handler() = default;
 
 bool wsgi_handler::submit(std::shared_ptr<net::exchange> ex) {
-    return pool_.try_submit([this, ex = std::move(ex)] { run(*ex); });
+    // The pool is woken once per turn of this io thread's event loop, after
+    // every connection that became readable in it has submitted its request:
+    // the pool then takes them as one batch under one GIL acquisition.
+    thread_local bool wake_scheduled = false;
+    auto io = ex->io_executor();
+    if (!pool_.try_submit([this, ex = std::move(ex)] { run(*ex); }, false)) return false;
+    if (!wake_scheduled) {
+        wake_scheduled = true;
+        boost::asio::post(io, [this] {
+            wake_scheduled = false;
+            pool_.wake();
+        });
+    }
+    return true;
 }
 
 namespace {

@@ -17,6 +17,8 @@
 #include <atomic>
 #include <charconv>
 #include <csignal>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -75,6 +77,17 @@ asio::awaitable<void> run_session(generic_socket sock, endpoint_info ep, server_
     } guard{live};
     auto s = std::make_shared<session>(std::move(sock), std::move(ep), ctx, reg);
     co_await s->run();
+}
+
+// SCHED_BATCH: a waking io thread does not preempt the Python thread that is
+// running on the same core; it runs at the next scheduling point instead,
+// and then finds a whole batch of readable sockets and finished responses.
+// Without it, every arriving request interrupts Python for two context
+// switches (measured: about one per request).
+void set_batch_scheduling() {
+    sched_param param{};
+    param.sched_priority = 0;
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
 }
 
 void log_exception(std::exception_ptr e) {
@@ -218,6 +231,7 @@ bool server::run(std::chrono::milliseconds graceful) {
     for (auto& w : im.workers) {
         w->registry.start();
         w->thread = std::thread([&ioc = w->ioc] {
+            set_batch_scheduling();
             auto guard = asio::make_work_guard(ioc);
             ioc.run();
         });

@@ -6,28 +6,38 @@
 
 namespace trestle::runtime {
 
-thread_pool::thread_pool(std::size_t threads, std::size_t max_queue) : max_queue_(max_queue) {
+thread_pool::thread_pool(std::size_t threads, std::size_t max_queue, hooks h)
+    : max_queue_(max_queue), hooks_(std::move(h)) {
     threads_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { worker(); });
 }
 
 thread_pool::~thread_pool() { stop(-1); }
 
-bool thread_pool::try_submit(job j) {
+bool thread_pool::try_submit(job j, bool wake) {
     std::lock_guard lock(m_);
     if (stopping_ || queue_.size() >= max_queue_) return false;
     queue_.push_back(std::move(j));
     // Wake one sleeper unless one is already on its way; a thread that holds
     // the GIL will also drain the queue on its own.
-    if (idle_ > waking_) {
+    if (wake && idle_ > waking_) {
         ++waking_;
         cv_.notify_one();
     }
     return true;
 }
 
+void thread_pool::wake() {
+    std::lock_guard lock(m_);
+    if (!queue_.empty() && idle_ > waking_) {
+        ++waking_;
+        cv_.notify_one();
+    }
+}
+
 void thread_pool::worker() {
     // Registers this thread with CPython once; the state lives until exit.
+    if (hooks_.thread_start) hooks_.thread_start();
     PyGILState_STATE gstate = PyGILState_Ensure();
     PyThreadState* tstate = PyEval_SaveThread();
 
@@ -52,6 +62,7 @@ void thread_pool::worker() {
             lock.lock();
         }
         lock.unlock();
+        if (hooks_.batch_end) hooks_.batch_end();
         PyEval_SaveThread();
         lock.lock();
         --running_;

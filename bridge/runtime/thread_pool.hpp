@@ -18,11 +18,21 @@ class thread_pool {
 public:
     using job = std::function<void()>;   // runs with the GIL held
 
-    thread_pool(std::size_t threads, std::size_t max_queue);
+    // Called on each pool thread: once when it starts (GIL not held), and
+    // after each batch of jobs, before it sleeps (GIL held).
+    struct hooks {
+        std::function<void()> thread_start;
+        std::function<void()> batch_end;
+    };
+
+    thread_pool(std::size_t threads, std::size_t max_queue, hooks h = {});
     ~thread_pool();
 
-    // Never blocks. Returns false when the queue is full.
-    bool try_submit(job j);
+    // Never blocks. Returns false when the queue is full. With wake false
+    // no thread is woken yet: the caller promises a wake() soon, so that a
+    // burst of submissions costs one wakeup.
+    bool try_submit(job j, bool wake = true);
+    void wake();
     // Stops taking work, lets queued jobs finish and joins the threads.
     // Returns false (without joining) if they are still busy after `wait_ms`.
     bool stop(long wait_ms);
@@ -40,6 +50,7 @@ private:
     std::size_t waking_ = 0;
     std::size_t running_ = 0;
     bool stopping_ = false;
+    hooks hooks_;
     std::vector<std::thread> threads_;
 };
 
