@@ -114,7 +114,8 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(request_parser, nul_in_value_is_400) {
-    static const std::string input("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n", 37);
+    static const char raw[] = "GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n";
+    static const std::string input(raw, sizeof raw - 1);
     auto r = parse(input);
     ASSERT_TRUE(r.ec);
     EXPECT_EQ(status_for_parse_error(r.ec), 400u);
