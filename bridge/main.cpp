@@ -1,7 +1,6 @@
 // trestle: serve a Python web app.
 #include "adapters/wsgi/wsgi_handler.hpp"
 #include "bridge/config/options.hpp"
-#include "bridge/net/exchange.hpp"
 #include "bridge/net/server.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
@@ -52,11 +51,7 @@ int main(int argc, char** argv) {
     py::initialize({opt.chdir, opt.pythonpath, opt.venv});
     py::ref app = py::load_app(opt.app);
 
-    runtime::thread_pool::hooks hooks;
-    // Completed responses wake their io thread once per batch, not once each.
-    hooks.thread_start = [] { static thread_local net::wake_batch batch; };
-    hooks.batch_end = [] { net::wake_batch::flush(); };
-    runtime::thread_pool pool(opt.threads, opt.max_queue, std::move(hooks));
+    runtime::thread_pool pool(opt.threads, opt.max_queue);
     auto handler = std::make_unique<wsgi::wsgi_handler>(std::move(app), pool, ctx);
     ctx.app = handler.get();
 

@@ -150,57 +150,12 @@ bool exchange::send_file(file_job job) {
 }
 
 void exchange::finish(bool keep_alive, std::string& last) {
-    bool wake;
-    {
-        std::lock_guard lock(m_);
-        if (!aborted_ && !last.empty()) move_into(out_, last);
-        last.clear();
-        done_ = true;
-        keep_alive_ = keep_alive;
-        wake = io_waiting_;
-        io_waiting_ = false;
-    }
-    if (wake && !wake_batch::defer(shared_from_this()))
-        asio::post(io_, [self = shared_from_this()] { self->wakeup_.cancel(); });
-}
-
-// ---- wake_batch -----------------------------------------------------------
-
-namespace {
-thread_local wake_batch* active_batch = nullptr;
-constexpr std::size_t max_deferred = 32;
-} // namespace
-
-wake_batch::wake_batch() : previous_(active_batch) { active_batch = this; }
-
-wake_batch::~wake_batch() {
-    flush();
-    active_batch = previous_;
-}
-
-bool wake_batch::defer(std::shared_ptr<exchange> ex) {
-    wake_batch* b = active_batch;
-    if (!b) return false;
-    b->pending_.push_back(std::move(ex));
-    if (b->pending_.size() >= max_deferred) flush();
-    return true;
-}
-
-void wake_batch::flush() {
-    wake_batch* b = active_batch;
-    if (!b || b->pending_.empty()) return;
-    auto& all = b->pending_;
-    // Usually every exchange belongs to the same io thread: one post each.
-    while (!all.empty()) {
-        auto io = all.front()->io_;
-        std::vector<std::shared_ptr<exchange>> mine;
-        std::vector<std::shared_ptr<exchange>> rest;
-        for (auto& ex : all) (ex->io_ == io ? mine : rest).push_back(std::move(ex));
-        all.swap(rest);
-        asio::post(io, [mine = std::move(mine)] {
-            for (auto& ex : mine) ex->wakeup_.cancel();
-        });
-    }
+    std::lock_guard lock(m_);
+    if (!aborted_ && !last.empty()) move_into(out_, last);
+    last.clear();
+    done_ = true;
+    keep_alive_ = keep_alive;
+    wake_io_locked();
 }
 
 bool exchange::client_gone() {

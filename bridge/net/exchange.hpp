@@ -14,7 +14,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <vector>
 
 namespace trestle::net {
 
@@ -32,30 +31,6 @@ struct io_work {
     bool want_body = false;     // the app waits for more request body
     bool done = false;          // the app has finished (after `out` and `file`)
     bool keep_alive = false;    // valid with done: the response allows reuse
-};
-
-class exchange;
-
-// Coalesces the wakeups a pool thread sends to io threads for completed
-// responses: while one is active on a thread, finish() queues the exchange
-// here, and flush() wakes each io thread once for all of them. This turns
-// one cross-thread wakeup (and context switch) per request into one per
-// batch. Blocking waits never defer: they must not sleep on a wakeup that
-// has not been sent.
-class wake_batch {
-public:
-    wake_batch();
-    ~wake_batch();
-    wake_batch(const wake_batch&) = delete;
-    wake_batch& operator=(const wake_batch&) = delete;
-    // Queues `ex` if a batch is active on this thread; false otherwise.
-    static bool defer(std::shared_ptr<exchange> ex);
-    // Wakes the io threads of everything queued so far on this thread.
-    static void flush();
-
-private:
-    std::vector<std::shared_ptr<exchange>> pending_;
-    wake_batch* previous_;
 };
 
 class exchange : public std::enable_shared_from_this<exchange> {
@@ -86,8 +61,8 @@ public:
     bool send_file(file_job job);
     // The response is complete (or, with keep_alive false, must end the
     // connection); `last` holds its final bytes, taken like try_write takes
-    // them. No app-side call may follow. On a pool thread inside a
-    // wake_batch the io thread is woken when the batch ends, with others.
+    // them, so the last write and the completion cost one lock and one
+    // wakeup. No app-side call may follow.
     void finish(bool keep_alive, std::string& last);
     bool client_gone();
 
@@ -114,7 +89,6 @@ public:
 
 private:
     void wake_io_locked();
-    friend class wake_batch;
 
     request_head head_;
     endpoint_info endpoint_;

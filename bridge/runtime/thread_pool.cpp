@@ -6,8 +6,7 @@
 
 namespace trestle::runtime {
 
-thread_pool::thread_pool(std::size_t threads, std::size_t max_queue, hooks h)
-    : max_queue_(max_queue), hooks_(std::move(h)) {
+thread_pool::thread_pool(std::size_t threads, std::size_t max_queue) : max_queue_(max_queue) {
     threads_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { worker(); });
 }
@@ -37,7 +36,6 @@ void thread_pool::wake() {
 
 void thread_pool::worker() {
     // Registers this thread with CPython once; the state lives until exit.
-    if (hooks_.thread_start) hooks_.thread_start();
     PyGILState_STATE gstate = PyGILState_Ensure();
     PyThreadState* tstate = PyEval_SaveThread();
 
@@ -62,7 +60,6 @@ void thread_pool::worker() {
             lock.lock();
         }
         lock.unlock();
-        if (hooks_.batch_end) hooks_.batch_end();
         PyEval_SaveThread();
         lock.lock();
         --running_;

@@ -18,14 +18,7 @@ class thread_pool {
 public:
     using job = std::function<void()>;   // runs with the GIL held
 
-    // Called on each pool thread: once when it starts (GIL not held), and
-    // after each batch of jobs, before it sleeps (GIL held).
-    struct hooks {
-        std::function<void()> thread_start;
-        std::function<void()> batch_end;
-    };
-
-    thread_pool(std::size_t threads, std::size_t max_queue, hooks h = {});
+    thread_pool(std::size_t threads, std::size_t max_queue);
     ~thread_pool();
 
     // Never blocks. Returns false when the queue is full. With wake false
@@ -50,7 +43,6 @@ private:
     std::size_t waking_ = 0;
     std::size_t running_ = 0;
     bool stopping_ = false;
-    hooks hooks_;
     std::vector<std::thread> threads_;
 };
 
