@@ -54,6 +54,14 @@ void thread_pool::worker() {
         while (!queue_.empty()) {
             job j = std::move(queue_.front());
             queue_.pop_front();
+            // If this job blocks in Python (sleep, I/O) the rest of the queue
+            // must not wait for it: wake a helper while work remains. A helper
+            // that finds the GIL busy costs little: CPython hands the GIL over
+            // at most once per switch interval.
+            if (!queue_.empty() && idle_ > waking_) {
+                ++waking_;
+                cv_.notify_one();
+            }
             lock.unlock();
             j();
             j = nullptr;   // release captures while the GIL is held
