@@ -1,0 +1,84 @@
+#include "bridge/runtime/thread_pool.hpp"
+#include "bridge/python/ref.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+namespace trestle::runtime {
+namespace {
+
+// A gate the jobs wait on with the GIL released, as app code blocked in I/O would.
+struct gate {
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+    int waiting = 0;
+
+    void wait() {
+        py::gil_release nogil;
+        std::unique_lock lock(m);
+        ++waiting;
+        cv.notify_all();
+        cv.wait(lock, [&] { return open; });
+    }
+    bool wait_for_waiters(int n) {
+        std::unique_lock lock(m);
+        return cv.wait_for(lock, std::chrono::seconds(10), [&] { return waiting >= n; });
+    }
+    void release() {
+        std::lock_guard lock(m);
+        open = true;
+        cv.notify_all();
+    }
+};
+
+TEST(thread_pool, runs_jobs_with_the_gil_and_refuses_when_the_queue_is_full) {
+    py::gil_release main_nogil;   // the test runner's main thread owns the GIL
+    gate g;
+    std::atomic<int> ran{0};
+    std::atomic<bool> had_gil{true};
+    {
+        thread_pool pool(2, 3);
+        auto job = [&] {
+            had_gil = had_gil && PyGILState_Check();
+            g.wait();
+            ++ran;
+        };
+        ASSERT_TRUE(pool.try_submit(job));
+        ASSERT_TRUE(pool.try_submit(job));
+        ASSERT_TRUE(g.wait_for_waiters(2));   // both threads busy, queue empty
+        EXPECT_TRUE(pool.try_submit(job));
+        EXPECT_TRUE(pool.try_submit(job));
+        EXPECT_TRUE(pool.try_submit(job));
+        EXPECT_FALSE(pool.try_submit(job));   // full: the caller answers 503
+        g.release();
+        EXPECT_TRUE(pool.stop(10'000));
+    }
+    EXPECT_EQ(ran.load(), 5);
+    EXPECT_TRUE(had_gil.load());
+}
+
+TEST(thread_pool, a_blocked_job_does_not_hold_up_the_queue) {
+    py::gil_release main_nogil;
+    gate g;
+    std::atomic<int> quick{0};
+    thread_pool pool(2, 16);
+    // Submitted without waking, then one wake: the first thread must call
+    // for help when it finds more work behind the job that blocks.
+    ASSERT_TRUE(pool.try_submit([&] { g.wait(); }, false));
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(pool.try_submit([&] { ++quick; }, false));
+    pool.wake();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (quick.load() < 4 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+    EXPECT_EQ(quick.load(), 4);
+    g.release();
+    EXPECT_TRUE(pool.stop(10'000));
+}
+
+} // namespace
+} // namespace trestle::runtime
