@@ -4,6 +4,7 @@
 #include "bridge/net/http_util.hpp"
 
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/field.hpp>
 
 namespace trestle::wsgi {
 
@@ -163,7 +164,16 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
             if (PyErr_Occurred()) return {};
             continue;   // names with '_' are dropped (no HTTP_X_FORWARDED_FOR spoofing)
         }
-        if (key.get() == K->CONTENT_LENGTH && h.chunked) continue;
+        if (f.known == static_cast<int>(boost::beast::http::field::content_length) ||
+            boost::beast::iequals(f.name, "content-length")) {
+            // The parser has already checked that every Content-Length agrees
+            // (RFC 9110 8.6 lets "5, 5" stand for 5): give the app one number.
+            if (h.chunked || !h.content_length || PyDict_Contains(d, K->CONTENT_LENGTH)) continue;
+            std::string n = std::to_string(*h.content_length);
+            if (!set_owned(d, K->CONTENT_LENGTH, PyUnicode_FromStringAndSize(n.data(), static_cast<Py_ssize_t>(n.size()))))
+                return {};
+            continue;
+        }
         py::ref value = py::ref::steal(latin1(f.value));
         if (!value) return {};
         PyObject* existing = PyDict_SetDefault(d, key.get(), value.get());   // borrowed

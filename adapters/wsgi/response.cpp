@@ -219,6 +219,9 @@ bool call::emit_head(std::optional<std::uint64_t> known_length) {
     o += "Date: ";
     o += net::http_date();
     o += "\r\n";
+    // For HEAD, an empty body says nothing about the GET length (Werkzeug
+    // sends none), so only a non-empty one is taken as the length.
+    if (h.head_method && known_length && *known_length == 0) known_length.reset();
     if (!declared_length_ && !bodiless_status) {
         if (known_length) {
             o += "Content-Length: ";

@@ -5,6 +5,8 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 
+#include <cctype>
+
 namespace trestle::net {
 
 namespace http = boost::beast::http;
@@ -21,11 +23,28 @@ public:
         case parse_error::too_many_headers: return "too many header fields";
         case parse_error::bad_header: return "malformed header field";
         case parse_error::missing_host: return "HTTP/1.1 request without exactly one Host";
+        case parse_error::bad_target: return "malformed request-target";
         case parse_error::bad_transfer_encoding: return "unsupported Transfer-Encoding";
         }
         return "unknown";
     }
 };
+
+// RFC 9112 3.2: origin-form ("/..."), absolute-form ("scheme://..."),
+// authority-form only for CONNECT (passed to the app, which decides), and
+// asterisk-form only for OPTIONS.
+bool valid_target(std::string_view method, std::string_view t) {
+    if (t.empty()) return false;
+    if (method == "CONNECT") return t[0] != '/' && t.find('/') == std::string_view::npos && t != "*";
+    if (t[0] == '/') return true;
+    if (t == "*") return method == "OPTIONS";
+    auto colon = t.find("://");
+    if (colon == std::string_view::npos || colon == 0) return false;
+    if (!std::isalpha(static_cast<unsigned char>(t[0]))) return false;
+    for (char c : t.substr(0, colon))
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') return false;
+    return true;
+}
 
 bool has_control(std::string_view v) {
     for (unsigned char c : v)
@@ -52,6 +71,10 @@ request_parser::request_parser(std::size_t max_header_bytes, std::size_t max_hea
 void request_parser::on_request_impl(http::verb, boost::beast::string_view method, boost::beast::string_view target,
                                      int version, error_code& ec) {
     // Beast itself refuses any version other than 1.0 and 1.1 (400).
+    if (!valid_target(method, target)) {
+        ec = make_error(parse_error::bad_target);
+        return;
+    }
     head_.method.assign(method);
     head_.target.assign(target);
     head_.version = static_cast<unsigned>(version);
@@ -75,6 +98,12 @@ void request_parser::on_field_impl(http::field f, boost::beast::string_view name
         ec = make_error(parse_error::missing_host);
         return;
     }
+    // Content-Type is a singleton (RFC 9110 8.3); two of them cannot be
+    // joined into anything an app could parse.
+    if (f == http::field::content_type && ++content_type_count_ > 1) {
+        ec = make_error(parse_error::bad_header);
+        return;
+    }
     if (f == http::field::transfer_encoding) {
         if (!transfer_encoding_.empty()) transfer_encoding_ += ',';
         transfer_encoding_.append(value);
@@ -89,6 +118,12 @@ void request_parser::on_header_impl(error_code& ec) {
     ec = {};
     if (head_.version == 11 && host_count_ != 1) {
         ec = make_error(parse_error::missing_host);
+        return;
+    }
+    if (!transfer_encoding_.empty() && head_.version == 10) {
+        // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request is faulty
+        // framing; another parser could read the body by length instead.
+        ec = make_error(parse_error::bad_transfer_encoding);
         return;
     }
     if (!transfer_encoding_.empty()) {

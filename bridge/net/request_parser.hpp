@@ -18,6 +18,7 @@ enum class parse_error {
     bad_header = 2,        // obs-fold, control characters, duplicate Host...
     missing_host = 3,
     bad_transfer_encoding = 4,
+    bad_target = 5,
 };
 const boost::system::error_category& parse_category();
 boost::system::error_code make_error(parse_error e);
@@ -52,6 +53,7 @@ private:
     std::string body_;
     std::size_t max_header_count_;
     int host_count_ = 0;
+    int content_type_count_ = 0;
     std::string transfer_encoding_;
 };
 

@@ -104,6 +104,14 @@ TEST_F(environ_test, nul_in_path_is_400) {
     EXPECT_FALSE(PyErr_Occurred());
 }
 
+TEST_F(environ_test, repeated_content_length_becomes_one_number) {
+    h.headers = {{"Host", "x"}, {"Content-Length", "5, 5"}, {"Content-Length", "5"}};
+    h.content_length = 5;
+    auto env = build();
+    ASSERT_TRUE(env);
+    EXPECT_EQ(str(env.get(), "CONTENT_LENGTH"), "5");
+}
+
 TEST(cgi_header_name, maps_names) {
     EXPECT_EQ(cgi_header_name("User-Agent"), "HTTP_USER_AGENT");
     EXPECT_EQ(cgi_header_name("content-type"), "CONTENT_TYPE");

@@ -60,6 +60,16 @@ TEST(request_parser, decodes_chunked_body) {
     EXPECT_EQ(r.body, "hello world");
 }
 
+TEST(request_parser, accepts_absolute_and_asterisk_forms) {
+    auto a = parse("GET http://example.com/p?q HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    ASSERT_FALSE(a.ec) << a.ec.message();
+    EXPECT_EQ(a.head.path(), "/p");
+    auto o = parse("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_FALSE(o.ec) << o.ec.message();
+    auto c = parse("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    EXPECT_FALSE(c.ec) << c.ec.message();
+}
+
 TEST(request_parser, http10_defaults_to_close) {
     auto r = parse("GET / HTTP/1.0\r\n\r\n");
     ASSERT_FALSE(r.ec);
@@ -110,7 +120,12 @@ INSTANTIATE_TEST_SUITE_P(
         rejected_case{"body_too_large", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n", 413},
         rejected_case{"http2_version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400},
         rejected_case{"http12_version", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 400},
-        rejected_case{"bad_method", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400}),
+        rejected_case{"bad_method", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        rejected_case{"http10_chunked", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        rejected_case{"two_content_types", "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n", 400},
+        rejected_case{"relative_target", "GET foo/bar HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        rejected_case{"asterisk_not_options", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        rejected_case{"authority_not_connect", "GET example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", 400}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(request_parser, nul_in_value_is_400) {

@@ -1,0 +1,784 @@
+#!/usr/bin/python3
+"""Trestle benchmark harness: trestle against gunicorn (sync and gthread).
+
+Run it with bench/run.sh (see docs/benchmarks.md). Standard library only, so
+it runs under Debian's /usr/bin/python3 with nothing installed.
+
+For every selected app and server, in one go:
+  1. pick a free port (bind port 0), start the server pinned to CPU 0;
+  2. poll with HTTP GETs until it answers 200 with the expected body;
+  3. warm up with wrk, then run wrk (pinned to CPU 1) N times;
+  4. parse wrk's output, measure the server's CPU time per request and how
+     busy the two CPUs were with anything else (to spot a noisy machine);
+  5. stop the server: SIGTERM, wait, SIGKILL on timeout.
+Then print a Markdown table and write it, with machine facts and per-run
+details, to bench/results/latest.md.
+"""
+
+import argparse
+import datetime
+import hashlib
+import http.client
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH_DIR)
+APPS_DIR = os.path.join(ROOT, "tests", "apps")
+PYTHON = "/usr/bin/python3"
+
+# name -> (WSGI target, label in the table, expected body)
+APPS = {
+    "hello": ("hello:app", "raw WSGI hello", b"Hello, World!"),
+    "flask": ("flask_hello:app", "Flask hello", b"Hello, World!"),
+}
+APP_ALIASES = {"raw": "hello", "wsgi": "hello", "flask_hello": "flask", "flask-hello": "flask"}
+
+SERVERS = ["trestle", "gunicorn-sync", "gunicorn-gthread"]
+SERVER_ALIASES = {"sync": "gunicorn-sync", "gthread": "gunicorn-gthread",
+                  "gunicorn": "gunicorn-sync"}
+
+# Acceptance targets: trestle req/s divided by gunicorn sync req/s, per app.
+TARGETS = {"hello": 4.0, "flask": 2.0}
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+READY_TIMEOUT = 30.0      # seconds for a server to start answering
+STOP_TIMEOUT = 20.0       # seconds after SIGTERM before SIGKILL
+NOISE_CPU0 = 5.0          # % of CPU 0 used by others during a run: "noisy"
+NOISE_CPU1 = 10.0         # % of CPU 1 used by others (besides wrk)
+NOISE_SPREAD = 10.0       # (max - min) / median req/s across runs, in %
+PROBE_INTERVAL = 0.25     # seconds between starvation-probe requests
+PROBE_SLOW = 1.0          # a probe answer slower than this means starvation
+QUIET_BUSY = 10.0         # % busy per CPU below which the machine counts as quiet
+TAIL_MAX = 1.0            # wrk max latency at or above this (s): long tail
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- options
+
+def parse_list(text, known, aliases, what):
+    out = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        if item == "all":
+            out.extend(k for k in known if k not in out)
+            continue
+        item = aliases.get(item, item)
+        if item not in known:
+            sys.exit(f"bench: unknown {what} '{item}' (known: {', '.join(known)})")
+        if item not in out:
+            out.append(item)
+    if not out:
+        sys.exit(f"bench: no {what} selected")
+    return out
+
+
+def parse_duration(text):
+    """wrk-style duration ('10s', '2s', '1m', '500ms' is not wrk's) -> seconds."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smh]?)", text.strip())
+    if not m:
+        sys.exit(f"bench: bad duration '{text}' (use e.g. 10s, 30, 1m)")
+    value = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if value < 1 or value != int(value):
+        sys.exit(f"bench: duration '{text}' must be a whole number of seconds >= 1")
+    return int(value)
+
+
+def options(argv):
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        prog="bench/run.sh",
+        description="Benchmark trestle against gunicorn sync and gthread with wrk. "
+                    "Every option can also be set by the environment variable in brackets.")
+    p.add_argument("--apps", default=env("APPS", "hello,flask"),
+                   help="comma list of: hello, flask, all [APPS] (default hello,flask)")
+    p.add_argument("--servers", default=env("SERVERS", ",".join(SERVERS)),
+                   help="comma list of: trestle, gunicorn-sync, gunicorn-gthread, all "
+                        "[SERVERS] (default all three)")
+    p.add_argument("--duration", default=env("DURATION", "10s"),
+                   help="wrk -d for each measured run [DURATION] (default 10s)")
+    p.add_argument("--runs", type=int, default=int(env("RUNS", "3")),
+                   help="measured runs per app and server; the median by req/s is "
+                        "reported [RUNS] (default 3)")
+    p.add_argument("--warmup", default=env("WARMUP", "2s"),
+                   help="wrk warm-up before the measured runs, 0 for none [WARMUP] (default 2s)")
+    p.add_argument("--connections", type=int, default=int(env("CONNECTIONS", "64")),
+                   help="wrk -c [CONNECTIONS] (default 64)")
+    p.add_argument("--threads", type=int, default=int(env("THREADS", "8")),
+                   help="trestle --threads and gunicorn gthread --threads [THREADS] (default 8)")
+    p.add_argument("--trestle", default=env("TRESTLE", os.path.join(ROOT, "build", "trestle")),
+                   help="trestle binary [TRESTLE] (default build/trestle)")
+    p.add_argument("--trestle-args", default=env("TRESTLE_ARGS", ""),
+                   help="extra trestle flags, shell-quoted [TRESTLE_ARGS]")
+    p.add_argument("--no-pin", action="store_true", default=env("PIN", "1") == "0",
+                   help="do not pin the server to CPU 0 and wrk to CPU 1 [PIN=0]")
+    p.add_argument("--no-probe", action="store_true", default=env("PROBE", "1") == "0",
+                   help="no starvation probe connection during measured runs [PROBE=0]")
+    p.add_argument("--quiet-wait", type=float, default=float(env("QUIET_WAIT", "60")),
+                   help="before each app and server, wait up to this many seconds for both "
+                        "CPUs to be idle (under 10%% busy for a second); 0 to skip "
+                        "[QUIET_WAIT] (default 60)")
+    p.add_argument("--output", default=env("OUTPUT", os.path.join(BENCH_DIR, "results", "latest.md")),
+                   help="report file [OUTPUT] (default bench/results/latest.md)")
+    a = p.parse_args(argv)
+    a.apps = parse_list(a.apps, list(APPS), APP_ALIASES, "app")
+    a.servers = parse_list(a.servers, SERVERS, SERVER_ALIASES, "server")
+    a.duration_s = parse_duration(a.duration)
+    a.warmup_s = 0 if a.warmup.strip() in ("0", "0s") else parse_duration(a.warmup)
+    if a.runs < 1:
+        sys.exit("bench: --runs must be >= 1")
+    if a.connections < 1 or a.threads < 1:
+        sys.exit("bench: --connections and --threads must be >= 1")
+    return a
+
+
+# ---------------------------------------------------------------- machine
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def machine_facts(opts):
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gver = sh([PYTHON, "-m", "gunicorn", "--version"])
+    gver = re.search(r"version ([\w.]+)", gver)
+    wver = sh(["wrk", "--version"]).splitlines()
+    tver = sh([opts.trestle, "--version"]) if os.access(opts.trestle, os.X_OK) else "missing"
+    rev = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    dirty = sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"])
+    try:
+        built = datetime.datetime.fromtimestamp(os.path.getmtime(opts.trestle)).strftime("%Y-%m-%d %H:%M:%S")
+    except OSError:
+        built = "?"
+    return [
+        ("nproc", str(os.cpu_count())),
+        ("CPU", model),
+        ("kernel", platform.release()),
+        ("python", sh([PYTHON, "--version"])),
+        ("gunicorn", gver.group(1) if gver else "?"),
+        ("flask", sh([PYTHON, "-c", "import importlib.metadata as m; print(m.version('flask'))"])),
+        ("wrk", wver[0] if wver else "?"),
+        ("trestle", f"{tver} (commit {rev}{', uncommitted changes' if dirty else ''}; binary built {built})"),
+        ("load average at start", " ".join(open("/proc/loadavg").read().split()[:3])),
+    ]
+
+
+def cpu_jiffies():
+    """{'cpu0': (busy, total), ...} from /proc/stat. Busy includes irq, softirq, steal."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                parts = line.split()
+                v = [int(x) for x in parts[1:]]
+                idle = v[3] + (v[4] if len(v) > 4 else 0)
+                total = sum(v[:8])  # guest time is already in user
+                out[parts[0]] = (total - idle, total, v[7] if len(v) > 7 else 0)
+    return out
+
+
+def tree_cpu(root_pid):
+    """CPU seconds (user + system) used by root_pid and its live descendants."""
+    children, times = {}, {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rindex(")") + 2:].split()
+        pid, ppid = int(name), int(rest[1])
+        children.setdefault(ppid, []).append(pid)
+        times[pid] = int(rest[11]) + int(rest[12])
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total / CLK_TCK
+
+
+# ---------------------------------------------------------------- servers
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_command(opts, server, app, port):
+    target = APPS[app][0]
+    bind = f"127.0.0.1:{port}"
+    if server == "trestle":
+        cmd = [opts.trestle, target, "--chdir", APPS_DIR, "--bind", bind,
+               "--threads", str(opts.threads)] + shlex.split(opts.trestle_args)
+    else:
+        cmd = [PYTHON, "-m", "gunicorn", "--chdir", APPS_DIR, "--bind", bind,
+               "--workers", "1"]
+        if server == "gunicorn-sync":
+            cmd += ["--worker-class", "sync"]
+        else:
+            cmd += ["--worker-class", "gthread", "--threads", str(opts.threads)]
+        cmd.append(target)
+    if not opts.no_pin:
+        cmd = ["taskset", "-c", "0"] + cmd
+    return cmd
+
+
+def http_get(port, timeout):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+class Server:
+    def __init__(self, opts, server, app, logdir):
+        self.name, self.app = server, app
+        self.port = free_port()
+        self.cmd = server_command(opts, server, app, self.port)
+        self.logpath = os.path.join(logdir, f"{app}-{server}.log")
+        self.logfile = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(self.cmd, cwd=APPS_DIR, stdin=subprocess.DEVNULL,
+                                     stdout=self.logfile, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.notes = []
+
+    def log_tail(self, n=15):
+        try:
+            with open(self.logpath, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_ready(self):
+        """Poll with HTTP GETs until the server answers 200 with the app's body."""
+        expected = APPS[self.app][2]
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = "no answer"
+        t0 = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before it "
+                                   f"was ready; log {self.logpath}:\n{self.log_tail()}")
+            try:
+                status, body = http_get(self.port, 1.0)
+                if status == 200 and body == expected:
+                    return time.monotonic() - t0
+                last = f"status {status}, body {body[:60]!r}"
+            except (OSError, http.client.HTTPException) as e:
+                last = f"{type(e).__name__}: {e}"
+            time.sleep(0.02)  # poll interval, not a readiness guess
+        raise RuntimeError(f"{self.name} not ready after {READY_TIMEOUT:.0f}s ({last}); "
+                           f"log {self.logpath}:\n{self.log_tail()}")
+
+    def stop(self):
+        """SIGTERM, wait; SIGKILL the whole process group on timeout."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            t0 = time.monotonic()
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+                took = time.monotonic() - t0
+                if took > 5:
+                    self.notes.append(f"took {took:.1f}s to exit after SIGTERM")
+            except subprocess.TimeoutExpired:
+                self.notes.append(f"did not exit {STOP_TIMEOUT:.0f}s after SIGTERM: SIGKILLed")
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+            rc = self.proc.returncode
+            if rc not in (0, -signal.SIGTERM) and not any("SIGKILL" in n for n in self.notes):
+                self.notes.append(f"exit status {rc} after SIGTERM")
+        # Workers left behind by a master that died (same session, same group).
+        try:
+            os.killpg(self.proc.pid, 0)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.notes.append("left processes behind after exiting: SIGKILLed them")
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.logfile.close()
+
+
+# ---------------------------------------------------------------- wrk
+
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def to_seconds(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+
+def to_count(text):
+    m = re.fullmatch(r"([\d.]+)([kMG]?)", text)
+    return float(m.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9}[m.group(2)]
+
+
+def parse_wrk(out):
+    """The numbers in wrk 4.x's --latency output."""
+    r = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "non2xx": 0}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        raise ValueError("no Requests/sec in wrk output")
+    r["rps"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in ([\d.]+\w+),", out)
+    r["requests"] = int(m.group(1))
+    r["elapsed"] = to_seconds(m.group(2))
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+\w+)\s*$", out, re.M)
+        r["p" + pct] = to_seconds(m.group(1)) if m else None
+    m = re.search(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", out, re.M)
+    if m:
+        r["lat_avg"], r["lat_stdev"], r["lat_max"] = (to_seconds(m.group(i)) for i in (1, 2, 3))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        r["connect"], r["read"], r["write"], r["timeout"] = (int(x) for x in m.groups())
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        r["non2xx"] = int(m.group(1))
+    r["errors"] = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["non2xx"]
+    return r
+
+
+def wrk_command(opts, port, seconds):
+    cmd = ["wrk", "-t1", f"-c{opts.connections}", f"-d{seconds}s", "--latency",
+           f"http://127.0.0.1:{port}/"]
+    return cmd if opts.no_pin else ["taskset", "-c", "1"] + cmd
+
+
+def run_wrk(cmd):
+    """Run wrk; return (stdout, its CPU seconds)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read().decode(errors="replace")
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk exited with {proc.returncode}:\n{out}")
+    return out, ru.ru_utime + ru.ru_stime
+
+
+class Probe(threading.Thread):
+    """One extra client, besides wrk's connections, that sends a GET every
+    PROBE_INTERVAL during a measured run. A server that serves some connections
+    and starves the rest (uWSGI with keep-alive in the anchors) leaves it
+    unanswered; a fair one answers it about as fast as wrk's p99."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port, self.stop_event = port, threading.Event()
+        self.latencies, self.failures = [], []
+
+    def run(self):
+        conn = None
+        while not self.stop_event.is_set():
+            t0 = time.monotonic()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2 * PROBE_SLOW + 1)
+                conn.request("GET", "/")
+                resp = conn.getresponse()
+                resp.read()
+                self.latencies.append(time.monotonic() - t0)
+                if resp.status != 200:
+                    self.failures.append(f"status {resp.status}")
+                if resp.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as e:
+                self.latencies.append(time.monotonic() - t0)
+                self.failures.append(type(e).__name__)
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self.stop_event.wait(PROBE_INTERVAL)
+        if conn is not None:
+            conn.close()
+
+    def finish(self):
+        self.stop_event.set()
+        self.join()
+        lat = sorted(self.latencies)
+        return {"n": len(lat), "max": lat[-1] if lat else None,
+                "median": statistics.median(lat) if lat else None,
+                "slow": sum(1 for x in lat if x >= PROBE_SLOW), "failures": self.failures}
+
+
+def measured_run(opts, srv):
+    cmd = wrk_command(opts, srv.port, opts.duration_s)
+    probe = None if opts.no_probe else Probe(srv.port)
+    cpu_before, srv_before, t0 = cpu_jiffies(), tree_cpu(srv.proc.pid), time.monotonic()
+    if probe:
+        probe.start()
+    out, wrk_cpu = run_wrk(cmd)
+    probe_result = probe.finish() if probe else None
+    wall = time.monotonic() - t0
+    srv_cpu = tree_cpu(srv.proc.pid) - srv_before
+    cpu_after = cpu_jiffies()
+    r = parse_wrk(out)
+    r["raw"], r["probe"] = out, probe_result
+    r["server_cpu"] = srv_cpu
+    r["cpu_us_per_req"] = srv_cpu / r["requests"] * 1e6 if r["requests"] else None
+    # What else ran on the two CPUs: busy time minus ours (pinned runs only).
+    r["other"] = {}
+    for cpu, ours in (("cpu0", srv_cpu), ("cpu1", wrk_cpu)):
+        if cpu in cpu_before and cpu in cpu_after:
+            busy = (cpu_after[cpu][0] - cpu_before[cpu][0]) / CLK_TCK
+            steal = (cpu_after[cpu][2] - cpu_before[cpu][2]) / CLK_TCK
+            r["other"][cpu] = (max(0.0, busy - ours) / wall * 100, steal / wall * 100)
+    return r
+
+
+# ---------------------------------------------------------------- report
+
+def fmt_time(s):
+    if s is None:
+        return "?"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 0.01:
+        return f"{s * 1e3:.0f} ms" if s >= 0.1 else f"{s * 1e3:.1f} ms"
+    return f"{s * 1e3:.2f} ms"
+
+
+def flags_for(opts, runs):
+    """Warnings for one app and server, over all its runs."""
+    flags = []
+    errs = {k: sum(r[k] for r in runs) for k in ("connect", "read", "write", "timeout", "non2xx")}
+    if errs["timeout"]:
+        flags.append(f"STARVATION: {errs['timeout']} wrk timeouts (requests unanswered for 2 s; "
+                     "their latency is missing from the distribution)")
+    if errs["non2xx"]:
+        flags.append(f"{errs['non2xx']} non-2xx/3xx responses")
+    sock = {k: v for k, v in errs.items() if k in ("connect", "read", "write") and v}
+    if sock:
+        flags.append("socket errors: " + ", ".join(f"{k} {v}" for k, v in sock.items()))
+    tail = [r["lat_max"] for r in runs if r.get("lat_max") and r["lat_max"] >= TAIL_MAX]
+    if tail:
+        flags.append(f"long tail: max latency {fmt_time(max(tail))} in {len(tail)} run(s)")
+    probes = [r["probe"] for r in runs if r.get("probe")]
+    if probes:
+        slow = sum(p["slow"] for p in probes)
+        fails = [f for p in probes for f in p["failures"]]
+        worst = max((p["max"] for p in probes if p["max"] is not None), default=None)
+        if slow or fails:
+            flags.append(f"STARVATION: the probe connection got {slow} answer(s) slower than "
+                         f"{PROBE_SLOW:.0f} s and {len(fails)} failure(s) (worst {fmt_time(worst)}); "
+                         "if the run is also flagged noisy, other load may be the cause")
+    rps = [r["rps"] for r in runs]
+    if len(rps) > 1:
+        spread = (max(rps) - min(rps)) / statistics.median(rps) * 100
+        if spread > NOISE_SPREAD:
+            flags.append(f"noisy: req/s spread {spread:.0f}% across runs")
+    if not opts.no_pin:
+        worst0 = max((r["other"].get("cpu0", (0, 0))[0] for r in runs), default=0)
+        worst1 = max((r["other"].get("cpu1", (0, 0))[0] for r in runs), default=0)
+        if worst0 > NOISE_CPU0:
+            flags.append(f"noisy: other work used up to {worst0:.0f}% of CPU 0 (the server's)")
+        if worst1 > NOISE_CPU1:
+            flags.append(f"noisy: other work used up to {worst1:.0f}% of CPU 1 (wrk's)")
+    return flags
+
+
+def short_flag(flag):
+    """The table's one-word form of a flag; latest.md's details have the rest."""
+    for word in ("STARVATION", "noisy", "long tail", "socket errors"):
+        if flag.startswith(word):
+            return word
+    if "non-2xx" in flag:
+        return "non-2xx"
+    if flag.startswith("machine busy"):
+        return "noisy"
+    return flag
+
+
+def median_run(runs):
+    """The run with the median req/s (for an even count, the lower middle one)."""
+    return sorted(runs, key=lambda r: r["rps"])[(len(runs) - 1) // 2]
+
+
+def build_table(opts, results):
+    head = ("| app | server | req/s | p50 | p99 | errors | × gunicorn sync | server CPU µs/req | flags |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|---|")
+    rows = [head]
+    for app in opts.apps:
+        base = results.get((app, "gunicorn-sync"))
+        base_rps = median_run(base["runs"])["rps"] if base and base.get("runs") else None
+        for server in opts.servers:
+            res = results.get((app, server))
+            label = APPS[app][1]
+            if not res or not res.get("runs"):
+                err = res.get("error", "not run") if res else "not run"
+                rows.append(f"| {label} | {server} | – | – | – | – | – | – | FAILED: {err.splitlines()[0]} |")
+                continue
+            m = median_run(res["runs"])
+            ratio = f"{m['rps'] / base_rps:.2f}×" if base_rps else "–"
+            errors = sum(r["errors"] for r in res["runs"])
+            cpu = f"{m['cpu_us_per_req']:.0f}" if m.get("cpu_us_per_req") else "?"
+            flags = "; ".join(dict.fromkeys(short_flag(f) for f in res["flags"] + res["server_notes"]))
+            rows.append(f"| {label} | {server} | {m['rps']:,.0f} | {fmt_time(m['p50'])} | "
+                        f"{fmt_time(m['p99'])} | {errors} | {ratio} | {cpu} | {flags} |")
+    return "\n".join(rows)
+
+
+def targets_text(opts, results):
+    lines = []
+    for app in opts.apps:
+        t, b = results.get((app, "trestle")), results.get((app, "gunicorn-sync"))
+        if not (t and t.get("runs") and b and b.get("runs")):
+            continue
+        ratio = median_run(t["runs"])["rps"] / median_run(b["runs"])["rps"]
+        ok = "met" if ratio >= TARGETS[app] else "NOT met"
+        lines.append(f"- {APPS[app][1]}: trestle is {ratio:.2f}× gunicorn sync; "
+                     f"target ≥ {TARGETS[app]:.0f}×: **{ok}**")
+    return "\n".join(lines)
+
+
+def details_text(opts, results):
+    out = []
+    for app in opts.apps:
+        for server in opts.servers:
+            res = results.get((app, server))
+            if not res:
+                continue
+            out.append(f"### {APPS[app][1]}, {server}\n")
+            out.append(f"Server: `{shlex.join(res['cmd'])}` (ready {res.get('ready', 0):.2f} s after start)  ")
+            out.append(f"wrk: `{shlex.join(res.get('wrk_cmd', []))}`\n")
+            if res.get("error"):
+                out.append("FAILED:\n\n```\n" + res["error"] + "\n```\n")
+            if res.get("runs"):
+                out.append("| run | req/s | requests | p50 | p75 | p90 | p99 | max | errors "
+                           "(connect/read/write/timeout/non-2xx) | server CPU µs/req | "
+                           "others on CPU0 / CPU1 | probe n, median, max |")
+                out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|")
+                for i, r in enumerate(res["runs"], 1):
+                    o = r["other"]
+                    others = " / ".join(f"{o[c][0]:.1f}%" for c in ("cpu0", "cpu1") if c in o) or "?"
+                    p = r.get("probe")
+                    probe = (f"{p['n']}, {fmt_time(p['median'])}, {fmt_time(p['max'])}"
+                             if p and p["n"] else "–")
+                    cpu = f"{r['cpu_us_per_req']:.0f}" if r.get("cpu_us_per_req") else "?"
+                    out.append(f"| {i} | {r['rps']:,.0f} | {r['requests']:,} | {fmt_time(r['p50'])} | "
+                               f"{fmt_time(r['p75'])} | {fmt_time(r['p90'])} | {fmt_time(r['p99'])} | "
+                               f"{fmt_time(r.get('lat_max'))} | {r['connect']}/{r['read']}/{r['write']}/"
+                               f"{r['timeout']}/{r['non2xx']} | {cpu} | {others} | {probe} |")
+                out.append("")
+            for f in res.get("flags", []) + res.get("server_notes", []):
+                out.append(f"- {f}")
+            out.append("")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- main
+
+def check_tools(opts):
+    missing = []
+    for tool in ["wrk"] + ([] if opts.no_pin else ["taskset"]):
+        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
+            missing.append(tool)
+    if missing:
+        sys.exit(f"bench: missing {', '.join(missing)} (apt-get install wrk util-linux)")
+    if "trestle" in opts.servers and not os.access(opts.trestle, os.X_OK):
+        sys.exit(f"bench: no trestle binary at {opts.trestle} (build it first, e.g. .ci/build)")
+    if any(s.startswith("gunicorn") for s in opts.servers):
+        if subprocess.run([PYTHON, "-m", "gunicorn", "--version"], capture_output=True).returncode:
+            sys.exit("bench: gunicorn missing for /usr/bin/python3 (apt-get install gunicorn)")
+    if "flask" in opts.apps:
+        if subprocess.run([PYTHON, "-c", "import flask"], capture_output=True).returncode:
+            sys.exit("bench: flask missing for /usr/bin/python3 (apt-get install python3-flask)")
+    if not opts.no_pin and (os.cpu_count() or 1) < 2:
+        sys.exit("bench: pinning needs 2 CPUs; use --no-pin")
+
+
+def wait_quiet(max_wait):
+    """Wait up to max_wait seconds until both CPUs were under QUIET_BUSY % busy
+    for a whole second (another user's build or tests skew every number).
+    Returns the seconds waited, or None if the machine never went quiet."""
+    deadline = time.monotonic() + max_wait
+    t0, waited_log = time.monotonic(), False
+    while True:
+        before = cpu_jiffies()
+        time.sleep(1.0)  # the sampling window
+        after = cpu_jiffies()
+        busy = {c: (after[c][0] - before[c][0]) / max(1, after[c][1] - before[c][1]) * 100
+                for c in after if c in before}
+        if all(b < QUIET_BUSY for b in busy.values()):
+            return time.monotonic() - t0
+        if time.monotonic() >= deadline:
+            return None
+        if not waited_log:
+            log("  waiting for the machine to go quiet (" +
+                ", ".join(f"{c} {b:.0f}% busy" for c, b in sorted(busy.items())) + ")")
+            waited_log = True
+
+
+def bench_one(opts, app, server, logdir):
+    res = {"runs": [], "flags": [], "server_notes": []}
+    if opts.quiet_wait > 0:
+        waited = wait_quiet(opts.quiet_wait)
+        if waited is None:
+            log(f"  machine still busy after {opts.quiet_wait:.0f}s; running anyway")
+            res["server_notes"].append(f"machine busy when the runs started "
+                                       f"(waited {opts.quiet_wait:.0f} s for quiet)")
+    srv = Server(opts, server, app, logdir)
+    res["cmd"] = srv.cmd
+    res["wrk_cmd"] = wrk_command(opts, srv.port, opts.duration_s)
+    try:
+        res["ready"] = srv.wait_ready()
+        if opts.warmup_s:
+            run_wrk(wrk_command(opts, srv.port, opts.warmup_s))
+        for i in range(opts.runs):
+            r = measured_run(opts, srv)
+            res["runs"].append(r)
+            probe = r["probe"]
+            log(f"  run {i + 1}/{opts.runs}: {r['rps']:,.0f} req/s, p50 {fmt_time(r['p50'])}, "
+                f"p99 {fmt_time(r['p99'])}, max {fmt_time(r.get('lat_max'))}, errors {r['errors']}"
+                + (f", probe max {fmt_time(probe['max'])}" if probe and probe["n"] else "")
+                + f", CPU0 others {r['other'].get('cpu0', (0, 0))[0]:.0f}%")
+            if srv.proc.poll() is not None:
+                raise RuntimeError(f"{server} exited with {srv.proc.returncode} during the run; "
+                                   f"log {srv.logpath}:\n{srv.log_tail()}")
+    except (RuntimeError, ValueError, OSError) as e:
+        res["error"] = str(e)
+        log(f"  FAILED: {e}")
+    finally:
+        srv.stop()
+        res["server_notes"] += srv.notes
+        for n in srv.notes:
+            log(f"  note: {n}")
+    res["flags"] = flags_for(opts, res["runs"]) if res["runs"] else []
+    return res
+
+
+def main(argv):
+    opts = options(argv)
+    check_tools(opts)
+    if not opts.no_pin:
+        # Keep this harness (and its probe thread) off the server's CPU.
+        try:
+            os.sched_setaffinity(0, {1})
+        except OSError:
+            pass
+    started = datetime.datetime.now().astimezone()
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    logdir = os.path.join(BENCH_DIR, "results", "logs", stamp)
+    os.makedirs(logdir, exist_ok=True)
+    facts = machine_facts(opts)
+    if "trestle" in opts.servers:
+        # Serve from a copy: build/ may be rebuilt by someone else mid-run, and
+        # every trestle row should come from the same binary.
+        snap = os.path.join(logdir, "trestle")
+        shutil.copy2(opts.trestle, snap)
+        digest = hashlib.sha256(open(snap, "rb").read()).hexdigest()[:12]
+        facts.append(("trestle binary", f"{opts.trestle}, copied to "
+                      f"{os.path.relpath(snap, ROOT)} for the run (sha256 {digest})"))
+        opts.trestle = snap
+    command = os.environ.get("BENCH_COMMAND") or shlex.join([sys.argv[0]] + argv)
+    env_set = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in
+                       ("APPS", "SERVERS", "DURATION", "RUNS", "WARMUP", "CONNECTIONS", "THREADS",
+                        "TRESTLE", "TRESTLE_ARGS", "PIN", "PROBE", "QUIET_WAIT", "OUTPUT") if k in os.environ)
+    if env_set:
+        command = env_set + " " + command
+    total = len(opts.apps) * len(opts.servers) * (opts.warmup_s + opts.runs * opts.duration_s)
+    log(f"bench: {len(opts.apps)} app(s) × {len(opts.servers)} server(s), {opts.runs} × "
+        f"{opts.duration_s}s runs after {opts.warmup_s}s warm-up, {opts.connections} connections: "
+        f"about {total // 60} min {total % 60} s of load")
+
+    results = {}
+    interrupted = False
+    try:
+        for app in opts.apps:
+            for server in opts.servers:
+                log(f"{APPS[app][1]} on {server}:")
+                res = bench_one(opts, app, server, logdir)
+                results[(app, server)] = res
+                for f in res["flags"]:
+                    log(f"  FLAG: {f}")
+    except KeyboardInterrupt:
+        interrupted = True
+        log("bench: interrupted; reporting what ran")
+
+    with open(os.path.join(logdir, "wrk.txt"), "w") as f:
+        for (app, server), res in results.items():
+            for i, r in enumerate(res["runs"], 1):
+                f.write(f"==== {app} {server} run {i}\n{r['raw']}\n")
+
+    if "trestle" in opts.servers:
+        try:
+            os.remove(os.path.join(logdir, "trestle"))  # 15 MB; the sha256 is in the report
+        except OSError:
+            pass
+
+    table = build_table(opts, results)
+    targets = targets_text(opts, results)
+    finished = datetime.datetime.now().astimezone()
+    pin = "not pinned" if opts.no_pin else "server pinned to CPU 0 (`taskset -c 0`), wrk to CPU 1 (`taskset -c 1`)"
+    method = (f"wrk -t1 -c{opts.connections} -d{opts.duration_s}s --latency, {pin}; "
+              f"{opts.warmup_s} s warm-up, then {opts.runs} run(s) per app and server, the run with the "
+              f"median req/s reported; errors summed over all runs; trestle and gunicorn gthread "
+              f"with {opts.threads} threads, one worker process throughout.")
+    report = [
+        "# Trestle benchmark: latest results", "",
+        f"Date: {started.strftime('%Y-%m-%d %H:%M %Z')} (finished {finished.strftime('%H:%M %Z')})"
+        + ("; INTERRUPTED" if interrupted else ""), "",
+        f"Command: `{command}` (from {ROOT})", "",
+        f"Method: {method}", "",
+        table, "",
+    ]
+    if targets:
+        report += ["Acceptance targets (trestle ÷ gunicorn sync req/s):", "", targets, ""]
+    report += ["## Machine", ""] + [f"- {k}: {v}" for k, v in facts] + [""]
+    report += ["## Runs", "", details_text(opts, results),
+               f"Raw wrk output and server logs: `{os.path.relpath(logdir, ROOT)}/`", ""]
+    os.makedirs(os.path.dirname(os.path.abspath(opts.output)), exist_ok=True)
+    with open(opts.output, "w") as f:
+        f.write("\n".join(report))
+
+    print(table)
+    if targets:
+        print()
+        print(targets)
+    flagged = [(k, f) for k, res in results.items() for f in res["flags"] + res["server_notes"]]
+    if flagged:
+        print()
+        for (app, server), f in flagged:
+            print(f"- {APPS[app][1]}, {server}: {f}")
+    log(f"\nbench: report written to {os.path.relpath(opts.output)}")
+    failed = any(res.get("error") for res in results.values())
+    return 130 if interrupted else (1 if failed else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
