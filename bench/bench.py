@@ -64,7 +64,10 @@ TAIL_MAX = 1.0            # wrk max latency at or above this (s): long tail
 
 
 def log(msg):
-    print(msg, file=sys.stderr, flush=True)
+    try:
+        print(msg, file=sys.stderr, flush=True)
+    except BrokenPipeError:  # e.g. piped into head: keep benchmarking, keep the report
+        pass
 
 
 # ---------------------------------------------------------------- options
@@ -129,7 +132,7 @@ def options(argv):
     p.add_argument("--no-probe", action="store_true", default=env("PROBE", "1") == "0",
                    help="no starvation probe connection during measured runs [PROBE=0]")
     p.add_argument("--quiet-wait", type=float, default=float(env("QUIET_WAIT", "60")),
-                   help="before each app and server, wait up to this many seconds for both "
+                   help="before each measured run, wait up to this many seconds for both "
                         "CPUs to be idle (under 10%% busy for a second); 0 to skip "
                         "[QUIET_WAIT] (default 60)")
     p.add_argument("--output", default=env("OUTPUT", os.path.join(BENCH_DIR, "results", "latest.md")),
@@ -646,12 +649,6 @@ def wait_quiet(max_wait):
 
 def bench_one(opts, app, server, logdir):
     res = {"runs": [], "flags": [], "server_notes": []}
-    if opts.quiet_wait > 0:
-        waited = wait_quiet(opts.quiet_wait)
-        if waited is None:
-            log(f"  machine still busy after {opts.quiet_wait:.0f}s; running anyway")
-            res["server_notes"].append(f"machine busy when the runs started "
-                                       f"(waited {opts.quiet_wait:.0f} s for quiet)")
     srv = Server(opts, server, app, logdir)
     res["cmd"] = srv.cmd
     res["wrk_cmd"] = wrk_command(opts, srv.port, opts.duration_s)
@@ -659,7 +656,11 @@ def bench_one(opts, app, server, logdir):
         res["ready"] = srv.wait_ready()
         if opts.warmup_s:
             run_wrk(wrk_command(opts, srv.port, opts.warmup_s))
+        busy_starts = 0
         for i in range(opts.runs):
+            if opts.quiet_wait > 0 and wait_quiet(opts.quiet_wait) is None:
+                log(f"  machine still busy after {opts.quiet_wait:.0f}s; running anyway")
+                busy_starts += 1
             r = measured_run(opts, srv)
             res["runs"].append(r)
             probe = r["probe"]
@@ -670,6 +671,9 @@ def bench_one(opts, app, server, logdir):
             if srv.proc.poll() is not None:
                 raise RuntimeError(f"{server} exited with {srv.proc.returncode} during the run; "
                                    f"log {srv.logpath}:\n{srv.log_tail()}")
+        if busy_starts:
+            res["server_notes"].append(f"machine busy when {busy_starts} run(s) started "
+                                       f"(waited {opts.quiet_wait:.0f} s for quiet)")
     except (RuntimeError, ValueError, OSError) as e:
         res["error"] = str(e)
         log(f"  FAILED: {e}")
@@ -748,7 +752,9 @@ def main(argv):
     method = (f"wrk -t1 -c{opts.connections} -d{opts.duration_s}s --latency, {pin}; "
               f"{opts.warmup_s} s warm-up, then {opts.runs} run(s) per app and server, the run with the "
               f"median req/s reported; errors summed over all runs; trestle and gunicorn gthread "
-              f"with {opts.threads} threads, one worker process throughout.")
+              f"with {opts.threads} threads, one worker process throughout"
+              + (f"; before each run, waited up to {opts.quiet_wait:.0f} s for both CPUs to be idle."
+                 if opts.quiet_wait > 0 else "."))
     report = [
         "# Trestle benchmark: latest results", "",
         f"Date: {started.strftime('%Y-%m-%d %H:%M %Z')} (finished {finished.strftime('%H:%M %Z')})"

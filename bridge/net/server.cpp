@@ -1,6 +1,7 @@
 #include "bridge/net/server.hpp"
 
 #include "bridge/net/session.hpp"
+#include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -283,6 +284,17 @@ bool server::run(std::chrono::milliseconds graceful) {
         });
     };
     wait_signal();
+    // The access log is buffered; the main thread flushes it once a second.
+    asio::steady_timer flush_timer(control);
+    std::function<void()> flush_access = [&] {
+        flush_timer.expires_after(std::chrono::seconds(1));
+        flush_timer.async_wait([&](error_code ec) {
+            if (ec) return;
+            if (im.ctx.access) im.ctx.access->flush();
+            flush_access();
+        });
+    };
+    flush_access();
     control.run();
 
     for (auto& w : im.workers)

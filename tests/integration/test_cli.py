@@ -184,7 +184,11 @@ def test_access_log_lines(serve, tmp_path):
     srv = serve("wsgi_cases:app", "--access-log", str(log))
     requests.get(srv.url + "/hello?x=1", headers={"User-Agent": "tester/1.0", "Referer": "http://r/"}, timeout=10)
     requests.post(srv.url + "/echo", data=b"12345", timeout=10)
-    srv.stop()
+    # Buffered, but flushed within about a second while the server runs.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(log.read_text().splitlines()) < 2:
+        time.sleep(0.05)
+    assert srv.proc.poll() is None
     lines = log.read_text().splitlines()
     assert len(lines) == 2, lines
     pat = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "(.*?)" (\d{3}) (\d+|-) "(.*?)" "(.*?)" (\d+\.\d{6})$')

@@ -89,6 +89,7 @@ struct rejected_case {
     const char* name;
     const char* input;
     unsigned status;
+    friend void PrintTo(const rejected_case& c, std::ostream* os) { *os << c.name; }
 };
 
 class request_parser_rejects : public testing::TestWithParam<rejected_case> {};
