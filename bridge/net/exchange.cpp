@@ -39,8 +39,7 @@ void exchange::preload_body(std::string body) {
     body_eof_ = true;
 }
 
-std::optional<std::size_t> exchange::try_read(char* dst, std::size_t n) {
-    std::lock_guard lock(m_);
+std::optional<std::size_t> exchange::copy_body_locked(char* dst, std::size_t n) {
     std::size_t avail = body_.size() - body_pos_;
     if (avail > 0 || n == 0) {
         std::size_t k = std::min(avail, n);
@@ -52,17 +51,15 @@ std::optional<std::size_t> exchange::try_read(char* dst, std::size_t n) {
     return std::nullopt;
 }
 
+std::optional<std::size_t> exchange::try_read(char* dst, std::size_t n) {
+    std::lock_guard lock(m_);
+    return copy_body_locked(dst, n);
+}
+
 std::optional<std::size_t> exchange::read(char* dst, std::size_t n) {
     std::unique_lock lock(m_);
     for (;;) {
-        std::size_t avail = body_.size() - body_pos_;
-        if (avail > 0 || n == 0) {
-            std::size_t k = std::min(avail, n);
-            std::memcpy(dst, body_.data() + body_pos_, k);
-            body_pos_ += k;
-            return k;
-        }
-        if (body_eof_) return 0;
+        if (auto got = copy_body_locked(dst, n)) return got;
         if (body_failed_ || aborted_) return std::nullopt;
         if (!body_wanted_) {
             body_wanted_ = true;

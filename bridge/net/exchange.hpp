@@ -89,6 +89,8 @@ public:
 
 private:
     void wake_io_locked();
+    // Copies buffered body bytes; 0 at end of body, nullopt when none yet.
+    std::optional<std::size_t> copy_body_locked(char* dst, std::size_t n);
 
     request_head head_;
     endpoint_info endpoint_;

@@ -118,53 +118,49 @@ struct server::impl {
         asio::co_spawn(w.ioc, run_session(std::move(sock), std::move(ep), ctx, w.registry, live), log_exception);
     }
 
-    asio::awaitable<void> accept_tcp(tcp::acceptor& acc) {
+    // Accepts forever on one listener. `adopt` turns a new socket into the
+    // generic socket a session runs on, filling in the endpoint facts.
+    template <class Acceptor, class Adopt>
+    asio::awaitable<void> accept_loop(Acceptor& acc, Adopt adopt) {
         for (;;) {
             io_worker& w = pick();
             auto [ec, sock] = co_await acc.async_accept(w.ioc.get_executor(), use_tuple);
             if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
             if (ec) {
+                // EMFILE and friends: back off instead of spinning.
                 log::warning("accept failed: " + ec.message());
                 asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
                 co_await t.async_wait(use_tuple);
                 continue;
             }
-            error_code ignored;
-            sock.set_option(tcp::no_delay(true), ignored);
             endpoint_info ep;
-            auto remote = sock.remote_endpoint(ignored);
-            auto local = sock.local_endpoint(ignored);
-            ep.remote_addr = remote.address().to_string();
-            ep.remote_port = std::to_string(remote.port());
-            ep.server_name = local.address().to_string();
-            ep.server_port = std::to_string(local.port());
-            int family = remote.address().is_v6() ? AF_INET6 : AF_INET;
-            auto proto = asio::generic::stream_protocol(family, IPPROTO_TCP);
-            generic_socket gs(w.ioc.get_executor(), proto, sock.release(ignored));
+            asio::any_io_executor ex = w.ioc.get_executor();
+            generic_socket gs = adopt(sock, ep, ex);
             spawn(std::move(gs), std::move(ep), w);
         }
     }
 
-    asio::awaitable<void> accept_unix(asio::local::stream_protocol::acceptor& acc) {
-        for (;;) {
-            io_worker& w = pick();
-            auto [ec, sock] = co_await acc.async_accept(w.ioc.get_executor(), use_tuple);
-            if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
-            if (ec) {
-                log::warning("accept failed: " + ec.message());
-                asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
-                co_await t.async_wait(use_tuple);
-                continue;
-            }
-            endpoint_info ep;
-            ep.is_unix = true;
-            ep.server_name = "localhost";
-            ep.server_port = "0";
-            error_code ignored;
-            auto proto = asio::generic::stream_protocol(AF_UNIX, 0);
-            generic_socket gs(w.ioc.get_executor(), proto, sock.release(ignored));
-            spawn(std::move(gs), std::move(ep), w);
-        }
+    template <class Socket>
+    static generic_socket adopt_tcp(Socket& sock, endpoint_info& ep, asio::any_io_executor ex) {
+        error_code ignored;
+        sock.set_option(tcp::no_delay(true), ignored);
+        auto remote = sock.remote_endpoint(ignored);
+        auto local = sock.local_endpoint(ignored);
+        ep.remote_addr = remote.address().to_string();
+        ep.remote_port = std::to_string(remote.port());
+        ep.server_name = local.address().to_string();
+        ep.server_port = std::to_string(local.port());
+        int family = remote.address().is_v6() ? AF_INET6 : AF_INET;
+        return generic_socket(ex, asio::generic::stream_protocol(family, IPPROTO_TCP), sock.release(ignored));
+    }
+
+    template <class Socket>
+    static generic_socket adopt_unix(Socket& sock, endpoint_info& ep, asio::any_io_executor ex) {
+        error_code ignored;
+        ep.is_unix = true;
+        ep.server_name = "localhost";
+        ep.server_port = "0";
+        return generic_socket(ex, asio::generic::stream_protocol(AF_UNIX, 0), sock.release(ignored));
     }
 
     void listen_one(const std::string& text) {
@@ -227,8 +223,8 @@ void server::listen(const std::vector<std::string>& binds) {
 bool server::run(std::chrono::milliseconds graceful) {
     auto& im = *impl_;
     auto& io0 = im.workers.front()->ioc;
-    for (auto& a : im.tcp_acceptors) asio::co_spawn(io0, im.accept_tcp(*a), log_exception);
-    for (auto& a : im.unix_acceptors) asio::co_spawn(io0, im.accept_unix(*a), log_exception);
+    for (auto& a : im.tcp_acceptors) asio::co_spawn(io0, im.accept_loop(*a, [](auto&... args) { return impl::adopt_tcp(args...); }), log_exception);
+    for (auto& a : im.unix_acceptors) asio::co_spawn(io0, im.accept_loop(*a, [](auto&... args) { return impl::adopt_unix(args...); }), log_exception);
     for (auto& w : im.workers) {
         w->registry.start();
         w->thread = std::thread([&ioc = w->ioc] {
