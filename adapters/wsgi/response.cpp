@@ -85,22 +85,20 @@ void init_response_type() {
     start_response_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
 }
 
-call::call(net::exchange& ex, const net::server_context& ctx) : ex_(ex), ctx_(ctx) {
+call::call(net::exchange& ex, const net::server_context& ctx) : ex_(ex), w_(ex, ctx) {
     auto* o = PyObject_New(start_response_object, start_response_type);
     if (o) o->owner = this;
     start_response_ = py::ref::steal(reinterpret_cast<PyObject*>(o));
-    auto& h = ex_.head();
-    no_body_ = h.head_method;
 }
 
 call::~call() {
     if (start_response_) reinterpret_cast<start_response_object*>(start_response_.get())->owner = nullptr;
-    if (!finished_) finish(false);
+    w_.finish(true);   // no-op unless the request ended without a verdict
 }
 
 PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject* exc_info) {
     if (exc_info != Py_None) {
-        if (head_sent_) {
+        if (w_.head_emitted()) {
             // PEP 3333: too late to change the response; re-raise the app's error.
             if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3)
                 return type_error("exc_info must be a 3-tuple, not %.100s", exc_info);
@@ -167,8 +165,8 @@ PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject*
                 PyErr_SetString(PyExc_ValueError, "conflicting Content-Length headers");
                 return nullptr;
             }
-            if (declared) continue;
             declared = v;
+            continue;   // the writer emits it
         }
         block.append(name);
         block += ": ";
@@ -177,115 +175,39 @@ PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject*
     }
 
     started_ = true;
-    status_ = code;
-    status_line_.assign(st);
-    if (st.size() == 3) status_line_ += ' ';
-    headers_.swap(block);
-    declared_length_ = declared;
+    std::string line(st);
+    if (st.size() == 3) line += ' ';
+    w_.set_head(code, line, std::move(block), declared);
     return PyCFunction_New(&write_def, start_response_.get());
 }
 
-bool call::can_keep_alive() {
-    auto& h = ex_.head();
-    if (!h.keep_alive || ctx_.draining.load(std::memory_order_relaxed)) return false;
-    // The client may still be waiting for 100 Continue before sending the
-    // body; only a fresh connection avoids reading it as the next request.
-    if (h.expect_continue && !ex_.body_consumed()) return false;
-    return true;
-}
-
 bool call::emit_head(std::optional<std::uint64_t> known_length) {
-    if (head_sent_) return true;
+    if (w_.head_emitted()) return true;
     if (!started_) {
         PyErr_SetString(PyExc_RuntimeError, "the app produced a body without calling start_response()");
         return false;
     }
-    auto& h = ex_.head();
-    bool bodiless_status = status_ < 200 || status_ == 204 || status_ == 304;
-    no_body_ = no_body_ || bodiless_status;
-    keep_alive_ = can_keep_alive();
-
-    std::string& o = out_;
-    o.reserve(256 + headers_.size());
-    o += "HTTP/1.1 ";
-    o += status_line_;
-    o += "\r\n";
-    o += headers_;
-    if (!ctx_.server_header.empty()) {
-        o += "Server: ";
-        o += ctx_.server_header;
-        o += "\r\n";
-    }
-    o += "Date: ";
-    o += net::http_date();
-    o += "\r\n";
-    // For HEAD, an empty body says nothing about the GET length (Werkzeug
-    // sends none), so only a non-empty one is taken as the length.
-    if (h.head_method && known_length && *known_length == 0) known_length.reset();
-    if (!declared_length_ && !bodiless_status) {
-        if (known_length) {
-            o += "Content-Length: ";
-            o += std::to_string(*known_length);
-            o += "\r\n";
-        } else if (h.head_method) {
-            // No body follows, so no framing is needed.
-        } else if (h.version >= 11) {
-            chunked_ = true;
-            o += "Transfer-Encoding: chunked\r\n";
-        } else {
-            keep_alive_ = false;   // HTTP/1.0: the close marks the end
-        }
-    }
-    if (!keep_alive_) o += "Connection: close\r\n";
-    else if (h.version == 10) o += "Connection: keep-alive\r\n";
-    o += "\r\n";
-    head_sent_ = true;
-    ex_.set_status(status_);
+    w_.emit_head(known_length);
     return true;
 }
 
-void call::append_chunk(std::string_view data) {
-    if (data.empty() || no_body_) return;
-    if (declared_length_) {
-        std::uint64_t room = *declared_length_ - std::min(sent_, *declared_length_);
-        if (data.size() > room) {
-            if (keep_alive_ || room > 0)
-                log::warning("app sent more body than its Content-Length; the excess is dropped");
-            data = data.substr(0, room);
-            keep_alive_ = false;
-        }
-        if (data.empty()) return;
-    }
-    if (chunked_) {
-        char size[20];
-        auto [p, ec] = std::to_chars(size, size + sizeof size, data.size(), 16);
-        out_.append(size, p);
-        out_ += "\r\n";
-        out_.append(data);
-        out_ += "\r\n";
-    } else {
-        out_.append(data);
-    }
-    sent_ += data.size();
-    ex_.add_body_bytes(data.size());
-}
-
 bool call::flush() {
-    if (out_.empty()) return true;
+    std::string& out = w_.out();
+    if (out.empty()) return true;
     if (gone_) return false;
-    auto r = ex_.try_write(out_);
+    auto r = ex_.try_write(out);
     if (r == net::exchange::write_result::would_block) {
         // The client reads slower than the app writes: pause the app.
         bool ok;
         {
             py::gil_release nogil;
-            ok = ex_.write(out_);
+            ok = ex_.write(out);
         }
         r = ok ? net::exchange::write_result::ok : net::exchange::write_result::gone;
     }
     if (r == net::exchange::write_result::gone) {
         gone_ = true;
-        out_.clear();
+        out.clear();
         return false;
     }
     return true;
@@ -297,10 +219,9 @@ bool call::on_body(PyObject* data) {
         return false;
     }
     Py_ssize_t n = PyBytes_GET_SIZE(data);
-    if (n == 0 && head_sent_) return true;
     if (n == 0) return true;   // PEP 3333: headers wait for the first non-empty chunk
     if (!emit_head(std::nullopt)) return false;
-    append_chunk({PyBytes_AS_STRING(data), static_cast<std::size_t>(n)});
+    w_.append_body({PyBytes_AS_STRING(data), static_cast<std::size_t>(n)});
     return flush();
 }
 
@@ -315,19 +236,19 @@ bool call::on_sequence(PyObject* seq) {
         }
         total += static_cast<std::uint64_t>(PyBytes_GET_SIZE(items[i]));
     }
-    if (!emit_head(head_sent_ ? std::nullopt : std::optional<std::uint64_t>(total))) return false;
-    out_.reserve(out_.size() + total + (chunked_ ? 16 * n : 0));
+    if (!emit_head(w_.head_emitted() ? std::nullopt : std::optional<std::uint64_t>(total))) return false;
+    w_.out().reserve(w_.out().size() + total + 16 * static_cast<std::size_t>(n));
     for (Py_ssize_t i = 0; i < n; ++i)
-        append_chunk({PyBytes_AS_STRING(items[i]), static_cast<std::size_t>(PyBytes_GET_SIZE(items[i]))});
+        w_.append_body({PyBytes_AS_STRING(items[i]), static_cast<std::size_t>(PyBytes_GET_SIZE(items[i]))});
     return true;   // complete() flushes with the end of the response: one write
 }
 
 bool call::on_file(const file_region& r) {
     std::uint64_t count = r.size > r.offset ? r.size - r.offset : 0;
-    if (declared_length_ && *declared_length_ < count) count = *declared_length_;
+    auto declared = w_.declared_length();
+    if (declared && *declared < count) count = *declared;
     if (!emit_head(count)) return false;
-    if (no_body_ || count == 0) return true;
-    if (declared_length_ && *declared_length_ > count) keep_alive_ = false;
+    if (w_.no_body() || count == 0) return true;
     if (!flush()) return false;
     int fd = ::dup(r.fd);
     if (fd < 0) {
@@ -343,62 +264,47 @@ bool call::on_file(const file_region& r) {
         gone_ = true;
         return false;
     }
-    sent_ += count;
-    ex_.add_body_bytes(count);
+    w_.add_sent(count);   // end_body() notices a file shorter than declared
     return true;
 }
 
-void call::finish(bool keep_alive) {
-    finished_ = true;
-    // The last bytes travel with the completion: one lock, one wakeup.
-    if (gone_) out_.clear();
-    ex_.finish(keep_alive && !gone_, out_);
-}
-
 void call::complete() {
-    if (finished_) return;
-    if (!head_sent_) {
+    if (w_.finished()) return;
+    if (!w_.head_emitted()) {
         if (!started_) {
             log::error("the app returned without calling start_response(); answering 500");
             reject(500);
             return;
         }
-        emit_head(std::uint64_t{0});
+        w_.emit_head(std::uint64_t{0});
     }
-    if (chunked_) out_ += "0\r\n\r\n";
-    if (declared_length_ && sent_ < *declared_length_ && !no_body_) {
-        log::warning("app sent less body than its Content-Length; closing the connection");
-        keep_alive_ = false;
-    }
-    finish(keep_alive_);
+    w_.end_body();
+    w_.finish(gone_);
 }
 
 void call::fail(std::string_view context) {
-    if (finished_) return;
+    if (w_.finished()) return;
     if (!gone_) {
         log::error("exception in app while handling " + std::string(context) + ":");
         py::print_exception();
     } else {
         PyErr_Clear();
     }
-    if (!head_sent_) {
+    if (!w_.head_emitted()) {
         unsigned status = ex_.body_error_status();
         reject(status ? status : 500);
         return;
     }
     // Too late for a 500: send what is buffered, without a final chunk, and
     // end the connection so the client sees a truncated response.
-    finish(false);
+    w_.abandon();
+    w_.finish(gone_);
 }
 
 void call::reject(unsigned status) {
-    if (finished_) return;
-    // After a framing or limit error the rest of the body cannot be trusted.
-    bool keep = can_keep_alive() && status != 413 && status != 408 && status != 400;
-    out_ = net::simple_response(status, ctx_.server_header, !keep, {}, ex_.head().head_method);
-    head_sent_ = true;
-    ex_.set_status(status);
-    finish(keep);
+    if (w_.finished()) return;
+    w_.error_response(status);
+    w_.finish(gone_);
 }
 
 } // namespace trestle::wsgi

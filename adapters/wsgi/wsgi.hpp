@@ -1,6 +1,7 @@
 #pragma once
 // Internals of the WSGI adapter (PEP 3333). Everything here runs on a pool
 // thread with the GIL held unless a comment says otherwise.
+#include "bridge/net/response_writer.hpp"
 #include "bridge/python/ref.hpp"
 
 #include <cstdint>
@@ -62,26 +63,12 @@ public:
 private:
     bool emit_head(std::optional<std::uint64_t> known_length);
     bool flush();
-    void finish(bool keep_alive);
-    bool can_keep_alive();
-    void append_chunk(std::string_view data);
 
     net::exchange& ex_;
-    const net::server_context& ctx_;
-    bool finished_ = false;
+    net::response_writer w_;
     py::ref start_response_;
     bool started_ = false;
-    bool head_sent_ = false;
-    bool chunked_ = false;
-    bool no_body_ = false;         // HEAD, 1xx, 204, 304
-    bool keep_alive_ = false;
     bool gone_ = false;
-    unsigned status_ = 0;
-    std::string status_line_;
-    std::string headers_;          // the app's fields, serialized
-    std::optional<std::uint64_t> declared_length_;
-    std::uint64_t sent_ = 0;
-    std::string out_;
 };
 
 } // namespace trestle::wsgi
