@@ -1,4 +1,5 @@
-// trestle: serve a Python web app.
+// trestle: serve a Python web app (WSGI on the thread pool, ASGI on the loop).
+#include "adapters/asgi/asgi_handler.hpp"
 #include "adapters/wsgi/wsgi_handler.hpp"
 #include "bridge/config/options.hpp"
 #include "bridge/net/server.hpp"
@@ -6,6 +7,7 @@
 #include "bridge/observability/log.hpp"
 #include "bridge/python/app_loader.hpp"
 #include "bridge/python/interpreter.hpp"
+#include "bridge/runtime/loop_thread.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
 #include <csignal>
@@ -14,6 +16,36 @@
 #include <unistd.h>
 
 using namespace trestle;
+
+namespace {
+
+// trestle._asgi.NAME(args...), GIL held. Null with the exception set.
+py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, PyObject* c = nullptr) {
+    py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._asgi"));
+    py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), name) : nullptr);
+    return py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), a, b, c, nullptr) : nullptr);
+}
+
+[[noreturn]] void die(int code, const std::string& msg) {
+    std::fprintf(stderr, "trestle: error: %s\n", msg.c_str());
+    std::fflush(stderr);
+    ::_exit(code);
+}
+
+// "wsgi", "asgi3" or "asgi2" for the app, honouring --interface.
+std::string choose_interface(const options& opt, PyObject* app) {
+    py::ref kind = call_asgi_helper("detect", app);
+    if (!kind) {
+        py::print_exception();
+        die(1, "cannot inspect the app");
+    }
+    std::string detected = PyUnicode_AsUTF8(kind.get());
+    if (opt.interface == "wsgi") return "wsgi";
+    if (opt.interface == "asgi") return detected == "asgi2" ? "asgi2" : "asgi3";
+    return detected;
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
     options opt = parse_options(argc, argv);
@@ -50,25 +82,80 @@ int main(int argc, char** argv) {
 
     py::initialize({opt.chdir, opt.pythonpath, opt.venv});
     py::ref app = py::load_app(opt.app);
+    std::string iface = choose_interface(opt, app.get());
+    if (iface == "asgi2") {
+        app = call_asgi_helper("asgi2_to_3", app.get());
+        if (!app) {
+            py::print_exception();
+            die(1, "cannot wrap the ASGI 2 app");
+        }
+    }
+    bool asgi = iface != "wsgi";
 
     runtime::thread_pool pool(opt.threads, opt.max_queue);
-    auto handler = std::make_unique<wsgi::wsgi_handler>(std::move(app), pool, ctx);
-    ctx.app = handler.get();
+    std::unique_ptr<runtime::loop_thread> loop;
+    std::unique_ptr<handler> app_handler;
+    py::ref lifespan;
+
+    if (asgi) {
+        loop = std::make_unique<runtime::loop_thread>(opt.loop, pool);
+        py::release_main_thread();
+        bool started = loop->start();
+        py::acquire_main_thread();
+        if (!started) die(1, "the event loop could not start");
+        auto h = std::make_unique<asgi::asgi_handler>(app, *loop, ctx);
+        if (opt.lifespan != "off") {
+            py::ref mode = py::ref::steal(PyUnicode_FromString(opt.lifespan.c_str()));
+            lifespan = call_asgi_helper("Lifespan", app.get(), mode.get(), loop->loop());
+            py::ref result = lifespan ? call_asgi_helper("run_startup", lifespan.get(), Py_None) : py::ref{};
+            if (!result) {
+                py::print_exception();
+                die(1, "ASGI lifespan startup failed");
+            }
+            if (PyTuple_GET_ITEM(result.get(), 0) != Py_True) {
+                PyObject* why = PyTuple_GET_ITEM(result.get(), 1);   // borrowed
+                die(1, std::string("ASGI lifespan startup failed: ") + PyUnicode_AsUTF8(why));
+            }
+            py::ref supported = py::ref::steal(PyObject_GetAttrString(lifespan.get(), "supported"));
+            if (supported.get() == Py_True) {
+                py::ref state = py::ref::steal(PyObject_GetAttrString(lifespan.get(), "state"));
+                h->scopes().set_state(state.get());
+            } else {
+                log::info("ASGI lifespan not supported by the app; continuing without it");
+                lifespan.reset();
+            }
+        }
+        app_handler = std::move(h);
+    } else {
+        app_handler = std::make_unique<wsgi::wsgi_handler>(app, pool, ctx);
+    }
+    ctx.app = app_handler.get();
 
     net::server srv(ctx, opt.io_threads, opt.backlog);
     try {
         srv.listen(opt.binds);
     } catch (const net::bind_error& e) {
         std::fprintf(stderr, "trestle: error: %s\n", e.what());
-        return e.usage ? 2 : 1;
+        std::fflush(stderr);
+        ::_exit(e.usage ? 2 : 1);
     }
-    log::info("serving " + opt.app + " (WSGI) with " + std::to_string(opt.threads) + " thread(s), pid " +
+    std::string what = asgi ? "(ASGI, " + loop->kind() + " loop)" : "(WSGI)";
+    log::info("serving " + opt.app + " " + what + " with " + std::to_string(opt.threads) + " thread(s), pid " +
               std::to_string(::getpid()));
 
     py::release_main_thread();
     bool clean = srv.run(opt.graceful_timeout);
     if (access) access->flush();
 
+    if (lifespan) {
+        py::gil_ensure gil;
+        py::ref timeout = py::ref::steal(PyFloat_FromDouble(opt.graceful_timeout.count() / 1000.0 + 1));
+        py::ref result = call_asgi_helper("run_shutdown", lifespan.get(), timeout.get());
+        if (!result) py::print_exception();
+        else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
+            log::error(std::string("ASGI lifespan shutdown failed: ") + PyUnicode_AsUTF8(PyTuple_GET_ITEM(result.get(), 1)));
+    }
+    if (loop) loop->stop();
     // Jobs still queued or running get what is left of the graceful period.
     if (!pool.stop(clean ? 5000 : 0)) {
         log::warning("app threads still busy at shutdown; exiting without finalizing Python");
@@ -78,7 +165,9 @@ int main(int argc, char** argv) {
     {
         // The handler owns Python references: drop them with the GIL.
         py::gil_ensure gil;
-        handler.reset();
+        app_handler.reset();
+        lifespan.reset();
+        app.reset();
     }
     py::finalize();
     log::info("stopped");

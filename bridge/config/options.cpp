@@ -21,12 +21,18 @@ std::chrono::milliseconds seconds_to_ms(double s) {
 
 options parse_options(int argc, char** argv) {
     options o;
-    CLI::App cli{"Trestle: an HTTP server for Python web apps (WSGI), in C++."};
+    CLI::App cli{"Trestle: an HTTP server for Python web apps (WSGI and ASGI), in C++."};
     cli.set_version_flag("--version", "trestle " TRESTLE_VERSION);
     cli.get_formatter()->column_width(36);
 
-    cli.add_option("app", o.app, "The WSGI app: module:attr, module:factory() or module (attr 'application' or 'app')")
+    cli.add_option("app", o.app, "The app: module:attr, module:factory() or module (attr 'application' or 'app')")
         ->required();
+    cli.add_option("--interface", o.interface, "auto (tell ASGI from WSGI by the callable's shape), wsgi or asgi (default auto)")
+        ->check(CLI::IsMember({"auto", "wsgi", "asgi"}));
+    cli.add_option("--loop", o.loop, "Event loop for ASGI apps: auto (uvloop if it imports), asyncio or uvloop (default auto)")
+        ->check(CLI::IsMember({"auto", "asyncio", "uvloop"}));
+    cli.add_option("--lifespan", o.lifespan, "ASGI lifespan: auto (run it if the app supports it), on or off (default auto)")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
     cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT or unix:/path; repeatable (default 127.0.0.1:8000)");
     cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
         ->check(CLI::Range(1, 1024));

@@ -36,6 +36,9 @@ struct options {
     std::optional<std::string> access_log;     // "-" means stderr
     std::string server_header = "trestle";
     std::string log_level = "info";
+    std::string interface = "auto";            // auto, wsgi, asgi
+    std::string loop = "auto";                 // auto, asyncio, uvloop
+    std::string lifespan = "auto";             // auto, on, off
 };
 
 // Parses argv. On --help/--version prints and exits 0; on a bad flag prints a

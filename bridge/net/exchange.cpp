@@ -85,6 +85,7 @@ void exchange::push_body(std::string& data, bool eof) {
     body_eof_ = eof;
     body_wanted_ = false;
     cv_.notify_all();
+    wake_app_locked();
 }
 
 void exchange::body_failed(unsigned status) {
@@ -93,6 +94,7 @@ void exchange::body_failed(unsigned status) {
     body_error_status_ = status;
     body_wanted_ = false;
     cv_.notify_all();
+    wake_app_locked();
 }
 
 unsigned exchange::body_error_status() {
@@ -155,6 +157,30 @@ void exchange::finish(bool keep_alive, std::string& last) {
     wake_io_locked();
 }
 
+void exchange::wake_app_locked() {
+    if (app_waker_) app_waker_();
+}
+
+void exchange::set_app_waker(std::function<void()> waker) {
+    std::lock_guard lock(m_);
+    app_waker_ = std::move(waker);
+}
+
+void exchange::request_body() {
+    std::lock_guard lock(m_);
+    if (body_eof_ || body_failed_ || aborted_ || body_wanted_) return;
+    if (body_pos_ < body_.size()) return;
+    body_wanted_ = true;
+    wake_io_locked();
+}
+
+bool exchange::can_write(std::size_t n) {
+    std::lock_guard lock(m_);
+    if (aborted_) return true;   // the write reports the disconnect
+    if (out_.empty()) return in_flight_ <= hwm_;
+    return out_.size() + in_flight_ + n <= hwm_;
+}
+
 bool exchange::client_gone() {
     std::lock_guard lock(m_);
     return aborted_;
@@ -192,6 +218,7 @@ void exchange::output_written() {
     std::lock_guard lock(m_);
     in_flight_ = 0;
     cv_.notify_all();
+    wake_app_locked();
 }
 
 void exchange::file_sent(bool ok) {
@@ -199,6 +226,7 @@ void exchange::file_sent(bool ok) {
     file_pending_ = false;
     file_ok_ = ok;
     cv_.notify_all();
+    wake_app_locked();
 }
 
 void exchange::abort() {
@@ -206,6 +234,7 @@ void exchange::abort() {
     aborted_ = true;
     io_waiting_ = false;
     cv_.notify_all();
+    wake_app_locked();
 }
 
 } // namespace trestle::net

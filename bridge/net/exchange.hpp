@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -66,6 +67,17 @@ public:
     void finish(bool keep_alive, std::string& last);
     bool client_gone();
 
+    // ---- app side on an event loop ---------------------------------------
+    // An app that cannot block (ASGI) registers a waker instead: it is called,
+    // from the io thread and with the exchange lock held, whenever a wait
+    // could now make progress (body arrived, output drained, client gone).
+    // It must only hand off (post to the loop), never call back in.
+    void set_app_waker(std::function<void()> waker);
+    // Asks the io side for more body without waiting for it.
+    void request_body();
+    // True when try_write would take `n` more bytes now.
+    bool can_write(std::size_t n);
+
     // Facts for the access log, set by the app side before finish().
     void set_status(unsigned status) { status_ = status; }
     unsigned status() const { return status_; }
@@ -89,6 +101,7 @@ public:
 
 private:
     void wake_io_locked();
+    void wake_app_locked();
     // Copies buffered body bytes; 0 at end of body, nullopt when none yet.
     std::optional<std::size_t> copy_body_locked(char* dst, std::size_t n);
 
@@ -101,6 +114,7 @@ private:
     std::mutex m_;
     std::condition_variable cv_;
     bool io_waiting_ = false;
+    std::function<void()> app_waker_;
     bool aborted_ = false;
     // body: io -> app
     std::string body_;

@@ -38,7 +38,7 @@ void response_writer::emit_head(std::optional<std::uint64_t> known_length) {
     auto& h = ex_.head();
     bool bodiless_status = status_ < 200 || status_ == 204 || status_ == 304;
     no_body_ = no_body_ || bodiless_status;
-    keep_alive_ = can_keep_alive();
+    keep_alive_ = can_keep_alive() && !close_requested_;
 
     std::string& o = out_;
     o.reserve(o.size() + 256 + fields_.size());
@@ -137,7 +137,7 @@ void response_writer::finish(bool client_gone) {
     finished_ = true;
     // The last bytes travel with the completion: one lock, one wakeup.
     if (client_gone) out_.clear();
-    ex_.finish(keep_alive_ && !client_gone, out_);
+    ex_.finish(keep_alive_ && !close_requested_ && !client_gone, out_);
 }
 
 } // namespace trestle::net

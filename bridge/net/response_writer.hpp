@@ -37,8 +37,10 @@ public:
     void append_body(std::string_view data);
     // Appends the end of the body (the last chunk) and checks the length.
     void end_body();
-    // The response cannot be completed: no last chunk, connection closes.
-    void abandon() { keep_alive_ = false; }
+    // The connection must close after this response (the app asked for it,
+    // or the response cannot be completed).
+    void close_after() { close_requested_ = true; }
+    void abandon() { close_requested_ = true; }
     // A complete error response from the server itself, replacing anything
     // not yet emitted.
     void error_response(unsigned status);
@@ -66,6 +68,7 @@ private:
     bool chunked_ = false;
     bool no_body_ = false;
     bool keep_alive_ = false;
+    bool close_requested_ = false;
     std::uint64_t sent_ = 0;
     std::string out_;
 };

@@ -99,6 +99,11 @@ void initialize(const interpreter_options& o) {
 
 void release_main_thread() { main_state = PyEval_SaveThread(); }
 
+void acquire_main_thread() {
+    if (main_state) PyEval_RestoreThread(main_state);
+    main_state = nullptr;
+}
+
 void finalize() {
     if (main_state) PyEval_RestoreThread(main_state);
     main_state = nullptr;

@@ -17,6 +17,8 @@ struct interpreter_options {
 void initialize(const interpreter_options& o);
 // Releases the GIL from the main thread so pool threads can run.
 void release_main_thread();
+// Takes the GIL back on the main thread (after release_main_thread).
+void acquire_main_thread();
 // Re-acquires it on the main thread and finalizes.
 void finalize();
 // Prints the current Python exception with its traceback to stderr and

@@ -1,0 +1,58 @@
+#include "adapters/asgi/asgi_handler.hpp"
+
+#include "adapters/asgi/http_call.hpp"
+#include "bridge/net/exchange.hpp"
+#include "bridge/net/response_writer.hpp"
+#include "bridge/python/interpreter.hpp"
+#include "bridge/runtime/loop_thread.hpp"
+
+namespace trestle::asgi {
+
+void init_types() {
+    static bool done = false;
+    if (done) return;
+    init_done_type();
+    init_call_type();
+    done = true;
+}
+
+asgi_handler::asgi_handler(py::ref app, runtime::loop_thread& loop, const net::server_context& ctx,
+                           std::string root_path)
+    : app_(std::move(app)), loop_(loop), ctx_(ctx), scopes_((init_types(), std::move(root_path))) {
+    create_task_ = py::ref::steal(PyObject_GetAttrString(loop_.loop(), "create_task"));
+}
+
+asgi_handler::~asgi_handler() = default;
+
+bool asgi_handler::submit(std::shared_ptr<net::exchange> ex) {
+    // One eventfd write wakes the loop for every request posted before it runs.
+    loop_.post([this, ex = std::move(ex)]() mutable { start(std::move(ex)); });
+    return true;
+}
+
+void asgi_handler::start(std::shared_ptr<net::exchange> ex) {
+    py::ref scope = scopes_.build(ex->head(), ex->endpoint());
+    py::ref call = new_call_object(std::make_unique<http_call>(ex, loop_, ctx_));
+    if (!call) {
+        py::print_exception();
+        net::response_writer w(*ex, ctx_);
+        w.error_response(500);
+        w.finish(false);
+        return;
+    }
+    http_call* c = impl_of(call.get());
+    if (!scope) return c->fail_early();
+    py::ref receive = bound_receive(call.get());
+    py::ref send = bound_send(call.get());
+    py::ref coro = py::ref::steal(
+        receive && send ? PyObject_CallFunctionObjArgs(app_.get(), scope.get(), receive.get(), send.get(), nullptr)
+                        : nullptr);
+    if (!coro) return c->fail_early();
+    py::ref task = py::ref::steal(PyObject_CallOneArg(create_task_.get(), coro.get()));
+    if (!task) return c->fail_early();
+    py::ref done = bound_done(call.get());
+    py::ref r = py::ref::steal(done ? PyObject_CallMethod(task.get(), "add_done_callback", "O", done.get()) : nullptr);
+    if (!r) py::print_exception();
+}
+
+} // namespace trestle::asgi

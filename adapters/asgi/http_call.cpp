@@ -1,0 +1,436 @@
+#include "adapters/asgi/http_call.hpp"
+
+#include "bridge/net/exchange.hpp"
+#include "bridge/net/http_util.hpp"
+#include "bridge/net/server_context.hpp"
+#include "bridge/observability/log.hpp"
+#include "bridge/python/interpreter.hpp"
+#include "bridge/runtime/loop_thread.hpp"
+
+#include <boost/beast/core/string.hpp>
+
+#include <cctype>
+#include <charconv>
+
+namespace trestle::asgi {
+
+namespace {
+
+constexpr std::size_t receive_chunk = 64 * 1024;
+
+struct msg_keys_t {
+    PyObject *type, *body, *more_body, *http_request, *http_disconnect, *status, *headers;
+};
+msg_keys_t* M = nullptr;   // interned for the life of the process
+
+void init_msg_keys() {
+    if (M) return;
+    auto in = [](const char* s) { return PyUnicode_InternFromString(s); };
+    M = new msg_keys_t{in("type"), in("body"), in("more_body"), in("http.request"), in("http.disconnect"),
+                       in("status"), in("headers")};
+}
+
+// message["type"] as UTF-8, or empty with a TypeError set.
+std::string message_type(PyObject* message) {
+    if (!PyDict_Check(message)) {
+        PyErr_Format(PyExc_TypeError, "ASGI messages must be dicts, not %.100s", Py_TYPE(message)->tp_name);
+        return {};
+    }
+    PyObject* t = PyDict_GetItemWithError(message, M->type);   // borrowed
+    if (!t || !PyUnicode_Check(t)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ASGI message has no 'type' str");
+        return {};
+    }
+    const char* s = PyUnicode_AsUTF8(t);
+    return s ? s : "";
+}
+
+bool is_token_char(unsigned char c) {
+    static const std::string_view extra = "!#$%&'*+-.^_`|~";
+    return std::isalnum(c) || extra.find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+// A bytes-like value as a view; the buffer must outlive the view.
+bool bytes_view(PyObject* o, Py_buffer& buf, std::string_view& out) {
+    if (PyObject_GetBuffer(o, &buf, PyBUF_SIMPLE) < 0) return false;
+    out = {static_cast<const char*>(buf.buf), static_cast<std::size_t>(buf.len)};
+    return true;
+}
+
+// Sets `fut`'s result unless it is already done (e.g. cancelled).
+void resolve(py::ref& fut, PyObject* value) {
+    if (!fut) return;
+    py::ref f = std::move(fut);
+    py::ref done = py::ref::steal(PyObject_CallMethod(f.get(), "done", nullptr));
+    if (done && done.get() == Py_False) {
+        py::ref r = py::ref::steal(PyObject_CallMethod(f.get(), "set_result", "O", value));
+        if (!r) py::print_exception();
+    } else if (!done) {
+        py::print_exception();
+    }
+}
+
+void reject_waiter(py::ref& fut, PyObject* exc_type, const char* message) {
+    if (!fut) return;
+    py::ref f = std::move(fut);
+    py::ref done = py::ref::steal(PyObject_CallMethod(f.get(), "done", nullptr));
+    if (done && done.get() == Py_False) {
+        py::ref exc = py::ref::steal(PyObject_CallFunction(exc_type, "s", message));
+        py::ref r = py::ref::steal(exc ? PyObject_CallMethod(f.get(), "set_exception", "O", exc.get()) : nullptr);
+        if (!r) py::print_exception();
+    } else if (!done) {
+        py::print_exception();
+    }
+}
+
+} // namespace
+
+http_call::http_call(std::shared_ptr<net::exchange> ex, runtime::loop_thread& loop, const net::server_context& ctx)
+    : ex_(std::move(ex)), w_(*ex_, ctx), mb_(std::make_shared<mailbox>()), loop_(loop.loop()) {
+    init_msg_keys();
+    mb_->loop = &loop;
+    mb_->call = this;
+    ex_->set_app_waker([mb = mb_] {
+        // io thread, exchange lock held: only hand off.
+        if (mb->queued.exchange(true)) return;
+        mb->loop->post([mb] {
+            mb->queued = false;
+            if (mb->call) mb->call->on_io_event();
+        });
+    });
+}
+
+http_call::~http_call() {
+    mb_->call = nullptr;
+    w_.finish(true);   // no-op unless the request ended without a verdict
+}
+
+std::string http_call::describe() const {
+    return ex_->head().method + " " + ex_->head().target;
+}
+
+py::ref http_call::disconnect_message() {
+    disconnected_ = true;
+    return py::ref::steal(Py_BuildValue("{O:O}", M->type, M->http_disconnect));
+}
+
+py::ref http_call::read_message() {
+    if (ex_->client_gone() || ex_->body_error_status()) return disconnect_message();
+    std::size_t cap = receive_chunk;
+    const auto& cl = ex_->head().content_length;
+    if (!ex_->head().chunked && cl) cap = static_cast<std::size_t>(std::min<std::uint64_t>(cap, std::max<std::uint64_t>(*cl - std::min(*cl, body_read_), 1)));
+    py::ref body = py::ref::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(cap)));
+    if (!body) return {};
+    auto got = ex_->try_read(PyBytes_AS_STRING(body.get()), cap);
+    if (!got) {
+        if (ex_->body_error_status()) return disconnect_message();
+        ex_->request_body();
+        return {};
+    }
+    body_read_ += *got;
+    if (*got != cap) {
+        PyObject* b = body.release();
+        if (_PyBytes_Resize(&b, static_cast<Py_ssize_t>(*got)) < 0) return {};
+        body = py::ref::steal(b);
+    }
+    bool more = !ex_->body_consumed();
+    if (!more) body_done_ = true;
+    return py::ref::steal(Py_BuildValue("{O:O,O:O,O:O}", M->type, M->http_request, M->body, body.get(),
+                                        M->more_body, more ? Py_True : Py_False));
+}
+
+PyObject* http_call::receive() {
+    if (receive_waiter_) {
+        PyErr_SetString(PyExc_RuntimeError, "receive() called again before the previous call completed");
+        return nullptr;
+    }
+    if (!body_done_ && !disconnected_) {
+        py::ref msg = read_message();
+        if (msg) return done_awaitable(msg.get()).release();
+        if (PyErr_Occurred()) return nullptr;
+    } else if (disconnected_ || state_ == state::done || ex_->client_gone()) {
+        // After the body: http.disconnect once the response is complete or the client is gone.
+        return done_awaitable(disconnect_message().get()).release();
+    }
+    receive_waiter_ = py::ref::steal(PyObject_CallMethod(loop_, "create_future", nullptr));
+    if (!receive_waiter_) return nullptr;
+    Py_INCREF(receive_waiter_.get());
+    return receive_waiter_.get();
+}
+
+PyObject* http_call::send(PyObject* message) {
+    std::string type = message_type(message);
+    if (type.empty()) return nullptr;
+    if (send_waiter_) {
+        PyErr_SetString(PyExc_RuntimeError, "send() called again before the previous send completed");
+        return nullptr;
+    }
+    switch (state_) {
+    case state::start:
+        if (type != "http.response.start") {
+            PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'http.response.start', but got '%s'.", type.c_str());
+            return nullptr;
+        }
+        return start_response(message);
+    case state::body:
+        if (type != "http.response.body") {
+            PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'http.response.body', but got '%s'.", type.c_str());
+            return nullptr;
+        }
+        return send_body(message);
+    case state::done:
+        break;
+    }
+    if (ex_->client_gone()) {
+        PyErr_SetString(PyExc_OSError, "the client has disconnected");
+        return nullptr;
+    }
+    PyErr_Format(PyExc_RuntimeError, "Unexpected ASGI message '%s' sent, after response already completed.", type.c_str());
+    return nullptr;
+}
+
+PyObject* http_call::start_response(PyObject* message) {
+    PyObject* st = PyDict_GetItemWithError(message, M->status);   // borrowed
+    if (!st || !PyLong_Check(st)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.start needs an int 'status'");
+        return nullptr;
+    }
+    long code = PyLong_AsLong(st);
+    if (code < 100 || code > 999) {
+        PyErr_Format(PyExc_ValueError, "invalid HTTP status %ld", code);
+        return nullptr;
+    }
+    std::string fields;
+    std::optional<std::uint64_t> declared;
+    bool close = false;
+    PyObject* headers = PyDict_GetItemWithError(message, M->headers);   // borrowed
+    if (!headers && PyErr_Occurred()) return nullptr;
+    if (headers) {
+        py::ref it = py::ref::steal(PyObject_GetIter(headers));
+        if (!it) return nullptr;
+        while (py::ref item = py::ref::steal(PyIter_Next(it.get()))) {
+            py::ref pair = py::ref::steal(PySequence_Fast(item.get(), "each header must be a [name, value] pair"));
+            if (!pair) return nullptr;
+            if (PySequence_Fast_GET_SIZE(pair.get()) != 2) {
+                PyErr_SetString(PyExc_ValueError, "each header must be a [name, value] pair");
+                return nullptr;
+            }
+            Py_buffer nb, vb;
+            std::string_view name, value;
+            if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), nb, name)) return nullptr;
+            if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), vb, value)) {
+                PyBuffer_Release(&nb);
+                return nullptr;
+            }
+            bool ok = !name.empty();
+            for (unsigned char c : name) ok = ok && is_token_char(c);
+            ok = ok && value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+            std::string n(name), v(value);
+            PyBuffer_Release(&nb);
+            PyBuffer_Release(&vb);
+            if (!ok) {
+                PyErr_Format(PyExc_ValueError, "invalid response header %R", item.get());
+                return nullptr;
+            }
+            if (boost::beast::iequals(n, "content-length")) {
+                std::uint64_t len = 0;
+                auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), len);
+                if (ec != std::errc{} || p != v.data() + v.size() || v.empty()) {
+                    PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item.get());
+                    return nullptr;
+                }
+                declared = len;
+                continue;
+            }
+            if (net::is_hop_by_hop(n)) {
+                // The server frames the response itself; an app's Connection:
+                // close is honoured, the other hop-by-hop fields are dropped.
+                if (boost::beast::iequals(n, "connection") && v.find("close") != std::string::npos) close = true;
+                continue;
+            }
+            fields += n;
+            fields += ": ";
+            fields += v;
+            fields += "\r\n";
+        }
+        if (PyErr_Occurred()) return nullptr;
+    }
+    std::string line = std::to_string(code) + " " + std::string(net::reason_phrase(static_cast<unsigned>(code)));
+    w_.set_head(static_cast<unsigned>(code), line, std::move(fields), declared);
+    if (close) w_.close_after();
+    state_ = state::body;
+    return done_awaitable(Py_None).release();
+}
+
+PyObject* http_call::send_body(PyObject* message) {
+    PyObject* body = PyDict_GetItemWithError(message, M->body);         // borrowed
+    if (!body && PyErr_Occurred()) return nullptr;
+    PyObject* more_o = PyDict_GetItemWithError(message, M->more_body);  // borrowed
+    if (!more_o && PyErr_Occurred()) return nullptr;
+    bool more = more_o && PyObject_IsTrue(more_o) == 1;
+    Py_buffer buf{};
+    std::string_view data;
+    if (body && !bytes_view(body, buf, data)) return nullptr;
+    if (ex_->client_gone()) {
+        if (body) PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_OSError, "the client has disconnected");
+        return nullptr;
+    }
+    // A start followed by one final body becomes one write with Content-Length.
+    if (!w_.head_emitted()) w_.emit_head(more ? std::nullopt : std::optional<std::uint64_t>(data.size()));
+    w_.append_body(data);
+    if (body) PyBuffer_Release(&buf);
+    if (!more) {
+        w_.end_body();
+        state_ = state::done;
+        w_.finish(false);
+        complete_waiters();
+        return done_awaitable(Py_None).release();
+    }
+    if (flush()) return done_awaitable(Py_None).release();
+    if (ex_->client_gone()) {
+        PyErr_SetString(PyExc_OSError, "the client has disconnected");
+        return nullptr;
+    }
+    // Above the high-water mark: suspend until the socket drains.
+    send_waiter_ = py::ref::steal(PyObject_CallMethod(loop_, "create_future", nullptr));
+    if (!send_waiter_) return nullptr;
+    Py_INCREF(send_waiter_.get());
+    return send_waiter_.get();
+}
+
+bool http_call::flush() {
+    std::string& out = w_.out();
+    if (out.empty()) return true;
+    auto r = ex_->try_write(out);
+    if (r == net::exchange::write_result::gone) out.clear();
+    return r == net::exchange::write_result::ok;
+}
+
+void http_call::on_io_event() {
+    if (receive_waiter_) {
+        if (!body_done_ && !disconnected_) {
+            py::ref msg = read_message();
+            if (msg) resolve(receive_waiter_, msg.get());
+            else if (PyErr_Occurred()) py::print_exception();
+        } else if (ex_->client_gone()) {
+            resolve(receive_waiter_, disconnect_message().get());
+        }
+    }
+    if (send_waiter_) {
+        if (ex_->client_gone()) reject_waiter(send_waiter_, PyExc_OSError, "the client has disconnected");
+        else if (flush()) resolve(send_waiter_, Py_None);
+    }
+}
+
+void http_call::complete_waiters() {
+    if (receive_waiter_) resolve(receive_waiter_, disconnect_message().get());
+    if (send_waiter_) reject_waiter(send_waiter_, PyExc_OSError, "the response has ended");
+}
+
+void http_call::fail_early() {
+    log::error("cannot start the ASGI app for " + describe() + ":");
+    py::print_exception();
+    w_.error_response(500);
+    w_.finish(false);
+    state_ = state::done;
+}
+
+void http_call::on_done(PyObject* task) {
+    bool gone = ex_->client_gone();
+    py::ref cancelled = py::ref::steal(PyObject_CallMethod(task, "cancelled", nullptr));
+    if (cancelled && cancelled.get() == Py_True) {
+        if (state_ != state::done) {
+            log::warning("ASGI task for " + describe() + " was cancelled");
+            w_.abandon();
+            w_.finish(gone);
+        }
+    } else {
+        py::ref exc = py::ref::steal(PyObject_CallMethod(task, "exception", nullptr));
+        if (!exc) PyErr_Clear();
+        if (exc && exc.get() != Py_None) {
+            if (!gone) {
+                log::error("exception in ASGI app while handling " + describe() + ":");
+                PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
+                py::print_exception();
+            }
+            if (state_ != state::done) {
+                if (!w_.head_emitted() && !gone) {
+                    w_.error_response(500);
+                    w_.finish(false);
+                } else {
+                    w_.abandon();
+                    w_.finish(gone);
+                }
+            }
+        } else if (state_ == state::start) {
+            log::error("ASGI app returned without sending a response for " + describe() + "; answering 500");
+            w_.error_response(500);
+            w_.finish(gone);
+        } else if (state_ == state::body) {
+            if (!gone) log::error("ASGI app returned before completing the response for " + describe() + "; closing");
+            w_.abandon();
+            w_.finish(true);
+        }
+    }
+    state_ = state::done;
+    complete_waiters();
+}
+
+// ---- the Python object ------------------------------------------------------
+
+namespace {
+
+struct call_object {
+    PyObject_HEAD
+    http_call* impl;   // owned
+};
+
+PyTypeObject* call_type = nullptr;   // owned for the process
+
+http_call* impl(PyObject* self) { return reinterpret_cast<call_object*>(self)->impl; }
+
+PyObject* call_receive(PyObject* self, PyObject*) { return impl(self)->receive(); }
+PyObject* call_send(PyObject* self, PyObject* message) { return impl(self)->send(message); }
+PyObject* call_done(PyObject* self, PyObject* task) {
+    impl(self)->on_done(task);
+    Py_RETURN_NONE;
+}
+
+void call_dealloc(PyObject* self) {
+    delete impl(self);
+    PyTypeObject* tp = Py_TYPE(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+PyMethodDef receive_def = {"receive", call_receive, METH_NOARGS, "ASGI receive()."};
+PyMethodDef send_def = {"send", call_send, METH_O, "ASGI send(message)."};
+PyMethodDef done_def = {"_done", call_done, METH_O, "Task completion."};
+
+} // namespace
+
+void init_call_type() {
+    static PyType_Slot slots[] = {
+        {Py_tp_dealloc, reinterpret_cast<void*>(call_dealloc)},
+        {Py_tp_doc, const_cast<char*>("One ASGI HTTP request.")},
+        {0, nullptr},
+    };
+    static PyType_Spec spec = {"trestle.HTTPCall", sizeof(call_object), 0,
+                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
+    call_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+}
+
+py::ref new_call_object(std::unique_ptr<http_call> p) {
+    auto* o = PyObject_New(call_object, call_type);
+    if (!o) return {};
+    o->impl = p.release();
+    return py::ref::steal(reinterpret_cast<PyObject*>(o));
+}
+
+http_call* impl_of(PyObject* call) { return impl(call); }
+py::ref bound_receive(PyObject* call) { return py::ref::steal(PyCFunction_New(&receive_def, call)); }
+py::ref bound_send(PyObject* call) { return py::ref::steal(PyCFunction_New(&send_def, call)); }
+py::ref bound_done(PyObject* call) { return py::ref::steal(PyCFunction_New(&done_def, call)); }
+
+} // namespace trestle::asgi

@@ -1,0 +1,104 @@
+#include "adapters/asgi/scope.hpp"
+
+#include "bridge/net/http_util.hpp"
+
+#include <cctype>
+
+namespace trestle::asgi {
+
+namespace {
+
+struct keys_t {
+    PyObject *type, *http, *asgi, *http_version, *v10, *v11, *method, *scheme, *http_s, *path, *raw_path,
+        *query_string, *root_path, *headers, *client, *server, *state, *GET, *POST, *HEAD;
+};
+keys_t* K = nullptr;   // interned for the life of the process
+
+PyObject* intern(const char* s) { return PyUnicode_InternFromString(s); }
+
+void init_keys() {
+    if (K) return;
+    K = new keys_t{intern("type"), intern("http"), intern("asgi"), intern("http_version"), intern("1.0"),
+                   intern("1.1"), intern("method"), intern("scheme"), intern("http"), intern("path"),
+                   intern("raw_path"), intern("query_string"), intern("root_path"), intern("headers"),
+                   intern("client"), intern("server"), intern("state"), intern("GET"), intern("POST"),
+                   intern("HEAD")};
+}
+
+bool set_owned(PyObject* d, PyObject* key, PyObject* value) {
+    if (!value) return false;
+    int r = PyDict_SetItem(d, key, value);
+    Py_DECREF(value);
+    return r == 0;
+}
+
+PyObject* bytes(std::string_view s) {
+    return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+}
+
+// Header names lower-cased, as the spec requires, in one allocation.
+PyObject* lower_bytes(std::string_view s) {
+    PyObject* b = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(s.size()));
+    if (!b) return nullptr;
+    char* p = PyBytes_AS_STRING(b);
+    for (std::size_t i = 0; i < s.size(); ++i) p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
+    return b;
+}
+
+PyObject* host_port(const std::string& host, const std::string& port) {
+    long p = port.empty() ? 0 : std::strtol(port.c_str(), nullptr, 10);
+    return Py_BuildValue("(s#l)", host.data(), static_cast<Py_ssize_t>(host.size()), p);
+}
+
+} // namespace
+
+scope_builder::scope_builder(std::string root_path) {
+    init_keys();
+    asgi_ = py::ref::steal(Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", http_spec_version));
+    root_path_ = py::ref::steal(PyUnicode_DecodeUTF8(root_path.data(), static_cast<Py_ssize_t>(root_path.size()), "replace"));
+}
+
+py::ref scope_builder::build(const net::request_head& h, const net::endpoint_info& ep) const {
+    py::ref scope = py::ref::steal(PyDict_New());
+    if (!scope) return {};
+    PyObject* d = scope.get();
+    PyDict_SetItem(d, K->type, K->http);
+    PyDict_SetItem(d, K->asgi, asgi_.get());
+    PyDict_SetItem(d, K->http_version, h.version == 10 ? K->v10 : K->v11);
+    PyObject* method = h.method == "GET" ? K->GET : h.method == "POST" ? K->POST : h.method == "HEAD" ? K->HEAD : nullptr;
+    if (method) PyDict_SetItem(d, K->method, method);
+    else if (!set_owned(d, K->method, PyUnicode_DecodeLatin1(h.method.data(), static_cast<Py_ssize_t>(h.method.size()), nullptr)))
+        return {};
+    PyDict_SetItem(d, K->scheme, K->http_s);
+
+    std::string_view raw = h.path();
+    std::string decoded;
+    net::percent_decode(raw, decoded);   // a NUL stays a NUL in a Python str; nothing is lost
+    if (!set_owned(d, K->path, PyUnicode_DecodeUTF8(decoded.data(), static_cast<Py_ssize_t>(decoded.size()), "replace")) ||
+        !set_owned(d, K->raw_path, bytes(raw)) || !set_owned(d, K->query_string, bytes(h.query())))
+        return {};
+    PyDict_SetItem(d, K->root_path, root_path_.get());
+
+    PyObject* headers = PyList_New(static_cast<Py_ssize_t>(h.headers.size()));
+    if (!set_owned(d, K->headers, headers)) return {};
+    for (std::size_t i = 0; i < h.headers.size(); ++i) {
+        PyObject* name = lower_bytes(h.headers[i].name);
+        PyObject* value = bytes(h.headers[i].value);
+        PyObject* pair = (name && value) ? PyTuple_Pack(2, name, value) : nullptr;
+        Py_XDECREF(name);
+        Py_XDECREF(value);
+        if (!pair) return {};
+        PyList_SET_ITEM(headers, static_cast<Py_ssize_t>(i), pair);   // steals
+    }
+    if (ep.is_unix) {
+        PyDict_SetItem(d, K->client, Py_None);
+        PyDict_SetItem(d, K->server, Py_None);
+    } else if (!set_owned(d, K->client, host_port(ep.remote_addr, ep.remote_port)) ||
+               !set_owned(d, K->server, host_port(ep.server_name, ep.server_port))) {
+        return {};
+    }
+    if (state_ && !set_owned(d, K->state, PyDict_Copy(state_.get()))) return {};
+    return scope;
+}
+
+} // namespace trestle::asgi

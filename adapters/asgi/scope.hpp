@@ -1,0 +1,32 @@
+#pragma once
+// Builds ASGI HTTP connection scopes (asgiref specs/www.rst). Keys are
+// interned and the constant sub-dict ("asgi") is built once.
+#include "bridge/net/request.hpp"
+#include "bridge/python/ref.hpp"
+
+#include <string>
+
+namespace trestle::asgi {
+
+// The ASGI spec version Trestle implements for HTTP ("2.4": send() raises
+// OSError once the client is gone).
+inline constexpr const char* http_spec_version = "2.4";
+
+class scope_builder {
+public:
+    // Requires the GIL. `root_path` is the mount prefix ("" at the root).
+    explicit scope_builder(std::string root_path = {});
+
+    // The lifespan state dict; each scope gets a shallow copy. Borrowed.
+    void set_state(PyObject* state) { state_ = py::ref::borrow(state); }
+
+    // Builds one scope; null with a Python exception set on failure.
+    py::ref build(const net::request_head& head, const net::endpoint_info& ep) const;
+
+private:
+    py::ref asgi_;
+    py::ref root_path_;
+    py::ref state_;
+};
+
+} // namespace trestle::asgi
