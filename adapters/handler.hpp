@@ -4,7 +4,7 @@
 // submits it; the handler answers through the exchange.
 #include <memory>
 
-namespace trestle::net { class exchange; }
+namespace trestle::net { class exchange; class ws_channel; }
 
 namespace trestle {
 
@@ -14,6 +14,11 @@ public:
     // Called on an io thread. Returns false when the handler cannot take the
     // request now (its queue is full); the connection then answers 503.
     virtual bool submit(std::shared_ptr<net::exchange> ex) = 0;
+
+    // WebSocket upgrades. A handler that does not take them (WSGI) makes
+    // the connection answer 400 to the handshake.
+    virtual bool accepts_websocket() const { return false; }
+    virtual void submit_websocket(std::shared_ptr<net::ws_channel>) {}
 };
 
 } // namespace trestle

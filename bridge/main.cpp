@@ -78,6 +78,8 @@ int main(int argc, char** argv) {
     ctx.preread_bytes = opt.preread_bytes;
     ctx.server_header = opt.server_header;
     ctx.retry_after = std::to_string(opt.retry_after);
+    ctx.ws_max_size = opt.ws_max_size;
+    ctx.ws_idle_timeout = opt.ws_idle_timeout;
     ctx.access = access.get();
 
     py::initialize({opt.chdir, opt.pythonpath, opt.venv});

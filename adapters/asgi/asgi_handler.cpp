@@ -1,6 +1,8 @@
 #include "adapters/asgi/asgi_handler.hpp"
 
 #include "adapters/asgi/http_call.hpp"
+#include "adapters/asgi/ws_call.hpp"
+#include "bridge/observability/log.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/response_writer.hpp"
 #include "bridge/python/interpreter.hpp"
@@ -13,6 +15,7 @@ void init_types() {
     if (done) return;
     init_done_type();
     init_call_type();
+    init_ws_call_type();
     done = true;
 }
 
@@ -44,15 +47,35 @@ void asgi_handler::start(std::shared_ptr<net::exchange> ex) {
     if (!scope) return c->fail_early();
     py::ref receive = bound_receive(call.get());
     py::ref send = bound_send(call.get());
-    py::ref coro = py::ref::steal(
-        receive && send ? PyObject_CallFunctionObjArgs(app_.get(), scope.get(), receive.get(), send.get(), nullptr)
-                        : nullptr);
-    if (!coro) return c->fail_early();
-    py::ref task = py::ref::steal(PyObject_CallOneArg(create_task_.get(), coro.get()));
-    if (!task) return c->fail_early();
     py::ref done = bound_done(call.get());
-    py::ref r = py::ref::steal(done ? PyObject_CallMethod(task.get(), "add_done_callback", "O", done.get()) : nullptr);
+    if (!receive || !send || !done || !spawn(scope.get(), receive.get(), send.get(), done.get())) c->fail_early();
+}
+
+bool asgi_handler::spawn(PyObject* scope, PyObject* receive, PyObject* send, PyObject* done) {
+    py::ref coro = py::ref::steal(PyObject_CallFunctionObjArgs(app_.get(), scope, receive, send, nullptr));
+    if (!coro) return false;
+    py::ref task = py::ref::steal(PyObject_CallOneArg(create_task_.get(), coro.get()));
+    if (!task) return false;
+    py::ref r = py::ref::steal(PyObject_CallMethod(task.get(), "add_done_callback", "O", done));
     if (!r) py::print_exception();
+    return true;
+}
+
+void asgi_handler::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
+    loop_.post([this, ch = std::move(ch)]() mutable { start_websocket(std::move(ch)); });
+}
+
+void asgi_handler::start_websocket(std::shared_ptr<net::ws_channel> ch) {
+    py::ref scope = scopes_.build_websocket(ch->head(), ch->endpoint());
+    py::ref call = new_ws_call_object(std::make_unique<ws_call>(ch, loop_));
+    py::ref receive = call ? ws_bound(call.get(), "receive") : py::ref{};
+    py::ref send = call ? ws_bound(call.get(), "send") : py::ref{};
+    py::ref done = call ? ws_bound(call.get(), "_done") : py::ref{};
+    if (!scope || !receive || !send || !done || !spawn(scope.get(), receive.get(), send.get(), done.get())) {
+        log::error("cannot start the ASGI app for websocket " + ch->head().target + ":");
+        py::print_exception();
+        ch->command({net::ws_command::deny, {}, {}, {}, 500, {}, 1000, {}});
+    }
 }
 
 } // namespace trestle::asgi

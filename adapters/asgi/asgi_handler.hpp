@@ -17,6 +17,8 @@ public:
                  std::string root_path = {});
     ~asgi_handler() override;
     bool submit(std::shared_ptr<net::exchange> ex) override;
+    bool accepts_websocket() const override { return true; }
+    void submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
 
     scope_builder& scopes() { return scopes_; }
     runtime::loop_thread& loop() { return loop_; }
@@ -24,6 +26,9 @@ public:
 
 private:
     void start(std::shared_ptr<net::exchange> ex);   // on the loop thread
+    void start_websocket(std::shared_ptr<net::ws_channel> ch);
+    // Runs app(scope, receive, send) as a task whose completion calls `done`.
+    bool spawn(PyObject* scope, PyObject* receive, PyObject* send, PyObject* done);
 
     py::ref app_;
     runtime::loop_thread& loop_;

@@ -2,6 +2,9 @@
 
 #include "bridge/net/http_util.hpp"
 
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+
 #include <cctype>
 
 namespace trestle::asgi {
@@ -10,7 +13,8 @@ namespace {
 
 struct keys_t {
     PyObject *type, *http, *asgi, *http_version, *v10, *v11, *method, *scheme, *http_s, *path, *raw_path,
-        *query_string, *root_path, *headers, *client, *server, *state, *GET, *POST, *HEAD;
+        *query_string, *root_path, *headers, *client, *server, *state, *GET, *POST, *HEAD, *websocket, *ws,
+        *subprotocols;
 };
 keys_t* K = nullptr;   // interned for the life of the process
 
@@ -22,7 +26,7 @@ void init_keys() {
                    intern("1.1"), intern("method"), intern("scheme"), intern("http"), intern("path"),
                    intern("raw_path"), intern("query_string"), intern("root_path"), intern("headers"),
                    intern("client"), intern("server"), intern("state"), intern("GET"), intern("POST"),
-                   intern("HEAD")};
+                   intern("HEAD"), intern("websocket"), intern("ws"), intern("subprotocols")};
 }
 
 bool set_owned(PyObject* d, PyObject* key, PyObject* value) {
@@ -59,17 +63,38 @@ scope_builder::scope_builder(std::string root_path) {
 }
 
 py::ref scope_builder::build(const net::request_head& h, const net::endpoint_info& ep) const {
+    return common(h, ep, false);
+}
+
+py::ref scope_builder::build_websocket(const net::request_head& h, const net::endpoint_info& ep) const {
+    py::ref scope = common(h, ep, true);
+    if (!scope) return {};
+    PyObject* protos = PyList_New(0);
+    if (!set_owned(scope.get(), K->subprotocols, protos)) return {};
+    for (auto& f : h.headers) {
+        if (!boost::beast::iequals(f.name, "sec-websocket-protocol")) continue;
+        for (auto tok : boost::beast::http::token_list{f.value}) {
+            py::ref p = py::ref::steal(PyUnicode_DecodeLatin1(tok.data(), static_cast<Py_ssize_t>(tok.size()), nullptr));
+            if (!p || PyList_Append(protos, p.get()) < 0) return {};
+        }
+    }
+    return scope;
+}
+
+py::ref scope_builder::common(const net::request_head& h, const net::endpoint_info& ep, bool websocket) const {
     py::ref scope = py::ref::steal(PyDict_New());
     if (!scope) return {};
     PyObject* d = scope.get();
-    PyDict_SetItem(d, K->type, K->http);
+    PyDict_SetItem(d, K->type, websocket ? K->websocket : K->http);
     PyDict_SetItem(d, K->asgi, asgi_.get());
     PyDict_SetItem(d, K->http_version, h.version == 10 ? K->v10 : K->v11);
-    PyObject* method = h.method == "GET" ? K->GET : h.method == "POST" ? K->POST : h.method == "HEAD" ? K->HEAD : nullptr;
-    if (method) PyDict_SetItem(d, K->method, method);
-    else if (!set_owned(d, K->method, PyUnicode_DecodeLatin1(h.method.data(), static_cast<Py_ssize_t>(h.method.size()), nullptr)))
-        return {};
-    PyDict_SetItem(d, K->scheme, K->http_s);
+    if (!websocket) {
+        PyObject* method = h.method == "GET" ? K->GET : h.method == "POST" ? K->POST : h.method == "HEAD" ? K->HEAD : nullptr;
+        if (method) PyDict_SetItem(d, K->method, method);
+        else if (!set_owned(d, K->method, PyUnicode_DecodeLatin1(h.method.data(), static_cast<Py_ssize_t>(h.method.size()), nullptr)))
+            return {};
+    }
+    PyDict_SetItem(d, K->scheme, websocket ? K->ws : K->http_s);
 
     std::string_view raw = h.path();
     std::string decoded;

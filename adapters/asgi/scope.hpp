@@ -22,8 +22,12 @@ public:
 
     // Builds one scope; null with a Python exception set on failure.
     py::ref build(const net::request_head& head, const net::endpoint_info& ep) const;
+    // The websocket scope: no method, scheme "ws", and `subprotocols`.
+    py::ref build_websocket(const net::request_head& head, const net::endpoint_info& ep) const;
 
 private:
+    py::ref common(const net::request_head& head, const net::endpoint_info& ep, bool websocket) const;
+
     py::ref asgi_;
     py::ref root_path_;
     py::ref state_;

@@ -45,7 +45,11 @@ options parse_options(int argc, char** argv) {
         ->check(CLI::Range(4096, 1 << 30));
     cli.add_option("--backlog", o.backlog, "listen() backlog (default 1024)")->check(CLI::Range(1, 65535));
 
-    double header_timeout = 10, keepalive_timeout = 5, io_timeout = 60, graceful = 30;
+    double header_timeout = 10, keepalive_timeout = 5, io_timeout = 60, graceful = 30, ws_idle = 60;
+    cli.add_option("--ws-max-size", o.ws_max_size, "Largest WebSocket message in bytes; beyond it the connection closes with 1009 (default 16777216)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40));
+    cli.add_option("--ws-idle-timeout", ws_idle, "Seconds a WebSocket may stay silent; pings go out at half of it, so a live peer answers (default 60)")
+        ->check(CLI::Range(1.0, 86400.0));
     cli.add_option("--max-header-bytes", o.limits.max_header_bytes, "Request line plus headers, in bytes; beyond it 431 (default 8192)")
         ->check(CLI::Range(256, 1 << 24));
     cli.add_option("--max-header-count", o.limits.max_header_count, "Header fields per request; beyond it 431 (default 100)")
@@ -86,6 +90,7 @@ options parse_options(int argc, char** argv) {
     o.limits.keepalive_timeout = seconds_to_ms(keepalive_timeout);
     o.limits.io_timeout = seconds_to_ms(io_timeout);
     o.graceful_timeout = seconds_to_ms(graceful);
+    o.ws_idle_timeout = seconds_to_ms(ws_idle);
     if (o.venv.empty()) {
         if (const char* v = std::getenv("VIRTUAL_ENV"); v && *v) o.venv = v;
     }

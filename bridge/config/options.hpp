@@ -39,6 +39,8 @@ struct options {
     std::string interface = "auto";            // auto, wsgi, asgi
     std::string loop = "auto";                 // auto, asyncio, uvloop
     std::string lifespan = "auto";             // auto, on, off
+    std::size_t ws_max_size = 16 * 1024 * 1024;
+    std::chrono::milliseconds ws_idle_timeout{60'000};
 };
 
 // Parses argv. On --help/--version prints and exits 0; on a bad flag prints a

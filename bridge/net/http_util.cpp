@@ -152,6 +152,12 @@ std::string_view request_head::query() const {
     return q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
 }
 
+bool request_head::is_websocket() const {
+    if (!upgrade || method != "GET" || version != 11) return false;
+    const std::string* u = find("upgrade");
+    return u && boost::beast::iequals(*u, "websocket");
+}
+
 const std::string* request_head::find(std::string_view lower_name) const {
     for (auto& h : headers)
         if (boost::beast::iequals(h.name, lower_name)) return &h.value;

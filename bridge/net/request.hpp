@@ -26,6 +26,11 @@ struct request_head {
     bool keep_alive = true;      // what the client asked for
     bool expect_continue = false;
     bool head_method = false;
+    bool upgrade = false;        // Connection: upgrade with an Upgrade field
+
+    // A WebSocket opening handshake (RFC 6455 4.1): GET, HTTP/1.1,
+    // Upgrade: websocket, Connection: upgrade.
+    bool is_websocket() const;
 
     // The path and query split of `target`, not decoded. For absolute-form
     // targets the scheme and authority are dropped.

@@ -144,6 +144,7 @@ void request_parser::on_header_impl(error_code& ec) {
     if (auto cl = content_length()) head_.content_length = *cl;
     head_.chunked = chunked();
     head_.keep_alive = keep_alive();
+    head_.upgrade = upgrade();
 }
 
 std::size_t request_parser::on_body_impl(boost::beast::string_view body, error_code& ec) {

@@ -2,6 +2,7 @@
 #include "bridge/config/options.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <string>
 
 namespace trestle { class handler; class access_log; }
@@ -16,6 +17,8 @@ struct server_context {
     std::size_t preread_bytes = 64 * 1024;
     std::string server_header = "trestle";
     std::string retry_after = "1";
+    std::size_t ws_max_size = 16 * 1024 * 1024;
+    std::chrono::milliseconds ws_idle_timeout{60'000};
     handler* app = nullptr;
     access_log* access = nullptr;
     std::atomic<bool> draining{false};

@@ -5,6 +5,7 @@
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/request_parser.hpp"
 #include "bridge/net/server_context.hpp"
+#include "bridge/net/ws_session.hpp"
 #include "bridge/observability/access_log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -79,6 +80,10 @@ void session::close_now() {
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);
     if (current_) current_->wakeup_timer().cancel();
+    if (current_ws_) {
+        current_ws_->wakeup_timer().cancel();
+        current_ws_->reader_timer().cancel();
+    }
 }
 
 asio::awaitable<void> session::run() {
@@ -152,8 +157,25 @@ asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& o
     }
 }
 
+asio::awaitable<void> session::serve_websocket(request_parser& p) {
+    if (!ctx_.app->accepts_websocket()) {
+        co_await reject(400);
+        co_return;
+    }
+    auto ch = std::make_shared<ws_channel>(socket_.get_executor(), std::move(p.head()), ep_, ctx_.output_hwm);
+    current_ws_ = ch;
+    set_phase(phase::app);   // Beast's websocket timeouts take over
+    ctx_.app->submit_websocket(ch);
+    co_await net::serve_websocket(socket_, ch, ctx_, closed_);
+    current_ws_.reset();
+}
+
 asio::awaitable<bool> session::serve(request_parser& p) {
     const request_head& h = p.head();
+    if (h.is_websocket()) {
+        co_await serve_websocket(p);
+        co_return false;
+    }
     bool expect = h.expect_continue;
     bool preread = !h.chunked && h.content_length && *h.content_length <= ctx_.preread_bytes &&
                    (!expect || *h.content_length == 0);

@@ -19,6 +19,7 @@ namespace trestle::net {
 
 struct server_context;
 class exchange;
+class ws_channel;
 class request_parser;
 class session_registry;
 struct io_work;
@@ -44,6 +45,7 @@ private:
     boost::asio::awaitable<bool> read_head(request_parser& p);
     boost::asio::awaitable<bool> read_body_chunk(request_parser& p, std::string& out);
     boost::asio::awaitable<bool> serve(request_parser& p);
+    boost::asio::awaitable<void> serve_websocket(request_parser& p);
     boost::asio::awaitable<bool> pump(request_parser& p, exchange& ex, bool& keep);
     boost::asio::awaitable<bool> send_file(int fd, std::uint64_t offset, std::uint64_t count);
     boost::asio::awaitable<bool> drain(request_parser& p);
@@ -64,6 +66,7 @@ private:
     bool continue_sent_ = false;
     unsigned body_status_ = 400;
     std::shared_ptr<exchange> current_;
+    std::shared_ptr<ws_channel> current_ws_;
 };
 
 // The sessions of one io_context, and a coarse watchdog that enforces their

@@ -1,0 +1,172 @@
+#include "bridge/net/ws_session.hpp"
+
+#include "bridge/net/http_util.hpp"
+#include "bridge/net/server_context.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+namespace trestle::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using boost::system::error_code;
+using socket_t = asio::generic::stream_protocol::socket;
+using ws_stream = websocket::stream<socket_t&>;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+struct shared_state {
+    explicit shared_state(socket_t& s) : ws(s) {}
+    ws_stream ws;
+    bool reader_done = false;
+    bool stopping = false;
+};
+
+asio::awaitable<void> wait_on(asio::steady_timer& t) {
+    t.expires_at(asio::steady_timer::time_point::max());
+    co_await t.async_wait(use_tuple);
+}
+
+// The close code the app sees in websocket.disconnect.
+std::uint16_t close_code(ws_stream& ws, const error_code& ec) {
+    if (ec == websocket::error::closed) {
+        auto code = ws.reason().code;
+        return code ? static_cast<std::uint16_t>(code) : 1005;
+    }
+    if (ec == websocket::error::message_too_big) return 1009;
+    return 1006;
+}
+
+asio::awaitable<void> read_frames(std::shared_ptr<shared_state> st, std::shared_ptr<ws_channel> ch) {
+    for (;;) {
+        beast::flat_buffer buf;
+        auto [ec, n] = co_await st->ws.async_read(buf, use_tuple);
+        if (ec) {
+            ch->peer_closed(close_code(st->ws, ec));
+            break;
+        }
+        ws_frame f{st->ws.got_text(), beast::buffers_to_string(buf.data())};
+        if (!ch->push_frame(std::move(f))) {
+            // The app is behind: stop reading so TCP pushes back on the peer.
+            while (!st->stopping && !ch->reader_may_continue()) co_await wait_on(ch->reader_timer());
+            if (st->stopping) {
+                ch->peer_closed(1006);
+                break;
+            }
+        }
+    }
+    st->reader_done = true;
+    ch->wakeup_timer().cancel();
+}
+
+http::request<http::empty_body> to_request(const request_head& h) {
+    http::request<http::empty_body> req;
+    req.method_string(h.method);
+    req.target(h.target);
+    req.version(static_cast<int>(h.version));
+    for (auto& f : h.headers) req.insert(f.name, f.value);
+    return req;
+}
+
+std::string denial_response(const ws_command& c, const server_context& ctx) {
+    if (c.kind != ws_command::deny || (c.body.empty() && c.headers.empty()))
+        return simple_response(c.kind == ws_command::deny ? c.status : 403, ctx.server_header, true);
+    std::string r = "HTTP/1.1 " + std::to_string(c.status) + " " + std::string(reason_phrase(c.status)) + "\r\n";
+    for (auto& [n, v] : c.headers) r += n + ": " + v + "\r\n";
+    if (!ctx.server_header.empty()) r += "Server: " + ctx.server_header + "\r\n";
+    r += "Date: " + std::string(http_date()) + "\r\nContent-Length: " + std::to_string(c.body.size()) +
+         "\r\nConnection: close\r\n\r\n" + c.body;
+    return r;
+}
+
+} // namespace
+
+asio::awaitable<void> serve_websocket(socket_t& socket, std::shared_ptr<ws_channel> ch, const server_context& ctx,
+                                      const bool& closed) {
+    std::deque<ws_command> cmds;
+    // The app first accepts, denies, or closes (= 403) the handshake.
+    while (!ch->take(cmds)) {
+        co_await wait_on(ch->wakeup_timer());
+        if (closed) {
+            ch->peer_closed(1006);
+            co_return;
+        }
+    }
+    ws_command first = std::move(cmds.front());
+    cmds.pop_front();
+    if (first.kind != ws_command::accept) {
+        std::string r = denial_response(first, ctx);
+        co_await asio::async_write(socket, asio::buffer(r), use_tuple);
+        ch->peer_closed(1006);
+        co_return;
+    }
+
+    auto st = std::make_shared<shared_state>(socket);
+    auto& ws = st->ws;
+    websocket::stream_base::timeout t{};
+    t.handshake_timeout = std::chrono::seconds(30);
+    t.idle_timeout = ctx.ws_idle_timeout;
+    t.keep_alive_pings = true;   // a ping at half the idle timeout keeps a live peer answering
+    ws.set_option(t);
+    ws.read_message_max(ctx.ws_max_size);
+    ws.auto_fragment(false);
+    std::string server = ctx.server_header;
+    ws.set_option(websocket::stream_base::decorator(
+        [server, sub = first.subprotocol, extra = first.headers](websocket::response_type& res) {
+            if (!server.empty()) res.set(http::field::server, server);
+            if (!sub.empty()) res.set(http::field::sec_websocket_protocol, sub);
+            for (auto& [n, v] : extra) res.insert(n, v);
+        }));
+    auto [ec] = co_await ws.async_accept(to_request(ch->head()), use_tuple);
+    if (ec) {
+        ch->peer_closed(1006);
+        co_return;
+    }
+    asio::co_spawn(socket.get_executor(), read_frames(st, ch), asio::detached);
+
+    bool closing = false;
+    for (;;) {
+        while (!cmds.empty() && !st->reader_done) {
+            ws_command c = std::move(cmds.front());
+            cmds.pop_front();
+            if (c.kind == ws_command::send && !closing) {
+                ws.text(c.frame.text);
+                auto [wec, n] = co_await ws.async_write(asio::buffer(c.frame.data), use_tuple);
+                ch->sent(c.frame.data.size());
+                if (wec) break;
+            } else if (c.kind == ws_command::close && !closing) {
+                closing = true;
+                websocket::close_reason reason(static_cast<websocket::close_code>(c.code), c.reason);
+                co_await ws.async_close(reason, use_tuple);
+            } else if (c.kind == ws_command::send) {
+                ch->sent(c.frame.data.size());
+            }
+        }
+        if (st->reader_done || closed) break;
+        if (!ch->take(cmds)) co_await wait_on(ch->wakeup_timer());
+    }
+    // Let the reader see the end (the close handshake or the closed socket).
+    while (!st->reader_done) {
+        if (!closing || closed) {
+            st->stopping = true;
+            ch->reader_timer().cancel();
+            error_code ignored;
+            socket.close(ignored);
+        }
+        co_await wait_on(ch->wakeup_timer());
+    }
+}
+
+} // namespace trestle::net

@@ -1,0 +1,18 @@
+#pragma once
+// Runs one accepted WebSocket upgrade on an io thread with Beast's websocket
+// stream: waits for the app to accept or deny, performs the handshake, then
+// moves frames both ways through the ws_channel until either side closes.
+#include "bridge/net/ws_channel.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+
+namespace trestle::net {
+
+struct server_context;
+
+boost::asio::awaitable<void> serve_websocket(boost::asio::generic::stream_protocol::socket& socket,
+                                             std::shared_ptr<ws_channel> ch, const server_context& ctx,
+                                             const bool& closed);
+
+} // namespace trestle::net
