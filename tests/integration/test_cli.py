@@ -17,7 +17,8 @@ from conftest import APPS, BIN, run_trestle
 FLAGS = ["--bind", "--threads", "--io-threads", "--max-queue", "--retry-after", "--output-hwm", "--backlog",
          "--max-header-bytes", "--max-header-count", "--max-body-bytes", "--header-timeout",
          "--keepalive-timeout", "--io-timeout", "--graceful-timeout", "--chdir", "--pythonpath", "--venv",
-         "--access-log", "--server-header", "--log-level", "--version", "--help"]
+         "--access-log", "--server-header", "--log-level", "--version", "--help", "--interface", "--loop",
+         "--lifespan", "--ws-max-size", "--ws-idle-timeout"]
 
 
 def test_help_documents_every_flag():
