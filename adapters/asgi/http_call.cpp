@@ -10,6 +10,10 @@
 #include <boost/beast/core/string.hpp>
 
 #include <cctype>
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <charconv>
 
 namespace trestle::asgi {
@@ -173,6 +177,7 @@ PyObject* http_call::send(PyObject* message) {
         }
         return start_response(message);
     case state::body:
+        if (type == "http.response.pathsend") return send_path(message);
         if (type != "http.response.body") {
             PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'http.response.body', but got '%s'.", type.c_str());
             return nullptr;
@@ -297,6 +302,39 @@ PyObject* http_call::send_body(PyObject* message) {
     if (!send_waiter_) return nullptr;
     Py_INCREF(send_waiter_.get());
     return send_waiter_.get();
+}
+
+PyObject* http_call::send_path(PyObject* message) {
+    PyObject* path = PyDict_GetItemString(message, "path");   // borrowed
+    py::ref fs = py::ref::steal(path ? PyUnicode_EncodeFSDefault(path) : nullptr);
+    if (!fs) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.pathsend needs a str 'path'");
+        return nullptr;
+    }
+    int fd = ::open(PyBytes_AS_STRING(fs.get()), O_RDONLY | O_CLOEXEC);
+    struct stat st{};
+    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) ::close(fd);
+        if (errno == 0) errno = EISDIR;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        return nullptr;
+    }
+    std::uint64_t count = static_cast<std::uint64_t>(st.st_size);
+    if (auto d = w_.declared_length(); d && *d < count) count = *d;
+    w_.emit_head(count);
+    if (w_.no_body() || count == 0) {
+        ::close(fd);
+    } else {
+        // The head goes first, the file after it, then the completion.
+        flush();
+        ex_->queue_file({fd, 0, count});
+        w_.add_sent(count);
+    }
+    w_.end_body();
+    state_ = state::done;
+    w_.finish(false);
+    complete_waiters();
+    return done_awaitable(Py_None).release();
 }
 
 bool http_call::flush() {

@@ -40,6 +40,7 @@ private:
     py::ref disconnect_message();
     PyObject* start_response(PyObject* message);
     PyObject* send_body(PyObject* message);
+    PyObject* send_path(PyObject* message);   // http.response.pathsend
     bool flush();                        // false: would block
     void complete_waiters();
     std::string describe() const;

@@ -14,7 +14,7 @@ namespace {
 struct keys_t {
     PyObject *type, *http, *asgi, *http_version, *v10, *v11, *method, *scheme, *http_s, *path, *raw_path,
         *query_string, *root_path, *headers, *client, *server, *state, *GET, *POST, *HEAD, *websocket, *ws,
-        *subprotocols;
+        *subprotocols, *extensions;
 };
 keys_t* K = nullptr;   // interned for the life of the process
 
@@ -26,7 +26,7 @@ void init_keys() {
                    intern("1.1"), intern("method"), intern("scheme"), intern("http"), intern("path"),
                    intern("raw_path"), intern("query_string"), intern("root_path"), intern("headers"),
                    intern("client"), intern("server"), intern("state"), intern("GET"), intern("POST"),
-                   intern("HEAD"), intern("websocket"), intern("ws"), intern("subprotocols")};
+                   intern("HEAD"), intern("websocket"), intern("ws"), intern("subprotocols"), intern("extensions")};
 }
 
 bool set_owned(PyObject* d, PyObject* key, PyObject* value) {
@@ -59,6 +59,8 @@ PyObject* host_port(const std::string& host, const std::string& port) {
 scope_builder::scope_builder(std::string root_path) {
     init_keys();
     asgi_ = py::ref::steal(Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", http_spec_version));
+    http_extensions_ = py::ref::steal(Py_BuildValue("{s:{}}", "http.response.pathsend"));
+    ws_extensions_ = py::ref::steal(Py_BuildValue("{s:{}}", "websocket.http.response"));
     root_path_ = py::ref::steal(PyUnicode_DecodeUTF8(root_path.data(), static_cast<Py_ssize_t>(root_path.size()), "replace"));
 }
 
@@ -87,6 +89,7 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     PyObject* d = scope.get();
     PyDict_SetItem(d, K->type, websocket ? K->websocket : K->http);
     PyDict_SetItem(d, K->asgi, asgi_.get());
+    PyDict_SetItem(d, K->extensions, websocket ? ws_extensions_.get() : http_extensions_.get());
     PyDict_SetItem(d, K->http_version, h.version == 10 ? K->v10 : K->v11);
     if (!websocket) {
         PyObject* method = h.method == "GET" ? K->GET : h.method == "POST" ? K->POST : h.method == "HEAD" ? K->HEAD : nullptr;

@@ -29,6 +29,8 @@ private:
     py::ref common(const net::request_head& head, const net::endpoint_info& ep, bool websocket) const;
 
     py::ref asgi_;
+    py::ref http_extensions_;   // {"http.response.pathsend": {}}
+    py::ref ws_extensions_;     // {"websocket.http.response": {}}
     py::ref root_path_;
     py::ref state_;
 };

@@ -148,6 +148,17 @@ bool exchange::send_file(file_job job) {
     return file_ok_ && !aborted_;
 }
 
+void exchange::queue_file(file_job job) {
+    std::lock_guard lock(m_);
+    if (aborted_ || file_) {
+        ::close(job.fd);
+        return;
+    }
+    file_ = job;
+    file_pending_ = true;
+    wake_io_locked();
+}
+
 void exchange::finish(bool keep_alive, std::string& last) {
     std::lock_guard lock(m_);
     if (!aborted_ && !last.empty()) move_into(out_, last);

@@ -60,6 +60,9 @@ public:
     bool write(std::string& bytes);
     // Sends a file region with no copy; blocks until sent. Takes the fd.
     bool send_file(file_job job);
+    // The same without waiting: the io side sends it after the output queued
+    // so far and before the completion. Takes the fd.
+    void queue_file(file_job job);
     // The response is complete (or, with keep_alive false, must end the
     // connection); `last` holds its final bytes, taken like try_write takes
     // them, so the last write and the completion cost one lock and one
