@@ -3,6 +3,7 @@
 #include "bridge/net/session.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/runtime/scheduling.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -18,8 +19,6 @@
 #include <atomic>
 #include <charconv>
 #include <csignal>
-#include <pthread.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -78,17 +77,6 @@ asio::awaitable<void> run_session(generic_socket sock, endpoint_info ep, server_
     } guard{live};
     auto s = std::make_shared<session>(std::move(sock), std::move(ep), ctx, reg);
     co_await s->run();
-}
-
-// SCHED_BATCH: a waking io thread does not preempt the Python thread that is
-// running on the same core; it runs at the next scheduling point instead,
-// and then finds a whole batch of readable sockets and finished responses.
-// Without it, every arriving request interrupts Python for two context
-// switches (measured: about one per request).
-void set_batch_scheduling() {
-    sched_param param{};
-    param.sched_priority = 0;
-    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
 }
 
 void log_exception(std::exception_ptr e) {
@@ -228,7 +216,7 @@ bool server::run(std::chrono::milliseconds graceful) {
     for (auto& w : im.workers) {
         w->registry.start();
         w->thread = std::thread([&ioc = w->ioc] {
-            set_batch_scheduling();
+            runtime::set_batch_scheduling();
             auto guard = asio::make_work_guard(ioc);
             ioc.run();
         });

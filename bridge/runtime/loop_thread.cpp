@@ -2,6 +2,7 @@
 
 #include "bridge/observability/log.hpp"
 #include "bridge/python/interpreter.hpp"
+#include "bridge/runtime/scheduling.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
 #include <cerrno>
@@ -99,6 +100,7 @@ void loop_thread::drain() {
 }
 
 void loop_thread::run() {
+    set_batch_scheduling();
     PyGILState_STATE gstate = PyGILState_Ensure();
     bool ok = serve();   // every Python reference it made is gone when it returns
     drain();             // late work holds references: drop them with the GIL

@@ -1,0 +1,14 @@
+#include "bridge/runtime/scheduling.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+namespace trestle::runtime {
+
+void set_batch_scheduling() {
+    sched_param param{};
+    param.sched_priority = 0;
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+}
+
+} // namespace trestle::runtime
