@@ -135,3 +135,30 @@ def test_websocket_to_a_wsgi_app_is_a_clean_400(serve):
               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
     data = recv_until_closed(s)
     assert data.startswith(b"HTTP/1.1 400 ")
+
+
+@pytest.mark.skipif(bool(os.environ.get("TRESTLE_SANITIZED")),
+                    reason="ASan's quarantine holds freed memory, so RSS says nothing there")
+def test_5000_connect_echo_close_cycles_keep_rss_flat(serve):
+    srv = serve(APP)
+
+    def rss_kb():
+        with open("/proc/%d/status" % srv.proc.pid) as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+
+    async def cycles(n, parallel=8):
+        async def worker(count):
+            for i in range(count):
+                async with websockets.connect(ws_url(srv)) as ws:
+                    await ws.send("ping %d" % i)
+                    assert await ws.recv() == "ping %d" % i
+        await asyncio.gather(*(worker(n // parallel) for _ in range(parallel)))
+
+    run(cycles(1000), timeout=120)
+    after_first = rss_kb()
+    run(cycles(4000), timeout=300)
+    after_all = rss_kb()
+    assert after_all - after_first < 10 * 1024, (after_first, after_all)
+    assert requests.get(srv.url + "/", timeout=10).status_code == 200
