@@ -4,7 +4,7 @@
 // submits it; the handler answers through the exchange.
 #include <memory>
 
-namespace trestle::net { class exchange; class ws_channel; }
+namespace trestle::net { class exchange; class ws_channel; struct request_head; }
 
 namespace trestle {
 
@@ -17,7 +17,7 @@ public:
 
     // WebSocket upgrades. A handler that does not take them (WSGI) makes
     // the connection answer 400 to the handshake.
-    virtual bool accepts_websocket() const { return false; }
+    virtual bool accepts_websocket(const net::request_head&) const { return false; }
     virtual void submit_websocket(std::shared_ptr<net::ws_channel>) {}
 };
 

@@ -7,6 +7,7 @@
 #include "bridge/observability/log.hpp"
 #include "bridge/python/app_loader.hpp"
 #include "bridge/python/interpreter.hpp"
+#include "bridge/router/mount_table.hpp"
 #include "bridge/runtime/loop_thread.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
@@ -83,55 +84,73 @@ int main(int argc, char** argv) {
     ctx.access = access.get();
 
     py::initialize({opt.chdir, opt.pythonpath, opt.venv});
-    py::ref app = py::load_app(opt.app);
-    std::string iface = choose_interface(opt, app.get());
-    if (iface == "asgi2") {
-        app = call_asgi_helper("asgi2_to_3", app.get());
-        if (!app) {
-            py::print_exception();
-            die(1, "cannot wrap the ASGI 2 app");
-        }
-    }
-    bool asgi = iface != "wsgi";
 
+    // The root app and every mounted one, loaded before anything starts.
+    struct mounted {
+        std::string prefix, spec, iface;
+        py::ref app, lifespan;
+        std::unique_ptr<handler> h;
+    };
+    std::vector<mounted> apps;
+    apps.push_back({"", opt.app, {}, {}, {}, {}});
+    for (auto& [prefix, spec] : opt.mounts) apps.push_back({prefix, spec, {}, {}, {}, {}});
+    bool any_asgi = false;
+    for (auto& m : apps) {
+        m.app = py::load_app(m.spec);
+        m.iface = choose_interface(opt, m.app.get());
+        if (m.iface == "asgi2") {
+            m.app = call_asgi_helper("asgi2_to_3", m.app.get());
+            if (!m.app) {
+                py::print_exception();
+                die(1, "cannot wrap the ASGI 2 app " + m.spec);
+            }
+        }
+        any_asgi = any_asgi || m.iface != "wsgi";
+    }
+
+    // One pool and, if any app needs it, one loop, shared by every mount.
     runtime::thread_pool pool(opt.threads, opt.max_queue);
     std::unique_ptr<runtime::loop_thread> loop;
-    std::unique_ptr<handler> app_handler;
-    py::ref lifespan;
-
-    if (asgi) {
+    if (any_asgi) {
         loop = std::make_unique<runtime::loop_thread>(opt.loop, pool);
         py::release_main_thread();
         bool started = loop->start();
         py::acquire_main_thread();
         if (!started) die(1, "the event loop could not start");
-        auto h = std::make_unique<asgi::asgi_handler>(app, *loop, ctx);
+    }
+
+    for (auto& m : apps) {
+        if (m.iface == "wsgi") {
+            m.h = std::make_unique<wsgi::wsgi_handler>(m.app, pool, ctx, m.prefix);
+            continue;
+        }
+        auto h = std::make_unique<asgi::asgi_handler>(m.app, *loop, ctx, m.prefix);
         if (opt.lifespan != "off") {
             py::ref mode = py::ref::steal(PyUnicode_FromString(opt.lifespan.c_str()));
-            lifespan = call_asgi_helper("Lifespan", app.get(), mode.get(), loop->loop());
-            py::ref result = lifespan ? call_asgi_helper("run_startup", lifespan.get(), Py_None) : py::ref{};
+            m.lifespan = call_asgi_helper("Lifespan", m.app.get(), mode.get(), loop->loop());
+            py::ref result = m.lifespan ? call_asgi_helper("run_startup", m.lifespan.get(), Py_None) : py::ref{};
             if (!result) {
                 py::print_exception();
-                die(1, "ASGI lifespan startup failed");
+                die(1, "ASGI lifespan startup failed for " + m.spec);
             }
             if (PyTuple_GET_ITEM(result.get(), 0) != Py_True) {
                 PyObject* why = PyTuple_GET_ITEM(result.get(), 1);   // borrowed
-                die(1, std::string("ASGI lifespan startup failed: ") + PyUnicode_AsUTF8(why));
+                die(1, "ASGI lifespan startup failed for " + m.spec + ": " + PyUnicode_AsUTF8(why));
             }
-            py::ref supported = py::ref::steal(PyObject_GetAttrString(lifespan.get(), "supported"));
+            py::ref supported = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "supported"));
             if (supported.get() == Py_True) {
-                py::ref state = py::ref::steal(PyObject_GetAttrString(lifespan.get(), "state"));
+                py::ref state = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "state"));
                 h->scopes().set_state(state.get());
             } else {
-                log::info("ASGI lifespan not supported by the app; continuing without it");
-                lifespan.reset();
+                log::info("ASGI lifespan not supported by " + m.spec + "; continuing without it");
+                m.lifespan.reset();
             }
         }
-        app_handler = std::move(h);
-    } else {
-        app_handler = std::make_unique<wsgi::wsgi_handler>(app, pool, ctx);
+        m.h = std::move(h);
     }
-    ctx.app = app_handler.get();
+    router::mount_table table(*apps.front().h);
+    for (std::size_t i = 1; i < apps.size(); ++i) table.add(apps[i].prefix, *apps[i].h);
+    ctx.app = apps.size() > 1 ? static_cast<handler*>(&table) : apps.front().h.get();
 
     net::server srv(ctx, opt.io_threads, opt.backlog);
     try {
@@ -141,21 +160,24 @@ int main(int argc, char** argv) {
         std::fflush(stderr);
         ::_exit(e.usage ? 2 : 1);
     }
-    std::string what = asgi ? "(ASGI, " + loop->kind() + " loop)" : "(WSGI)";
-    log::info("serving " + opt.app + " " + what + " with " + std::to_string(opt.threads) + " thread(s), pid " +
-              std::to_string(::getpid()));
+    for (auto& m : apps) {
+        std::string what = m.iface == "wsgi" ? "(WSGI)" : "(ASGI, " + loop->kind() + " loop)";
+        log::info("serving " + m.spec + " " + what + (m.prefix.empty() ? "" : " at " + m.prefix));
+    }
+    log::info("serving with " + std::to_string(opt.threads) + " thread(s), pid " + std::to_string(::getpid()));
 
     py::release_main_thread();
     bool clean = srv.run(opt.graceful_timeout);
     if (access) access->flush();
 
-    if (lifespan) {
+    for (auto& m : apps) {
+        if (!m.lifespan) continue;
         py::gil_ensure gil;
         py::ref timeout = py::ref::steal(PyFloat_FromDouble(opt.graceful_timeout.count() / 1000.0 + 1));
-        py::ref result = call_asgi_helper("run_shutdown", lifespan.get(), timeout.get());
+        py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
         if (!result) py::print_exception();
         else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
-            log::error(std::string("ASGI lifespan shutdown failed: ") + PyUnicode_AsUTF8(PyTuple_GET_ITEM(result.get(), 1)));
+            log::error("ASGI lifespan shutdown failed for " + m.spec + ": " + PyUnicode_AsUTF8(PyTuple_GET_ITEM(result.get(), 1)));
     }
     if (loop) loop->stop();
     // Jobs still queued or running get what is left of the graceful period.
@@ -167,9 +189,7 @@ int main(int argc, char** argv) {
     {
         // The handler owns Python references: drop them with the GIL.
         py::gil_ensure gil;
-        app_handler.reset();
-        lifespan.reset();
-        app.reset();
+        apps.clear();
     }
     py::finalize();
     log::info("stopped");

@@ -56,7 +56,7 @@ PyObject* host_port(const std::string& host, const std::string& port) {
 
 } // namespace
 
-scope_builder::scope_builder(std::string root_path) {
+scope_builder::scope_builder(std::string root_path) : root_len_(root_path.size()) {
     init_keys();
     asgi_ = py::ref::steal(Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", http_spec_version));
     http_extensions_ = py::ref::steal(Py_BuildValue("{s:{}}", "http.response.pathsend"));
@@ -100,8 +100,10 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     PyDict_SetItem(d, K->scheme, websocket ? K->ws : K->http_s);
 
     std::string_view raw = h.path();
+    // path is what follows the mount prefix (root_path); raw_path stays whole.
+    std::string_view rest = raw.substr(std::min(root_len_, raw.size()));
     std::string decoded;
-    net::percent_decode(raw, decoded);   // a NUL stays a NUL in a Python str; nothing is lost
+    net::percent_decode(rest, decoded);   // a NUL stays a NUL in a Python str; nothing is lost
     if (!set_owned(d, K->path, PyUnicode_DecodeUTF8(decoded.data(), static_cast<Py_ssize_t>(decoded.size()), "replace")) ||
         !set_owned(d, K->raw_path, bytes(raw)) || !set_owned(d, K->query_string, bytes(h.query())))
         return {};

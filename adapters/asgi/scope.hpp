@@ -32,6 +32,7 @@ private:
     py::ref http_extensions_;   // {"http.response.pathsend": {}}
     py::ref ws_extensions_;     // {"websocket.http.response": {}}
     py::ref root_path_;
+    std::size_t root_len_ = 0;
     py::ref state_;
 };
 

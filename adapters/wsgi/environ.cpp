@@ -129,7 +129,10 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
     }
 
     std::string path;
-    if (!net::percent_decode(h.path(), path)) {
+    // The mount table matched script_name_ against the raw path already.
+    std::string_view raw_path = h.path();
+    raw_path.remove_prefix(std::min(script_name_.size(), raw_path.size()));
+    if (!net::percent_decode(raw_path, path)) {
         bad_status = 400;
         return {};
     }

@@ -1,4 +1,5 @@
 #include "bridge/config/options.hpp"
+#include "bridge/router/mount_table.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -27,13 +28,17 @@ options parse_options(int argc, char** argv) {
 
     cli.add_option("app", o.app, "The app: module:attr, module:factory() or module (attr 'application' or 'app')")
         ->required();
+    std::vector<std::string> mounts;
+    cli.add_option("mounts", mounts, "More apps, each as PREFIX=APP (e.g. /v2=newapi:app): the longest prefix wins, "
+                                     "on whole path segments; the prefix becomes SCRIPT_NAME (WSGI) or root_path (ASGI)");
     cli.add_option("--interface", o.interface, "auto (tell ASGI from WSGI by the callable's shape), wsgi or asgi (default auto)")
         ->check(CLI::IsMember({"auto", "wsgi", "asgi"}));
     cli.add_option("--loop", o.loop, "Event loop for ASGI apps: auto (uvloop if it imports), asyncio or uvloop (default auto)")
         ->check(CLI::IsMember({"auto", "asyncio", "uvloop"}));
     cli.add_option("--lifespan", o.lifespan, "ASGI lifespan: auto (run it if the app supports it), on or off (default auto)")
         ->check(CLI::IsMember({"auto", "on", "off"}));
-    cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT or unix:/path; repeatable (default 127.0.0.1:8000)");
+    cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT or unix:/path; repeatable (default 127.0.0.1:8000)")
+        ->allow_extra_args(false)->take_all();
     cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
         ->check(CLI::Range(1, 1024));
     cli.add_option("--io-threads", o.io_threads, "Threads that run the network event loops (default 1)")
@@ -65,7 +70,8 @@ options parse_options(int argc, char** argv) {
         ->check(CLI::Range(0.0, 86400.0));
 
     cli.add_option("--chdir", o.chdir, "Change to this directory before loading the app");
-    cli.add_option("--pythonpath", o.pythonpath, "Prepend a directory to sys.path; repeatable");
+    cli.add_option("--pythonpath", o.pythonpath, "Prepend a directory to sys.path; repeatable")
+        ->allow_extra_args(false)->take_all();
     cli.add_option("--venv", o.venv, "Use this virtualenv's site-packages (default: $VIRTUAL_ENV if set)");
     cli.add_option("--access-log", o.access_log, "Write an access log (combined format plus duration) to FILE, or '-' for stderr")
         ->expected(0, 1)->default_str("-");
@@ -83,6 +89,15 @@ options parse_options(int argc, char** argv) {
         std::string what = e.what();
         if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
         usage_error(what);
+    }
+    for (auto& m : mounts) {
+        auto eq = m.find('=');
+        std::string prefix = m.substr(0, eq == std::string::npos ? 0 : eq);
+        if (eq == std::string::npos || eq + 1 == m.size() || !router::normalize_prefix(prefix) || prefix.empty())
+            usage_error("mount '" + m + "': expected /PREFIX=module:app");
+        for (auto& [p, _] : o.mounts)
+            if (p == prefix) usage_error("mount '" + m + "': prefix " + prefix + " is mounted twice");
+        o.mounts.emplace_back(prefix, m.substr(eq + 1));
     }
     if (o.binds.empty()) o.binds.push_back("127.0.0.1:8000");
     if (o.access_log && o.access_log->empty()) o.access_log = "-";

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct http_limits {
 
 struct options {
     std::string app;                           // module:attr or module:factory()
+    std::vector<std::pair<std::string, std::string>> mounts;   // PREFIX=SPEC, prefix normalized
     std::vector<std::string> binds;            // HOST:PORT or unix:/path
     std::size_t threads = 8;
     std::size_t io_threads = 1;

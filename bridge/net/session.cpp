@@ -158,7 +158,7 @@ asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& o
 }
 
 asio::awaitable<void> session::serve_websocket(request_parser& p) {
-    if (!ctx_.app->accepts_websocket()) {
+    if (!ctx_.app->accepts_websocket(p.head())) {
         co_await reject(400);
         co_return;
     }

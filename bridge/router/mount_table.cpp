@@ -1,0 +1,46 @@
+#include "bridge/router/mount_table.hpp"
+
+#include "bridge/net/exchange.hpp"
+#include "bridge/net/ws_channel.hpp"
+
+#include <algorithm>
+
+namespace trestle::router {
+
+bool normalize_prefix(std::string& p) {
+    if (p.empty() || p[0] != '/') return false;
+    for (unsigned char c : p)
+        if (c <= 0x20 || c == 0x7f || c == '?' || c == '#') return false;
+    while (!p.empty() && p.back() == '/') p.pop_back();
+    return true;
+}
+
+mount_table::mount_table(handler& root) : root_(root) {}
+
+void mount_table::add(std::string prefix, handler& h) {
+    mounts_.push_back({std::move(prefix), &h});
+    std::stable_sort(mounts_.begin(), mounts_.end(),
+                     [](const mount& a, const mount& b) { return a.prefix.size() > b.prefix.size(); });
+}
+
+handler& mount_table::match(std::string_view path) const {
+    for (const auto& m : mounts_) {
+        if (path.size() < m.prefix.size() || path.compare(0, m.prefix.size(), m.prefix) != 0) continue;
+        if (path.size() == m.prefix.size() || path[m.prefix.size()] == '/') return *m.h;
+    }
+    return root_;
+}
+
+bool mount_table::submit(std::shared_ptr<net::exchange> ex) {
+    return match(ex->head().path()).submit(std::move(ex));
+}
+
+bool mount_table::accepts_websocket(const net::request_head& head) const {
+    return match(head.path()).accepts_websocket(head);
+}
+
+void mount_table::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
+    match(ch->head().path()).submit_websocket(std::move(ch));
+}
+
+} // namespace trestle::router

@@ -1,0 +1,38 @@
+#pragma once
+// The mount table: the longest prefix wins, matching whole path segments
+// (/v2 matches /v2 and /v2/x, never /v20). The root app is mounted at "".
+// Each mount's handler strips its prefix itself: SCRIPT_NAME for WSGI,
+// root_path for ASGI.
+#include "adapters/handler.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trestle::router {
+
+// "/v2/" -> "/v2"; "/" -> "". Returns false for prefixes that do not start
+// with '/' or hold characters that cannot appear in a path.
+bool normalize_prefix(std::string& prefix);
+
+class mount_table : public handler {
+public:
+    // The root handler serves everything no other mount claims.
+    explicit mount_table(handler& root);
+    void add(std::string prefix, handler& h);   // prefix already normalized
+
+    handler& match(std::string_view path) const;
+    bool submit(std::shared_ptr<net::exchange> ex) override;
+    bool accepts_websocket(const net::request_head& head) const override;
+    void submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
+
+private:
+    struct mount {
+        std::string prefix;
+        handler* h;
+    };
+    std::vector<mount> mounts_;   // longest prefix first
+    handler& root_;
+};
+
+} // namespace trestle::router
