@@ -15,6 +15,11 @@ public:
     // request now (its queue is full); the connection then answers 503.
     virtual bool submit(std::shared_ptr<net::exchange> ex) = 0;
 
+    // Whether the connection should watch an idle socket while the app
+    // runs and abort the exchange when the client leaves (apps on the
+    // event loop, which can react; a blocked WSGI thread could not).
+    virtual bool watches_disconnect(const net::request_head&) const { return false; }
+
     // WebSocket upgrades. A handler that does not take them (WSGI) makes
     // the connection answer 400 to the handshake.
     virtual bool accepts_websocket(const net::request_head&) const { return false; }

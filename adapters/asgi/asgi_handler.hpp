@@ -18,6 +18,7 @@ public:
     ~asgi_handler() override;
     bool submit(std::shared_ptr<net::exchange> ex) override;
     bool accepts_websocket(const net::request_head&) const override { return true; }
+    bool watches_disconnect(const net::request_head&) const override { return true; }
     void submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
 
     scope_builder& scopes() { return scopes_; }

@@ -9,6 +9,7 @@
 #include "bridge/observability/access_log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -16,6 +17,7 @@
 
 #include <cerrno>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace trestle::net {
@@ -24,6 +26,7 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using boost::system::error_code;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 constexpr std::size_t read_chunk = 16 * 1024;
@@ -210,12 +213,31 @@ asio::awaitable<bool> session::serve(request_parser& p) {
 
 asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep) {
     bool body_broken = false;
+    // Apps on the event loop learn of a client that leaves while they wait.
+    bool watch = ctx_.app->watches_disconnect(ex.head());
     for (;;) {
         io_work w;
         if (!ex.take(w)) {
             auto& t = ex.wakeup_timer();
             t.expires_at(asio::steady_timer::time_point::max());
-            co_await t.async_wait(use_tuple);
+            if (watch && p.is_done() && buf_.size() == 0) {
+                // Nothing more is expected from the client until the response
+                // is out, so readability now means it went away (or pipelined
+                // its next request, which ends the watch).
+                auto which = co_await (t.async_wait(use_tuple) ||
+                                       socket_.async_wait(asio::socket_base::wait_read, use_tuple));
+                if (which.index() == 1 && !closed_) {
+                    char c;
+                    ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                        ex.abort();   // the app sees http.disconnect / OSError
+                        co_return false;
+                    }
+                    if (n > 0) watch = false;
+                }
+            } else {
+                co_await t.async_wait(use_tuple);
+            }
             if (closed_) {
                 ex.abort();
                 co_return false;

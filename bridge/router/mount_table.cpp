@@ -39,6 +39,10 @@ bool mount_table::accepts_websocket(const net::request_head& head) const {
     return match(head.path()).accepts_websocket(head);
 }
 
+bool mount_table::watches_disconnect(const net::request_head& head) const {
+    return match(head.path()).watches_disconnect(head);
+}
+
 void mount_table::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
     match(ch->head().path()).submit_websocket(std::move(ch));
 }

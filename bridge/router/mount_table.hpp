@@ -24,6 +24,7 @@ public:
     handler& match(std::string_view path) const;
     bool submit(std::shared_ptr<net::exchange> ex) override;
     bool accepts_websocket(const net::request_head& head) const override;
+    bool watches_disconnect(const net::request_head& head) const override;
     void submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
 
 private:
