@@ -6,14 +6,17 @@ import threading
 _loop = None
 
 
-class PoolExecutor(concurrent.futures.Executor):
+class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
     """The loop's default executor: Trestle's own thread pool.
 
     run_in_executor(None, ...), asyncio.to_thread and Quart's sync views all
-    end up here, on the threads that also run WSGI apps.
+    end up here, on the threads that also run WSGI apps. It subclasses
+    ThreadPoolExecutor only because asyncio (3.11) insists on one; it never
+    starts a thread of its own.
     """
 
     def __init__(self, submit):
+        super().__init__(max_workers=1, thread_name_prefix="trestle-unused")
         self._submit = submit
         self._shutdown = False
         self._lock = threading.Lock()

@@ -26,7 +26,7 @@ protected:
         ep.server_name = "127.0.0.1";
         ep.server_port = "8000";
         h.method = "POST";
-        h.target = "/a%20b/c%2Fd?x=%20y";
+        h.target = "/mount/a%20b/c%2Fd?x=%20y";   // the mount table matched "/mount"
         h.headers = {{"Host", "example"}, {"Content-Type", "text/plain"}, {"Content-Length", "3"},
                      {"X-Forwarded-For", "1.1.1.1"}, {"X_Forwarded_For", "6.6.6.6"},
                      {"Accept", "a"}, {"accept", "b"}, {"Cookie", "a=1"}, {"Cookie", "b=2"}};
@@ -86,7 +86,7 @@ TEST_F(environ_test, absent_content_headers_are_absent) {
 }
 
 TEST_F(environ_test, path_is_latin1_of_the_raw_bytes) {
-    h.target = "/caf%C3%A9";
+    h.target = "/mount/caf%C3%A9";
     auto env = build();
     ASSERT_TRUE(env);
     PyObject* p = PyDict_GetItemString(env.get(), "PATH_INFO");
@@ -96,7 +96,7 @@ TEST_F(environ_test, path_is_latin1_of_the_raw_bytes) {
 }
 
 TEST_F(environ_test, nul_in_path_is_400) {
-    h.target = "/a%00";
+    h.target = "/mount/a%00";
     unsigned bad = 0;
     auto env = builder->build(h, ep, input.get(), bad);
     EXPECT_FALSE(env);
