@@ -119,6 +119,8 @@ py::ref http_call::disconnect_message() {
 }
 
 py::ref http_call::read_message() {
+    // As uvicorn does: once the client is gone, receive() says so, even if
+    // some body had arrived before it left.
     if (ex_->client_gone() || ex_->body_error_status()) return disconnect_message();
     std::size_t cap = receive_chunk;
     const auto& cl = ex_->head().content_length;
@@ -127,7 +129,7 @@ py::ref http_call::read_message() {
     if (!body) return {};
     auto got = ex_->try_read(PyBytes_AS_STRING(body.get()), cap);
     if (!got) {
-        if (ex_->body_error_status()) return disconnect_message();
+        if (ex_->client_gone() || ex_->body_error_status()) return disconnect_message();
         ex_->request_body();
         return {};
     }
@@ -143,7 +145,15 @@ py::ref http_call::read_message() {
                                         M->more_body, more ? Py_True : Py_False));
 }
 
+void drop_if_done(py::ref& fut) {
+    if (!fut) return;
+    py::ref done = py::ref::steal(PyObject_CallMethod(fut.get(), "done", nullptr));
+    if (!done) PyErr_Clear();
+    if (done.get() == Py_True) fut.reset();
+}
+
 PyObject* http_call::receive() {
+    drop_if_done(receive_waiter_);
     if (receive_waiter_) {
         PyErr_SetString(PyExc_RuntimeError, "receive() called again before the previous call completed");
         return nullptr;
@@ -165,6 +175,7 @@ PyObject* http_call::receive() {
 PyObject* http_call::send(PyObject* message) {
     std::string type = message_type(message);
     if (type.empty()) return nullptr;
+    drop_if_done(send_waiter_);
     if (send_waiter_) {
         PyErr_SetString(PyExc_RuntimeError, "send() called again before the previous send completed");
         return nullptr;
@@ -392,14 +403,15 @@ void http_call::on_done(PyObject* task) {
                 PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
                 py::print_exception();
             }
-            if (state_ != state::done) {
-                if (!w_.head_emitted() && !gone) {
-                    w_.error_response(500);
-                    w_.finish(false);
-                } else {
-                    w_.abandon();
-                    w_.finish(gone);
-                }
+            if (state_ == state::start && !gone) {
+                w_.error_response(500);
+                w_.finish(false);
+            } else if (state_ != state::done) {
+                // After http.response.start the response belongs to the app,
+                // even if its head is still buffered here: close, as a server
+                // that wrote the head at once would have to.
+                w_.abandon();
+                w_.finish(true);
             }
         } else if (state_ == state::start) {
             log::error("ASGI app returned without sending a response for " + describe() + "; answering 500");

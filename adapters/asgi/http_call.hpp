@@ -66,6 +66,10 @@ py::ref bound_send(PyObject* call);
 py::ref bound_done(PyObject* call);
 http_call* impl_of(PyObject* call);
 
+// Forgets a waiter the app has cancelled (asyncio.wait_for timing out), so
+// the next receive()/send() is not taken for a concurrent one.
+void drop_if_done(py::ref& fut);
+
 // An awaitable that is already complete: `await` returns `value` at once,
 // with no trip through the event loop.
 py::ref done_awaitable(PyObject* value);

@@ -110,6 +110,7 @@ py::ref ws_call::next_message() {
 }
 
 PyObject* ws_call::receive() {
+    drop_if_done(receive_waiter_);
     if (receive_waiter_) {
         PyErr_SetString(PyExc_RuntimeError, "receive() called again before the previous call completed");
         return nullptr;
@@ -160,6 +161,7 @@ PyObject* ws_call::send(PyObject* message) {
         return nullptr;
     }
     std::string type = str_item(message, "type");
+    drop_if_done(send_waiter_);
     if (send_waiter_) {
         PyErr_SetString(PyExc_RuntimeError, "send() called again before the previous send completed");
         return nullptr;
