@@ -414,7 +414,7 @@ void http_call::on_done(PyObject* task) {
                 w_.finish(true);
             }
         } else if (state_ == state::start) {
-            log::error("ASGI app returned without sending a response for " + describe() + "; answering 500");
+            if (!gone) log::error("ASGI app returned without sending a response for " + describe() + "; answering 500");
             w_.error_response(500);
             w_.finish(gone);
         } else if (state_ == state::body) {
