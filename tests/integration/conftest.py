@@ -133,6 +133,44 @@ def recv_until_closed(sock, limit=64 << 20, timeout=10.0):
     return b"".join(chunks)
 
 
+def poll(fn, timeout=10.0, interval=0.02):
+    """Calls fn until it returns something truthy or `timeout` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(interval)
+    return fn()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def read_head(sock, buf=b"", timeout=10.0):
+    """Reads a response head only. Returns (status, [(name, value)...] in order, rest)."""
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while b"\r\n\r\n" not in buf:
+        assert time.monotonic() < deadline, "no full response head: %r" % buf
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed before a full response head: %r" % buf)
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = []
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        fields.append((k.strip(), v.strip()))
+    return int(lines[0].split(" ")[1]), fields, rest
+
+
 def read_response(sock, buf=b"", timeout=10.0):
     """Reads one HTTP/1.1 response from a raw socket. Returns (status, headers, body, rest)."""
     sock.settimeout(timeout)

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from conftest import read_response, recv_until_closed, run_trestle
+from conftest import poll, read_head, read_response, recv_until_closed, run_trestle
 
 APP = "asgi_cases:app"
 TIMEOUT = 10
@@ -24,16 +24,6 @@ QUICK = ("--graceful-timeout", "3")
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-def poll(fn, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(interval)
-    return fn()
-
 
 def get_record(srv, rid, done=True, timeout=10.0, until=None):
     """Polls /__record until the record exists (and the app finished, or `until(rec)` holds)."""
@@ -63,25 +53,6 @@ def marks(rec, name=None):
 def messages(rec):
     """The recorded recv/send traffic as (direction, message) pairs, marks left out."""
     return [(e["ev"], e.get("msg")) for e in rec["events"] if e["ev"] in ("recv", "send")]
-
-
-def read_head(sock, buf=b"", timeout=10.0):
-    """Reads a response head only. Returns (status, [(name, value)...] in order, rest)."""
-    sock.settimeout(timeout)
-    deadline = time.monotonic() + timeout
-    while b"\r\n\r\n" not in buf:
-        assert time.monotonic() < deadline, "no full response head: %r" % buf
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed before a full response head: %r" % buf)
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    fields = []
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        fields.append((k.strip(), v.strip()))
-    return int(lines[0].split(" ")[1]), fields, rest
 
 
 def parse_raw(data):

@@ -6,6 +6,7 @@ import time
 
 import requests
 
+import conftest
 from conftest import read_response
 
 APP = "flask_app:app"
@@ -13,22 +14,12 @@ TIMEOUT = 15
 
 
 def read_head(sock, buf=b"", timeout=10.0):
-    """Reads only a response head (for HEAD requests). Returns (status, headers, rest)."""
-    sock.settimeout(timeout)
-    deadline = time.monotonic() + timeout
-    while b"\r\n\r\n" not in buf:
-        assert time.monotonic() < deadline, "no full response head: %r" % buf
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed before a full response head: %r" % buf)
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+    """A response head with its fields keyed by lower-cased name. Returns (status, headers, rest)."""
+    status, fields, rest = conftest.read_head(sock, buf, timeout)
     headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers.setdefault(k.strip().lower(), []).append(v.strip())
-    return int(lines[0].split(" ")[1]), headers, rest
+    for k, v in fields:
+        headers.setdefault(k.lower(), []).append(v)
+    return status, headers, rest
 
 
 # --- JSON, forms, uploads --------------------------------------------------------------------

@@ -4,21 +4,11 @@ import time
 import pytest
 import requests
 
-from conftest import read_response
+from conftest import poll, read_response
 
 APP = "starlette_app:app"
 TIMEOUT = 15
 QUICK = ("--graceful-timeout", "3")
-
-
-def poll(fn, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(interval)
-    return fn()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import os
 import time
 import urllib.parse
 
+import conftest
 import pytest
 import requests
 
@@ -49,22 +50,12 @@ def wait_state(srv, kind, value, count=1, timeout=10.0):
 
 
 def read_head(sock, buf=b"", timeout=10.0):
-    """Reads only a response head (for HEAD / 204). Returns (status, headers, rest)."""
-    sock.settimeout(timeout)
-    deadline = time.monotonic() + timeout
-    while b"\r\n\r\n" not in buf:
-        assert time.monotonic() < deadline, "no full response head: %r" % buf
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed before a full response head: %r" % buf)
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+    """A response head with its fields keyed by lower-cased name. Returns (status, headers, rest)."""
+    status, fields, rest = conftest.read_head(sock, buf, timeout)
     headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers.setdefault(k.strip().lower(), v.strip())
-    return int(lines[0].split(" ")[1]), headers, rest
+    for k, v in fields:
+        headers.setdefault(k.lower(), v)
+    return status, headers, rest
 
 
 def head_then_get(srv, path, get_path="/hello"):

@@ -9,7 +9,7 @@ import pytest
 import requests
 import websockets
 
-from conftest import recv_until_closed
+from conftest import recv_until_closed, rss_kb
 
 APP = "asgi_ws:app"
 
@@ -142,12 +142,6 @@ def test_websocket_to_a_wsgi_app_is_a_clean_400(serve):
 def test_5000_connect_echo_close_cycles_keep_rss_flat(serve):
     srv = serve(APP)
 
-    def rss_kb():
-        with open("/proc/%d/status" % srv.proc.pid) as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-
     async def cycles(n, parallel=8):
         async def worker(count):
             for i in range(count):
@@ -157,8 +151,8 @@ def test_5000_connect_echo_close_cycles_keep_rss_flat(serve):
         await asyncio.gather(*(worker(n // parallel) for _ in range(parallel)))
 
     run(cycles(1000), timeout=120)
-    after_first = rss_kb()
+    after_first = rss_kb(srv.proc.pid)
     run(cycles(4000), timeout=300)
-    after_all = rss_kb()
+    after_all = rss_kb(srv.proc.pid)
     assert after_all - after_first < 10 * 1024, (after_first, after_all)
     assert requests.get(srv.url + "/", timeout=10).status_code == 200

@@ -9,19 +9,9 @@ import time
 import pytest
 import requests
 
-from conftest import read_response, recv_until_closed
+from conftest import poll, read_response, recv_until_closed, rss_kb
 
 APP = "wsgi_cases:app"
-
-
-def poll(fn, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.02)
-    return fn()
 
 
 def test_environ_keys(serve):
@@ -212,17 +202,12 @@ def test_file_wrapper_is_sent_without_python_reads(serve):
 def test_repeated_exceptions_leave_server_up_without_growing(serve):
     srv = serve(APP)
 
-    def rss_kb():
-        with open("/proc/%d/status" % srv.proc.pid) as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
     sess = requests.Session()
     for _ in range(1000):
         assert sess.get(srv.url + "/raise", timeout=10).status_code == 500
-    first = rss_kb()
+    first = rss_kb(srv.proc.pid)
     for _ in range(1000):
         assert sess.get(srv.url + "/raise", timeout=10).status_code == 500
-    second = rss_kb()
+    second = rss_kb(srv.proc.pid)
     assert second - first < 5 * 1024, (first, second)
     assert sess.get(srv.url + "/ok", timeout=10).status_code == 200
