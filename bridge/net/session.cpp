@@ -74,6 +74,15 @@ void session::check_deadline(clock::time_point now) {
 
 void session::close_if_idle() {
     if (phase_ == phase::idle) close_now();
+    // On graceful shutdown a WebSocket is told the server is going away
+    // (1001); the app then sees websocket.disconnect.
+    if (current_ws_ && !ws_closing_) {
+        ws_closing_ = true;
+        ws_command c{ws_command::close};
+        c.code = 1001;
+        c.reason = "server shutting down";
+        current_ws_->command(std::move(c));
+    }
 }
 
 void session::close_now() {

@@ -67,6 +67,7 @@ private:
     unsigned body_status_ = 400;
     std::shared_ptr<exchange> current_;
     std::shared_ptr<ws_channel> current_ws_;
+    bool ws_closing_ = false;
 };
 
 // The sessions of one io_context, and a coarse watchdog that enforces their

@@ -2,6 +2,7 @@
 import asyncio
 import base64
 import os
+import signal
 import socket
 import time
 
@@ -156,3 +157,21 @@ def test_5000_connect_echo_close_cycles_keep_rss_flat(serve):
     after_all = rss_kb(srv.proc.pid)
     assert after_all - after_first < 10 * 1024, (after_first, after_all)
     assert requests.get(srv.url + "/", timeout=10).status_code == 200
+
+
+def test_graceful_shutdown_closes_websockets_with_1001(serve):
+    srv = serve(APP, "--graceful-timeout", "20")
+
+    async def go():
+        ws = await websockets.connect(ws_url(srv))
+        await ws.send("still here")
+        assert await ws.recv() == "still here"
+        start = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+        assert info.value.code == 1001
+        return time.monotonic() - start
+    elapsed = run(go())
+    assert elapsed < 10
+    assert srv.proc.wait(20) == 0
