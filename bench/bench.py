@@ -1,24 +1,30 @@
 #!/usr/bin/python3
-"""Trestle benchmark harness: trestle against gunicorn (sync and gthread).
+"""Trestle benchmark harness: trestle against gunicorn (sync and gthread) on
+WSGI apps, and against uvicorn and hypercorn on ASGI apps.
 
 Run it with bench/run.sh (see docs/benchmarks.md). Standard library only, so
 it runs under Debian's /usr/bin/python3 with nothing installed.
 
-For every selected app and server, in one go:
+For every selected app and every selected server that speaks its interface
+(WSGI: trestle, gunicorn; ASGI: trestle, uvicorn, hypercorn), in one go:
+  0. measure the app's own cost in-process, pinned to CPU 0 (bench/inprocess.py);
   1. pick a free port (bind port 0), start the server pinned to CPU 0;
   2. poll with HTTP GETs until it answers 200 with the expected body;
   3. warm up with wrk, then run wrk (pinned to CPU 1) N times;
   4. parse wrk's output, measure the server's CPU time per request and how
      busy the two CPUs were with anything else (to spot a noisy machine);
   5. stop the server: SIGTERM, wait, SIGKILL on timeout.
-Then print a Markdown table and write it, with machine facts and per-run
-details, to bench/results/latest.md.
+Then print a Markdown table per interface (ratios against gunicorn sync for
+WSGI, uvicorn uvloop+httptools for ASGI) and the in-process limits, and write
+them, with machine facts and per-run details, to bench/results/latest.md.
 """
 
 import argparse
+import collections
 import datetime
 import hashlib
 import http.client
+import json
 import os
 import platform
 import re
@@ -35,21 +41,51 @@ import time
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 APPS_DIR = os.path.join(ROOT, "tests", "apps")
+BENCH_APPS_DIR = os.path.join(BENCH_DIR, "apps")
 PYTHON = "/usr/bin/python3"
 
-# name -> (WSGI target, label in the table, expected body)
+App = collections.namedtuple("App", "target label body dir interface sleep")
+HELLO = b"Hello, World!"
+# name -> the app: module:attr, label in the table, expected body, directory,
+# interface, and whether it is the asyncio.sleep route (measured at
+# --sleep-connections, 256 by default, instead of --connections).
 APPS = {
-    "hello": ("hello:app", "raw WSGI hello", b"Hello, World!"),
-    "flask": ("flask_hello:app", "Flask hello", b"Hello, World!"),
+    "hello": App("hello:app", "raw WSGI hello", HELLO, APPS_DIR, "wsgi", False),
+    "flask": App("flask_hello:app", "Flask hello", HELLO, APPS_DIR, "wsgi", False),
+    "asgi": App("asgi_hello:app", "raw ASGI hello", HELLO, APPS_DIR, "asgi", False),
+    "quart": App("quart_hello:app", "Quart hello", HELLO, BENCH_APPS_DIR, "asgi", False),
+    "starlette": App("starlette_hello:app", "Starlette hello", HELLO, BENCH_APPS_DIR, "asgi", False),
+    "sleep": App("asgi_sleep:app", "raw ASGI sleep(0.01)", HELLO, BENCH_APPS_DIR, "asgi", True),
 }
-APP_ALIASES = {"raw": "hello", "wsgi": "hello", "flask_hello": "flask", "flask-hello": "flask"}
+APP_ALIASES = {"raw": "hello", "wsgi": "hello", "flask_hello": "flask", "flask-hello": "flask",
+               "asgi_hello": "asgi", "asgi-hello": "asgi", "raw-asgi": "asgi",
+               "quart_hello": "quart", "quart-hello": "quart",
+               "starlette_hello": "starlette", "starlette-hello": "starlette",
+               "asgi_sleep": "sleep", "asgi-sleep": "sleep"}
 
-SERVERS = ["trestle", "gunicorn-sync", "gunicorn-gthread"]
+# Which interfaces each server is run on; a server is only run on apps it speaks.
+SERVER_INTERFACES = {
+    "trestle": ("wsgi", "asgi"),
+    "gunicorn-sync": ("wsgi",), "gunicorn-gthread": ("wsgi",),
+    "uvicorn-uvloop": ("asgi",), "uvicorn-h11": ("asgi",),
+    "hypercorn": ("asgi",), "hypercorn-asyncio": ("asgi",),
+}
+SERVERS = list(SERVER_INTERFACES)  # what 'all' selects
+# The default run: everything but hypercorn's asyncio worker (slow: it stalls
+# on Nagle, see the anchors; select it by name or with 'all').
+DEFAULT_SERVERS = [s for s in SERVERS if s != "hypercorn-asyncio"]
 SERVER_ALIASES = {"sync": "gunicorn-sync", "gthread": "gunicorn-gthread",
-                  "gunicorn": "gunicorn-sync"}
+                  "gunicorn": "gunicorn-sync", "uvicorn": "uvicorn-uvloop",
+                  "httptools": "uvicorn-uvloop", "h11": "uvicorn-h11",
+                  "hypercorn-uvloop": "hypercorn"}
 
-# Acceptance targets: trestle req/s divided by gunicorn sync req/s, per app.
-TARGETS = {"hello": 4.0, "flask": 2.0}
+# The server every ratio is taken against, per interface, and its label.
+BASELINE = {"wsgi": "gunicorn-sync", "asgi": "uvicorn-uvloop"}
+BASELINE_LABEL = {"wsgi": "gunicorn sync", "asgi": "uvicorn uvloop+httptools"}
+
+# Acceptance targets: trestle req/s divided by the baseline's req/s, per app.
+TARGETS = {"hello": 4.0, "flask": 2.0, "asgi": 1.5, "quart": 1.1, "sleep": 0.9}
+SLEEP_S = 0.01            # what asgi_sleep.py awaits
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT = 30.0      # seconds for a server to start answering
@@ -61,6 +97,7 @@ PROBE_INTERVAL = 0.25     # seconds between starvation-probe requests
 PROBE_SLOW = 1.0          # a probe answer slower than this means starvation
 QUIET_BUSY = 10.0         # % busy per CPU below which the machine counts as quiet
 TAIL_MAX = 1.0            # wrk max latency at or above this (s): long tail
+DRIFT_MAX = 10.0          # % change of an app's in-process cost, before vs after: noisy
 
 
 def log(msg):
@@ -105,13 +142,14 @@ def options(argv):
     env = os.environ.get
     p = argparse.ArgumentParser(
         prog="bench/run.sh",
-        description="Benchmark trestle against gunicorn sync and gthread with wrk. "
+        description="Benchmark trestle with wrk: against gunicorn sync and gthread on WSGI "
+                    "apps, against uvicorn and hypercorn on ASGI apps. "
                     "Every option can also be set by the environment variable in brackets.")
-    p.add_argument("--apps", default=env("APPS", "hello,flask"),
-                   help="comma list of: hello, flask, all [APPS] (default hello,flask)")
-    p.add_argument("--servers", default=env("SERVERS", ",".join(SERVERS)),
-                   help="comma list of: trestle, gunicorn-sync, gunicorn-gthread, all "
-                        "[SERVERS] (default all three)")
+    p.add_argument("--apps", default=env("APPS", "all"),
+                   help="comma list of: " + ", ".join(APPS) + ", all [APPS] (default all)")
+    p.add_argument("--servers", default=env("SERVERS", ",".join(DEFAULT_SERVERS)),
+                   help="comma list of: " + ", ".join(SERVERS) + ", all [SERVERS] (default all "
+                        "but hypercorn-asyncio); each runs only the apps of its interface")
     p.add_argument("--duration", default=env("DURATION", "10s"),
                    help="wrk -d for each measured run [DURATION] (default 10s)")
     p.add_argument("--runs", type=int, default=int(env("RUNS", "3")),
@@ -120,7 +158,9 @@ def options(argv):
     p.add_argument("--warmup", default=env("WARMUP", "2s"),
                    help="wrk warm-up before the measured runs, 0 for none [WARMUP] (default 2s)")
     p.add_argument("--connections", type=int, default=int(env("CONNECTIONS", "64")),
-                   help="wrk -c [CONNECTIONS] (default 64)")
+                   help="wrk -c for every app but sleep [CONNECTIONS] (default 64)")
+    p.add_argument("--sleep-connections", type=int, default=int(env("SLEEP_CONNECTIONS", "256")),
+                   help="wrk -c for the sleep app [SLEEP_CONNECTIONS] (default 256)")
     p.add_argument("--threads", type=int, default=int(env("THREADS", "8")),
                    help="trestle --threads and gunicorn gthread --threads [THREADS] (default 8)")
     p.add_argument("--trestle", default=env("TRESTLE", os.path.join(ROOT, "build", "trestle")),
@@ -131,6 +171,12 @@ def options(argv):
                    help="do not pin the server to CPU 0 and wrk to CPU 1 [PIN=0]")
     p.add_argument("--no-probe", action="store_true", default=env("PROBE", "1") == "0",
                    help="no starvation probe connection during measured runs [PROBE=0]")
+    p.add_argument("--no-inprocess", action="store_true", default=env("INPROCESS", "1") == "0",
+                   help="skip measuring each app's own cost in-process [INPROCESS=0]")
+    p.add_argument("--interleave", action="store_true", default=env("INTERLEAVE", "0") == "1",
+                   help="start all of an app's servers at once and measure them in turns (run 1 "
+                        "of each, then run 2 of each, ...) instead of one server after the "
+                        "other, so drift in the machine's speed hits all alike [INTERLEAVE=1]")
     p.add_argument("--quiet-wait", type=float, default=float(env("QUIET_WAIT", "60")),
                    help="before each measured run, wait up to this many seconds for both "
                         "CPUs to be idle (under 10%% busy for a second); 0 to skip "
@@ -140,12 +186,17 @@ def options(argv):
     a = p.parse_args(argv)
     a.apps = parse_list(a.apps, list(APPS), APP_ALIASES, "app")
     a.servers = parse_list(a.servers, SERVERS, SERVER_ALIASES, "server")
+    a.pairs = [(app, server) for app in a.apps for server in a.servers
+               if APPS[app].interface in SERVER_INTERFACES[server]]
+    if not a.pairs:
+        sys.exit("bench: none of the selected servers speaks the selected apps' interface "
+                 "(WSGI: trestle, gunicorn-*; ASGI: trestle, uvicorn-*, hypercorn*)")
     a.duration_s = parse_duration(a.duration)
     a.warmup_s = 0 if a.warmup.strip() in ("0", "0s") else parse_duration(a.warmup)
     if a.runs < 1:
         sys.exit("bench: --runs must be >= 1")
-    if a.connections < 1 or a.threads < 1:
-        sys.exit("bench: --connections and --threads must be >= 1")
+    if a.connections < 1 or a.sleep_connections < 1 or a.threads < 1:
+        sys.exit("bench: --connections, --sleep-connections and --threads must be >= 1")
     return a
 
 
@@ -158,6 +209,13 @@ def sh(cmd):
         return "?"
 
 
+PACKAGES = ["gunicorn", "flask", "uvicorn", "httptools", "h11", "uvloop", "hypercorn",
+            "quart", "starlette"]
+PACKAGE_VERSIONS = ("import importlib.metadata as m, json\nv = {}\nfor p in %r:\n"
+                    "    try: v[p] = m.version(p)\n    except Exception: v[p] = 'missing'\n"
+                    "print(json.dumps(v))" % PACKAGES)
+
+
 def machine_facts(opts):
     model = "?"
     try:
@@ -168,12 +226,17 @@ def machine_facts(opts):
                     break
     except OSError:
         pass
-    gver = sh([PYTHON, "-m", "gunicorn", "--version"])
-    gver = re.search(r"version ([\w.]+)", gver)
+    versions = {}
+    try:
+        versions = json.loads(sh([PYTHON, "-c", PACKAGE_VERSIONS]))
+    except ValueError:
+        pass
     wver = sh(["wrk", "--version"]).splitlines()
     tver = sh([opts.trestle, "--version"]) if os.access(opts.trestle, os.X_OK) else "missing"
     rev = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
-    dirty = sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"])
+    # Changes to the harness or the docs do not change what is measured.
+    dirty = sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--",
+                ".", ":!bench", ":!docs"])
     try:
         built = datetime.datetime.fromtimestamp(os.path.getmtime(opts.trestle)).strftime("%Y-%m-%d %H:%M:%S")
     except OSError:
@@ -183,10 +246,10 @@ def machine_facts(opts):
         ("CPU", model),
         ("kernel", platform.release()),
         ("python", sh([PYTHON, "--version"])),
-        ("gunicorn", gver.group(1) if gver else "?"),
-        ("flask", sh([PYTHON, "-c", "import importlib.metadata as m; print(m.version('flask'))"])),
+    ] + [(name, versions.get(name, "?")) for name in PACKAGES] + [
         ("wrk", wver[0] if wver else "?"),
-        ("trestle", f"{tver} (commit {rev}{', uncommitted changes' if dirty else ''}; binary built {built})"),
+        ("trestle", f"{tver} (commit {rev}{', uncommitted changes outside bench/ and docs/' if dirty else ''}; "
+                    f"binary built {built})"),
         ("load average at start", " ".join(open("/proc/loadavg").read().split()[:3])),
     ]
 
@@ -237,19 +300,33 @@ def free_port():
 
 
 def server_command(opts, server, app, port):
-    target = APPS[app][0]
+    target, appdir = APPS[app].target, APPS[app].dir
     bind = f"127.0.0.1:{port}"
     if server == "trestle":
-        cmd = [opts.trestle, target, "--chdir", APPS_DIR, "--bind", bind,
+        # ASGI apps run on trestle's default loop (auto: uvloop when it imports).
+        cmd = [opts.trestle, target, "--chdir", appdir, "--bind", bind,
                "--threads", str(opts.threads)] + shlex.split(opts.trestle_args)
-    else:
-        cmd = [PYTHON, "-m", "gunicorn", "--chdir", APPS_DIR, "--bind", bind,
+    elif server.startswith("gunicorn"):
+        cmd = [PYTHON, "-m", "gunicorn", "--chdir", appdir, "--bind", bind,
                "--workers", "1"]
         if server == "gunicorn-sync":
             cmd += ["--worker-class", "sync"]
         else:
             cmd += ["--worker-class", "gthread", "--threads", str(opts.threads)]
         cmd.append(target)
+    elif server.startswith("uvicorn"):
+        # --no-access-log: uvicorn logs every request by default; trestle,
+        # gunicorn and hypercorn do not.
+        loop, http = ("uvloop", "httptools") if server == "uvicorn-uvloop" else ("asyncio", "h11")
+        cmd = [PYTHON, "-m", "uvicorn", "--app-dir", appdir, "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1", "--loop", loop, "--http", http,
+               "--no-access-log", target]
+    else:
+        # hypercorn 0.13: -w 1 serves in this process (no worker subprocess);
+        # it imports the module relative to the working directory (appdir).
+        worker = "asyncio" if server == "hypercorn-asyncio" else "uvloop"
+        cmd = [PYTHON, "-m", "hypercorn", "--bind", bind, "--workers", "1",
+               "--worker-class", worker, target]
     if not opts.no_pin:
         cmd = ["taskset", "-c", "0"] + cmd
     return cmd
@@ -272,7 +349,7 @@ class Server:
         self.cmd = server_command(opts, server, app, self.port)
         self.logpath = os.path.join(logdir, f"{app}-{server}.log")
         self.logfile = open(self.logpath, "wb")
-        self.proc = subprocess.Popen(self.cmd, cwd=APPS_DIR, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.cmd, cwd=APPS[app].dir, stdin=subprocess.DEVNULL,
                                      stdout=self.logfile, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.notes = []
@@ -286,7 +363,7 @@ class Server:
 
     def wait_ready(self):
         """Poll with HTTP GETs until the server answers 200 with the app's body."""
-        expected = APPS[self.app][2]
+        expected = APPS[self.app].body
         deadline = time.monotonic() + READY_TIMEOUT
         last = "no answer"
         t0 = time.monotonic()
@@ -376,8 +453,12 @@ def parse_wrk(out):
     return r
 
 
-def wrk_command(opts, port, seconds):
-    cmd = ["wrk", "-t1", f"-c{opts.connections}", f"-d{seconds}s", "--latency",
+def connections_for(opts, app):
+    return opts.sleep_connections if APPS[app].sleep else opts.connections
+
+
+def wrk_command(opts, port, seconds, connections):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
            f"http://127.0.0.1:{port}/"]
     return cmd if opts.no_pin else ["taskset", "-c", "1"] + cmd
 
@@ -403,18 +484,37 @@ class Probe(threading.Thread):
         super().__init__(daemon=True)
         self.port, self.stop_event = port, threading.Event()
         self.latencies, self.failures = [], []
+        self.reconnects = 0  # idle keep-alive connections the server had closed
+
+    def get(self, conn):
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        resp.read()
+        return resp
 
     def run(self):
-        conn = None
+        conn, reused = None, False
         while not self.stop_event.is_set():
             t0 = time.monotonic()
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2 * PROBE_SLOW + 1)
-                conn.request("GET", "/")
-                resp = conn.getresponse()
-                resp.read()
+                    reused = False
+                try:
+                    resp = self.get(conn)
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    if not reused:
+                        raise
+                    # The server closed the kept-alive connection after the last
+                    # answer without saying so (hypercorn 0.13 does when the app
+                    # never called receive()); retry once on a new one, as HTTP
+                    # clients (and wrk) do.
+                    self.reconnects += 1
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2 * PROBE_SLOW + 1)
+                    resp = self.get(conn)
                 self.latencies.append(time.monotonic() - t0)
+                reused = True
                 if resp.status != 200:
                     self.failures.append(f"status {resp.status}")
                 if resp.will_close:
@@ -436,11 +536,12 @@ class Probe(threading.Thread):
         lat = sorted(self.latencies)
         return {"n": len(lat), "max": lat[-1] if lat else None,
                 "median": statistics.median(lat) if lat else None,
-                "slow": sum(1 for x in lat if x >= PROBE_SLOW), "failures": self.failures}
+                "slow": sum(1 for x in lat if x >= PROBE_SLOW), "failures": self.failures,
+                "reconnects": self.reconnects}
 
 
 def measured_run(opts, srv):
-    cmd = wrk_command(opts, srv.port, opts.duration_s)
+    cmd = wrk_command(opts, srv.port, opts.duration_s, connections_for(opts, srv.app))
     probe = None if opts.no_probe else Probe(srv.port)
     cpu_before, srv_before, t0 = cpu_jiffies(), tree_cpu(srv.proc.pid), time.monotonic()
     if probe:
@@ -488,6 +589,11 @@ def flags_for(opts, runs):
     sock = {k: v for k, v in errs.items() if k in ("connect", "read", "write") and v}
     if sock:
         flags.append("socket errors: " + ", ".join(f"{k} {v}" for k, v in sock.items()))
+    reconnects = sum(r["probe"].get("reconnects", 0) for r in runs if r.get("probe"))
+    if reconnects:
+        flags.append(f"socket errors: the server closed the probe's idle keep-alive connection "
+                     f"{reconnects} time(s) without a Connection: close (so wrk's read errors are "
+                     "most likely such closes: wrk reconnects and counts each as an error)")
     tail = [r["lat_max"] for r in runs if r.get("lat_max") and r["lat_max"] >= TAIL_MAX]
     if tail:
         flags.append(f"long tail: max latency {fmt_time(max(tail))} in {len(tail)} run(s)")
@@ -532,41 +638,123 @@ def median_run(runs):
     return sorted(runs, key=lambda r: r["rps"])[(len(runs) - 1) // 2]
 
 
-def build_table(opts, results):
-    head = ("| app | server | req/s | p50 | p99 | errors | × gunicorn sync | server CPU µs/req | flags |\n"
-            "|---|---|---:|---:|---:|---:|---:|---:|---|")
+def table_apps(opts, interface):
+    return [a for a in opts.apps if APPS[a].interface == interface
+            and any(p[0] == a for p in opts.pairs)]
+
+
+def table_servers(opts, interface):
+    return [s for s in opts.servers if interface in SERVER_INTERFACES[s]]
+
+
+def baseline_rps(results, app):
+    base = results.get((app, BASELINE[APPS[app].interface]))
+    return median_run(base["runs"])["rps"] if base and base.get("runs") else None
+
+
+def build_table(opts, results, interface):
+    """One Markdown table per interface; the WSGI one keeps its original columns."""
+    asgi = interface == "asgi"
+    head = ("| app | server | " + ("conns | " if asgi else "") + "req/s | p50 | p99 | errors | "
+            f"× {BASELINE_LABEL[interface]} | server CPU µs/req | flags |\n"
+            "|---|---|" + ("---:|" if asgi else "") + "---:|---:|---:|---:|---:|---:|---|")
     rows = [head]
-    for app in opts.apps:
-        base = results.get((app, "gunicorn-sync"))
-        base_rps = median_run(base["runs"])["rps"] if base and base.get("runs") else None
-        for server in opts.servers:
+    for app in table_apps(opts, interface):
+        base_rps = baseline_rps(results, app)
+        conns = f"{connections_for(opts, app)} | " if asgi else ""
+        for server in table_servers(opts, interface):
             res = results.get((app, server))
-            label = APPS[app][1]
+            label = APPS[app].label
             if not res or not res.get("runs"):
                 err = res.get("error", "not run") if res else "not run"
-                rows.append(f"| {label} | {server} | – | – | – | – | – | – | FAILED: {err.splitlines()[0]} |")
+                rows.append(f"| {label} | {server} | {conns}– | – | – | – | – | – | "
+                            f"FAILED: {err.splitlines()[0]} |")
                 continue
             m = median_run(res["runs"])
             ratio = f"{m['rps'] / base_rps:.2f}×" if base_rps else "–"
             errors = sum(r["errors"] for r in res["runs"])
             cpu = f"{m['cpu_us_per_req']:.0f}" if m.get("cpu_us_per_req") else "?"
             flags = "; ".join(dict.fromkeys(short_flag(f) for f in res["flags"] + res["server_notes"]))
-            rows.append(f"| {label} | {server} | {m['rps']:,.0f} | {fmt_time(m['p50'])} | "
+            rows.append(f"| {label} | {server} | {conns}{m['rps']:,.0f} | {fmt_time(m['p50'])} | "
                         f"{fmt_time(m['p99'])} | {errors} | {ratio} | {cpu} | {flags} |")
-    return "\n".join(rows)
+    return "\n".join(rows) if len(rows) > 1 else ""
 
 
 def targets_text(opts, results):
     lines = []
     for app in opts.apps:
-        t, b = results.get((app, "trestle")), results.get((app, "gunicorn-sync"))
+        if app not in TARGETS:
+            continue
+        base = BASELINE[APPS[app].interface]
+        t, b = results.get((app, "trestle")), results.get((app, base))
         if not (t and t.get("runs") and b and b.get("runs")):
             continue
-        ratio = median_run(t["runs"])["rps"] / median_run(b["runs"])["rps"]
+        t_rps, b_rps = median_run(t["runs"])["rps"], median_run(b["runs"])["rps"]
+        ratio = t_rps / b_rps
         ok = "met" if ratio >= TARGETS[app] else "NOT met"
-        lines.append(f"- {APPS[app][1]}: trestle is {ratio:.2f}× gunicorn sync; "
-                     f"target ≥ {TARGETS[app]:.0f}×: **{ok}**")
+        conns = f" at {connections_for(opts, app)} connections" if APPS[app].sleep else ""
+        lines.append(f"- {APPS[app].label}{conns}: trestle is {ratio:.2f}× "
+                     f"{BASELINE_LABEL[APPS[app].interface]} ({t_rps:,.0f} vs {b_rps:,.0f} req/s); "
+                     f"target ≥ {TARGETS[app]:g}×: **{ok}**")
     return "\n".join(lines)
+
+
+def limits_table(opts, results, inproc):
+    """The app's own cost in-process against what the servers reached."""
+    rows = ["| app | app's own cost, µs/call (in-process, before → after) | limit on one core, req/s | "
+            "trestle req/s | trestle, % of limit | trestle server overhead µs/req | "
+            "baseline | baseline server overhead µs/req |",
+            "|---|---:|---:|---:|---:|---:|---|---:|"]
+
+    def median_of(app, server):
+        res = results.get((app, server))
+        return median_run(res["runs"]) if res and res.get("runs") else None
+
+    for app in opts.apps:
+        spec = APPS[app]
+        base = BASELINE[spec.interface]
+        t, b = median_of(app, "trestle"), median_of(app, base)
+        if spec.sleep and not (t or b):
+            continue
+        if spec.sleep:
+            conns = connections_for(opts, app)
+            limit = conns / SLEEP_S
+            cost = f"(waits {SLEEP_S * 1e3:.0f} ms)"
+            app_us = None
+        else:
+            ok = [m["us_per_call"] for m in (inproc.get(app) or {}).values() if "us_per_call" in m]
+            if not ok:
+                continue
+            app_us = statistics.mean(ok)
+            limit = 1e6 / app_us
+            cost = " → ".join(f"{u:.2f}" if u < 10 else f"{u:.1f}" for u in ok)
+        t_rps = f"{t['rps']:,.0f}" if t else "–"
+        pct = f"{t['rps'] / limit * 100:.0f}%" if t else "–"
+
+        def overhead(m):
+            if not m or not m.get("cpu_us_per_req") or app_us is None:
+                return "–"
+            return f"{m['cpu_us_per_req'] - app_us:.0f}"
+        limit_txt = f"{limit:,.0f}" + (f" ({conns} connections / {SLEEP_S * 1e3:.0f} ms)"
+                                        if spec.sleep else "")
+        rows.append(f"| {spec.label} | {cost} | {limit_txt} | {t_rps} | {pct} | {overhead(t)} | "
+                    f"{base} | {overhead(b)} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
+def drift_notes(inproc):
+    """Flag apps whose in-process cost changed between before and after."""
+    out = []
+    for app, ip in inproc.items():
+        b, a = ip.get("before", {}), ip.get("after", {})
+        if "us_per_call" in b and "us_per_call" in a:
+            change = (a["us_per_call"] - b["us_per_call"]) / b["us_per_call"] * 100
+            if abs(change) > DRIFT_MAX:
+                out.append(f"- noisy: {APPS[app].label}'s own cost in-process went from "
+                           f"{b['us_per_call']:.2f} µs/call before its servers ran to "
+                           f"{a['us_per_call']:.2f} after ({change:+.0f}%): the machine's speed "
+                           "changed during its runs, so compare its servers' ratios with care")
+    return out
 
 
 def details_text(opts, results):
@@ -576,8 +764,9 @@ def details_text(opts, results):
             res = results.get((app, server))
             if not res:
                 continue
-            out.append(f"### {APPS[app][1]}, {server}\n")
-            out.append(f"Server: `{shlex.join(res['cmd'])}` (ready {res.get('ready', 0):.2f} s after start)  ")
+            out.append(f"### {APPS[app].label}, {server}\n")
+            out.append(f"Server: `{shlex.join(res.get('cmd', []))}` (ready {res.get('ready', 0):.2f} s after start"
+                       + (f"; trestle logged: {res['serving']}" if res.get("serving") else "") + ")  ")
             out.append(f"wrk: `{shlex.join(res.get('wrk_cmd', []))}`\n")
             if res.get("error"):
                 out.append("FAILED:\n\n```\n" + res["error"] + "\n```\n")
@@ -591,6 +780,7 @@ def details_text(opts, results):
                     others = " / ".join(f"{o[c][0]:.1f}%" for c in ("cpu0", "cpu1") if c in o) or "?"
                     p = r.get("probe")
                     probe = (f"{p['n']}, {fmt_time(p['median'])}, {fmt_time(p['max'])}"
+                             + (f" ({p['reconnects']} reconnects)" if p.get("reconnects") else "")
                              if p and p["n"] else "–")
                     cpu = f"{r['cpu_us_per_req']:.0f}" if r.get("cpu_us_per_req") else "?"
                     out.append(f"| {i} | {r['rps']:,.0f} | {r['requests']:,} | {fmt_time(r['p50'])} | "
@@ -613,14 +803,30 @@ def check_tools(opts):
             missing.append(tool)
     if missing:
         sys.exit(f"bench: missing {', '.join(missing)} (apt-get install wrk util-linux)")
-    if "trestle" in opts.servers and not os.access(opts.trestle, os.X_OK):
+    if any(s == "trestle" for _, s in opts.pairs) and not os.access(opts.trestle, os.X_OK):
         sys.exit(f"bench: no trestle binary at {opts.trestle} (build it first, e.g. .ci/build)")
-    if any(s.startswith("gunicorn") for s in opts.servers):
-        if subprocess.run([PYTHON, "-m", "gunicorn", "--version"], capture_output=True).returncode:
-            sys.exit("bench: gunicorn missing for /usr/bin/python3 (apt-get install gunicorn)")
-    if "flask" in opts.apps:
-        if subprocess.run([PYTHON, "-c", "import flask"], capture_output=True).returncode:
-            sys.exit("bench: flask missing for /usr/bin/python3 (apt-get install python3-flask)")
+    servers = {server for _, server in opts.pairs}
+    apps = {app for app, _ in opts.pairs}
+    needs = []  # (module to import, Debian package)
+    if any(s.startswith("gunicorn") for s in servers):
+        needs.append(("gunicorn", "gunicorn"))
+    if "uvicorn-uvloop" in servers:
+        needs += [("uvicorn", "python3-uvicorn"), ("uvloop", "python3-uvloop"),
+                  ("httptools", "python3-httptools")]
+    if "uvicorn-h11" in servers:
+        needs += [("uvicorn", "python3-uvicorn"), ("h11", "python3-h11")]
+    if "hypercorn" in servers:
+        needs += [("hypercorn", "python3-hypercorn"), ("uvloop", "python3-uvloop")]
+    if "hypercorn-asyncio" in servers:
+        needs.append(("hypercorn", "python3-hypercorn"))
+    for app, module, package in (("flask", "flask", "python3-flask"),
+                                 ("quart", "quart", "python3-quart"),
+                                 ("starlette", "starlette", "python3-starlette")):
+        if app in apps:
+            needs.append((module, package))
+    for module, package in dict.fromkeys(needs):
+        if subprocess.run([PYTHON, "-c", f"import {module}"], capture_output=True).returncode:
+            sys.exit(f"bench: {module} missing for /usr/bin/python3 (apt-get install {package})")
     if not opts.no_pin and (os.cpu_count() or 1) < 2:
         sys.exit("bench: pinning needs 2 CPUs; use --no-pin")
 
@@ -647,20 +853,71 @@ def wait_quiet(max_wait):
             waited_log = True
 
 
-def bench_one(opts, app, server, logdir):
-    res = {"runs": [], "flags": [], "server_notes": []}
-    srv = Server(opts, server, app, logdir)
-    res["cmd"] = srv.cmd
-    res["wrk_cmd"] = wrk_command(opts, srv.port, opts.duration_s)
+def measure_inprocess(opts, app, logdir, when):
+    """The app's own cost: bench/inprocess.py, pinned to the server's CPU."""
+    spec = APPS[app]
+    cmd = [PYTHON, os.path.join(BENCH_DIR, "inprocess.py"), spec.dir, spec.target,
+           spec.interface, "4"]
+    if not opts.no_pin:
+        cmd = ["taskset", "-c", "0"] + cmd
+    if opts.quiet_wait > 0 and wait_quiet(opts.quiet_wait) is None:
+        log(f"  machine still busy after {opts.quiet_wait:.0f}s; measuring anyway")
     try:
-        res["ready"] = srv.wait_ready()
-        if opts.warmup_s:
-            run_wrk(wrk_command(opts, srv.port, opts.warmup_s))
-        busy_starts = 0
-        for i in range(opts.runs):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=spec.dir)
+        with open(os.path.join(logdir, f"{app}-inprocess-{when}.log"), "w") as f:
+            f.write(proc.stdout + proc.stderr)
+        if proc.returncode:
+            raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        if r.get("status") != 200 or r.get("body", "").encode("latin-1") != spec.body:
+            raise RuntimeError(f"unexpected response {r.get('status')} {r.get('body')!r}")
+    except (OSError, ValueError, IndexError, RuntimeError, subprocess.SubprocessError) as e:
+        log(f"  in-process measurement FAILED: {e}")
+        return {"error": str(e), "cmd": cmd}
+    r["cmd"] = cmd
+    log(f"  in-process: {r['us_per_call']:.2f} µs/call ({r['calls_per_s']:,.0f} calls/s"
+        + (f", {r['loop']} loop" if r.get("loop") else "") + ")")
+    return r
+
+
+class Bench:
+    """One app on one server: start, warm up, measured runs, stop."""
+
+    def __init__(self, opts, app, server, logdir):
+        self.opts, self.app, self.server = opts, app, server
+        self.res = {"runs": [], "flags": [], "server_notes": []}
+        self.conns = connections_for(opts, app)
+        self.busy_starts = 0
+        self.srv = None
+        self.logdir = logdir
+
+    def start(self):
+        """Start the server, wait until it answers, warm it up. False if it failed."""
+        opts, res = self.opts, self.res
+        try:
+            self.srv = srv = Server(opts, self.server, self.app, self.logdir)
+            res["cmd"] = srv.cmd
+            res["wrk_cmd"] = wrk_command(opts, srv.port, opts.duration_s, self.conns)
+            res["ready"] = srv.wait_ready()
+            if self.server == "trestle":
+                # e.g. "serving asgi_hello:app (ASGI, uvloop loop)": which loop it chose.
+                m = re.search(r"serving \S+ \(([^)]*)\)", srv.log_tail(40))
+                if m:
+                    res["serving"] = m.group(1)
+            if opts.warmup_s:
+                run_wrk(wrk_command(opts, srv.port, opts.warmup_s, self.conns))
+            return True
+        except (RuntimeError, ValueError, OSError) as e:
+            self.fail(e)
+            return False
+
+    def run(self, i):
+        """Measured run i (0-based). False if it failed."""
+        opts, res, srv = self.opts, self.res, self.srv
+        try:
             if opts.quiet_wait > 0 and wait_quiet(opts.quiet_wait) is None:
                 log(f"  machine still busy after {opts.quiet_wait:.0f}s; running anyway")
-                busy_starts += 1
+                self.busy_starts += 1
             r = measured_run(opts, srv)
             res["runs"].append(r)
             probe = r["probe"]
@@ -669,21 +926,64 @@ def bench_one(opts, app, server, logdir):
                 + (f", probe max {fmt_time(probe['max'])}" if probe and probe["n"] else "")
                 + f", CPU0 others {r['other'].get('cpu0', (0, 0))[0]:.0f}%")
             if srv.proc.poll() is not None:
-                raise RuntimeError(f"{server} exited with {srv.proc.returncode} during the run; "
-                                   f"log {srv.logpath}:\n{srv.log_tail()}")
-        if busy_starts:
-            res["server_notes"].append(f"machine busy when {busy_starts} run(s) started "
-                                       f"(waited {opts.quiet_wait:.0f} s for quiet)")
-    except (RuntimeError, ValueError, OSError) as e:
-        res["error"] = str(e)
-        log(f"  FAILED: {e}")
+                raise RuntimeError(f"{self.server} exited with {srv.proc.returncode} during the "
+                                   f"run; log {srv.logpath}:\n{srv.log_tail()}")
+            return True
+        except (RuntimeError, ValueError, OSError) as e:
+            self.fail(e)
+            return False
+
+    def fail(self, e):
+        self.res["error"] = str(e)
+        log(f"  FAILED ({self.server}): {e}")
+
+    def finish(self):
+        res = self.res
+        if self.busy_starts:
+            res["server_notes"].append(f"machine busy when {self.busy_starts} run(s) started "
+                                       f"(waited {self.opts.quiet_wait:.0f} s for quiet)")
+        if self.srv is not None:
+            self.srv.stop()
+            res["server_notes"] += self.srv.notes
+            for n in self.srv.notes:
+                log(f"  note ({self.server}): {n}")
+        res["flags"] = flags_for(self.opts, res["runs"]) if res["runs"] else []
+        for f in res["flags"]:
+            log(f"  FLAG ({self.server}): {f}")
+        return res
+
+
+def bench_app(opts, app, logdir, results):
+    """Every selected server on one app: one server after the other, or, with
+    --interleave, all started at once and measured in turns (run 1 of each
+    server, then run 2 of each, ...), so a change in the machine's speed hits
+    every server alike. Fills results[(app, server)]."""
+    servers = [s for s in opts.servers if (app, s) in opts.pairs]
+    conns = connections_for(opts, app)
+    if not opts.interleave:
+        for server in servers:
+            log(f"{APPS[app].label} on {server} ({conns} connections):")
+            b = Bench(opts, app, server, logdir)
+            try:
+                if b.start():
+                    for i in range(opts.runs):
+                        if not b.run(i):
+                            break
+            finally:
+                results[(app, server)] = b.finish()
+        return
+    benches = [Bench(opts, app, server, logdir) for server in servers]
+    try:
+        log(f"{APPS[app].label}: starting {', '.join(servers)} (interleaved, {conns} connections)")
+        live = [b for b in benches if b.start()]
+        for i in range(opts.runs):
+            for b in list(live):
+                log(f"{APPS[app].label} on {b.server}:")
+                if not b.run(i):
+                    live.remove(b)
     finally:
-        srv.stop()
-        res["server_notes"] += srv.notes
-        for n in srv.notes:
-            log(f"  note: {n}")
-    res["flags"] = flags_for(opts, res["runs"]) if res["runs"] else []
-    return res
+        for b in benches:
+            results[(app, b.server)] = b.finish()
 
 
 def main(argv):
@@ -700,7 +1000,7 @@ def main(argv):
     logdir = os.path.join(BENCH_DIR, "results", "logs", stamp)
     os.makedirs(logdir, exist_ok=True)
     facts = machine_facts(opts)
-    if "trestle" in opts.servers:
+    if any(server == "trestle" for _, server in opts.pairs):
         # Serve from a copy: build/ may be rebuilt by someone else mid-run, and
         # every trestle row should come from the same binary.
         snap = os.path.join(logdir, "trestle")
@@ -711,25 +1011,38 @@ def main(argv):
         opts.trestle = snap
     command = os.environ.get("BENCH_COMMAND") or shlex.join([sys.argv[0]] + argv)
     env_set = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in
-                       ("APPS", "SERVERS", "DURATION", "RUNS", "WARMUP", "CONNECTIONS", "THREADS",
-                        "TRESTLE", "TRESTLE_ARGS", "PIN", "PROBE", "QUIET_WAIT", "OUTPUT") if k in os.environ)
+                       ("APPS", "SERVERS", "DURATION", "RUNS", "WARMUP", "CONNECTIONS",
+                        "SLEEP_CONNECTIONS", "THREADS", "TRESTLE", "TRESTLE_ARGS", "PIN", "PROBE",
+                        "INPROCESS", "INTERLEAVE", "QUIET_WAIT", "OUTPUT") if k in os.environ)
     if env_set:
         command = env_set + " " + command
-    total = len(opts.apps) * len(opts.servers) * (opts.warmup_s + opts.runs * opts.duration_s)
-    log(f"bench: {len(opts.apps)} app(s) × {len(opts.servers)} server(s), {opts.runs} × "
-        f"{opts.duration_s}s runs after {opts.warmup_s}s warm-up, {opts.connections} connections: "
-        f"about {total // 60} min {total % 60} s of load")
+    inproc_apps = [] if opts.no_inprocess else [a for a in opts.apps if not APPS[a].sleep
+                                                and any(p[0] == a for p in opts.pairs)]
+    load_s = len(opts.pairs) * (opts.warmup_s + opts.runs * opts.duration_s)
+    # Besides the load: a 1 s quiet check before each run, about 3 s to start
+    # and stop each server, about 7 s per in-process measurement.
+    total = load_s + len(opts.pairs) * (opts.runs + 3) + 14 * len(inproc_apps)
+    used = [s for s in opts.servers if any(p[1] == s for p in opts.pairs)]
+    log(f"bench: {len(opts.pairs)} app/server pairs ({', '.join(opts.apps)} on "
+        f"{', '.join(used)}), {opts.runs} × {opts.duration_s}s runs after "
+        f"{opts.warmup_s}s warm-up, {opts.connections} connections"
+        + (f" ({opts.sleep_connections} for sleep)" if "sleep" in opts.apps else "")
+        + f": {load_s // 60} min {load_s % 60} s of load, about {total // 60} min "
+        f"{total % 60} s in all on a quiet machine")
 
-    results = {}
+    results, inproc = {}, {}
     interrupted = False
     try:
         for app in opts.apps:
-            for server in opts.servers:
-                log(f"{APPS[app][1]} on {server}:")
-                res = bench_one(opts, app, server, logdir)
-                results[(app, server)] = res
-                for f in res["flags"]:
-                    log(f"  FLAG: {f}")
+            if app in inproc_apps:
+                log(f"{APPS[app].label}, in-process (the app's own cost), before its servers:")
+                inproc[app] = {"before": measure_inprocess(opts, app, logdir, "before")}
+            bench_app(opts, app, logdir, results)
+            if app in inproc_apps:
+                # Again after: the same work taking longer means the machine
+                # (a VM: its host) got slower meanwhile, which skews ratios.
+                log(f"{APPS[app].label}, in-process, after its servers:")
+                inproc[app]["after"] = measure_inprocess(opts, app, logdir, "after")
     except KeyboardInterrupt:
         interrupted = True
         log("bench: interrupted; reporting what ran")
@@ -739,32 +1052,55 @@ def main(argv):
             for i, r in enumerate(res["runs"], 1):
                 f.write(f"==== {app} {server} run {i}\n{r['raw']}\n")
 
-    if "trestle" in opts.servers:
+    if any(server == "trestle" for _, server in opts.pairs):
         try:
             os.remove(os.path.join(logdir, "trestle"))  # 15 MB; the sha256 is in the report
         except OSError:
             pass
 
-    table = build_table(opts, results)
+    tables = [(i, build_table(opts, results, i)) for i in ("wsgi", "asgi")]
+    tables = [(i, t) for i, t in tables if t]
     targets = targets_text(opts, results)
+    limits = limits_table(opts, results, inproc)
     finished = datetime.datetime.now().astimezone()
     pin = "not pinned" if opts.no_pin else "server pinned to CPU 0 (`taskset -c 0`), wrk to CPU 1 (`taskset -c 1`)"
-    method = (f"wrk -t1 -c{opts.connections} -d{opts.duration_s}s --latency, {pin}; "
-              f"{opts.warmup_s} s warm-up, then {opts.runs} run(s) per app and server, the run with the "
-              f"median req/s reported; errors summed over all runs; trestle and gunicorn gthread "
-              f"with {opts.threads} threads, one worker process throughout"
+    conns = f"-c{opts.connections}" + (f" (-c{opts.sleep_connections} for the sleep app)"
+                                       if "sleep" in opts.apps else "")
+    method = (f"wrk -t1 {conns} -d{opts.duration_s}s --latency, {pin}; "
+              f"{opts.warmup_s} s warm-up, then {opts.runs} run(s) per app and server"
+              + (" (interleaved: all of an app's servers up at once, measured in turns)"
+                 if opts.interleave else " (one server after the other)")
+              + f", the run with the median req/s reported; errors summed over all runs; trestle and gunicorn gthread "
+              f"with {opts.threads} threads, one worker process throughout; trestle on its default "
+              f"ASGI loop, uvicorn without its access log"
               + (f"; before each run, waited up to {opts.quiet_wait:.0f} s for both CPUs to be idle."
                  if opts.quiet_wait > 0 else "."))
+    titles = {"wsgi": "WSGI apps (ratio: ÷ gunicorn sync)",
+              "asgi": "ASGI apps (ratio: ÷ uvicorn --loop uvloop --http httptools)"}
     report = [
         "# Trestle benchmark: latest results", "",
         f"Date: {started.strftime('%Y-%m-%d %H:%M %Z')} (finished {finished.strftime('%H:%M %Z')})"
         + ("; INTERRUPTED" if interrupted else ""), "",
         f"Command: `{command}` (from {ROOT})", "",
         f"Method: {method}", "",
-        table, "",
     ]
+    for i, t in tables:
+        report += [f"### {titles[i]}", "", t, ""]
     if targets:
-        report += ["Acceptance targets (trestle ÷ gunicorn sync req/s):", "", targets, ""]
+        report += ["Acceptance targets (trestle ÷ the baseline's req/s):", "", targets, ""]
+    if limits:
+        report += ["### The physical limit: the app's own cost in-process", "",
+                   "CPU time per call of the app itself, no HTTP (bench/inprocess.py, pinned to "
+                   "CPU 0; ASGI apps on uvloop), measured before and after the app's servers ran; "
+                   "the limit and the overheads use the mean of the two. Server overhead = server "
+                   "CPU µs/req − the app's own cost.", "", limits, ""]
+        report += drift_notes(inproc)
+        for app, ip in inproc.items():
+            for when, m in ip.items():
+                if m.get("error"):
+                    report.append(f"- {APPS[app].label}: in-process measurement ({when}) failed: "
+                                  f"{m['error']}")
+        report.append("")
     report += ["## Machine", ""] + [f"- {k}: {v}" for k, v in facts] + [""]
     report += ["## Runs", "", details_text(opts, results),
                f"Raw wrk output and server logs: `{os.path.relpath(logdir, ROOT)}/`", ""]
@@ -772,15 +1108,25 @@ def main(argv):
     with open(opts.output, "w") as f:
         f.write("\n".join(report))
 
-    print(table)
+    for n, (i, t) in enumerate(tables):
+        if len(tables) > 1:
+            print(("\n" if n else "") + f"{titles[i]}:\n")
+        print(t)
     if targets:
         print()
         print(targets)
+    if limits:
+        print("\nThe app's own cost in-process (server overhead = server CPU µs/req − app µs/call):\n")
+        print(limits)
+        drift = drift_notes(inproc)
+        if drift:
+            print()
+            print("\n".join(drift))
     flagged = [(k, f) for k, res in results.items() for f in res["flags"] + res["server_notes"]]
     if flagged:
         print()
         for (app, server), f in flagged:
-            print(f"- {APPS[app][1]}, {server}: {f}")
+            print(f"- {APPS[app].label}, {server}: {f}")
     log(f"\nbench: report written to {os.path.relpath(opts.output)}")
     failed = any(res.get("error") for res in results.values())
     return 130 if interrupted else (1 if failed else 0)
