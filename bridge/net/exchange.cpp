@@ -102,11 +102,6 @@ unsigned exchange::body_error_status() {
     return body_error_status_;
 }
 
-bool exchange::body_wanted_after_done() {
-    std::lock_guard lock(m_);
-    return !body_eof_;
-}
-
 // ---- output -----------------------------------------------------------
 
 exchange::write_result exchange::try_write(std::string& bytes) {
@@ -183,13 +178,6 @@ void exchange::request_body() {
     if (body_pos_ < body_.size()) return;
     body_wanted_ = true;
     wake_io_locked();
-}
-
-bool exchange::can_write(std::size_t n) {
-    std::lock_guard lock(m_);
-    if (aborted_) return true;   // the write reports the disconnect
-    if (out_.empty()) return in_flight_ <= hwm_;
-    return out_.size() + in_flight_ + n <= hwm_;
 }
 
 bool exchange::client_gone() {

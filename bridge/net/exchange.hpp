@@ -78,8 +78,6 @@ public:
     void set_app_waker(std::function<void()> waker);
     // Asks the io side for more body without waiting for it.
     void request_body();
-    // True when try_write would take `n` more bytes now.
-    bool can_write(std::size_t n);
 
     // Facts for the access log, set by the app side before finish().
     void set_status(unsigned status) { status_ = status; }
@@ -99,7 +97,6 @@ public:
     unsigned body_error_status();
     void file_sent(bool ok);
     void abort();                   // the client has gone: fail every app-side wait
-    bool body_wanted_after_done();  // the app finished without reading all the body
     void preload_body(std::string body);
 
 private:
