@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include <cstring>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace trestle::net {
@@ -28,8 +29,11 @@ exchange::~exchange() {
 void exchange::wake_io_locked() {
     if (!io_waiting_) return;
     io_waiting_ = false;
-    // The timer belongs to the io thread; cancel it there.
-    asio::post(io_, [self = shared_from_this()] { self->wakeup_.cancel(); });
+    // The timer and the watch belong to the io thread; interrupt them there.
+    asio::post(io_, [self = shared_from_this()] {
+        self->wakeup_.cancel();
+        if (self->watch_) self->watch_->interrupt_watch();
+    });
 }
 
 // ---- body -------------------------------------------------------------
@@ -160,7 +164,20 @@ void exchange::finish(bool keep_alive, std::string& last) {
     last.clear();
     done_ = true;
     keep_alive_ = keep_alive;
+    finished_at_ = std::chrono::steady_clock::now();
+    if (io_waiting_ && direct_fd_ >= 0 && !aborted_ && in_flight_ == 0 && !file_pending_ && !out_.empty()) {
+        ssize_t n = ::send(direct_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
+        // An error (EAGAIN, a reset) leaves the bytes to the io side, which
+        // retries and sees the same error.
+        if (out_.empty() && keep_alive && io_watching_) return;
+    }
     wake_io_locked();
+}
+
+bool exchange::finished_unwoken() {
+    std::lock_guard lock(m_);
+    return done_ && io_waiting_;
 }
 
 void exchange::wake_app_locked() {
@@ -187,8 +204,9 @@ bool exchange::client_gone() {
 
 // ---- io side ------------------------------------------------------------
 
-bool exchange::take(io_work& w) {
+bool exchange::take(io_work& w, bool watching) {
     std::lock_guard lock(m_);
+    io_watching_ = false;
     bool any = false;
     if (!out_.empty()) {
         in_flight_ = out_.size();
@@ -209,7 +227,10 @@ bool exchange::take(io_work& w) {
         w.keep_alive = keep_alive_;
         any = true;
     }
-    if (!any) io_waiting_ = true;
+    if (!any) {
+        io_waiting_ = true;
+        io_watching_ = watching;
+    }
     return any;
 }
 

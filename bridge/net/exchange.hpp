@@ -8,6 +8,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <cstdint>
@@ -32,6 +33,17 @@ struct io_work {
     bool want_body = false;     // the app waits for more request body
     bool done = false;          // the app has finished (after `out` and `file`)
     bool keep_alive = false;    // valid with done: the response allows reuse
+};
+
+// The io side while it waits on the socket itself (for the next request or
+// the client's disconnect) instead of the wakeup timer: a wake must interrupt
+// that wait. Set and cleared on the io thread only.
+class io_watch {
+public:
+    virtual void interrupt_watch() = 0;
+
+protected:
+    ~io_watch() = default;
 };
 
 class exchange : public std::enable_shared_from_this<exchange> {
@@ -87,7 +99,23 @@ public:
 
     // ---- io side --------------------------------------------------------
     // Takes pending work. Returns false (and arms the wakeup) if there is none.
-    bool take(io_work& w);
+    // `watching`: the io side now waits on the socket (see io_watch), so a
+    // response that finish() writes whole, directly, needs no wakeup at all:
+    // the client's next request (or its leaving) wakes the io side instead.
+    bool take(io_work& w, bool watching = false);
+    // The connection's socket. While the io side is parked with nothing in
+    // flight, finish() writes the final bytes to it straight from the app's
+    // thread (non-blocking; what does not fit goes to the io side as usual),
+    // so a response never waits for the io thread to be scheduled. abort()
+    // ends this before the socket can be closed.
+    void set_direct_fd(int fd) { direct_fd_ = fd; }
+    void set_watch(io_watch* w) { watch_ = w; }
+    // The app finished and its response went out directly while the io side
+    // was watching, so no wakeup was posted: the io side must look by itself
+    // (the watchdog does, for connections that stay quiet).
+    bool finished_unwoken();
+    // When finish() was called (the access log's duration ends there).
+    std::chrono::steady_clock::time_point finished_at() const { return finished_at_; }
     boost::asio::steady_timer& wakeup_timer() { return wakeup_; }
     void output_written();
     void push_body(std::string& data, bool eof);
@@ -114,6 +142,10 @@ private:
     std::mutex m_;
     std::condition_variable cv_;
     bool io_waiting_ = false;
+    bool io_watching_ = false;
+    int direct_fd_ = -1;
+    io_watch* watch_ = nullptr;   // io thread only
+    std::chrono::steady_clock::time_point finished_at_{};
     std::function<void()> app_waker_;
     bool aborted_ = false;
     // body: io -> app

@@ -213,10 +213,12 @@ bool server::run(std::chrono::milliseconds graceful) {
     auto& io0 = im.workers.front()->ioc;
     for (auto& a : im.tcp_acceptors) asio::co_spawn(io0, im.accept_loop(*a, [](auto&... args) { return impl::adopt_tcp(args...); }), log_exception);
     for (auto& a : im.unix_acceptors) asio::co_spawn(io0, im.accept_loop(*a, [](auto&... args) { return impl::adopt_unix(args...); }), log_exception);
-    for (auto& w : im.workers) {
+    for (std::size_t i = 0; i < im.workers.size(); ++i) {
+        auto& w = im.workers[i];
         w->registry.start();
-        w->thread = std::thread([&ioc = w->ioc] {
+        w->thread = std::thread([&ioc = w->ioc, i] {
             runtime::set_batch_scheduling();
+            runtime::set_thread_name(("trestle-io" + std::to_string(i)).c_str());
             auto guard = asio::make_work_guard(ioc);
             ioc.run();
         });

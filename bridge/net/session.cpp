@@ -9,7 +9,6 @@
 #include "bridge/observability/access_log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -26,7 +25,6 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using boost::system::error_code;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 constexpr std::size_t read_chunk = 16 * 1024;
@@ -60,7 +58,17 @@ void session::set_phase(phase ph) {
     phase_ = ph;
 }
 
+void session::interrupt_watch() {
+    if (!watch_reading_) return;
+    error_code ec;
+    socket_.cancel(ec);
+}
+
 void session::check_deadline(clock::time_point now) {
+    // A response written directly by the app's thread posts no wakeup; a
+    // client that then stays quiet is noticed here, and its keep-alive
+    // timeout starts.
+    if (phase_ == phase::app && current_ && current_->finished_unwoken()) interrupt_watch();
     if (closed_ || now < deadline_) return;
     timed_out_ = true;
     deadline_ = clock::time_point::max();
@@ -88,10 +96,11 @@ void session::close_if_idle() {
 void session::close_now() {
     if (closed_) return;
     closed_ = true;
+    // Before the descriptor can be closed (and reused): no more direct writes.
+    if (current_) current_->abort();
     error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);
-    if (current_) current_->wakeup_timer().cancel();
     if (current_ws_) {
         current_ws_->wakeup_timer().cancel();
         current_ws_->reader_timer().cancel();
@@ -203,6 +212,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     auto started = clock::now();
     auto ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep_,
                                          ctx_.output_hwm);
+    if (ctx_.app->watches_disconnect(ex->head())) ex->set_direct_fd(socket_.native_handle());
     if (preread || p.is_done()) ex->preload_body(std::move(body));
     current_ = ex;
     set_phase(phase::app);
@@ -214,7 +224,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     bool keep = false;
     bool ok = co_await pump(p, *ex, keep);
     current_.reset();
-    if (ctx_.access) ctx_.access->record(*ex, started);
+    if (ctx_.access) ctx_.access->record(*ex, started, ex->finished_at());
     if (!ok || !keep) co_return false;
     if (!p.is_done() && !co_await drain(p)) co_return false;
     co_return true;
@@ -224,32 +234,34 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep)
     bool body_broken = false;
     // Apps on the event loop learn of a client that leaves while they wait.
     bool watch = ctx_.app->watches_disconnect(ex.head());
+    bool peer_gone = false;
     for (;;) {
         io_work w;
-        if (!ex.take(w)) {
-            auto& t = ex.wakeup_timer();
-            t.expires_at(asio::steady_timer::time_point::max());
-            if (watch && p.is_done() && buf_.size() == 0) {
-                // Nothing more is expected from the client until the response
-                // is out, so readability now means it went away (or pipelined
-                // its next request, which ends the watch).
-                auto which = co_await (t.async_wait(use_tuple) ||
-                                       socket_.async_wait(asio::socket_base::wait_read, use_tuple));
-                if (which.index() == 1 && !closed_) {
-                    char c;
-                    ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                        ex.abort();   // the app sees http.disconnect / OSError
-                        co_return false;
-                    }
-                    if (n > 0) watch = false;
+        // Nothing more is expected from the client until the response is
+        // out, so once the body is in, the wait is a read: it ends with the
+        // client's next request (pipelined, or sent after a response the app
+        // wrote directly), with its leaving, or when the app wakes us.
+        bool watching = watch && !peer_gone && p.is_done() && buf_.size() == 0;
+        if (!ex.take(w, watching)) {
+            if (peer_gone || closed_) {
+                ex.abort();   // the app sees http.disconnect / OSError
+                co_return false;
+            }
+            if (watching) {
+                ex.set_watch(this);
+                watch_reading_ = true;
+                auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
+                watch_reading_ = false;
+                ex.set_watch(nullptr);
+                if (!ec) {
+                    buf_.commit(n);   // the next request; it waits for this response
+                } else if (ec != asio::error::operation_aborted) {
+                    peer_gone = true;   // unless the response is already complete
                 }
             } else {
+                auto& t = ex.wakeup_timer();
+                t.expires_at(asio::steady_timer::time_point::max());
                 co_await t.async_wait(use_tuple);
-            }
-            if (closed_) {
-                ex.abort();
-                co_return false;
             }
             continue;
         }

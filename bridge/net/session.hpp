@@ -3,6 +3,7 @@
 // request to the app through an exchange, pumps body and output between the
 // socket and the exchange, and loops for keep-alive. Requests on one
 // connection are answered strictly in order, so pipelining is safe.
+#include "bridge/net/exchange.hpp"
 #include "bridge/net/request.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -26,7 +27,7 @@ struct io_work;
 using generic_socket = boost::asio::generic::stream_protocol::socket;
 using clock = std::chrono::steady_clock;
 
-class session : public std::enable_shared_from_this<session> {
+class session : public std::enable_shared_from_this<session>, private io_watch {
 public:
     session(generic_socket socket, endpoint_info ep, server_context& ctx, session_registry& reg);
     ~session();
@@ -52,6 +53,7 @@ private:
     boost::asio::awaitable<bool> write(std::string_view bytes);
     boost::asio::awaitable<void> reject(unsigned status, bool head_only = false);
     void set_phase(phase ph);
+    void interrupt_watch() override;
 
     generic_socket socket_;
     endpoint_info ep_;
@@ -68,6 +70,7 @@ private:
     std::shared_ptr<exchange> current_;
     std::shared_ptr<ws_channel> current_ws_;
     bool ws_closing_ = false;
+    bool watch_reading_ = false;   // pump waits on the socket (see io_watch)
 };
 
 // The sessions of one io_context, and a coarse watchdog that enforces their

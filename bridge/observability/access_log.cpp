@@ -47,8 +47,10 @@ void append_quoted(std::string& line, const std::string* v) {
 }
 } // namespace
 
-void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point started) {
-    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point started,
+                        std::chrono::steady_clock::time_point finished) {
+    if (finished < started) finished = std::chrono::steady_clock::now();
+    auto elapsed = std::chrono::duration<double>(finished - started).count();
     const auto& h = ex.head();
     std::time_t now = std::time(nullptr);
     std::tm tm{};

@@ -17,7 +17,9 @@ public:
     // path "-" means stderr. Throws std::runtime_error if the file cannot be opened.
     explicit access_log(const std::string& path);
     ~access_log();
-    void record(net::exchange& ex, std::chrono::steady_clock::time_point started);
+    // `finished`: when the app completed the response (default: now).
+    void record(net::exchange& ex, std::chrono::steady_clock::time_point started,
+                std::chrono::steady_clock::time_point finished = {});
     void flush();
 
 private:

@@ -101,6 +101,7 @@ void loop_thread::drain() {
 
 void loop_thread::run() {
     set_batch_scheduling();
+    set_thread_name("trestle-loop");
     PyGILState_STATE gstate = PyGILState_Ensure();
     bool ok = serve();   // every Python reference it made is gone when it returns
     drain();             // late work holds references: drop them with the GIL

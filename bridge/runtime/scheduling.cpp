@@ -11,4 +11,6 @@ void set_batch_scheduling() {
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
 }
 
+void set_thread_name(const char* name) { pthread_setname_np(pthread_self(), name); }
+
 } // namespace trestle::runtime

@@ -9,4 +9,8 @@ namespace trestle::runtime {
 
 void set_batch_scheduling();
 
+// Names the calling thread (as `top -H`, `ps -L` and debuggers show it);
+// Linux keeps the first 15 bytes.
+void set_thread_name(const char* name);
+
 } // namespace trestle::runtime

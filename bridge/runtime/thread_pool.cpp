@@ -1,14 +1,20 @@
 #include "bridge/runtime/thread_pool.hpp"
 
 #include "bridge/python/ref.hpp"
+#include "bridge/runtime/scheduling.hpp"
 
 #include <chrono>
+#include <string>
 
 namespace trestle::runtime {
 
 thread_pool::thread_pool(std::size_t threads, std::size_t max_queue) : max_queue_(max_queue) {
     threads_.reserve(threads);
-    for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { worker(); });
+    for (std::size_t i = 0; i < threads; ++i)
+        threads_.emplace_back([this, i] {
+            set_thread_name(("trestle-pool" + std::to_string(i)).c_str());
+            worker();
+        });
 }
 
 thread_pool::~thread_pool() { stop(-1); }

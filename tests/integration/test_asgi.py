@@ -188,6 +188,42 @@ def test_default_executor_is_the_trestle_pool(serve):
     assert info["trestle_loop_from_pool_thread"] is True
 
 
+def test_quiet_keep_alive_connection_after_an_asgi_response_still_times_out(serve, tmp_path):
+    # The loop thread writes a complete response straight to the socket and
+    # posts no wakeup to the connection; the watchdog must still notice the
+    # finished request, start the keep-alive timeout and close the
+    # connection, and the access log must time the request, not the idle
+    # wait after it.
+    log = tmp_path / "access.log"
+    srv = serve(APP, *QUICK, "--keepalive-timeout", "0.5", "--access-log", str(log))
+    s = srv.connect()
+    s.sendall(b"GET /hello?rid=quiet HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body, rest = read_response(s)
+    assert (status, body, rest) == (200, b"Hello, ASGI!", b"") and "connection" not in headers
+    start = time.monotonic()
+    s.settimeout(5)
+    assert s.recv(1) == b""   # closed by the server, silently
+    assert time.monotonic() - start < 4
+    s.close()
+    line = poll(lambda: next((l for l in log.read_text().splitlines() if "rid=quiet" in l), None))
+    assert line.split('" 200 ')[0].endswith("GET /hello?rid=quiet HTTP/1.1")
+    assert float(line.rsplit(" ", 1)[1]) < 0.4, line   # not the ~0.5 s the client sat idle
+
+
+def test_graceful_stop_does_not_wait_for_a_quiet_asgi_keep_alive_connection(serve):
+    srv = serve(APP, "--graceful-timeout", "15")
+    s = srv.connect()
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body, _ = read_response(s)
+    assert (status, body) == (200, b"Hello, ASGI!")
+    start = time.monotonic()
+    assert srv.stop(timeout=20) == 0
+    assert time.monotonic() - start < 8, "waited for the idle connection instead of closing it"
+    s.settimeout(5)
+    assert s.recv(1) == b""
+    s.close()
+
+
 def test_keep_alive_socket_serves_several_asgi_requests(serve):
     srv = serve(APP, *QUICK)
     s = srv.connect()
