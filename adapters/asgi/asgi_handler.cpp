@@ -5,6 +5,7 @@
 #include "bridge/observability/log.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/response_writer.hpp"
+#include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
 
@@ -23,6 +24,11 @@ asgi_handler::asgi_handler(py::ref app, runtime::loop_thread& loop, const net::s
                            std::string root_path)
     : app_(std::move(app)), loop_(loop), ctx_(ctx), scopes_((init_types(), std::move(root_path))) {
     create_task_ = py::ref::steal(PyObject_GetAttrString(loop_.loop(), "create_task"));
+    py::ref asyncio = py::ref::steal(PyImport_ImportModule("asyncio"));
+    task_type_ = py::ref::steal(asyncio ? PyObject_GetAttrString(asyncio.get(), "Task") : nullptr);
+    task_kwnames_ = py::ref::steal(Py_BuildValue("(ss)", "loop", "name"));
+    task_name_ = py::ref::steal(PyUnicode_InternFromString("trestle-asgi"));
+    if (!task_type_ || !task_kwnames_ || !task_name_) py::print_exception();
 }
 
 asgi_handler::~asgi_handler() = default;
@@ -54,9 +60,21 @@ void asgi_handler::start(std::shared_ptr<net::exchange> ex) {
 bool asgi_handler::spawn(PyObject* scope, PyObject* receive, PyObject* send, PyObject* done) {
     py::ref coro = py::ref::steal(PyObject_CallFunctionObjArgs(app_.get(), scope, receive, send, nullptr));
     if (!coro) return false;
-    py::ref task = py::ref::steal(PyObject_CallOneArg(create_task_.get(), coro.get()));
+    // loop.create_task(coro) unless the app installed no task factory, in
+    // which case the same Task is made directly, with a fixed name.
+    static py::name get_task_factory{"get_task_factory"};
+    py::ref factory = py::call_method(loop_.loop(), get_task_factory);
+    if (!factory) return false;
+    py::ref task;
+    if (factory.get() == Py_None && task_type_) {
+        PyObject* args[] = {coro.get(), loop_.loop(), task_name_.get()};
+        task = py::ref::steal(PyObject_Vectorcall(task_type_.get(), args, 1, task_kwnames_.get()));
+    } else {
+        task = py::ref::steal(PyObject_CallOneArg(create_task_.get(), coro.get()));
+    }
     if (!task) return false;
-    py::ref r = py::ref::steal(PyObject_CallMethod(task.get(), "add_done_callback", "O", done));
+    static py::name add_done_callback{"add_done_callback"};
+    py::ref r = py::call_method(task.get(), add_done_callback, done);
     if (!r) py::print_exception();
     return true;
 }

@@ -4,6 +4,7 @@
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
 
@@ -21,6 +22,10 @@ namespace trestle::asgi {
 namespace {
 
 constexpr std::size_t receive_chunk = 64 * 1024;
+
+// Method names, interned once (see bridge/python/call.hpp).
+py::name n_done{"done"}, n_set_result{"set_result"}, n_set_exception{"set_exception"},
+    n_create_future{"create_future"}, n_cancelled{"cancelled"}, n_exception{"exception"};
 
 struct msg_keys_t {
     PyObject *type, *body, *more_body, *http_request, *http_disconnect, *status, *headers;
@@ -65,9 +70,9 @@ bool bytes_view(PyObject* o, Py_buffer& buf, std::string_view& out) {
 void resolve(py::ref& fut, PyObject* value) {
     if (!fut) return;
     py::ref f = std::move(fut);
-    py::ref done = py::ref::steal(PyObject_CallMethod(f.get(), "done", nullptr));
+    py::ref done = py::call_method(f.get(), n_done);
     if (done && done.get() == Py_False) {
-        py::ref r = py::ref::steal(PyObject_CallMethod(f.get(), "set_result", "O", value));
+        py::ref r = py::call_method(f.get(), n_set_result, value);
         if (!r) py::print_exception();
     } else if (!done) {
         py::print_exception();
@@ -77,10 +82,10 @@ void resolve(py::ref& fut, PyObject* value) {
 void reject_waiter(py::ref& fut, PyObject* exc_type, const char* message) {
     if (!fut) return;
     py::ref f = std::move(fut);
-    py::ref done = py::ref::steal(PyObject_CallMethod(f.get(), "done", nullptr));
+    py::ref done = py::call_method(f.get(), n_done);
     if (done && done.get() == Py_False) {
         py::ref exc = py::ref::steal(PyObject_CallFunction(exc_type, "s", message));
-        py::ref r = py::ref::steal(exc ? PyObject_CallMethod(f.get(), "set_exception", "O", exc.get()) : nullptr);
+        py::ref r = exc ? py::call_method(f.get(), n_set_exception, exc.get()) : py::ref{};
         if (!r) py::print_exception();
     } else if (!done) {
         py::print_exception();
@@ -147,7 +152,7 @@ py::ref http_call::read_message() {
 
 void drop_if_done(py::ref& fut) {
     if (!fut) return;
-    py::ref done = py::ref::steal(PyObject_CallMethod(fut.get(), "done", nullptr));
+    py::ref done = py::call_method(fut.get(), n_done);
     if (!done) PyErr_Clear();
     if (done.get() == Py_True) fut.reset();
 }
@@ -166,7 +171,7 @@ PyObject* http_call::receive() {
         // After the body: http.disconnect once the response is complete or the client is gone.
         return done_awaitable(disconnect_message().get()).release();
     }
-    receive_waiter_ = py::ref::steal(PyObject_CallMethod(loop_, "create_future", nullptr));
+    receive_waiter_ = py::call_method(loop_, n_create_future);
     if (!receive_waiter_) return nullptr;
     Py_INCREF(receive_waiter_.get());
     return receive_waiter_.get();
@@ -309,7 +314,7 @@ PyObject* http_call::send_body(PyObject* message) {
         return nullptr;
     }
     // Above the high-water mark: suspend until the socket drains.
-    send_waiter_ = py::ref::steal(PyObject_CallMethod(loop_, "create_future", nullptr));
+    send_waiter_ = py::call_method(loop_, n_create_future);
     if (!send_waiter_) return nullptr;
     Py_INCREF(send_waiter_.get());
     return send_waiter_.get();
@@ -387,7 +392,7 @@ void http_call::fail_early() {
 
 void http_call::on_done(PyObject* task) {
     bool gone = ex_->client_gone();
-    py::ref cancelled = py::ref::steal(PyObject_CallMethod(task, "cancelled", nullptr));
+    py::ref cancelled = py::call_method(task, n_cancelled);
     if (cancelled && cancelled.get() == Py_True) {
         if (state_ != state::done) {
             log::warning("ASGI task for " + describe() + " was cancelled");
@@ -395,7 +400,7 @@ void http_call::on_done(PyObject* task) {
             w_.finish(gone);
         }
     } else {
-        py::ref exc = py::ref::steal(PyObject_CallMethod(task, "exception", nullptr));
+        py::ref exc = py::call_method(task, n_exception);
         if (!exc) PyErr_Clear();
         if (exc && exc.get() != Py_None) {
             if (!gone) {

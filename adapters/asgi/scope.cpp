@@ -6,6 +6,7 @@
 #include <boost/beast/http/rfc7230.hpp>
 
 #include <cctype>
+#include <charconv>
 
 namespace trestle::asgi {
 
@@ -49,9 +50,22 @@ PyObject* lower_bytes(std::string_view s) {
     return b;
 }
 
+// (host, port): built by hand, Py_BuildValue's format parsing costs more
+// than the tuple.
 PyObject* host_port(const std::string& host, const std::string& port) {
-    long p = port.empty() ? 0 : std::strtol(port.c_str(), nullptr, 10);
-    return Py_BuildValue("(s#l)", host.data(), static_cast<Py_ssize_t>(host.size()), p);
+    long p = 0;
+    std::from_chars(port.data(), port.data() + port.size(), p);
+    PyObject* h = PyUnicode_DecodeLatin1(host.data(), static_cast<Py_ssize_t>(host.size()), nullptr);
+    PyObject* n = h ? PyLong_FromLong(p) : nullptr;
+    PyObject* t = n ? PyTuple_New(2) : nullptr;
+    if (!t) {
+        Py_XDECREF(h);
+        Py_XDECREF(n);
+        return nullptr;
+    }
+    PyTuple_SET_ITEM(t, 0, h);   // steals
+    PyTuple_SET_ITEM(t, 1, n);
+    return t;
 }
 
 } // namespace
@@ -83,13 +97,36 @@ py::ref scope_builder::build_websocket(const net::request_head& h, const net::en
     return scope;
 }
 
+// The keys every scope has, in the order apps see them, with the values
+// that never change filled in: copying it clones the key table in one go,
+// and setting an existing key neither inserts nor resizes.
+py::ref scope_builder::template_for(bool websocket) const {
+    py::ref& t = websocket ? ws_template_ : http_template_;
+    if (t) return py::ref::borrow(t.get());
+    py::ref d = py::ref::steal(PyDict_New());
+    if (!d) return {};
+    PyObject* keys[] = {K->type,  K->asgi,         K->extensions, K->http_version, K->method,
+                        K->scheme, K->path,        K->raw_path,   K->query_string, K->root_path,
+                        K->headers, K->client,     K->server};
+    for (PyObject* k : keys) {
+        if (websocket && k == K->method) continue;   // a websocket scope has no method
+        if (PyDict_SetItem(d.get(), k, Py_None) < 0) return {};
+    }
+    if (PyDict_SetItem(d.get(), K->type, websocket ? K->websocket : K->http) < 0 ||
+        PyDict_SetItem(d.get(), K->asgi, asgi_.get()) < 0 ||
+        PyDict_SetItem(d.get(), K->extensions, websocket ? ws_extensions_.get() : http_extensions_.get()) < 0 ||
+        PyDict_SetItem(d.get(), K->scheme, websocket ? K->ws : K->http_s) < 0 ||
+        PyDict_SetItem(d.get(), K->root_path, root_path_.get()) < 0)
+        return {};
+    t = std::move(d);
+    return py::ref::borrow(t.get());
+}
+
 py::ref scope_builder::common(const net::request_head& h, const net::endpoint_info& ep, bool websocket) const {
-    py::ref scope = py::ref::steal(PyDict_New());
+    py::ref tmpl = template_for(websocket);
+    py::ref scope = py::ref::steal(tmpl ? PyDict_Copy(tmpl.get()) : nullptr);
     if (!scope) return {};
     PyObject* d = scope.get();
-    PyDict_SetItem(d, K->type, websocket ? K->websocket : K->http);
-    PyDict_SetItem(d, K->asgi, asgi_.get());
-    PyDict_SetItem(d, K->extensions, websocket ? ws_extensions_.get() : http_extensions_.get());
     PyDict_SetItem(d, K->http_version, h.version == 10 ? K->v10 : K->v11);
     if (!websocket) {
         PyObject* method = h.method == "GET" ? K->GET : h.method == "POST" ? K->POST : h.method == "HEAD" ? K->HEAD : nullptr;
@@ -97,7 +134,6 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
         else if (!set_owned(d, K->method, PyUnicode_DecodeLatin1(h.method.data(), static_cast<Py_ssize_t>(h.method.size()), nullptr)))
             return {};
     }
-    PyDict_SetItem(d, K->scheme, websocket ? K->ws : K->http_s);
 
     std::string_view raw = h.path();
     // path is what follows the mount prefix (root_path); raw_path stays whole.
@@ -107,7 +143,6 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     if (!set_owned(d, K->path, PyUnicode_DecodeUTF8(decoded.data(), static_cast<Py_ssize_t>(decoded.size()), "replace")) ||
         !set_owned(d, K->raw_path, bytes(raw)) || !set_owned(d, K->query_string, bytes(h.query())))
         return {};
-    PyDict_SetItem(d, K->root_path, root_path_.get());
 
     PyObject* headers = PyList_New(static_cast<Py_ssize_t>(h.headers.size()));
     if (!set_owned(d, K->headers, headers)) return {};
@@ -123,9 +158,17 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     if (ep.is_unix) {
         PyDict_SetItem(d, K->client, Py_None);
         PyDict_SetItem(d, K->server, Py_None);
-    } else if (!set_owned(d, K->client, host_port(ep.remote_addr, ep.remote_port)) ||
-               !set_owned(d, K->server, host_port(ep.server_name, ep.server_port))) {
-        return {};
+    } else {
+        if (!set_owned(d, K->client, host_port(ep.remote_addr, ep.remote_port))) return {};
+        // Every connection of a listener has the same server address: the
+        // tuple (immutable) is built once per address and shared.
+        if (ep.server_name != server_name_ || ep.server_port != server_port_ || !server_) {
+            server_ = py::ref::steal(host_port(ep.server_name, ep.server_port));
+            if (!server_) return {};
+            server_name_ = ep.server_name;
+            server_port_ = ep.server_port;
+        }
+        PyDict_SetItem(d, K->server, server_.get());
     }
     if (state_ && !set_owned(d, K->state, PyDict_Copy(state_.get()))) return {};
     return scope;

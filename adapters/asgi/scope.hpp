@@ -27,6 +27,7 @@ public:
 
 private:
     py::ref common(const net::request_head& head, const net::endpoint_info& ep, bool websocket) const;
+    py::ref template_for(bool websocket) const;
 
     py::ref asgi_;
     py::ref http_extensions_;   // {"http.response.pathsend": {}}
@@ -34,6 +35,11 @@ private:
     py::ref root_path_;
     std::size_t root_len_ = 0;
     py::ref state_;
+    // The last server address seen and its (host, port) tuple; only touched
+    // on the loop thread, with the GIL.
+    mutable py::ref server_;
+    mutable py::ref http_template_, ws_template_;
+    mutable std::string server_name_, server_port_;
 };
 
 } // namespace trestle::asgi

@@ -1,6 +1,7 @@
 #include "adapters/asgi/ws_call.hpp"
 
 #include "bridge/observability/log.hpp"
+#include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
 
@@ -9,6 +10,10 @@
 namespace trestle::asgi {
 
 namespace {
+
+// Method names, interned once (see bridge/python/call.hpp).
+py::name n_done{"done"}, n_set_result{"set_result"}, n_set_exception{"set_exception"},
+    n_create_future{"create_future"}, n_cancelled{"cancelled"}, n_exception{"exception"};
 
 std::string str_item(PyObject* message, const char* key) {
     PyObject* v = PyDict_GetItemString(message, key);   // borrowed
@@ -49,7 +54,7 @@ bool header_list(PyObject* message, std::vector<std::pair<std::string, std::stri
 void settle(py::ref& fut, PyObject* value, PyObject* exc_type = nullptr, const char* text = nullptr) {
     if (!fut) return;
     py::ref f = std::move(fut);
-    py::ref done = py::ref::steal(PyObject_CallMethod(f.get(), "done", nullptr));
+    py::ref done = py::call_method(f.get(), n_done);
     if (!done) {
         py::print_exception();
         return;
@@ -58,9 +63,9 @@ void settle(py::ref& fut, PyObject* value, PyObject* exc_type = nullptr, const c
     py::ref r;
     if (exc_type) {
         py::ref exc = py::ref::steal(PyObject_CallFunction(exc_type, "s", text));
-        r = py::ref::steal(exc ? PyObject_CallMethod(f.get(), "set_exception", "O", exc.get()) : nullptr);
+        r = exc ? py::call_method(f.get(), n_set_exception, exc.get()) : py::ref{};
     } else {
-        r = py::ref::steal(PyObject_CallMethod(f.get(), "set_result", "O", value));
+        r = py::call_method(f.get(), n_set_result, value);
     }
     if (!r) py::print_exception();
 }
@@ -118,7 +123,7 @@ PyObject* ws_call::receive() {
     py::ref msg = next_message();
     if (msg) return done_awaitable(msg.get()).release();
     if (PyErr_Occurred()) return nullptr;
-    receive_waiter_ = py::ref::steal(PyObject_CallMethod(loop_, "create_future", nullptr));
+    receive_waiter_ = py::call_method(loop_, n_create_future);
     if (!receive_waiter_) return nullptr;
     Py_INCREF(receive_waiter_.get());
     return receive_waiter_.get();
@@ -216,7 +221,7 @@ PyObject* ws_call::send(PyObject* message) {
         }
         if (ch_->command(std::move(c))) return done_awaitable(Py_None).release();
         // Above the high-water mark: suspend until the socket drains.
-        send_waiter_ = py::ref::steal(PyObject_CallMethod(loop_, "create_future", nullptr));
+        send_waiter_ = py::call_method(loop_, n_create_future);
         if (!send_waiter_) return nullptr;
         Py_INCREF(send_waiter_.get());
         return send_waiter_.get();
@@ -246,9 +251,9 @@ void ws_call::on_io_event() {
 }
 
 void ws_call::on_done(PyObject* task) {
-    py::ref cancelled = py::ref::steal(PyObject_CallMethod(task, "cancelled", nullptr));
+    py::ref cancelled = py::call_method(task, n_cancelled);
     py::ref exc = cancelled && cancelled.get() == Py_False
-                      ? py::ref::steal(PyObject_CallMethod(task, "exception", nullptr))
+                      ? py::call_method(task, n_exception)
                       : py::ref{};
     if (!cancelled) PyErr_Clear();
     bool failed = exc && exc.get() != Py_None;
