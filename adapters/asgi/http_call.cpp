@@ -10,6 +10,7 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <fcntl.h>
@@ -39,8 +40,9 @@ void init_msg_keys() {
                        in("status"), in("headers")};
 }
 
-// message["type"] as UTF-8, or empty with a TypeError set.
-std::string message_type(PyObject* message) {
+// message["type"] as UTF-8 (a view of the str's cached UTF-8, valid while
+// the message lives), or empty with a TypeError set.
+std::string_view message_type(PyObject* message) {
     if (!PyDict_Check(message)) {
         PyErr_Format(PyExc_TypeError, "ASGI messages must be dicts, not %.100s", Py_TYPE(message)->tp_name);
         return {};
@@ -50,20 +52,43 @@ std::string message_type(PyObject* message) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ASGI message has no 'type' str");
         return {};
     }
-    const char* s = PyUnicode_AsUTF8(t);
-    return s ? s : "";
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(t, &n);
+    return s ? std::string_view(s, static_cast<std::size_t>(n)) : std::string_view{};
 }
 
-bool is_token_char(unsigned char c) {
-    static const std::string_view extra = "!#$%&'*+-.^_`|~";
-    return std::isalnum(c) || extra.find(static_cast<char>(c)) != std::string_view::npos;
+// RFC 9110 tchar, as a table.
+constexpr auto token_table = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+
+bool is_token(std::string_view s) {
+    if (s.empty()) return false;
+    for (unsigned char c : s)
+        if (!token_table[c]) return false;
+    return true;
 }
 
-// A bytes-like value as a view; the buffer must outlive the view.
+// A bytes-like value as a view; the buffer must outlive the view. bytes (the
+// usual case) are read in place and leave buf.obj null, so releasing is a
+// no-op; other buffer providers go through the buffer protocol.
 bool bytes_view(PyObject* o, Py_buffer& buf, std::string_view& out) {
+    if (PyBytes_CheckExact(o)) {
+        buf.obj = nullptr;
+        out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
+        return true;
+    }
     if (PyObject_GetBuffer(o, &buf, PyBUF_SIMPLE) < 0) return false;
     out = {static_cast<const char*>(buf.buf), static_cast<std::size_t>(buf.len)};
     return true;
+}
+
+void release_view(Py_buffer& buf) {
+    if (buf.obj) PyBuffer_Release(&buf);
 }
 
 // Sets `fut`'s result unless it is already done (e.g. cancelled).
@@ -178,7 +203,7 @@ PyObject* http_call::receive() {
 }
 
 PyObject* http_call::send(PyObject* message) {
-    std::string type = message_type(message);
+    std::string_view type = message_type(message);
     if (type.empty()) return nullptr;
     drop_if_done(send_waiter_);
     if (send_waiter_) {
@@ -188,14 +213,16 @@ PyObject* http_call::send(PyObject* message) {
     switch (state_) {
     case state::start:
         if (type != "http.response.start") {
-            PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'http.response.start', but got '%s'.", type.c_str());
+            PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'http.response.start', but got '%U'.",
+                         PyDict_GetItemWithError(message, M->type));
             return nullptr;
         }
         return start_response(message);
     case state::body:
         if (type == "http.response.pathsend") return send_path(message);
         if (type != "http.response.body") {
-            PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'http.response.body', but got '%s'.", type.c_str());
+            PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'http.response.body', but got '%U'.",
+                         PyDict_GetItemWithError(message, M->type));
             return nullptr;
         }
         return send_body(message);
@@ -206,7 +233,8 @@ PyObject* http_call::send(PyObject* message) {
         PyErr_SetString(PyExc_OSError, "the client has disconnected");
         return nullptr;
     }
-    PyErr_Format(PyExc_RuntimeError, "Unexpected ASGI message '%s' sent, after response already completed.", type.c_str());
+    PyErr_Format(PyExc_RuntimeError, "Unexpected ASGI message '%U' sent, after response already completed.",
+                 PyDict_GetItemWithError(message, M->type));
     return nullptr;
 }
 
@@ -227,37 +255,42 @@ PyObject* http_call::start_response(PyObject* message) {
     PyObject* headers = PyDict_GetItemWithError(message, M->headers);   // borrowed
     if (!headers && PyErr_Occurred()) return nullptr;
     if (headers) {
-        py::ref it = py::ref::steal(PyObject_GetIter(headers));
-        if (!it) return nullptr;
-        while (py::ref item = py::ref::steal(PyIter_Next(it.get()))) {
-            py::ref pair = py::ref::steal(PySequence_Fast(item.get(), "each header must be a [name, value] pair"));
+        // A list or tuple (what apps send) is indexed in place; any other
+        // iterable is materialized first.
+        py::ref seq = py::ref::steal(PySequence_Fast(headers, "'headers' must be an iterable of [name, value] pairs"));
+        if (!seq) return nullptr;
+        Py_ssize_t count = PySequence_Fast_GET_SIZE(seq.get());
+        for (Py_ssize_t i = 0; i < count; ++i) {
+            PyObject* item = PySequence_Fast_GET_ITEM(seq.get(), i);   // borrowed
+            py::ref pair = py::ref::steal(PySequence_Fast(item, "each header must be a [name, value] pair"));
             if (!pair) return nullptr;
             if (PySequence_Fast_GET_SIZE(pair.get()) != 2) {
                 PyErr_SetString(PyExc_ValueError, "each header must be a [name, value] pair");
                 return nullptr;
             }
-            Py_buffer nb, vb;
-            std::string_view name, value;
-            if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), nb, name)) return nullptr;
-            if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), vb, value)) {
-                PyBuffer_Release(&nb);
+            Py_buffer nb{}, vb{};
+            std::string_view n, v;
+            if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), nb, n)) return nullptr;
+            if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), vb, v)) {
+                release_view(nb);
                 return nullptr;
             }
-            bool ok = !name.empty();
-            for (unsigned char c : name) ok = ok && is_token_char(c);
-            ok = ok && value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-            std::string n(name), v(value);
-            PyBuffer_Release(&nb);
-            PyBuffer_Release(&vb);
-            if (!ok) {
-                PyErr_Format(PyExc_ValueError, "invalid response header %R", item.get());
+            struct release {
+                Py_buffer &a, &b;
+                ~release() {
+                    release_view(a);
+                    release_view(b);
+                }
+            } guard{nb, vb};
+            if (!is_token(n) || v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+                PyErr_Format(PyExc_ValueError, "invalid response header %R", item);
                 return nullptr;
             }
             if (boost::beast::iequals(n, "content-length")) {
                 std::uint64_t len = 0;
                 auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), len);
                 if (ec != std::errc{} || p != v.data() + v.size() || v.empty()) {
-                    PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item.get());
+                    PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
                     return nullptr;
                 }
                 declared = len;
@@ -266,15 +299,14 @@ PyObject* http_call::start_response(PyObject* message) {
             if (net::is_hop_by_hop(n)) {
                 // The server frames the response itself; an app's Connection:
                 // close is honoured, the other hop-by-hop fields are dropped.
-                if (boost::beast::iequals(n, "connection") && v.find("close") != std::string::npos) close = true;
+                if (boost::beast::iequals(n, "connection") && v.find("close") != std::string_view::npos) close = true;
                 continue;
             }
-            fields += n;
+            fields.append(n);
             fields += ": ";
-            fields += v;
+            fields.append(v);
             fields += "\r\n";
         }
-        if (PyErr_Occurred()) return nullptr;
     }
     std::string line = std::to_string(code) + " " + std::string(net::reason_phrase(static_cast<unsigned>(code)));
     w_.set_head(static_cast<unsigned>(code), line, std::move(fields), declared);
@@ -293,14 +325,14 @@ PyObject* http_call::send_body(PyObject* message) {
     std::string_view data;
     if (body && !bytes_view(body, buf, data)) return nullptr;
     if (ex_->client_gone()) {
-        if (body) PyBuffer_Release(&buf);
+        if (body) release_view(buf);
         PyErr_SetString(PyExc_OSError, "the client has disconnected");
         return nullptr;
     }
     // A start followed by one final body becomes one write with Content-Length.
     if (!w_.head_emitted()) w_.emit_head(more ? std::nullopt : std::optional<std::uint64_t>(data.size()));
     w_.append_body(data);
-    if (body) PyBuffer_Release(&buf);
+    if (body) release_view(buf);
     if (!more) {
         w_.end_body();
         state_ = state::done;
