@@ -87,16 +87,17 @@ void loop_thread::post(std::function<void()> fn) {
 void loop_thread::drain() {
     std::uint64_t count;
     [[maybe_unused]] auto n = ::read(efd_, &count, sizeof count);
-    std::vector<std::function<void()>> work;
+    // Only the loop thread drains, so running_ is its own between the swaps.
     {
         std::lock_guard lock(m_);
-        work.swap(queue_);
+        running_.swap(queue_);
         signaled_ = false;
     }
-    for (auto& fn : work) {
+    for (auto& fn : running_) {
         fn();
         fn = nullptr;   // captured Python references go while the GIL is held
     }
+    running_.clear();
 }
 
 void loop_thread::run() {

@@ -54,6 +54,9 @@ private:
     std::condition_variable started_cv_;
     int state_ = 0;   // 0 starting, 1 running, -1 failed
     std::vector<std::function<void()>> queue_;
+    // The batch being run; swapped with queue_ so both keep their capacity
+    // (no reallocation as a burst of posts grows the queue again).
+    std::vector<std::function<void()>> running_;
     bool signaled_ = false;
 };
 
