@@ -7,6 +7,7 @@
 #include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
+#include "bridge/runtime/scheduling.hpp"
 
 #include <boost/beast/core/string.hpp>
 
@@ -338,6 +339,7 @@ PyObject* http_call::send_body(PyObject* message) {
         state_ = state::done;
         w_.finish(false);
         complete_waiters();
+        runtime::yield_core_now_and_then();
         return done_awaitable(Py_None).release();
     }
     if (flush()) return done_awaitable(Py_None).release();

@@ -13,4 +13,16 @@ void set_batch_scheduling();
 // Linux keeps the first 15 bytes.
 void set_thread_name(const char* name);
 
+// Gives the core to another runnable thread (sched_yield) if the calling
+// thread has not done so for a millisecond; otherwise returns at once.
+//
+// The loop thread calls it when a response completes. When the io thread
+// shares its core (pinned, or a busy machine), a long burst of loop work
+// (a wave of timers firing, each answering a request) otherwise keeps the
+// io thread, which is SCHED_BATCH and does not preempt, from reading the
+// requests the clients send back: measured with 256 connections on a 10 ms
+// sleep route, a median 2 ms of extra latency and 15% fewer requests/s.
+// With nothing else runnable it costs one cheap system call a millisecond.
+void yield_core_now_and_then();
+
 } // namespace trestle::runtime
