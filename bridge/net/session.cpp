@@ -86,7 +86,8 @@ void session::close_if_idle() {
     // (1001); the app then sees websocket.disconnect.
     if (current_ws_ && !ws_closing_) {
         ws_closing_ = true;
-        ws_command c{ws_command::close};
+        ws_command c{};
+        c.kind = ws_command::close;
         c.code = 1001;
         c.reason = "server shutting down";
         current_ws_->command(std::move(c));
