@@ -224,6 +224,18 @@ def test_graceful_stop_does_not_wait_for_a_quiet_asgi_keep_alive_connection(serv
     s.close()
 
 
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_each_request_runs_in_an_asyncio_task_or_the_apps_task_factory(serve, loop):
+    srv = serve("asgi_task_factory:app", *QUICK, "--loop", loop)
+    get = lambda path: requests.get(srv.url + path, timeout=TIMEOUT).text
+    # Without a factory: a plain asyncio Task, named by the server.
+    assert get("/") == "Task trestle-asgi 0"
+    assert get("/install") == "Task trestle-asgi 0"
+    # Once the app installs one, the server's tasks come from it.
+    assert get("/") == "Task from-factory-0 1"
+    assert get("/again") == "Task from-factory-1 2"
+
+
 def test_keep_alive_socket_serves_several_asgi_requests(serve):
     srv = serve(APP, *QUICK)
     s = srv.connect()
