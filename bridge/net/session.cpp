@@ -101,7 +101,8 @@ void session::close_now() {
     if (current_) current_->abort();
     error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
-    socket_.close(ec);
+    socket_.close(ec);   // ends a watching pump's read
+    if (current_) current_->wakeup_timer().cancel();   // and a waiting one's timer
     if (current_ws_) {
         current_ws_->wakeup_timer().cancel();
         current_ws_->reader_timer().cancel();
