@@ -9,15 +9,10 @@
 #include "bridge/runtime/loop_thread.hpp"
 #include "bridge/runtime/scheduling.hpp"
 
-#include <boost/beast/core/string.hpp>
-
-#include <array>
-#include <cctype>
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <charconv>
 
 namespace trestle::asgi {
 
@@ -30,66 +25,14 @@ py::name n_done{"done"}, n_set_result{"set_result"}, n_set_exception{"set_except
     n_create_future{"create_future"}, n_cancelled{"cancelled"}, n_exception{"exception"};
 
 struct msg_keys_t {
-    PyObject *type, *body, *more_body, *http_request, *http_disconnect, *status, *headers;
+    PyObject *type, *body, *more_body, *http_request, *http_disconnect;
 };
 msg_keys_t* M = nullptr;   // interned for the life of the process
 
 void init_msg_keys() {
     if (M) return;
     auto in = [](const char* s) { return PyUnicode_InternFromString(s); };
-    M = new msg_keys_t{in("type"), in("body"), in("more_body"), in("http.request"), in("http.disconnect"),
-                       in("status"), in("headers")};
-}
-
-// message["type"] as UTF-8 (a view of the str's cached UTF-8, valid while
-// the message lives), or empty with a TypeError set.
-std::string_view message_type(PyObject* message) {
-    if (!PyDict_Check(message)) {
-        PyErr_Format(PyExc_TypeError, "ASGI messages must be dicts, not %.100s", Py_TYPE(message)->tp_name);
-        return {};
-    }
-    PyObject* t = PyDict_GetItemWithError(message, M->type);   // borrowed
-    if (!t || !PyUnicode_Check(t)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ASGI message has no 'type' str");
-        return {};
-    }
-    Py_ssize_t n = 0;
-    const char* s = PyUnicode_AsUTF8AndSize(t, &n);
-    return s ? std::string_view(s, static_cast<std::size_t>(n)) : std::string_view{};
-}
-
-// RFC 9110 tchar, as a table.
-constexpr auto token_table = [] {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}();
-
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (unsigned char c : s)
-        if (!token_table[c]) return false;
-    return true;
-}
-
-// A bytes-like value as a view; the buffer must outlive the view. bytes (the
-// usual case) are read in place and leave buf.obj null, so releasing is a
-// no-op; other buffer providers go through the buffer protocol.
-bool bytes_view(PyObject* o, Py_buffer& buf, std::string_view& out) {
-    if (PyBytes_CheckExact(o)) {
-        buf.obj = nullptr;
-        out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
-        return true;
-    }
-    if (PyObject_GetBuffer(o, &buf, PyBUF_SIMPLE) < 0) return false;
-    out = {static_cast<const char*>(buf.buf), static_cast<std::size_t>(buf.len)};
-    return true;
-}
-
-void release_view(Py_buffer& buf) {
-    if (buf.obj) PyBuffer_Release(&buf);
+    M = new msg_keys_t{in("type"), in("body"), in("more_body"), in("http.request"), in("http.disconnect")};
 }
 
 // Sets `fut`'s result unless it is already done (e.g. cancelled).
@@ -193,7 +136,7 @@ PyObject* http_call::receive() {
         py::ref msg = read_message();
         if (msg) return done_awaitable(msg.get()).release();
         if (PyErr_Occurred()) return nullptr;
-    } else if (disconnected_ || state_ == state::done || ex_->client_gone()) {
+    } else if (disconnected_ || state_ == send_state::done || ex_->client_gone()) {
         // After the body: http.disconnect once the response is complete or the client is gone.
         return done_awaitable(disconnect_message().get()).release();
     }
@@ -211,108 +154,25 @@ PyObject* http_call::send(PyObject* message) {
         PyErr_SetString(PyExc_RuntimeError, "send() called again before the previous send completed");
         return nullptr;
     }
-    switch (state_) {
-    case state::start:
-        if (type != "http.response.start") {
-            PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'http.response.start', but got '%U'.",
-                         PyDict_GetItemWithError(message, M->type));
-            return nullptr;
-        }
-        return start_response(message);
-    case state::body:
-        if (type == "http.response.pathsend") return send_path(message);
-        if (type != "http.response.body") {
-            PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'http.response.body', but got '%U'.",
-                         PyDict_GetItemWithError(message, M->type));
-            return nullptr;
-        }
-        return send_body(message);
-    case state::done:
-        break;
-    }
-    if (ex_->client_gone()) {
-        PyErr_SetString(PyExc_OSError, "the client has disconnected");
+    if (auto error = order_error(state_, type)) {
+        if (state_ == send_state::done && ex_->client_gone())
+            PyErr_SetString(PyExc_OSError, "the client has disconnected");
+        else
+            PyErr_SetString(PyExc_RuntimeError, error->c_str());
         return nullptr;
     }
-    PyErr_Format(PyExc_RuntimeError, "Unexpected ASGI message '%U' sent, after response already completed.",
-                 PyDict_GetItemWithError(message, M->type));
-    return nullptr;
+    if (state_ == send_state::start) return start_response(message);
+    if (type == "http.response.pathsend") return send_path(message);
+    return send_body(message);
 }
 
 PyObject* http_call::start_response(PyObject* message) {
-    PyObject* st = PyDict_GetItemWithError(message, M->status);   // borrowed
-    if (!st || !PyLong_Check(st)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.start needs an int 'status'");
-        return nullptr;
-    }
-    long code = PyLong_AsLong(st);
-    if (code < 100 || code > 999) {
-        PyErr_Format(PyExc_ValueError, "invalid HTTP status %ld", code);
-        return nullptr;
-    }
-    std::string fields;
-    std::optional<std::uint64_t> declared;
-    bool close = false;
-    PyObject* headers = PyDict_GetItemWithError(message, M->headers);   // borrowed
-    if (!headers && PyErr_Occurred()) return nullptr;
-    if (headers) {
-        // A list or tuple (what apps send) is indexed in place; any other
-        // iterable is materialized first.
-        py::ref seq = py::ref::steal(PySequence_Fast(headers, "'headers' must be an iterable of [name, value] pairs"));
-        if (!seq) return nullptr;
-        Py_ssize_t count = PySequence_Fast_GET_SIZE(seq.get());
-        for (Py_ssize_t i = 0; i < count; ++i) {
-            PyObject* item = PySequence_Fast_GET_ITEM(seq.get(), i);   // borrowed
-            py::ref pair = py::ref::steal(PySequence_Fast(item, "each header must be a [name, value] pair"));
-            if (!pair) return nullptr;
-            if (PySequence_Fast_GET_SIZE(pair.get()) != 2) {
-                PyErr_SetString(PyExc_ValueError, "each header must be a [name, value] pair");
-                return nullptr;
-            }
-            Py_buffer nb{}, vb{};
-            std::string_view n, v;
-            if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), nb, n)) return nullptr;
-            if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), vb, v)) {
-                release_view(nb);
-                return nullptr;
-            }
-            struct release {
-                Py_buffer &a, &b;
-                ~release() {
-                    release_view(a);
-                    release_view(b);
-                }
-            } guard{nb, vb};
-            if (!is_token(n) || v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
-                PyErr_Format(PyExc_ValueError, "invalid response header %R", item);
-                return nullptr;
-            }
-            if (boost::beast::iequals(n, "content-length")) {
-                std::uint64_t len = 0;
-                auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), len);
-                if (ec != std::errc{} || p != v.data() + v.size() || v.empty()) {
-                    PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
-                    return nullptr;
-                }
-                declared = len;
-                continue;
-            }
-            if (net::is_hop_by_hop(n)) {
-                // The server frames the response itself; an app's Connection:
-                // close is honoured, the other hop-by-hop fields are dropped.
-                if (boost::beast::iequals(n, "connection") && v.find("close") != std::string_view::npos) close = true;
-                continue;
-            }
-            fields.append(n);
-            fields += ": ";
-            fields.append(v);
-            fields += "\r\n";
-        }
-    }
-    std::string line = std::to_string(code) + " " + std::string(net::reason_phrase(static_cast<unsigned>(code)));
-    w_.set_head(static_cast<unsigned>(code), line, std::move(fields), declared);
-    if (close) w_.close_after();
-    state_ = state::body;
+    std::optional<response_start> r = parse_response_start(message);
+    if (!r) return nullptr;
+    std::string line = std::to_string(r->status) + " " + std::string(net::reason_phrase(r->status));
+    w_.set_head(r->status, line, std::move(r->fields), r->declared);
+    if (r->close) w_.close_after();
+    state_ = send_state::body;
     return done_awaitable(Py_None).release();
 }
 
@@ -336,7 +196,7 @@ PyObject* http_call::send_body(PyObject* message) {
     if (body) release_view(buf);
     if (!more) {
         w_.end_body();
-        state_ = state::done;
+        state_ = send_state::done;
         w_.finish(false);
         complete_waiters();
         runtime::yield_core_now_and_then();
@@ -381,7 +241,7 @@ PyObject* http_call::send_path(PyObject* message) {
         w_.add_sent(count);
     }
     w_.end_body();
-    state_ = state::done;
+    state_ = send_state::done;
     w_.finish(false);
     complete_waiters();
     return done_awaitable(Py_None).release();
@@ -421,14 +281,14 @@ void http_call::fail_early() {
     py::print_exception();
     w_.error_response(500);
     w_.finish(false);
-    state_ = state::done;
+    state_ = send_state::done;
 }
 
 void http_call::on_done(PyObject* task) {
     bool gone = ex_->client_gone();
     py::ref cancelled = py::call_method(task, n_cancelled);
     if (cancelled && cancelled.get() == Py_True) {
-        if (state_ != state::done) {
+        if (state_ != send_state::done) {
             log::warning("ASGI task for " + describe() + " was cancelled");
             w_.abandon();
             w_.finish(gone);
@@ -442,27 +302,27 @@ void http_call::on_done(PyObject* task) {
                 PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
                 py::print_exception();
             }
-            if (state_ == state::start && !gone) {
+            if (state_ == send_state::start && !gone) {
                 w_.error_response(500);
                 w_.finish(false);
-            } else if (state_ != state::done) {
+            } else if (state_ != send_state::done) {
                 // After http.response.start the response belongs to the app,
                 // even if its head is still buffered here: close, as a server
                 // that wrote the head at once would have to.
                 w_.abandon();
                 w_.finish(true);
             }
-        } else if (state_ == state::start) {
+        } else if (state_ == send_state::start) {
             if (!gone) log::error("ASGI app returned without sending a response for " + describe() + "; answering 500");
             w_.error_response(500);
             w_.finish(gone);
-        } else if (state_ == state::body) {
+        } else if (state_ == send_state::body) {
             if (!gone) log::error("ASGI app returned before completing the response for " + describe() + "; closing");
             w_.abandon();
             w_.finish(true);
         }
     }
-    state_ = state::done;
+    state_ = send_state::done;
     complete_waiters();
 }
 

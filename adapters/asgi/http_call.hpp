@@ -3,6 +3,7 @@
 // completion, over an exchange. Everything here runs on the loop thread with
 // the GIL held, except the waker, which only posts.
 #include "bridge/net/response_writer.hpp"
+#include "adapters/asgi/messages.hpp"
 #include "bridge/python/ref.hpp"
 
 #include <atomic>
@@ -49,7 +50,7 @@ private:
     net::response_writer w_;
     std::shared_ptr<mailbox> mb_;
     PyObject* loop_;                     // borrowed from the loop thread
-    enum class state { start, body, done } state_ = state::start;
+    send_state state_ = send_state::start;
     bool body_done_ = false;
     bool disconnected_ = false;
     std::uint64_t body_read_ = 0;

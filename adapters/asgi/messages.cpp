@@ -1,0 +1,155 @@
+#include "adapters/asgi/messages.hpp"
+
+#include "bridge/net/http_util.hpp"
+
+#include <boost/beast/core/string.hpp>
+
+#include <array>
+#include <charconv>
+
+namespace trestle::asgi {
+
+namespace {
+
+PyObject* key(const char* s) { return PyUnicode_InternFromString(s); }   // interned for the process
+
+// RFC 9110 tchar, as a table.
+constexpr auto token_table = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+
+bool is_token(std::string_view s) {
+    if (s.empty()) return false;
+    for (unsigned char c : s)
+        if (!token_table[c]) return false;
+    return true;
+}
+
+} // namespace
+
+bool bytes_view(PyObject* o, Py_buffer& buf, std::string_view& out) {
+    if (PyBytes_CheckExact(o)) {
+        buf.obj = nullptr;
+        out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
+        return true;
+    }
+    if (PyObject_GetBuffer(o, &buf, PyBUF_SIMPLE) < 0) return false;
+    out = {static_cast<const char*>(buf.buf), static_cast<std::size_t>(buf.len)};
+    return true;
+}
+
+void release_view(Py_buffer& buf) {
+    if (buf.obj) PyBuffer_Release(&buf);
+}
+
+std::string_view message_type(PyObject* message) {
+    static PyObject* type_key = key("type");
+    if (!PyDict_Check(message)) {
+        PyErr_Format(PyExc_TypeError, "ASGI messages must be dicts, not %.100s", Py_TYPE(message)->tp_name);
+        return {};
+    }
+    PyObject* t = PyDict_GetItemWithError(message, type_key);   // borrowed
+    if (!t || !PyUnicode_Check(t)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ASGI message has no 'type' str");
+        return {};
+    }
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(t, &n);
+    return s ? std::string_view(s, static_cast<std::size_t>(n)) : std::string_view{};
+}
+
+std::optional<response_start> parse_response_start(PyObject* message) {
+    static PyObject* status_key = key("status");
+    static PyObject* headers_key = key("headers");
+    PyObject* st = PyDict_GetItemWithError(message, status_key);   // borrowed
+    if (!st || !PyLong_Check(st)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.start needs an int 'status'");
+        return std::nullopt;
+    }
+    long code = PyLong_AsLong(st);
+    if (code < 100 || code > 999) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "invalid HTTP status %ld", code);
+        return std::nullopt;
+    }
+    response_start r;
+    r.status = static_cast<unsigned>(code);
+    PyObject* headers = PyDict_GetItemWithError(message, headers_key);   // borrowed
+    if (!headers && PyErr_Occurred()) return std::nullopt;
+    if (!headers) return r;
+    // A list or tuple (what apps send) is indexed in place; any other
+    // iterable is materialized first.
+    py::ref seq = py::ref::steal(PySequence_Fast(headers, "'headers' must be an iterable of [name, value] pairs"));
+    if (!seq) return std::nullopt;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq.get());
+    for (Py_ssize_t i = 0; i < count; ++i) {
+        PyObject* item = PySequence_Fast_GET_ITEM(seq.get(), i);   // borrowed
+        py::ref pair = py::ref::steal(PySequence_Fast(item, "each header must be a [name, value] pair"));
+        if (!pair) return std::nullopt;
+        if (PySequence_Fast_GET_SIZE(pair.get()) != 2) {
+            PyErr_SetString(PyExc_ValueError, "each header must be a [name, value] pair");
+            return std::nullopt;
+        }
+        Py_buffer nb{}, vb{};
+        std::string_view n, v;
+        if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), nb, n)) return std::nullopt;
+        if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), vb, v)) {
+            release_view(nb);
+            return std::nullopt;
+        }
+        struct release {
+            Py_buffer &a, &b;
+            ~release() {
+                release_view(a);
+                release_view(b);
+            }
+        } guard{nb, vb};
+        if (!is_token(n) || v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+            PyErr_Format(PyExc_ValueError, "invalid response header %R", item);
+            return std::nullopt;
+        }
+        if (boost::beast::iequals(n, "content-length")) {
+            std::uint64_t len = 0;
+            auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), len);
+            if (ec != std::errc{} || p != v.data() + v.size() || v.empty()) {
+                PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
+                return std::nullopt;
+            }
+            r.declared = len;
+            continue;
+        }
+        if (net::is_hop_by_hop(n)) {
+            // The server frames the response itself; an app's Connection:
+            // close is honoured, the other hop-by-hop fields are dropped.
+            if (boost::beast::iequals(n, "connection") && v.find("close") != std::string_view::npos) r.close = true;
+            continue;
+        }
+        r.fields.append(n);
+        r.fields += ": ";
+        r.fields.append(v);
+        r.fields += "\r\n";
+    }
+    return r;
+}
+
+std::optional<std::string> order_error(send_state state, std::string_view type) {
+    auto expected = [&](const char* want) {
+        return "Expected ASGI message '" + std::string(want) + "', but got '" + std::string(type) + "'.";
+    };
+    switch (state) {
+    case send_state::start:
+        if (type == "http.response.start") return std::nullopt;
+        return expected("http.response.start");
+    case send_state::body:
+        if (type == "http.response.body" || type == "http.response.pathsend") return std::nullopt;
+        return expected("http.response.body");
+    case send_state::done:
+        break;
+    }
+    return "Unexpected ASGI message '" + std::string(type) + "' sent, after response already completed.";
+}
+
+} // namespace trestle::asgi

@@ -1,0 +1,48 @@
+#pragma once
+// Reading the messages an ASGI app sends (asgiref specs/www.rst), apart from
+// any connection, so the rules can be tested on their own. All of it needs
+// the GIL.
+#include "bridge/python/ref.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace trestle::asgi {
+
+// message["type"] as UTF-8 (a view of the str's cached UTF-8, valid while the
+// message lives), or empty with a TypeError set.
+std::string_view message_type(PyObject* message);
+
+// A bytes-like value as a view that lives as long as `buf` is not released:
+// bytes are read in place (buf.obj stays null), other buffer providers go
+// through the buffer protocol. False with a Python exception set.
+bool bytes_view(PyObject* o, Py_buffer& buf, std::string_view& out);
+// Releases what bytes_view took, if anything.
+void release_view(Py_buffer& buf);
+
+// An http.response.start, checked and serialized.
+struct response_start {
+    unsigned status = 0;
+    std::string fields;                    // "Name: value\r\n" each, in order
+    std::optional<std::uint64_t> declared; // the app's Content-Length
+    bool close = false;                    // the app sent Connection: close
+};
+
+// Reads message["status"] and message["headers"]: status an int in
+// 100..999; headers an iterable of [name, value] pairs of bytes-like
+// objects, names RFC 9110 tokens, values without CR, LF or NUL. A
+// Content-Length is taken out into `declared`; hop-by-hop fields are dropped
+// (Connection: close is kept as `close`). nullopt with a Python exception
+// (TypeError or ValueError) set when the message breaks a rule.
+std::optional<response_start> parse_response_start(PyObject* message);
+
+// The order of the messages of one HTTP response.
+enum class send_state { start, body, done };
+
+// Null if `type` may be sent in `state`, otherwise the RuntimeError text
+// the app gets (it names the message that was expected).
+std::optional<std::string> order_error(send_state state, std::string_view type);
+
+} // namespace trestle::asgi
