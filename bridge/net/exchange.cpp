@@ -117,8 +117,18 @@ exchange::write_result exchange::try_write(std::string& bytes) {
         return write_result::would_block;
     if (out_.empty() && in_flight_ > hwm_) return write_result::would_block;
     move_into(out_, bytes);
-    wake_io_locked();
+    if (!send_direct_locked()) wake_io_locked();
     return write_result::ok;
+}
+
+bool exchange::send_direct_locked() {
+    if (!io_waiting_ || direct_fd_ < 0 || aborted_ || in_flight_ != 0 || file_pending_ || out_.empty())
+        return false;
+    ssize_t n = ::send(direct_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
+    // An error (EAGAIN, a reset) leaves the bytes to the io side, which
+    // retries and sees the same error.
+    return out_.empty();
 }
 
 bool exchange::write(std::string& bytes) {
@@ -165,13 +175,12 @@ void exchange::finish(bool keep_alive, std::string& last) {
     done_ = true;
     keep_alive_ = keep_alive;
     finished_at_ = std::chrono::steady_clock::now();
-    if (io_waiting_ && direct_fd_ >= 0 && !aborted_ && in_flight_ == 0 && !file_pending_ && !out_.empty()) {
-        ssize_t n = ::send(direct_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
-        // An error (EAGAIN, a reset) leaves the bytes to the io side, which
-        // retries and sees the same error.
-        if (out_.empty() && keep_alive && io_watching_) return;
-    }
+    send_direct_locked();
+    // All out, and the connection stays open and watches its socket: the
+    // io side learns of the completion from the client's next request (or
+    // the watchdog), so no wakeup.
+    if (io_waiting_ && io_watching_ && keep_alive && out_.empty() && in_flight_ == 0 && !file_pending_ && !aborted_)
+        return;
     wake_io_locked();
 }
 

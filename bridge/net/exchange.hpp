@@ -104,10 +104,10 @@ public:
     // the client's next request (or its leaving) wakes the io side instead.
     bool take(io_work& w, bool watching = false);
     // The connection's socket. While the io side is parked with nothing in
-    // flight, finish() writes the final bytes to it straight from the app's
+    // flight, try_write() and finish() write to it straight from the app's
     // thread (non-blocking; what does not fit goes to the io side as usual),
-    // so a response never waits for the io thread to be scheduled. abort()
-    // ends this before the socket can be closed.
+    // so output never waits for the io thread to be scheduled. abort() ends
+    // this before the socket can be closed.
     void set_direct_fd(int fd) { direct_fd_ = fd; }
     void set_watch(io_watch* w) { watch_ = w; }
     // The app finished and its response went out directly while the io side
@@ -129,6 +129,9 @@ public:
 
 private:
     void wake_io_locked();
+    // Writes out_ straight to the socket if the io side is parked with
+    // nothing in flight (see set_direct_fd). True if out_ is now empty.
+    bool send_direct_locked();
     void wake_app_locked();
     // Copies buffered body bytes; 0 at end of body, nullopt when none yet.
     std::optional<std::size_t> copy_body_locked(char* dst, std::size_t n);
