@@ -188,25 +188,26 @@ def test_default_executor_is_the_trestle_pool(serve):
     assert info["trestle_loop_from_pool_thread"] is True
 
 
-def test_quiet_keep_alive_connection_after_an_asgi_response_still_times_out(serve, tmp_path):
-    # The loop thread writes a complete response straight to the socket and
-    # posts no wakeup to the connection; the watchdog must still notice the
-    # finished request, start the keep-alive timeout and close the
-    # connection, and the access log must time the request, not the idle
-    # wait after it.
+@pytest.mark.parametrize("path,expected", [("/hello", b"Hello, ASGI!"), ("/streamed", b"alpha,beta,gamma")])
+def test_quiet_keep_alive_connection_after_an_asgi_response_still_times_out(serve, tmp_path, path, expected):
+    # The loop thread writes a response straight to the socket (whole, or
+    # streamed in several body messages) and posts no wakeup to the
+    # connection; the watchdog must still notice the finished request, start
+    # the keep-alive timeout and close the connection, and the access log
+    # must time the request, not the idle wait after it.
     log = tmp_path / "access.log"
     srv = serve(APP, *QUICK, "--keepalive-timeout", "0.5", "--access-log", str(log))
     s = srv.connect()
-    s.sendall(b"GET /hello?rid=quiet HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.sendall(b"GET %s?rid=quiet HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
     status, headers, body, rest = read_response(s)
-    assert (status, body, rest) == (200, b"Hello, ASGI!", b"") and "connection" not in headers
+    assert (status, body, rest) == (200, expected, b"") and "connection" not in headers
     start = time.monotonic()
     s.settimeout(5)
     assert s.recv(1) == b""   # closed by the server, silently
     assert time.monotonic() - start < 4
     s.close()
     line = poll(lambda: next((l for l in log.read_text().splitlines() if "rid=quiet" in l), None))
-    assert line.split('" 200 ')[0].endswith("GET /hello?rid=quiet HTTP/1.1")
+    assert line.split('" 200 ')[0].endswith("GET %s?rid=quiet HTTP/1.1" % path)
     assert float(line.rsplit(" ", 1)[1]) < 0.4, line   # not the ~0.5 s the client sat idle
 
 
