@@ -179,8 +179,8 @@ void exchange::finish(bool keep_alive, std::string& last) {
     // All out, and the connection stays open and watches its socket: the
     // io side learns of the completion from the client's next request (or
     // the watchdog), so no wakeup.
-    if (io_waiting_ && io_watching_ && keep_alive && out_.empty() && in_flight_ == 0 && !file_pending_ && !aborted_)
-        return;
+    // (A parked io side has nothing in flight, so in_flight_ needs no check.)
+    if (io_waiting_ && io_watching_ && keep_alive && out_.empty() && !file_pending_ && !aborted_) return;
     wake_io_locked();
 }
 
