@@ -37,6 +37,9 @@ options parse_options(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "asyncio", "uvloop"}));
     cli.add_option("--lifespan", o.lifespan, "ASGI lifespan: auto (run it if the app supports it), on or off (default auto)")
         ->check(CLI::IsMember({"auto", "on", "off"}));
+    bool no_flask_async = false;
+    cli.add_flag("--no-flask-async", no_flask_async, "Leave Flask's async views to Flask (a new event loop per call, through asgiref) "
+                                                     "instead of running them on the server's shared loop");
     cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT or unix:/path; repeatable (default 127.0.0.1:8000)")
         ->allow_extra_args(false)->take_all();
     cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
@@ -99,6 +102,7 @@ options parse_options(int argc, char** argv) {
             if (p == prefix) usage_error("mount '" + m + "': prefix " + prefix + " is mounted twice");
         o.mounts.emplace_back(prefix, m.substr(eq + 1));
     }
+    o.flask_async = !no_flask_async;
     if (o.binds.empty()) o.binds.push_back("127.0.0.1:8000");
     if (o.access_log && o.access_log->empty()) o.access_log = "-";
     o.limits.header_timeout = seconds_to_ms(header_timeout);

@@ -41,6 +41,7 @@ struct options {
     std::string interface = "auto";            // auto, wsgi, asgi
     std::string loop = "auto";                 // auto, asyncio, uvloop
     std::string lifespan = "auto";             // auto, on, off
+    bool flask_async = true;                   // run Flask async views on the shared loop
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
 };
