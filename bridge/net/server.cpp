@@ -136,6 +136,7 @@ struct server::impl {
         auto local = sock.local_endpoint(ignored);
         ep.remote_addr = remote.address().to_string();
         ep.remote_port = std::to_string(remote.port());
+        ep.peer_addr = ep.remote_addr;
         ep.server_name = local.address().to_string();
         ep.server_port = std::to_string(local.port());
         int family = remote.address().is_v6() ? AF_INET6 : AF_INET;
