@@ -97,6 +97,10 @@ int main(int argc, char** argv) {
     ctx.ws_max_size = opt.ws_max_size;
     ctx.ws_idle_timeout = opt.ws_idle_timeout;
     ctx.access = access.get();
+    if (std::string why; !ctx.trusted.parse(opt.forwarded_allow_ips, why)) {
+        std::fprintf(stderr, "trestle: error: --forwarded-allow-ips: %s\n", why.c_str());
+        return 2;
+    }
 
     py::initialize({opt.chdir, opt.pythonpath, opt.venv});
 
@@ -154,6 +158,14 @@ int main(int argc, char** argv) {
             continue;
         }
         auto h = std::make_unique<asgi::asgi_handler>(m.app, *loop, ctx, spec.prefix);
+        if (!spec.prefix.empty()) {
+            py::ref excludes = call_asgi_helper("path_excludes_root", m.app.get());
+            if (!excludes) {
+                py::print_exception();
+                die(1, "cannot inspect the app " + spec.app);
+            }
+            h->scopes().set_path_excludes_root(excludes.get() == Py_True);
+        }
         if (opt.lifespan != "off") {
             py::ref mode = py::ref::steal(PyUnicode_FromString(opt.lifespan.c_str()));
             m.lifespan = call_asgi_helper("Lifespan", m.app.get(), mode.get(), loop->loop());
