@@ -187,6 +187,14 @@ std::int64_t int_value(const toml::node& n, const std::string& at, const std::st
     return *i;
 }
 
+// A relative path in a config file means relative to the file's folder.
+std::string beside(const std::string& file, const std::string& path) {
+    if (path.empty() || path.front() == '/') return path;
+    auto slash = file.rfind('/');
+    if (slash == std::string::npos) return path;
+    return file.substr(0, slash + 1) + path;
+}
+
 mount_spec parse_mount_table(const toml::table& t, const std::string& file, const std::string& at) {
     mount_spec m;
     m.origin = at;
@@ -214,7 +222,7 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
             m.flask_async = bool_value(node, kat, k);
         } else if (k == "static") {
             m.type = mount_spec::kind::static_files;
-            m.files.root = string_value(node, kat, k);
+            m.files.root = beside(file, string_value(node, kat, k));
             if (m.files.root.empty()) config_error(kat, "static must name a directory");
         } else if (k == "index") {
             m.files.index = string_value(node, kat, k);
@@ -291,6 +299,8 @@ void load_config(const std::string& file, options& o) {
                     if (flag == "--no-flask-async") config_error(sat, "write flask_async = false");
                     std::vector<std::string> vals;
                     if (!flag_args(value, vals)) config_error(sat, sk + " has a value of the wrong type");
+                    if (sk == "chdir" || sk == "pythonpath" || sk == "venv")
+                        for (auto& val : vals) val = beside(file, val);
                     for (auto& val : vals) args.push_back(flag + "=" + val);
                     if (vals.empty()) args.push_back(flag);
                 }
@@ -399,6 +409,11 @@ options parse_options(int argc, char** argv) {
         usage_error(first_line(e.what()));
     }
 
+    // With the root app in a config file, the first positional may be a mount.
+    if (v.app.starts_with('/') && v.app.find('=') != std::string::npos) {
+        v.mounts.insert(v.mounts.begin(), v.app);
+        v.app.clear();
+    }
     if (!v.app.empty()) {
         mount_spec root;
         root.origin = "the command line";
@@ -418,7 +433,10 @@ options parse_options(int argc, char** argv) {
             usage_error("mount '" + arg + "': expected /PREFIX=TARGET (module:app, static:DIR or proxy:URL)");
         if (!parse_mount_target(arg.substr(eq + 1), m, why)) usage_error("mount '" + arg + "': " + why);
         for (auto& other : o.mounts)
-            if (other.prefix == m.prefix) usage_error("mount '" + arg + "': prefix " + m.prefix + " is mounted twice");
+            if (other.prefix == m.prefix && other.origin == m.origin)
+                usage_error("mount '" + arg + "': prefix " + m.prefix + " is mounted twice");
+        // A mount on the command line replaces the config file's at that prefix.
+        std::erase_if(o.mounts, [&](const mount_spec& other) { return other.prefix == m.prefix; });
         o.mounts.push_back(std::move(m));
     }
     if (o.mounts.empty()) usage_error("no app given: name one (module:app), or mounts in --config");

@@ -124,3 +124,31 @@ def test_bad_mount_targets_on_the_command_line(spec, words):
     assert r.returncode == 2, r
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and words in lines[0], r.stderr
+
+
+def test_a_command_line_mount_replaces_the_files_at_that_prefix(serve, tmp_path):
+    cfg = write(tmp_path, """
+        [[mount]]
+        prefix = "/"
+        app = "hello:app"
+
+        [[mount]]
+        prefix = "/x"
+        app = "hello:app"
+    """)
+    # The first positional is a mount here, since the file has the root app.
+    srv = serve("/x=wsgi_cases:app", "--config", cfg)
+    assert requests.get(srv.url + "/x/environ", timeout=10).json()["SCRIPT_NAME"] == "/x"
+    assert requests.get(srv.url + "/", timeout=10).text == "Hello, World!"
+
+
+def test_relative_paths_are_relative_to_the_file(serve, tmp_path):
+    sub = tmp_path / "site"
+    sub.mkdir()
+    (sub / "myapp.py").write_text("def app(environ, start_response):\n"
+                                  "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                                  "    return [b'from the config folder']\n")
+    cfg = sub / "trestle.toml"
+    cfg.write_text('[server]\nchdir = "."\n\n[[mount]]\nprefix = "/"\napp = "myapp:app"\n')
+    srv = serve("--config=" + str(cfg), cwd=str(tmp_path))   # started from elsewhere
+    assert requests.get(srv.url + "/", timeout=10).text == "from the config folder"
