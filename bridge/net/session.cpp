@@ -127,6 +127,11 @@ asio::awaitable<void> session::run() {
 
 asio::awaitable<bool> session::read_head(request_parser& p) {
     for (;;) {
+        // Empty lines before a request line are skipped (RFC 9112 2.2): some
+        // clients send a CRLF after a POST body. The head timeout bounds them.
+        while (buf_.size() >= 2 && static_cast<const char*>(buf_.data().data())[0] == '\r' &&
+               static_cast<const char*>(buf_.data().data())[1] == '\n')
+            buf_.consume(2);
         if (buf_.size() > 0) {
             if (phase_ == phase::idle) set_phase(phase::head);
             error_code ec;
