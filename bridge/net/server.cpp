@@ -199,7 +199,7 @@ struct server::impl {
 };
 
 server::server(server_context& ctx, std::size_t io_threads, int backlog)
-    : impl_(std::make_unique<impl>(ctx, backlog)) {
+    : impl_(new impl{ctx, backlog}) {
     for (std::size_t i = 0; i < io_threads; ++i) impl_->workers.push_back(std::make_unique<io_worker>());
 }
 
