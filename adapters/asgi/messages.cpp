@@ -109,7 +109,7 @@ std::optional<response_start> parse_response_start(PyObject* message) {
                 release_view(b);
             }
         } guard{nb, vb};
-        if (!is_token(n) || v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+        if (!is_token(n) || !net::valid_field_value(v)) {
             PyErr_Format(PyExc_ValueError, "invalid response header %R", item);
             return std::nullopt;
         }

@@ -122,7 +122,7 @@ PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject*
     unsigned code = 0;
     auto [p, ec] = std::from_chars(st.data(), st.data() + std::min<std::size_t>(st.size(), 3), code);
     if (st.size() < 3 || ec != std::errc{} || p != st.data() + 3 || code < 100 ||
-        (st.size() > 3 && st[3] != ' ') || st.find_first_of("\r\n") != std::string_view::npos) {
+        (st.size() > 3 && st[3] != ' ') || !net::valid_field_value(st)) {
         PyErr_Format(PyExc_ValueError, "invalid status %R: expected '200 OK'", status);
         return nullptr;
     }
@@ -150,7 +150,7 @@ PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject*
         }
         bool name_ok = !name.empty();
         for (unsigned char c : name) name_ok = name_ok && is_token_char(c);
-        if (!name_ok || value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+        if (!name_ok || !net::valid_field_value(value)) {
             PyErr_Format(PyExc_ValueError, "header %R: invalid name or a control character in the value", item);
             return nullptr;
         }

@@ -88,6 +88,12 @@ std::string_view reason_phrase(unsigned s) {
     }
 }
 
+bool valid_field_value(std::string_view v) {
+    for (unsigned char c : v)
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    return true;
+}
+
 std::string simple_response(unsigned status, std::string_view server_header, bool close,
                             std::string_view extra_headers, bool head_only) {
     std::string_view reason = reason_phrase(status);

@@ -21,6 +21,11 @@ std::string_view reason_phrase(unsigned status);
 std::string simple_response(unsigned status, std::string_view server_header, bool close,
                             std::string_view extra_headers = {}, bool head_only = false);
 
+// A field value or reason phrase an app may send: visible characters, space,
+// tab and obs-text (RFC 9110 5.5), so no other control character, which
+// strict clients reject and lenient ones may read differently.
+bool valid_field_value(std::string_view v);
+
 // True for the hop-by-hop fields of RFC 9110 7.6.1 that an app must not set.
 bool is_hop_by_hop(std::string_view name);
 

@@ -77,7 +77,8 @@ def app(environ, start_response):
         return Closing("raise-late", [b"first\n", b"second\n"], fail_at=1)
     if path == "/status":
         # Any status line the app likes, from the query string (e.g. 101, 199, 600).
-        start_response(environ["QUERY_STRING"].replace("%20", " "), [("Content-Length", "2")])
+        from urllib.parse import unquote
+        start_response(unquote(environ["QUERY_STRING"]), [("Content-Length", "2")])
         return [b"hi"]
     if path == "/hop":
         start_response("200 OK", [("Connection", "close"), ("Content-Length", "0")])

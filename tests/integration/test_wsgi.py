@@ -129,6 +129,8 @@ def test_interim_or_undefined_status_from_app_is_500_and_the_connection_stays_in
         assert code2 == 200 and b"hits" in body2
         s.close()
     srv.wait_log(r"a response's status is 200 to 599")
+    # A control character in the reason phrase is refused the same way.
+    assert requests.get(srv.url + "/status?200%20O%1bK", timeout=10).status_code == 500
     assert requests.get(srv.url + "/status?204%20No%20Content", timeout=10).status_code == 204
 
 

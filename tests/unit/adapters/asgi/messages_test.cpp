@@ -118,6 +118,11 @@ TEST(asgi_messages, bad_starts_raise_the_right_python_error) {
          "ValueError: invalid response header (b'x', b'a\\r\\nInjected: 1')"},
         {"{'type': 'http.response.start', 'status': 200, 'headers': [(b'x', b'a\\x00b')]}",
          "ValueError: invalid response header (b'x', b'a\\x00b')"},
+        // any control character but tab (found by fuzz_wsgi_response on the WSGI side)
+        {"{'type': 'http.response.start', 'status': 200, 'headers': [(b'x', b'a\\x18b')]}",
+         "ValueError: invalid response header (b'x', b'a\\x18b')"},
+        {"{'type': 'http.response.start', 'status': 200, 'headers': [(b'x', b'a\\x7fb')]}",
+         "ValueError: invalid response header (b'x', b'a\\x7fb')"},
         {"{'type': 'http.response.start', 'status': 200, 'headers': [(b'content-length', b'-1')]}",
          "ValueError: invalid Content-Length (b'content-length', b'-1')"},
         {"{'type': 'http.response.start', 'status': 200, 'headers': [(b'content-length', b'')]}",

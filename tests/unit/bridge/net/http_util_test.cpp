@@ -57,5 +57,19 @@ TEST(http_date, has_imf_fixdate_shape) {
     EXPECT_EQ(d.substr(25), " GMT");
 }
 
+TEST(http_util, valid_field_value_allows_text_tab_and_obs_text_only) {
+    EXPECT_TRUE(valid_field_value(""));
+    EXPECT_TRUE(valid_field_value("text/html; charset=utf-8"));
+    EXPECT_TRUE(valid_field_value("a\tb"));
+    EXPECT_TRUE(valid_field_value("caf\xe9 \xff"));   // obs-text
+    for (int c = 0; c < 0x20; ++c) {
+        if (c == '\t') continue;
+        std::string v = "a";
+        v += static_cast<char>(c);
+        EXPECT_FALSE(valid_field_value(v)) << c;
+    }
+    EXPECT_FALSE(valid_field_value("a\x7f"));
+}
+
 } // namespace
 } // namespace trestle::net
