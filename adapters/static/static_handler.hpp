@@ -2,13 +2,16 @@
 // A static-file mount: answered on the io thread that read the request, with
 // no Python involved (see docs/configuration.md, "Static mounts").
 #include "adapters/handler.hpp"
+#include "adapters/static/root_dir.hpp"
 #include "bridge/config/options.hpp"
 
 #include <string>
 
-namespace trestle::net { struct server_context; }
+namespace trestle::net { struct server_context; class response_writer; }
 
 namespace trestle::statics {
+
+class mime_types;
 
 class static_handler : public handler {
 public:
@@ -18,9 +21,13 @@ public:
     bool submit(std::shared_ptr<net::exchange> ex) override;
 
 private:
+    void serve(net::exchange& ex, net::response_writer& w) const;
+
     static_mount_options opt_;
     net::server_context& ctx_;
     std::string prefix_;
+    root_dir root_;
+    const mime_types& mime_;
 };
 
 } // namespace trestle::statics

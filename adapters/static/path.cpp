@@ -1,0 +1,124 @@
+#include "adapters/static/path.hpp"
+
+namespace trestle::statics {
+
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Decodes one raw segment (no raw '/') into `out`; 0 or the refusal status.
+unsigned decode_segment(std::string_view raw, std::string& out) {
+    out.clear();
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        char c = raw[i];
+        if (c == '%') {
+            if (i + 2 >= raw.size()) return 400;
+            int h = hex_value(raw[i + 1]), l = hex_value(raw[i + 2]);
+            if (h < 0 || l < 0) return 400;
+            c = static_cast<char>(h * 16 + l);
+            i += 2;
+            if (c == '/') return 404;
+        }
+        if (c == '\0' || c == '\\') return 400;
+        out.push_back(c);
+    }
+    if (!valid_utf8(out)) return 400;
+    if (out == "..") return 400;
+    return 0;
+}
+
+bool path_char(unsigned char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+    case '-': case '.': case '_': case '~':                       // unreserved
+    case '!': case '$': case '&': case '\'': case '(': case ')':  // sub-delims
+    case '*': case '+': case ',': case ';': case '=':
+    case ':': case '@': case '/':
+        return true;
+    default:
+        return false;
+    }
+}
+
+} // namespace
+
+decoded_path decode_request_path(std::string_view raw) {
+    decoded_path r;
+    if (!raw.empty() && raw[0] != '/') {
+        r.status = 400;
+        return r;
+    }
+    std::string seg;
+    std::size_t pos = 0;
+    while (pos < raw.size()) {
+        std::size_t start = pos + 1;   // past the '/'
+        std::size_t end = raw.find('/', start);
+        if (end == std::string_view::npos) end = raw.size();
+        if (unsigned st = decode_segment(raw.substr(start, end - start), seg)) {
+            r.status = st;
+            r.rel.clear();
+            return r;
+        }
+        bool last = end == raw.size();
+        if (seg.empty() || seg == ".") {
+            if (last) r.trailing_slash = true;
+        } else {
+            if (!r.rel.empty()) r.rel += '/';
+            r.rel += seg;
+            if (last) r.trailing_slash = false;
+        }
+        pos = end;
+    }
+    return r;
+}
+
+std::string encode_path(std::string_view rel) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(rel.size());
+    for (unsigned char c : rel) {
+        if (path_char(c)) {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+bool valid_utf8(std::string_view s) {
+    std::size_t i = 0, n = s.size();
+    while (i < n) {
+        auto b = static_cast<unsigned char>(s[i]);
+        if (b < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len;
+        unsigned cp;
+        if (b >= 0xC2 && b <= 0xDF) { len = 2; cp = b & 0x1F; }
+        else if (b >= 0xE0 && b <= 0xEF) { len = 3; cp = b & 0x0F; }
+        else if (b >= 0xF0 && b <= 0xF4) { len = 4; cp = b & 0x07; }
+        else return false;   // continuation byte, C0/C1 (overlong), F5..FF
+        if (i + len > n) return false;
+        for (std::size_t k = 1; k < len; ++k) {
+            auto c = static_cast<unsigned char>(s[i + k]);
+            if ((c & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (c & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;   // overlong
+        if (cp >= 0xD800 && cp <= 0xDFFF) return false;                               // surrogate
+        if (cp > 0x10FFFF) return false;
+        i += len;
+    }
+    return true;
+}
+
+} // namespace trestle::statics

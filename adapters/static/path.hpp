@@ -1,0 +1,37 @@
+#pragma once
+// How the part of a request path under a static mount becomes a file name
+// relative to the mount's root. The rules are strict on purpose: anything
+// that could name a file outside the root, or that two layers of software
+// could read differently, is refused rather than repaired.
+#include <string>
+#include <string_view>
+
+namespace trestle::statics {
+
+struct decoded_path {
+    // 0 when usable; otherwise the status to answer (400 or 404).
+    unsigned status = 0;
+    // Segments joined by '/', no leading or trailing '/'; "" is the root.
+    std::string rel;
+    // The path ended in '/' (or a "." segment): a directory is asked for.
+    bool trailing_slash = false;
+};
+
+// `raw` is the request path minus the mount prefix, still percent-encoded:
+// "" or starting with '/'. It is decoded once, segment by segment:
+// - a '%' not followed by two hex digits, a decoded NUL, a backslash (raw
+//   or %5C), a ".." segment (raw or encoded) and bytes that are not valid
+//   UTF-8 (overlong forms included) are 400;
+// - an encoded '/' (%2F) is 404: no file name holds a slash;
+// - empty and "." segments are dropped ("a//./b" is "a/b").
+decoded_path decode_request_path(std::string_view raw);
+
+// `rel` percent-encoded for a Location header: every byte outside the
+// path characters of RFC 3986 is escaped, '/' stays a separator.
+std::string encode_path(std::string_view rel);
+
+// True if `s` is well-formed UTF-8 (no overlong forms, no surrogates,
+// nothing above U+10FFFF).
+bool valid_utf8(std::string_view s);
+
+} // namespace trestle::statics
