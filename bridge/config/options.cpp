@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 
 namespace trestle {
@@ -187,12 +188,14 @@ std::int64_t int_value(const toml::node& n, const std::string& at, const std::st
     return *i;
 }
 
-// A relative path in a config file means relative to the file's folder.
+// A relative path in a config file means relative to the file's folder,
+// made absolute now: `chdir` may move the working directory before it is used.
 std::string beside(const std::string& file, const std::string& path) {
     if (path.empty() || path.front() == '/') return path;
-    auto slash = file.rfind('/');
-    if (slash == std::string::npos) return path;
-    return file.substr(0, slash + 1) + path;
+    std::error_code ec;
+    std::filesystem::path dir = std::filesystem::absolute(file, ec).parent_path();
+    if (ec) return path;
+    return (dir / path).lexically_normal().string();
 }
 
 mount_spec parse_mount_table(const toml::table& t, const std::string& file, const std::string& at) {
