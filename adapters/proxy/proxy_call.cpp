@@ -395,6 +395,12 @@ outcome call::switch_protocols(std::size_t idx, response_parser& p, beast::flat_
         note_failure(idx, 502, "The upstream server switched protocols unasked.", "unexpected 101");
         return outcome::failed;
     }
+    if (m_->ctx.draining.load(std::memory_order_relaxed)) {
+        // A tunnel opened now would be closed at once by the drain.
+        close_upstream();
+        answer(503, "The server is shutting down.");
+        return outcome::done;
+    }
     std::string fields = client_response_fields(p.fields());
     fields += "Connection: upgrade\r\nUpgrade: ";
     fields += *upgrade;
