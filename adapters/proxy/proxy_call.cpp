@@ -166,6 +166,7 @@ asio::awaitable<void> call::run() {
 asio::awaitable<outcome> call::attempt(std::size_t idx, bool fresh) {
     const upstream& u = m_->upstreams[idx];
     const net::request_head& h = ex_->head();
+    close_upstream();   // what an earlier attempt left open
     timed_out_ = false;
     upload_failed_ = false;
     reused_ = false;
