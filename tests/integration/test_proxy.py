@@ -521,7 +521,7 @@ def test_shutdown_closes_tunnels_at_once(serve, upstream):
     assert srv.proc.returncode == 0
     assert (rest + recv_until_closed(s)).startswith(b"HELLO")
     s.close()
-    assert poll(lambda: up.closed_connections + len(up.socks) == 0 or not up.socks)
+    assert poll(lambda: not up.socks)   # the upstream end is closed too
 
 
 def test_an_upgrade_without_101_stays_http(serve, upstream):
@@ -551,15 +551,15 @@ def test_a_dead_upstream_is_ejected(serve, upstream, tmp_path):
     try:
         srv = serve(config(tmp_path, {"prefix": "/", "proxy": [good.url(), dead.url()],
                                       "max_fails": 1, "fail_timeout": 1}))
+        started = time.monotonic()   # before the ejection
         for _ in range(10):   # a GET that meets the dead one goes on to the good one
             assert requests.get(srv.url + "/echo", timeout=10).status_code == 200
         assert dead.connections == 1 and len(good.requests) == 10
-        ejected_at = time.monotonic()
         assert "proxy / -> 127.0.0.1:%d" % dead.port in srv.log()
         # After fail_timeout it is tried again (and ejected again).
         assert poll(lambda: requests.get(srv.url + "/echo", timeout=10).status_code == 200 and dead.connections == 2,
                     timeout=10, interval=0.05)
-        assert time.monotonic() - ejected_at >= 0.9
+        assert time.monotonic() - started >= 1.0
     finally:
         dead.stop()
 
