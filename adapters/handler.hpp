@@ -2,9 +2,11 @@
 // The small interface every kind of handler implements (WSGI now; ASGI,
 // static files and proxies share it). A connection builds an exchange and
 // submits it; the handler answers through the exchange.
+#include <boost/asio/awaitable.hpp>
+
 #include <memory>
 
-namespace trestle::net { class exchange; class ws_channel; struct request_head; }
+namespace trestle::net { class exchange; class ws_channel; struct request_head; struct upgraded_client; }
 
 namespace trestle {
 
@@ -24,6 +26,16 @@ public:
     // the connection answer 400 to the handshake.
     virtual bool accepts_websocket(const net::request_head&) const { return false; }
     virtual void submit_websocket(std::shared_ptr<net::ws_channel>) {}
+
+    // Upgrades relayed as bytes (a proxy mount tunnels a WebSocket to its
+    // upstream) instead of spoken by the connection. The handshake is
+    // submitted like any request. When the handler answers it 101 (status
+    // set, finished with keep-alive), the connection then always awaits
+    // tunnel() with its socket, having aborted the exchange if it cannot go
+    // on; tunnel() moves bytes until either side closes, and the connection
+    // closes after it.
+    virtual bool tunnels_upgrade(const net::request_head&) const { return false; }
+    virtual boost::asio::awaitable<void> tunnel(std::shared_ptr<net::exchange>, net::upgraded_client&) { co_return; }
 };
 
 } // namespace trestle

@@ -1,21 +1,73 @@
-// PLACEHOLDER until the proxy handler lands: answers 501.
 #include "adapters/proxy/proxy_handler.hpp"
 
+#include "adapters/proxy/proxy_call.hpp"
+#include "adapters/proxy/tunnel.hpp"
 #include "bridge/net/exchange.hpp"
-#include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <stdexcept>
 
 namespace trestle::proxy {
 
-proxy_handler::proxy_handler(const proxy_mount_options& opt, net::server_context& ctx, std::string prefix)
-    : opt_(opt), ctx_(ctx), prefix_(std::move(prefix)) {}
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+std::atomic<std::uint64_t> next_pool_id{1};
+
+// Once, at startup, as nginx resolves a proxy_pass host.
+std::vector<tcp::endpoint> resolve(const std::string& text, const upstream_url& u) {
+    asio::io_context io;
+    tcp::resolver r(io);
+    boost::system::error_code ec;
+    auto results = r.resolve(u.host, std::to_string(u.port), tcp::resolver::numeric_service, ec);
+    if (ec || results.empty())
+        throw std::runtime_error("proxy upstream '" + text + "': cannot resolve '" + u.host + "': " +
+                                 (ec ? ec.message() : "no address"));
+    std::vector<tcp::endpoint> eps;
+    for (auto& e : results) eps.push_back(e.endpoint());
+    return eps;
+}
+
+} // namespace
+
+proxy_handler::proxy_handler(const proxy_mount_options& opt, net::server_context& ctx, std::string prefix) {
+    if (opt.upstreams.empty()) throw std::runtime_error("a proxy mount needs at least one upstream URL");
+    std::vector<upstream> ups;
+    for (const auto& text : opt.upstreams) {
+        upstream u;
+        std::string why;
+        if (!parse_upstream_url(text, u.url, why)) throw std::runtime_error(why);
+        u.endpoints = resolve(text, u.url);
+        u.pool_id = next_pool_id++;
+        ups.push_back(std::move(u));
+    }
+    state_ = std::make_shared<mount_state>(opt, ctx, std::move(prefix), std::move(ups));
+}
 
 proxy_handler::~proxy_handler() = default;
 
 bool proxy_handler::submit(std::shared_ptr<net::exchange> ex) {
-    std::string r = net::simple_response(501, ctx_.server_header, false);
-    ex->finish(false, r);
+    start_call(std::move(ex), state_);
     return true;
+}
+
+bool proxy_handler::watches_disconnect(const net::request_head& head) const {
+    // Not for an upgrade: its 101 must wake the connection, which then
+    // hands its socket over (see tunnel()), not wait for the client.
+    return !head.upgrade;
+}
+
+bool proxy_handler::tunnels_upgrade(const net::request_head& head) const { return head.upgrade; }
+
+asio::awaitable<void> proxy_handler::tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) {
+    std::optional<upgraded_upstream> up = claim_upgrade(ex.get());
+    if (!up || ex->client_gone()) co_return;
+    co_await splice(client, std::move(*up), state_->opt.read_timeout);
 }
 
 } // namespace trestle::proxy

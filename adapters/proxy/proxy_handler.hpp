@@ -1,26 +1,34 @@
 #pragma once
 // A proxy mount: requests under the prefix go to upstream HTTP/1.1 servers,
-// bodies streamed both ways (see docs/configuration.md, "Proxy mounts").
+// bodies streamed both ways, upgrades (WebSocket) tunnelled, all on the io
+// thread of the client's connection (see docs/configuration.md, "Proxy
+// mounts").
 #include "adapters/handler.hpp"
 #include "bridge/config/options.hpp"
 
+#include <memory>
 #include <string>
 
 namespace trestle::net { struct server_context; }
 
 namespace trestle::proxy {
 
+struct mount_state;
+
 class proxy_handler : public handler {
 public:
-    // Throws std::runtime_error (one line) for an upstream URL it cannot use.
+    // Parses and resolves every upstream. Throws std::runtime_error (one
+    // line) for a URL it cannot use or a host that does not resolve.
     proxy_handler(const proxy_mount_options& opt, net::server_context& ctx, std::string prefix);
     ~proxy_handler() override;
     bool submit(std::shared_ptr<net::exchange> ex) override;
+    // The connection notices a client that leaves while the upstream thinks.
+    bool watches_disconnect(const net::request_head& head) const override;
+    bool tunnels_upgrade(const net::request_head& head) const override;
+    boost::asio::awaitable<void> tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) override;
 
 private:
-    proxy_mount_options opt_;
-    net::server_context& ctx_;
-    std::string prefix_;
+    std::shared_ptr<mount_state> state_;   // shared with the calls in flight
 };
 
 } // namespace trestle::proxy

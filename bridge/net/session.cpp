@@ -83,7 +83,9 @@ void session::check_deadline(clock::time_point now) {
 }
 
 void session::close_if_idle() {
-    if (phase_ == phase::idle) close_now();
+    // A tunnel has no message boundary to stop at, nor a protocol to say
+    // goodbye in: it closes at once.
+    if (phase_ == phase::idle || tunnelling_) close_now();
     // On graceful shutdown a WebSocket is told the server is going away
     // (1001); the app then sees websocket.disconnect.
     if (current_ws_ && !ws_closing_) {
@@ -202,9 +204,19 @@ asio::awaitable<void> session::serve_websocket(request_parser& p) {
     current_ws_.reset();
 }
 
+asio::awaitable<void> session::serve_tunnel(std::shared_ptr<exchange> ex) {
+    upgraded_client client{socket_, std::string(static_cast<const char*>(buf_.data().data()), buf_.size())};
+    buf_.consume(buf_.size());
+    tunnelling_ = true;
+    set_phase(phase::app);   // the tunnel keeps its own idle timeout
+    co_await ctx_.app->tunnel(std::move(ex), client);
+}
+
 asio::awaitable<bool> session::serve(request_parser& p) {
     const request_head& h = p.head();
-    if (h.is_websocket()) {
+    // A mount that relays upgrades takes the handshake as a request.
+    bool tunnel = h.upgrade && ctx_.app->tunnels_upgrade(h);
+    if (h.is_websocket() && !tunnel) {
         co_await serve_websocket(p);
         co_return false;
     }
@@ -243,6 +255,11 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     bool ok = co_await pump(p, *ex, keep);
     current_.reset();
     if (ctx_.access) ctx_.access->record(*ex, started, ex->finished_at());
+    if (tunnel && ex->status() == 101) {
+        if (!ok || !keep || !p.is_done()) ex->abort();
+        co_await serve_tunnel(std::move(ex));
+        co_return false;
+    }
     if (!ok || !keep) co_return false;
     if (!p.is_done() && !co_await drain(p)) co_return false;
     co_return true;

@@ -15,6 +15,7 @@
 #include <list>
 #include <memory>
 #include <optional>
+#include <string>
 
 namespace trestle::net {
 
@@ -26,6 +27,14 @@ class session_registry;
 struct io_work;
 using generic_socket = boost::asio::generic::stream_protocol::socket;
 using clock = std::chrono::steady_clock;
+
+// A connection handed to handler::tunnel(): its socket (still the
+// connection's, which closes it afterwards) and the bytes the client sent
+// past the request.
+struct upgraded_client {
+    generic_socket& socket;
+    std::string early;
+};
 
 class session : public std::enable_shared_from_this<session>, private io_watch {
 public:
@@ -47,6 +56,7 @@ private:
     boost::asio::awaitable<bool> read_body_chunk(request_parser& p, std::string& out);
     boost::asio::awaitable<bool> serve(request_parser& p);
     boost::asio::awaitable<void> serve_websocket(request_parser& p);
+    boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<exchange> ex);
     boost::asio::awaitable<bool> pump(request_parser& p, exchange& ex, bool& keep);
     boost::asio::awaitable<bool> send_file(int fd, std::uint64_t offset, std::uint64_t count);
     boost::asio::awaitable<bool> drain(request_parser& p);
@@ -70,6 +80,7 @@ private:
     std::shared_ptr<exchange> current_;
     std::shared_ptr<ws_channel> current_ws_;
     bool ws_closing_ = false;
+    bool tunnelling_ = false;
     bool watch_reading_ = false;   // pump waits on the socket (see io_watch)
 };
 

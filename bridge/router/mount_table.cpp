@@ -75,4 +75,13 @@ void mount_table::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
     match(ch->head().path()).submit_websocket(std::move(ch));
 }
 
+bool mount_table::tunnels_upgrade(const net::request_head& head) const {
+    return match(head.path()).tunnels_upgrade(head);
+}
+
+boost::asio::awaitable<void> mount_table::tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) {
+    handler& h = match(ex->head().path());
+    co_await h.tunnel(std::move(ex), client);
+}
+
 } // namespace trestle::router

@@ -28,6 +28,8 @@ public:
     bool accepts_websocket(const net::request_head& head) const override;
     bool watches_disconnect(const net::request_head& head) const override;
     void submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
+    bool tunnels_upgrade(const net::request_head& head) const override;
+    boost::asio::awaitable<void> tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) override;
 
 private:
     struct mount {

@@ -1,0 +1,69 @@
+#include "adapters/proxy/response_parser.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+
+namespace trestle::proxy {
+
+namespace http = boost::beast::http;
+using boost::system::error_code;
+
+response_parser::response_parser(std::size_t max_header_bytes, bool head_request) {
+    header_limit(static_cast<std::uint32_t>(max_header_bytes));
+    body_limit(boost::none);   // streamed, never held whole
+    skip(head_request);
+}
+
+const std::string* response_parser::find(std::string_view lower_name) const {
+    for (auto& f : fields_)
+        if (boost::beast::iequals(f.name, lower_name)) return &f.value;
+    return nullptr;
+}
+
+void response_parser::on_response_impl(int code, boost::beast::string_view reason, int, error_code& ec) {
+    status_ = static_cast<unsigned>(code);
+    reason_.assign(reason);
+    ec = {};
+}
+
+void response_parser::on_field_impl(http::field f, boost::beast::string_view name, boost::beast::string_view value,
+                                    error_code& ec) {
+    if (fields_.size() >= max_fields_) {
+        ec = http::error::header_limit;
+        return;
+    }
+    if (f == http::field::transfer_encoding) {
+        if (!transfer_encoding_.empty()) transfer_encoding_ += ',';
+        transfer_encoding_.append(value);
+    }
+    fields_.push_back({std::string(name), std::string(value), static_cast<int>(f)});
+    ec = {};
+}
+
+void response_parser::on_header_impl(error_code& ec) {
+    ec = {};
+    // Only chunked is undone here; a body still in another transfer coding
+    // (gzip, ...) could not be passed on with its framing removed.
+    for (auto tok : http::token_list{transfer_encoding_}) {
+        if (!boost::beast::iequals(tok, "chunked")) {
+            ec = http::error::bad_transfer_encoding;
+            return;
+        }
+    }
+}
+
+std::size_t response_parser::on_body_impl(boost::beast::string_view body, error_code& ec) {
+    body_.append(body.data(), body.size());
+    ec = {};
+    return body.size();
+}
+
+std::size_t response_parser::on_chunk_body_impl(std::uint64_t, boost::beast::string_view body, error_code& ec) {
+    body_.append(body.data(), body.size());
+    ec = {};
+    return body.size();
+}
+
+} // namespace trestle::proxy

@@ -1,0 +1,240 @@
+#include "adapters/proxy/rewrite.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace trestle::proxy {
+
+namespace {
+
+char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+// RFC 9110 7.6.1 plus Proxy-Connection, which some clients still send.
+// (Proxy-Authenticate/-Authorization go through: they concern the origin here.)
+bool is_hop_by_hop(std::string_view n) {
+    return iequals(n, "connection") || iequals(n, "keep-alive") || iequals(n, "proxy-connection") ||
+           iequals(n, "te") || iequals(n, "trailer") || iequals(n, "transfer-encoding") || iequals(n, "upgrade");
+}
+
+bool listed(const std::vector<std::string>& tokens, std::string_view name) {
+    return std::any_of(tokens.begin(), tokens.end(), [&](const std::string& t) { return iequals(t, name); });
+}
+
+// Fields this hop writes itself, whoever sent them before.
+bool is_forwarding(std::string_view n) { return istarts_with(n, "x-forwarded-") || iequals(n, "forwarded"); }
+bool is_rewritten_forwarding(std::string_view n) {
+    return iequals(n, "x-forwarded-for") || iequals(n, "x-forwarded-proto") || iequals(n, "x-forwarded-host") ||
+           iequals(n, "x-forwarded-prefix") || iequals(n, "forwarded");
+}
+
+void append_list(std::string& list, std::string_view value) {
+    value = trim(value);
+    if (value.empty()) return;
+    if (!list.empty()) list += ", ";
+    list.append(value);
+}
+
+void add_field(std::string& out, std::string_view name, std::string_view value) {
+    out.append(name);
+    out += ": ";
+    out.append(value);
+    out += "\r\n";
+}
+
+bool is_tchar(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// RFC 7239 4: a value that is not a token is a quoted-string.
+std::string token_or_quoted(std::string_view v) {
+    if (!v.empty() && std::all_of(v.begin(), v.end(), is_tchar)) return std::string(v);
+    std::string q = "\"";
+    for (char c : v) {
+        if (c == '"' || c == '\\') q += '\\';
+        q += c;
+    }
+    q += '"';
+    return q;
+}
+
+std::string forwarded_node(const std::string& addr) {
+    if (addr.empty()) return "unknown";
+    if (addr.find(':') != std::string::npos) return "\"[" + addr + "]\"";   // IPv6 (RFC 7239 6)
+    return addr;
+}
+
+} // namespace
+
+bool has_dot_segment(std::string_view path) {
+    std::size_t pos = 0;
+    while (pos <= path.size()) {
+        std::size_t end = path.find('/', pos);
+        std::string_view seg = path.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+        // "." and ".." with any of their dots written as %2e.
+        std::size_t dots = 0, i = 0;
+        bool only_dots = !seg.empty();
+        while (i < seg.size() && only_dots) {
+            if (seg[i] == '.') {
+                ++dots;
+                ++i;
+            } else if (seg.size() - i >= 3 && seg[i] == '%' && seg[i + 1] == '2' && lower(seg[i + 2]) == 'e') {
+                ++dots;
+                i += 3;
+            } else {
+                only_dots = false;
+            }
+        }
+        if (only_dots && dots <= 2) return true;
+        if (end == std::string_view::npos) break;
+        pos = end + 1;
+    }
+    return false;
+}
+
+std::optional<std::string> upstream_target(const net::request_head& h, std::string_view prefix,
+                                           const std::optional<std::string>& upstream_path) {
+    if (h.target == "*") return h.target;   // OPTIONS *
+    std::string_view path = h.path();
+    if (has_dot_segment(path)) return std::nullopt;
+    // The query as sent, '?' included (an empty one too), without a fragment.
+    std::string_view t = h.target;
+    t = t.substr(0, t.find('#'));
+    std::size_t q = t.find('?');
+    std::string_view query = q == std::string_view::npos ? std::string_view{} : t.substr(q);
+
+    if (!upstream_path) {
+        if (!t.empty() && t[0] == '/') return std::string(t);
+        return std::string(path) + std::string(query);   // absolute-form: sent as origin-form
+    }
+    std::string_view rest = path.starts_with(prefix) ? path.substr(prefix.size()) : path;
+    std::string out = *upstream_path;
+    if (!rest.empty()) {
+        if (out.ends_with('/') && rest.starts_with('/')) rest.remove_prefix(1);
+        out.append(rest);
+    }
+    out.append(query);
+    return out;
+}
+
+std::vector<std::string> connection_tokens(const std::vector<net::header_field>& fields) {
+    std::vector<std::string> tokens;
+    for (auto& f : fields) {
+        if (!iequals(f.name, "connection")) continue;
+        std::string_view v = f.value;
+        while (!v.empty()) {
+            std::size_t comma = v.find(',');
+            std::string_view tok = trim(v.substr(0, comma));
+            if (!tok.empty()) {
+                std::string t(tok);
+                std::transform(t.begin(), t.end(), t.begin(), lower);
+                tokens.push_back(std::move(t));
+            }
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return tokens;
+}
+
+std::string forwarded_element(const net::endpoint_info& ep, const std::string* host) {
+    std::string e = "for=" + forwarded_node(ep.peer_addr) + ";proto=" + token_or_quoted(ep.scheme);
+    if (host && !host->empty()) e += ";host=" + token_or_quoted(*host);
+    return e;
+}
+
+std::string upstream_request_head(const net::request_head& h, const net::endpoint_info& ep,
+                                  std::string_view target, const forward_options& o) {
+    std::vector<std::string> tokens = connection_tokens(h.headers);
+    const std::string* client_host = h.find("host");
+    bool trusted = ep.trusted_peer;
+    std::string xff, fwd, xfh, xfprefix, upgrade;
+
+    std::string out;
+    out.reserve(512);
+    out += h.method;
+    out += ' ';
+    out.append(target);
+    out += " HTTP/1.1\r\nHost: ";
+    if (o.preserve_host && client_host) out += *client_host;
+    else out.append(o.upstream_host);
+    out += "\r\n";
+
+    for (auto& f : h.headers) {
+        std::string_view n = f.name;
+        if (iequals(n, "upgrade")) {
+            if (upgrade.empty()) upgrade = f.value;
+            continue;
+        }
+        if (is_hop_by_hop(n) || listed(tokens, n)) continue;
+        // Set below from what the client sent (the framing) or by this hop.
+        // Expect is not passed: the connection answers 100-continue itself.
+        if (iequals(n, "host") || iequals(n, "content-length") || iequals(n, "expect")) continue;
+        // As nginx does: a name with '_' could pose as a '-' one once an
+        // upstream maps both to one CGI variable (X_Forwarded_For).
+        if (n.find('_') != std::string_view::npos) continue;
+        if (is_forwarding(n)) {
+            if (!trusted) continue;
+            if (iequals(n, "x-forwarded-for")) append_list(xff, f.value);
+            else if (iequals(n, "forwarded")) append_list(fwd, f.value);
+            else if (iequals(n, "x-forwarded-host")) { if (xfh.empty()) xfh = trim(f.value); }
+            else if (iequals(n, "x-forwarded-prefix")) { if (xfprefix.empty()) xfprefix = trim(f.value); }
+            if (is_rewritten_forwarding(n)) continue;
+        }
+        add_field(out, n, f.value);
+    }
+
+    if (h.chunked) out += "Transfer-Encoding: chunked\r\n";
+    else if (h.content_length) add_field(out, "Content-Length", std::to_string(*h.content_length));
+    if (o.tunnel && !upgrade.empty()) {
+        out += "Connection: upgrade\r\n";
+        add_field(out, "Upgrade", upgrade);
+    } else if (o.close) {
+        out += "Connection: close\r\n";
+    }
+
+    if (!ep.peer_addr.empty()) append_list(xff, ep.peer_addr);
+    if (!xff.empty()) add_field(out, "X-Forwarded-For", xff);
+    add_field(out, "X-Forwarded-Proto", ep.scheme);
+    if (xfh.empty() && client_host) xfh = *client_host;
+    if (!xfh.empty()) add_field(out, "X-Forwarded-Host", xfh);
+    if (o.prefix_replaced && !o.prefix.empty()) {
+        // An outer proxy's stripped prefix comes first: together they are
+        // the path the client saw above what the upstream sees.
+        while (xfprefix.ends_with('/')) xfprefix.pop_back();
+        add_field(out, "X-Forwarded-Prefix", xfprefix + std::string(o.prefix));
+    } else if (!xfprefix.empty()) {
+        add_field(out, "X-Forwarded-Prefix", xfprefix);
+    }
+    append_list(fwd, forwarded_element(ep, client_host));
+    add_field(out, "Forwarded", fwd);
+    out += "\r\n";
+    return out;
+}
+
+std::string client_response_fields(const std::vector<net::header_field>& fields) {
+    std::vector<std::string> tokens = connection_tokens(fields);
+    std::string out;
+    for (auto& f : fields) {
+        std::string_view n = f.name;
+        if (is_hop_by_hop(n) || listed(tokens, n)) continue;
+        if (iequals(n, "content-length") || iequals(n, "server") || iequals(n, "date")) continue;
+        add_field(out, n, f.value);
+    }
+    return out;
+}
+
+} // namespace trestle::proxy

@@ -1,0 +1,55 @@
+#pragma once
+// What a proxy mount changes in the messages it relays, as pure functions:
+// the request-target sent upstream (nginx's proxy_pass path rules), the
+// request head (hop-by-hop fields out, Host, framing, X-Forwarded-* and
+// Forwarded in) and the fields of the response passed back.
+#include "bridge/net/request.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trestle::proxy {
+
+// True if a segment of `path` is "." or ".." (also written %2e): an
+// upstream that resolves them could be led outside what the mount maps.
+bool has_dot_segment(std::string_view path);
+
+// The request-target for the upstream. Without an upstream path the
+// request's own origin-form target goes unchanged; with one, the mount
+// prefix is replaced by it ("/billing/x" under "/billing" to "/api" is
+// "/api/x"; to "/" it is "/x"). The query is kept as sent. Unset when the
+// path has dot segments (answered 400).
+std::optional<std::string> upstream_target(const net::request_head& h, std::string_view prefix,
+                                           const std::optional<std::string>& upstream_path);
+
+struct forward_options {
+    std::string_view prefix;          // the mount prefix, "" at the root
+    bool prefix_replaced = false;     // the upstream URL has a path: X-Forwarded-Prefix is sent
+    std::string_view upstream_host;   // the Host sent unless preserve_host
+    bool preserve_host = false;
+    bool tunnel = false;              // keep Upgrade: the upstream may switch protocols
+    bool close = false;               // ask the upstream to close after the response
+};
+
+// The request head sent upstream, ending in the blank line: HTTP/1.1,
+// hop-by-hop fields and those Connection names dropped, the framing the
+// client used (Content-Length as received, or chunked; never both), and
+// X-Forwarded-For/-Proto/-Host/-Prefix and Forwarded (RFC 7239) set. A
+// trusted peer's forwarding headers are extended; anyone else's dropped.
+std::string upstream_request_head(const net::request_head& h, const net::endpoint_info& ep,
+                                  std::string_view target, const forward_options& o);
+
+// This hop's Forwarded element: for=...;proto=...[;host=...].
+std::string forwarded_element(const net::endpoint_info& ep, const std::string* host);
+
+// The upstream response's fields to pass on, as "Name: value\r\n" lines:
+// without hop-by-hop fields and those Connection names, and without
+// Content-Length, Server and Date, which the response writer sets.
+std::string client_response_fields(const std::vector<net::header_field>& fields);
+
+// The tokens of every Connection field, lower-cased.
+std::vector<std::string> connection_tokens(const std::vector<net::header_field>& fields);
+
+} // namespace trestle::proxy

@@ -1,0 +1,106 @@
+#include "adapters/proxy/response_parser.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <gtest/gtest.h>
+
+namespace trestle::proxy {
+namespace {
+
+namespace http = boost::beast::http;
+using boost::system::error_code;
+
+// Feeds `bytes` whole; returns the error, if any, other than need_more.
+error_code feed(response_parser& p, std::string_view bytes) {
+    error_code ec;
+    std::size_t used = 0;
+    while (used < bytes.size()) {
+        std::size_t n = p.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+        used += n;
+        if (ec == http::error::need_more) return {};
+        if (ec || n == 0) break;
+    }
+    return ec;
+}
+
+TEST(response_parser, keeps_the_status_fields_and_body) {
+    response_parser p(64 * 1024, false);
+    p.eager(true);
+    ASSERT_FALSE(feed(p, "HTTP/1.1 201 Made\r\nSet-Cookie: a\r\nset-cookie: b\r\nContent-Length: 3\r\n\r\nabc"));
+    ASSERT_TRUE(p.is_done());
+    EXPECT_EQ(p.status(), 201u);
+    EXPECT_EQ(p.reason(), "Made");
+    ASSERT_EQ(p.fields().size(), 3u);
+    EXPECT_EQ(p.fields()[1].value, "b");
+    EXPECT_EQ(p.body_sink(), "abc");
+}
+
+TEST(response_parser, unchunks) {
+    response_parser p(64 * 1024, false);
+    p.eager(true);
+    ASSERT_FALSE(feed(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n"));
+    EXPECT_TRUE(p.is_done());
+    EXPECT_TRUE(p.chunked());
+    EXPECT_EQ(p.body_sink(), "abcde");
+}
+
+TEST(response_parser, refuses_ambiguous_framing) {
+    for (const char* r : {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"}) {
+        response_parser p(64 * 1024, false);
+        EXPECT_TRUE(feed(p, r)) << r;
+    }
+}
+
+TEST(response_parser, head_and_bodiless_statuses_have_no_body) {
+    response_parser head(64 * 1024, true);
+    ASSERT_FALSE(feed(head, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"));
+    EXPECT_TRUE(head.is_done());
+    EXPECT_EQ(head.content_length().value_or(0), 100u);
+    for (const char* r : {"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                          "HTTP/1.1 100 Continue\r\n\r\n"}) {
+        response_parser p(64 * 1024, false);
+        ASSERT_FALSE(feed(p, r)) << r;
+        EXPECT_TRUE(p.is_done()) << r;
+    }
+}
+
+TEST(response_parser, close_delimited_ends_at_eof) {
+    response_parser p(64 * 1024, false);
+    p.eager(true);
+    ASSERT_FALSE(feed(p, "HTTP/1.0 200 OK\r\n\r\nsome"));
+    EXPECT_FALSE(p.is_done());
+    EXPECT_TRUE(p.need_eof());
+    error_code ec;
+    p.put_eof(ec);
+    EXPECT_FALSE(ec);
+    EXPECT_TRUE(p.is_done());
+    EXPECT_EQ(p.body_sink(), "some");
+}
+
+TEST(response_parser, a_truncated_body_is_an_error_at_eof) {
+    response_parser p(64 * 1024, false);
+    p.eager(true);
+    ASSERT_FALSE(feed(p, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"));
+    error_code ec;
+    p.put_eof(ec);
+    EXPECT_TRUE(ec);
+    response_parser c(64 * 1024, false);
+    c.eager(true);
+    ASSERT_FALSE(feed(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
+    c.put_eof(ec);
+    EXPECT_TRUE(ec);
+}
+
+TEST(response_parser, head_size_is_limited) {
+    response_parser p(100, false);
+    std::string big = "HTTP/1.1 200 OK\r\nX: " + std::string(200, 'a') + "\r\n\r\n";
+    EXPECT_EQ(feed(p, big), http::error::header_limit);
+}
+
+} // namespace
+} // namespace trestle::proxy
