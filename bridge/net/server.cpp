@@ -91,6 +91,7 @@ void log_exception(std::exception_ptr e) {
 } // namespace
 
 struct server::impl {
+    impl(server_context& c, int b) : ctx(c), backlog(b) {}
     server_context& ctx;
     int backlog;
     std::vector<std::unique_ptr<io_worker>> workers;
@@ -199,7 +200,7 @@ struct server::impl {
 };
 
 server::server(server_context& ctx, std::size_t io_threads, int backlog)
-    : impl_(new impl{ctx, backlog}) {
+    : impl_(std::make_unique<impl>(ctx, backlog)) {
     for (std::size_t i = 0; i < io_threads; ++i) impl_->workers.push_back(std::make_unique<io_worker>());
 }
 
