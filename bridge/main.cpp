@@ -46,6 +46,24 @@ std::string choose_interface(const options& opt, PyObject* app) {
     return detected;
 }
 
+// Flask async views on the shared loop (adapters/python/trestle/flask.py):
+// trestle.flask._attach installs the integration on a Flask app unless
+// --no-flask-async. True if the loop must run: for this app, or for the
+// explicit installs and startup hooks of the apps loaded so far.
+bool attach_flask(const options& opt, PyObject* app, const std::string& spec) {
+    py::ref mod = py::ref::steal(PyImport_ImportModule("trestle.flask"));
+    py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), "_attach") : nullptr);
+    PyObject* automatic = opt.flask_async ? Py_True : Py_False;   // borrowed
+    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app, automatic, nullptr) : nullptr);
+    if (!r) {
+        py::print_exception();
+        die(1, "cannot set up the Flask integration for " + spec);
+    }
+    PyObject* note = PyTuple_GET_ITEM(r.get(), 1);   // borrowed
+    if (note != Py_None) log::info(spec + ": " + PyUnicode_AsUTF8(note));
+    return PyTuple_GET_ITEM(r.get(), 0) == Py_True;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -94,7 +112,7 @@ int main(int argc, char** argv) {
     std::vector<mounted> apps;
     apps.push_back({"", opt.app, {}, {}, {}, {}});
     for (auto& [prefix, spec] : opt.mounts) apps.push_back({prefix, spec, {}, {}, {}, {}});
-    bool any_asgi = false;
+    bool any_asgi = false, flask_loop = false;
     for (auto& m : apps) {
         m.app = py::load_app(m.spec);
         m.iface = choose_interface(opt, m.app.get());
@@ -106,17 +124,18 @@ int main(int argc, char** argv) {
             }
         }
         any_asgi = any_asgi || m.iface != "wsgi";
+        if (m.iface == "wsgi") flask_loop = attach_flask(opt, m.app.get(), m.spec) || flask_loop;
     }
 
     // One pool and, if any app needs it, one loop, shared by every mount.
     runtime::thread_pool pool(opt.threads, opt.max_queue);
     std::unique_ptr<runtime::loop_thread> loop;
-    if (any_asgi) {
+    if (any_asgi || flask_loop) {
         loop = std::make_unique<runtime::loop_thread>(opt.loop, pool);
         py::release_main_thread();
         bool started = loop->start();
         py::acquire_main_thread();
-        if (!started) die(1, "the event loop could not start");
+        if (!started) die(1, "the event loop could not start, or a startup hook failed (see above)");
     }
 
     for (auto& m : apps) {
