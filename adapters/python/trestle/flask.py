@@ -27,7 +27,9 @@ runs the request waits for it with the GIL released::
         await jobs.put(1)             # the same queue, on the same loop, every request
         return "queued"
 
-Public API: ``install``, ``run``, ``startup``, ``shutdown``.
+Public API: ``install``, ``run``, ``startup``, ``shutdown``, and the errors
+``LoopThreadError`` and ``LoopStoppedError``. docs/configuration.md has the
+details.
 """
 import asyncio
 import contextvars
@@ -37,7 +39,7 @@ import threading
 
 from trestle import _runtime
 
-__all__ = ["install", "run", "startup", "shutdown"]
+__all__ = ["install", "run", "startup", "shutdown", "LoopThreadError", "LoopStoppedError"]
 
 
 class LoopThreadError(RuntimeError):
