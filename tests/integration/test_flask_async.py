@@ -261,14 +261,18 @@ def test_sync_call_on_the_loop_thread_raises_instead_of_hanging(serve):
 # --- disconnects and shutdown ----------------------------------------------------------------
 
 def test_client_disconnect_while_the_view_waits(serve):
-    srv = serve(APP, "--threads", "1")
+    srv = serve(APP, "--threads", "2")
     s = socket.create_connection((srv.host, srv.port), timeout=TIMEOUT)
-    s.sendall(b"GET /sleep?s=0.3&id=gone HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert poll(lambda: get_json(srv, "/task/gone")["state"] is not None)
+    s.sendall(b"GET /sleep?s=0.5&id=gone HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert poll(lambda: task_state(srv, "gone") == "sleeping")
     s.close()
-    # The view ran to its end and the only pool thread is free again.
+    # The view runs to its end (WSGI requests are not cancelled when the
+    # client goes), and its pool thread serves again: two sleeping views at
+    # once need both threads.
     assert poll(lambda: task_state(srv, "gone") == "finished")
-    assert get_json(srv, "/loop")["on_trestle_loop"] is True
+    results, errors = concurrently(2, 1, lambda t, i: get_json(srv, "/sleep", params={"s": "0.2"}))
+    assert errors == [] and len(results) == 2
+    assert max(r["max_inflight"] for r in results) == 2
     assert "Traceback" not in srv.log()
 
 
