@@ -61,6 +61,12 @@ async def report_at_shutdown():
           % (not SHARED["consumer"].done()), file=sys.stderr, flush=True)
 
 
+@trestle.flask.shutdown
+def failing_shutdown_hook():
+    # Registered last, so it runs first; the hook above must still run.
+    raise ValueError("shutdown hook exploded on purpose 9c4d")
+
+
 # --- hooks ---------------------------------------------------------------------------------
 
 @app.before_request

@@ -98,7 +98,7 @@ async def _run_shutdown_hooks():
             result = fn()
             if hasattr(result, "__await__"):
                 await result
-        except Exception:  # noqa: B902 - one failing hook must not skip the others
+        except (Exception, asyncio.CancelledError):  # noqa: B902 - one failing hook must not skip the others
             print("trestle: shutdown hook %s failed:" % _hook_name(fn), file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
 
