@@ -1,5 +1,7 @@
 // trestle: serve a Python web app (WSGI on the thread pool, ASGI on the loop).
 #include "adapters/asgi/asgi_handler.hpp"
+#include "adapters/proxy/proxy_handler.hpp"
+#include "adapters/static/static_handler.hpp"
 #include "adapters/wsgi/wsgi_handler.hpp"
 #include "bridge/config/options.hpp"
 #include "bridge/net/server.hpp"
@@ -33,34 +35,48 @@ py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, P
     ::_exit(code);
 }
 
-// "wsgi", "asgi3" or "asgi2" for the app, honouring --interface.
-std::string choose_interface(const options& opt, PyObject* app) {
+// "wsgi", "asgi3" or "asgi2" for the app, honouring the mount's interface
+// (or --interface).
+std::string choose_interface(const std::string& wanted, PyObject* app) {
     py::ref kind = call_asgi_helper("detect", app);
     if (!kind) {
         py::print_exception();
         die(1, "cannot inspect the app");
     }
     std::string detected = PyUnicode_AsUTF8(kind.get());
-    if (opt.interface == "wsgi") return "wsgi";
-    if (opt.interface == "asgi") return detected == "asgi2" ? "asgi2" : "asgi3";
+    if (wanted == "wsgi") return "wsgi";
+    if (wanted == "asgi") return detected == "asgi2" ? "asgi2" : "asgi3";
     return detected;
 }
 
+// One mount being set up: its spec, and for Python apps the loaded app.
+struct mounted {
+    const mount_spec* spec;
+    std::string iface;   // wsgi, asgi2, asgi3; empty for static and proxy mounts
+    py::ref app, lifespan;
+    std::unique_ptr<handler> h;
+};
+
+std::string where(const mount_spec& m) {
+    return m.prefix.empty() ? "the root mount" : "mount " + m.prefix;
+}
+
 // Flask async views on the shared loop (adapters/python/trestle/flask.py):
-// trestle.flask._attach installs the integration on a Flask app unless
-// --no-flask-async. True if the loop must run: for this app, or for the
-// explicit installs and startup hooks of the apps loaded so far.
-bool attach_flask(const options& opt, PyObject* app, const std::string& spec) {
+// trestle.flask._attach installs the integration on a Flask app if
+// `automatic` (flask_async, per mount or server-wide). True if the loop must
+// run: for this app, or for the explicit installs and startup hooks of the
+// apps loaded so far.
+bool attach_flask(PyObject* app, bool automatic, const std::string& name) {
     py::ref mod = py::ref::steal(PyImport_ImportModule("trestle.flask"));
     py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), "_attach") : nullptr);
-    PyObject* automatic = opt.flask_async ? Py_True : Py_False;   // borrowed
-    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app, automatic, nullptr) : nullptr);
+    PyObject* flag = automatic ? Py_True : Py_False;   // borrowed
+    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app, flag, nullptr) : nullptr);
     if (!r) {
         py::print_exception();
-        die(1, "cannot set up the Flask integration for " + spec);
+        die(1, "cannot set up the Flask integration for " + name);
     }
     PyObject* note = PyTuple_GET_ITEM(r.get(), 1);   // borrowed
-    if (note != Py_None) log::info(spec + ": " + PyUnicode_AsUTF8(note));
+    if (note != Py_None) log::info(name + ": " + PyUnicode_AsUTF8(note));
     return PyTuple_GET_ITEM(r.get(), 0) == Py_True;
 }
 
@@ -100,31 +116,33 @@ int main(int argc, char** argv) {
     ctx.ws_max_size = opt.ws_max_size;
     ctx.ws_idle_timeout = opt.ws_idle_timeout;
     ctx.access = access.get();
+    if (std::string why; !ctx.trusted.parse(opt.forwarded_allow_ips, why)) {
+        std::fprintf(stderr, "trestle: error: --forwarded-allow-ips: %s\n", why.c_str());
+        return 2;
+    }
 
     py::initialize({opt.chdir, opt.pythonpath, opt.venv});
 
-    // The root app and every mounted one, loaded before anything starts.
-    struct mounted {
-        std::string prefix, spec, iface;
-        py::ref app, lifespan;
-        std::unique_ptr<handler> h;
-    };
+    // Every Python app is loaded before anything starts.
     std::vector<mounted> apps;
-    apps.push_back({"", opt.app, {}, {}, {}, {}});
-    for (auto& [prefix, spec] : opt.mounts) apps.push_back({prefix, spec, {}, {}, {}, {}});
     bool any_asgi = false, flask_loop = false;
-    for (auto& m : apps) {
-        m.app = py::load_app(m.spec);
-        m.iface = choose_interface(opt, m.app.get());
-        if (m.iface == "asgi2") {
-            m.app = call_asgi_helper("asgi2_to_3", m.app.get());
-            if (!m.app) {
-                py::print_exception();
-                die(1, "cannot wrap the ASGI 2 app " + m.spec);
+    for (auto& spec : opt.mounts) {
+        mounted m{&spec, {}, {}, {}, {}};
+        if (spec.type == mount_spec::kind::app) {
+            m.app = py::load_app(spec.app);
+            m.iface = choose_interface(spec.interface.empty() ? opt.interface : spec.interface, m.app.get());
+            if (m.iface == "asgi2") {
+                m.app = call_asgi_helper("asgi2_to_3", m.app.get());
+                if (!m.app) {
+                    py::print_exception();
+                    die(1, "cannot wrap the ASGI 2 app " + spec.app);
+                }
             }
+            any_asgi = any_asgi || m.iface != "wsgi";
+            if (m.iface == "wsgi")
+                flask_loop = attach_flask(m.app.get(), spec.flask_async.value_or(opt.flask_async), spec.app) || flask_loop;
         }
-        any_asgi = any_asgi || m.iface != "wsgi";
-        if (m.iface == "wsgi") flask_loop = attach_flask(opt, m.app.get(), m.spec) || flask_loop;
+        apps.push_back(std::move(m));
     }
 
     // One pool and, if any app needs it, one loop, shared by every mount.
@@ -139,37 +157,66 @@ int main(int argc, char** argv) {
     }
 
     for (auto& m : apps) {
-        if (m.iface == "wsgi") {
-            m.h = std::make_unique<wsgi::wsgi_handler>(m.app, pool, ctx, m.prefix);
+        const mount_spec& spec = *m.spec;
+        if (spec.type == mount_spec::kind::static_files) {
+            try {
+                m.h = std::make_unique<statics::static_handler>(spec.files, ctx, spec.prefix);
+            } catch (const std::exception& e) {
+                die(2, spec.origin + ": " + where(spec) + ": " + e.what());
+            }
             continue;
         }
-        auto h = std::make_unique<asgi::asgi_handler>(m.app, *loop, ctx, m.prefix);
+        if (spec.type == mount_spec::kind::proxy) {
+            try {
+                m.h = std::make_unique<proxy::proxy_handler>(spec.proxy, ctx, spec.prefix);
+            } catch (const std::exception& e) {
+                die(2, spec.origin + ": " + where(spec) + ": " + e.what());
+            }
+            continue;
+        }
+        if (m.iface == "wsgi") {
+            m.h = std::make_unique<wsgi::wsgi_handler>(m.app, pool, ctx, spec.prefix);
+            continue;
+        }
+        auto h = std::make_unique<asgi::asgi_handler>(m.app, *loop, ctx, spec.prefix);
+        if (!spec.prefix.empty()) {
+            py::ref excludes = call_asgi_helper("path_excludes_root", m.app.get());
+            if (!excludes) {
+                py::print_exception();
+                die(1, "cannot inspect the app " + spec.app);
+            }
+            h->scopes().set_path_excludes_root(excludes.get() == Py_True);
+        }
         if (opt.lifespan != "off") {
             py::ref mode = py::ref::steal(PyUnicode_FromString(opt.lifespan.c_str()));
             m.lifespan = call_asgi_helper("Lifespan", m.app.get(), mode.get(), loop->loop());
             py::ref result = m.lifespan ? call_asgi_helper("run_startup", m.lifespan.get(), Py_None) : py::ref{};
             if (!result) {
                 py::print_exception();
-                die(1, "ASGI lifespan startup failed for " + m.spec);
+                die(1, "ASGI lifespan startup failed for " + spec.app);
             }
             if (PyTuple_GET_ITEM(result.get(), 0) != Py_True) {
                 PyObject* why = PyTuple_GET_ITEM(result.get(), 1);   // borrowed
-                die(1, "ASGI lifespan startup failed for " + m.spec + ": " + PyUnicode_AsUTF8(why));
+                die(1, "ASGI lifespan startup failed for " + spec.app + ": " + PyUnicode_AsUTF8(why));
             }
             py::ref supported = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "supported"));
             if (supported.get() == Py_True) {
                 py::ref state = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "state"));
                 h->scopes().set_state(state.get());
             } else {
-                log::info("ASGI lifespan not supported by " + m.spec + "; continuing without it");
+                log::info("ASGI lifespan not supported by " + spec.app + "; continuing without it");
                 m.lifespan.reset();
             }
         }
         m.h = std::move(h);
     }
-    router::mount_table table(*apps.front().h);
-    for (std::size_t i = 1; i < apps.size(); ++i) table.add(apps[i].prefix, *apps[i].h);
-    ctx.app = apps.size() > 1 ? static_cast<handler*>(&table) : apps.front().h.get();
+    handler* root = nullptr;
+    for (auto& m : apps)
+        if (m.spec->prefix.empty()) root = m.h.get();
+    router::mount_table table(root, ctx.server_header);
+    for (auto& m : apps)
+        if (!m.spec->prefix.empty()) table.add(m.spec->prefix, *m.h);
+    ctx.app = apps.size() == 1 && root ? root : static_cast<handler*>(&table);
 
     net::server srv(ctx, opt.io_threads, opt.backlog);
     try {
@@ -180,8 +227,8 @@ int main(int argc, char** argv) {
         ::_exit(e.usage ? 2 : 1);
     }
     for (auto& m : apps) {
-        std::string what = m.iface == "wsgi" ? "(WSGI)" : "(ASGI, " + loop->kind() + " loop)";
-        log::info("serving " + m.spec + " " + what + (m.prefix.empty() ? "" : " at " + m.prefix));
+        std::string what = m.iface.empty() ? "" : m.iface == "wsgi" ? " (WSGI)" : " (ASGI, " + loop->kind() + " loop)";
+        log::info("serving " + m.spec->describe() + what + (m.spec->prefix.empty() ? "" : " at " + m.spec->prefix));
     }
     log::info("serving with " + std::to_string(opt.threads) + " thread(s), pid " + std::to_string(::getpid()));
 
@@ -196,7 +243,7 @@ int main(int argc, char** argv) {
         py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
         if (!result) py::print_exception();
         else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
-            log::error("ASGI lifespan shutdown failed for " + m.spec + ": " + PyUnicode_AsUTF8(PyTuple_GET_ITEM(result.get(), 1)));
+            log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + PyUnicode_AsUTF8(PyTuple_GET_ITEM(result.get(), 1)));
     }
     if (loop) loop->stop();
     // Jobs still queued or running get what is left of the graceful period.

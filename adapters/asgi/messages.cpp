@@ -71,8 +71,10 @@ std::optional<response_start> parse_response_start(PyObject* message) {
         return std::nullopt;
     }
     long code = PyLong_AsLong(st);
-    if (code < 100 || code > 999) {
-        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "invalid HTTP status %ld", code);
+    // 1xx are interim responses, never the final one (a client would wait for
+    // another and desynchronise); RFC 9110 defines nothing from 600 on.
+    if (code < 200 || code > 599) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "invalid HTTP status %ld: a response's status is 200 to 599", code);
         return std::nullopt;
     }
     response_start r;

@@ -1,6 +1,7 @@
 #include "adapters/asgi/scope.hpp"
 
 #include "bridge/net/http_util.hpp"
+#include "bridge/python/call.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
@@ -136,8 +137,9 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     }
 
     std::string_view raw = h.path();
-    // path is what follows the mount prefix (root_path); raw_path stays whole.
-    std::string_view rest = raw.substr(std::min(root_len_, raw.size()));
+    // path and raw_path are whole (root_path included), unless the app
+    // wants the prefix stripped (see set_path_excludes_root).
+    std::string_view rest = strip_root_ ? raw.substr(std::min(root_len_, raw.size())) : raw;
     std::string decoded;
     net::percent_decode(rest, decoded);   // a NUL stays a NUL in a Python str; nothing is lost
     if (!set_owned(d, K->path, PyUnicode_DecodeUTF8(decoded.data(), static_cast<Py_ssize_t>(decoded.size()), "replace")) ||
@@ -154,6 +156,10 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
         Py_XDECREF(value);
         if (!pair) return {};
         PyList_SET_ITEM(headers, static_cast<Py_ssize_t>(i), pair);   // steals
+    }
+    if (ep.scheme == "https") {   // a trusted proxy says so (--forwarded-allow-ips)
+        static py::name https("https"), wss("wss");
+        if (PyDict_SetItem(d, K->scheme, websocket ? wss.get() : https.get()) < 0) return {};
     }
     if (ep.is_unix) {
         PyDict_SetItem(d, K->client, Py_None);

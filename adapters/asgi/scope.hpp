@@ -17,6 +17,11 @@ public:
     // Requires the GIL. `root_path` is the mount prefix ("" at the root).
     explicit scope_builder(std::string root_path = {});
 
+    // `path` is the whole decoded path, root_path included, as the ASGI spec
+    // has it; for apps that read it as the part after root_path (Starlette
+    // before 0.33), the prefix is stripped instead.
+    void set_path_excludes_root(bool v) { strip_root_ = v; }
+
     // The lifespan state dict; each scope gets a shallow copy. Borrowed.
     void set_state(PyObject* state) { state_ = py::ref::borrow(state); }
 
@@ -34,6 +39,7 @@ private:
     py::ref ws_extensions_;     // {"websocket.http.response": {}}
     py::ref root_path_;
     std::size_t root_len_ = 0;
+    bool strip_root_ = false;
     py::ref state_;
     // The last server address seen and its (host, port) tuple; only touched
     // on the loop thread, with the GIL.

@@ -2,6 +2,7 @@
 
 #include "adapters/wsgi/wsgi.hpp"
 #include "bridge/net/http_util.hpp"
+#include "bridge/python/call.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
@@ -160,6 +161,11 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
         PyDict_SetItem(d, K->REMOTE_ADDR, K->empty);
     }
     if (PyDict_SetItem(d, K->wsgi_input, input) < 0) return {};
+    if (ep.scheme == "https") {   // a trusted proxy says so (--forwarded-allow-ips)
+        static py::name url_scheme("wsgi.url_scheme"), https("https"), HTTPS("HTTPS"), on("on");
+        if (PyDict_SetItem(d, url_scheme.get(), https.get()) < 0 || PyDict_SetItem(d, HTTPS.get(), on.get()) < 0)
+            return {};
+    }
 
     for (const auto& f : h.headers) {
         py::ref key = py::ref::steal(header_key(f));

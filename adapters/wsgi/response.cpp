@@ -126,6 +126,12 @@ PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject*
         PyErr_Format(PyExc_ValueError, "invalid status %R: expected '200 OK'", status);
         return nullptr;
     }
+    // A 1xx is an interim response: sent as the final one, the client would
+    // wait for another and take the next request's response for this one.
+    if (code < 200 || code > 599) {
+        PyErr_Format(PyExc_ValueError, "invalid status %R: a response's status is 200 to 599", status);
+        return nullptr;
+    }
     if (!PyList_Check(headers) && !PyTuple_Check(headers))
         return type_error("headers must be a list of (name, value) tuples, not %.100s", headers);
 

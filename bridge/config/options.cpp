@@ -2,9 +2,11 @@
 #include "bridge/router/mount_table.hpp"
 
 #include <CLI/CLI.hpp>
+#include <toml++/toml.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 
 namespace trestle {
 namespace {
@@ -13,35 +15,72 @@ std::chrono::milliseconds seconds_to_ms(double s) {
     return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
 }
 
+double ms_to_seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.count()) / 1000.0; }
+
 [[noreturn]] void usage_error(const std::string& msg) {
     std::fprintf(stderr, "trestle: error: %s (see trestle --help)\n", msg.c_str());
     std::exit(2);
 }
 
-} // namespace
+[[noreturn]] void config_error(const std::string& where, const std::string& msg) {
+    std::fprintf(stderr, "trestle: error: %s: %s\n", where.c_str(), msg.c_str());
+    std::exit(2);
+}
 
-options parse_options(int argc, char** argv) {
-    options o;
-    CLI::App cli{"Trestle: an HTTP server for Python web apps (WSGI and ASGI), in C++."};
+// Values a flag holds in another unit (seconds) until they are stored.
+struct cli_values {
+    double header_timeout, keepalive_timeout, io_timeout, graceful, ws_idle;
+    bool no_flask_async;
+    std::string app;
+    std::vector<std::string> mounts;
+    std::string config;
+
+    explicit cli_values(const options& o)
+        : header_timeout(ms_to_seconds(o.limits.header_timeout)),
+          keepalive_timeout(ms_to_seconds(o.limits.keepalive_timeout)),
+          io_timeout(ms_to_seconds(o.limits.io_timeout)),
+          graceful(ms_to_seconds(o.graceful_timeout)),
+          ws_idle(ms_to_seconds(o.ws_idle_timeout)),
+          no_flask_async(!o.flask_async) {}
+
+    void store(options& o) const {
+        o.limits.header_timeout = seconds_to_ms(header_timeout);
+        o.limits.keepalive_timeout = seconds_to_ms(keepalive_timeout);
+        o.limits.io_timeout = seconds_to_ms(io_timeout);
+        o.graceful_timeout = seconds_to_ms(graceful);
+        o.ws_idle_timeout = seconds_to_ms(ws_idle);
+        o.flask_async = !no_flask_async;
+    }
+};
+
+// Every flag. Bound to `o` and `v`; CLI11 writes only the flags it is given,
+// so parsing the config's [server] keys and then argv layers them.
+void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.set_version_flag("--version", "trestle " TRESTLE_VERSION);
     cli.get_formatter()->column_width(36);
+    cli.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
-    cli.add_option("app", o.app, "The app: module:attr, module:factory() or module (attr 'application' or 'app')")
-        ->required();
-    std::vector<std::string> mounts;
-    cli.add_option("mounts", mounts, "More apps, each as PREFIX=APP (e.g. /v2=newapi:app): the longest prefix wins, "
-                                     "on whole path segments; the prefix becomes SCRIPT_NAME (WSGI) or root_path (ASGI)");
+    cli.add_option("app", v.app, "The root app: module:attr, module:factory() or module (attr 'application' or 'app'); "
+                                 "or static:DIR, or proxy:URL");
+    cli.add_option("mounts", v.mounts, "More mounts, each PREFIX=TARGET, the target as for the root app "
+                                       "(/v2=newapi:app /static=static:./public /billing=proxy:http://127.0.0.1:9001): "
+                                       "the longest prefix wins, on whole path segments");
+    cli.add_option("-c,--config", v.config, "Read settings and mounts from this TOML file (see docs/configuration.md); "
+                                            "flags on the command line win");
     cli.add_option("--interface", o.interface, "auto (tell ASGI from WSGI by the callable's shape), wsgi or asgi (default auto)")
         ->check(CLI::IsMember({"auto", "wsgi", "asgi"}));
     cli.add_option("--loop", o.loop, "Event loop for ASGI apps: auto (uvloop if it imports), asyncio or uvloop (default auto)")
         ->check(CLI::IsMember({"auto", "asyncio", "uvloop"}));
     cli.add_option("--lifespan", o.lifespan, "ASGI lifespan: auto (run it if the app supports it), on or off (default auto)")
         ->check(CLI::IsMember({"auto", "on", "off"}));
-    bool no_flask_async = false;
-    cli.add_flag("--no-flask-async", no_flask_async, "Leave Flask's async views to Flask (a new event loop per call, through asgiref) "
-                                                     "instead of running them on the server's shared loop");
+    cli.add_flag("--no-flask-async", v.no_flask_async, "Leave Flask's async views to Flask (a new event loop per call, through asgiref) "
+                                                       "instead of running them on the server's shared loop");
     cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT or unix:/path; repeatable (default 127.0.0.1:8000)")
         ->allow_extra_args(false)->take_all();
+    cli.add_option("--forwarded-allow-ips", o.forwarded_allow_ips,
+                   "Peers (IPs or CIDRs, comma-separated or repeated; '*' for any) whose X-Forwarded-For/-Proto/-Host and "
+                   "Forwarded headers set the client address and scheme (default none)")
+        ->delimiter(',')->allow_extra_args(false)->take_all();
     cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
         ->check(CLI::Range(1, 1024));
     cli.add_option("--io-threads", o.io_threads, "Threads that run the network event loops (default 1)")
@@ -53,23 +92,22 @@ options parse_options(int argc, char** argv) {
         ->check(CLI::Range(4096, 1 << 30));
     cli.add_option("--backlog", o.backlog, "listen() backlog (default 1024)")->check(CLI::Range(1, 65535));
 
-    double header_timeout = 10, keepalive_timeout = 5, io_timeout = 60, graceful = 30, ws_idle = 60;
     cli.add_option("--ws-max-size", o.ws_max_size, "Largest WebSocket message in bytes; beyond it the connection closes with 1009 (default 16777216)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40));
-    cli.add_option("--ws-idle-timeout", ws_idle, "Seconds a WebSocket may stay silent; pings go out at half of it, so a live peer answers (default 60)")
+    cli.add_option("--ws-idle-timeout", v.ws_idle, "Seconds a WebSocket may stay silent; pings go out at half of it, so a live peer answers (default 60)")
         ->check(CLI::Range(1.0, 86400.0));
     cli.add_option("--max-header-bytes", o.limits.max_header_bytes, "Request line plus headers, in bytes; beyond it 431 (default 8192)")
         ->check(CLI::Range(256, 1 << 24));
     cli.add_option("--max-header-count", o.limits.max_header_count, "Header fields per request; beyond it 431 (default 100)")
         ->check(CLI::Range(1, 10000));
     cli.add_option("--max-body-bytes", o.limits.max_body_bytes, "Request body bytes; beyond it 413 (default 1073741824)");
-    cli.add_option("--header-timeout", header_timeout, "Seconds to receive a whole request head; then 408 and close (default 10)")
+    cli.add_option("--header-timeout", v.header_timeout, "Seconds to receive a whole request head; then 408 and close (default 10)")
         ->check(CLI::Range(0.1, 86400.0));
-    cli.add_option("--keepalive-timeout", keepalive_timeout, "Seconds an idle keep-alive connection is kept (default 5)")
+    cli.add_option("--keepalive-timeout", v.keepalive_timeout, "Seconds an idle keep-alive connection is kept (default 5)")
         ->check(CLI::Range(0.1, 86400.0));
-    cli.add_option("--io-timeout", io_timeout, "Seconds a body read or response write may stall before the connection is closed (default 60)")
+    cli.add_option("--io-timeout", v.io_timeout, "Seconds a body read or response write may stall before the connection is closed (default 60)")
         ->check(CLI::Range(0.1, 86400.0));
-    cli.add_option("--graceful-timeout", graceful, "Seconds in-flight requests get to finish after SIGTERM/SIGINT (default 30)")
+    cli.add_option("--graceful-timeout", v.graceful, "Seconds in-flight requests get to finish after SIGTERM/SIGINT (default 30)")
         ->check(CLI::Range(0.0, 86400.0));
 
     cli.add_option("--chdir", o.chdir, "Change to this directory before loading the app");
@@ -81,37 +119,334 @@ options parse_options(int argc, char** argv) {
     cli.add_option("--server-header", o.server_header, "Value of the Server header; empty disables it (default trestle)");
     cli.add_option("--log-level", o.log_level, "debug, info, warning or error (default info)")
         ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+}
 
+std::string first_line(std::string what) {
+    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    return what;
+}
+
+// Runs CLI11 over `args` (argv[0] first) into `o`.
+void parse_into(options& o, cli_values& v, std::vector<std::string> args) {
+    CLI::App cli{"Trestle: an HTTP server for Python web apps (WSGI and ASGI), in C++."};
+    build_cli(cli, o, v);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
     try {
-        cli.parse(argc, argv);
+        cli.parse(static_cast<int>(argv.size()), argv.data());
     } catch (const CLI::CallForHelp& e) {
         std::exit(cli.exit(e));
     } catch (const CLI::CallForVersion& e) {
         std::exit(cli.exit(e));
+    }
+    v.store(o);
+}
+
+// ---- the config file ------------------------------------------------------
+
+std::string where(const std::string& file, const toml::source_region& src) {
+    return file + ":" + std::to_string(src.begin.line);
+}
+
+// A [server] value as the flag's argument(s); false if it has the wrong type.
+bool flag_args(const toml::node& n, std::vector<std::string>& out) {
+    if (auto s = n.value_exact<std::string>()) out.push_back(*s);
+    else if (auto i = n.value_exact<std::int64_t>()) out.push_back(std::to_string(*i));
+    else if (auto d = n.value_exact<double>()) out.push_back(std::to_string(*d));
+    else if (const toml::array* a = n.as_array()) {
+        for (const toml::node& e : *a)
+            if (e.is_array() || e.is_table() || !flag_args(e, out)) return false;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+double seconds_value(const toml::node& n, const std::string& at, const std::string& key) {
+    auto d = n.value<double>();
+    if (!d || *d <= 0 || *d > 86400) config_error(at, key + " must be a number of seconds (0 < s <= 86400)");
+    return *d;
+}
+
+std::string string_value(const toml::node& n, const std::string& at, const std::string& key) {
+    auto s = n.value_exact<std::string>();
+    if (!s) config_error(at, key + " must be a string");
+    return *s;
+}
+
+bool bool_value(const toml::node& n, const std::string& at, const std::string& key) {
+    auto b = n.value_exact<bool>();
+    if (!b) config_error(at, key + " must be true or false");
+    return *b;
+}
+
+std::int64_t int_value(const toml::node& n, const std::string& at, const std::string& key, std::int64_t lo, std::int64_t hi) {
+    auto i = n.value_exact<std::int64_t>();
+    if (!i || *i < lo || *i > hi)
+        config_error(at, key + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    return *i;
+}
+
+// A relative path in a config file means relative to the file's folder.
+std::string beside(const std::string& file, const std::string& path) {
+    if (path.empty() || path.front() == '/') return path;
+    auto slash = file.rfind('/');
+    if (slash == std::string::npos) return path;
+    return file.substr(0, slash + 1) + path;
+}
+
+mount_spec parse_mount_table(const toml::table& t, const std::string& file, const std::string& at) {
+    mount_spec m;
+    m.origin = at;
+    const char* kinds[] = {"app", "static", "proxy"};
+    int given = 0;
+    for (const char* k : kinds) given += t.contains(k) ? 1 : 0;
+    if (given != 1) config_error(at, "a [[mount]] needs exactly one of app, static or proxy");
+    if (!t.contains("prefix")) config_error(at, "a [[mount]] needs a prefix (\"/\" for the root)");
+
+    for (auto&& [key, node] : t) {
+        std::string k(key.str());
+        std::string kat = where(file, node.source());
+        if (k == "prefix") {
+            m.prefix = string_value(node, kat, k);
+            if (!router::normalize_prefix(m.prefix)) config_error(kat, "prefix '" + m.prefix + "' must start with '/' and be a plain path");
+        } else if (k == "app") {
+            m.type = mount_spec::kind::app;
+            m.app = string_value(node, kat, k);
+            if (m.app.empty()) config_error(kat, "app must be module:attr");
+        } else if (k == "interface") {
+            m.interface = string_value(node, kat, k);
+            if (m.interface != "auto" && m.interface != "wsgi" && m.interface != "asgi")
+                config_error(kat, "interface must be auto, wsgi or asgi");
+        } else if (k == "flask_async") {
+            m.flask_async = bool_value(node, kat, k);
+        } else if (k == "static") {
+            m.type = mount_spec::kind::static_files;
+            m.files.root = beside(file, string_value(node, kat, k));
+            if (m.files.root.empty()) config_error(kat, "static must name a directory");
+        } else if (k == "index") {
+            m.files.index = string_value(node, kat, k);
+            if (m.files.index.find('/') != std::string::npos) config_error(kat, "index must be a file name, not a path");
+        } else if (k == "cache_control") {
+            m.files.cache_control = string_value(node, kat, k);
+            for (unsigned char c : m.files.cache_control)
+                if (c < 0x20 || c == 0x7f) config_error(kat, "cache_control holds a control character");
+        } else if (k == "follow_symlinks") {
+            m.files.follow_symlinks = bool_value(node, kat, k);
+        } else if (k == "precompressed") {
+            m.files.precompressed = bool_value(node, kat, k);
+        } else if (k == "proxy") {
+            m.type = mount_spec::kind::proxy;
+            std::vector<std::string> urls;
+            if (!flag_args(node, urls) || urls.empty()) config_error(kat, "proxy must be a URL or a list of URLs");
+            std::string joined;
+            for (auto& u : urls) joined += (joined.empty() ? "" : ",") + u;
+            std::string why;
+            if (!parse_mount_target("proxy:" + joined, m, why)) config_error(kat, why);
+        } else if (k == "connect_timeout") {
+            m.proxy.connect_timeout = seconds_to_ms(seconds_value(node, kat, k));
+        } else if (k == "read_timeout") {
+            m.proxy.read_timeout = seconds_to_ms(seconds_value(node, kat, k));
+        } else if (k == "fail_timeout") {
+            m.proxy.fail_timeout = seconds_to_ms(seconds_value(node, kat, k));
+        } else if (k == "max_fails") {
+            m.proxy.max_fails = static_cast<unsigned>(int_value(node, kat, k, 0, 1000));
+        } else if (k == "max_idle") {
+            m.proxy.max_idle = static_cast<std::size_t>(int_value(node, kat, k, 0, 100000));
+        } else if (k == "preserve_host") {
+            m.proxy.preserve_host = bool_value(node, kat, k);
+        } else {
+            config_error(kat, "unknown mount key '" + k + "'");
+        }
+    }
+    // Keys that belong to another kind of mount are a mistake worth naming.
+    auto only_for = [&](std::initializer_list<const char*> keys, mount_spec::kind kind, const char* what) {
+        for (const char* k : keys)
+            if (t.contains(k) && m.type != kind) config_error(where(file, t.at(k).source()), std::string(k) + " applies to " + what + " mounts only");
+    };
+    only_for({"interface", "flask_async"}, mount_spec::kind::app, "app");
+    only_for({"index", "cache_control", "follow_symlinks", "precompressed"}, mount_spec::kind::static_files, "static");
+    only_for({"connect_timeout", "read_timeout", "fail_timeout", "max_fails", "max_idle", "preserve_host"},
+             mount_spec::kind::proxy, "proxy");
+    return m;
+}
+
+// Reads FILE into `o`: [server] through the flags, [[mount]] into o.mounts.
+void load_config(const std::string& file, options& o) {
+    toml::table root;
+    try {
+        root = toml::parse_file(file);
+    } catch (const toml::parse_error& e) {
+        if (!e.source().begin) config_error(file, std::string(e.description()));
+        config_error(where(file, e.source()), std::string(e.description()));
+    }
+    for (auto&& [key, node] : root) {
+        std::string k(key.str());
+        std::string at = where(file, key.source());
+        if (k == "server") {
+            const toml::table* server = node.as_table();
+            if (!server) config_error(at, "server must be a table: [server]");
+            for (auto&& [skey, value] : *server) {
+                std::string sk(skey.str());
+                std::string sat = where(file, skey.source());
+                std::vector<std::string> args{"trestle"};
+                if (sk == "config" || sk == "help" || sk == "version") config_error(sat, "'" + sk + "' cannot be set in a config file");
+                if (sk == "flask_async") {
+                    if (!bool_value(value, sat, sk)) args.push_back("--no-flask-async");
+                } else {
+                    std::string flag = "--" + sk;
+                    for (char& c : flag) c = c == '_' ? '-' : c;
+                    if (flag == "--no-flask-async") config_error(sat, "write flask_async = false");
+                    std::vector<std::string> vals;
+                    if (!flag_args(value, vals)) config_error(sat, sk + " has a value of the wrong type");
+                    if (sk == "chdir" || sk == "pythonpath" || sk == "venv")
+                        for (auto& val : vals) val = beside(file, val);
+                    for (auto& val : vals) args.push_back(flag + "=" + val);
+                    if (vals.empty()) args.push_back(flag);
+                }
+                cli_values v(o);
+                try {
+                    parse_into(o, v, args);
+                } catch (const CLI::ParseError& e) {
+                    std::string what = first_line(e.what());
+                    if (dynamic_cast<const CLI::ExtrasError*>(&e)) what = "unknown setting '" + sk + "'";
+                    config_error(sat, what);
+                }
+            }
+        } else if (k == "mount") {
+            const toml::array* list = node.as_array();
+            if (!list || !list->is_array_of_tables()) config_error(at, "mounts are written as [[mount]] tables");
+            for (const toml::node& t : *list) {
+                mount_spec m = parse_mount_table(*t.as_table(), file, where(file, t.source()));
+                for (auto& other : o.mounts)
+                    if (other.prefix == m.prefix)
+                        config_error(m.origin, "prefix '" + (m.prefix.empty() ? "/" : m.prefix) + "' is already mounted at " + other.origin);
+                o.mounts.push_back(std::move(m));
+            }
+        } else {
+            config_error(at, "unknown table or key '" + k + "' (expected [server] and [[mount]])");
+        }
+    }
+}
+
+// The value of --config/-c in argv, if any; CLI11 sees the flag again later.
+std::string find_config(int argc, char** argv) {
+    std::string file;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "--") break;
+        if ((a == "--config" || a == "-c") && i + 1 < argc) file = argv[++i];
+        else if (a.starts_with("--config=")) file = std::string(a.substr(9));
+    }
+    return file;
+}
+
+} // namespace
+
+std::string mount_spec::describe() const {
+    switch (type) {
+    case kind::static_files: return "static:" + files.root;
+    case kind::proxy: {
+        std::string s = "proxy:";
+        for (std::size_t i = 0; i < proxy.upstreams.size(); ++i) s += (i ? "," : "") + proxy.upstreams[i];
+        return s;
+    }
+    case kind::app: break;
+    }
+    return app;
+}
+
+bool parse_mount_target(const std::string& target, mount_spec& m, std::string& why) {
+    if (target.starts_with("static:")) {
+        m.type = mount_spec::kind::static_files;
+        m.files.root = target.substr(7);
+        if (m.files.root.empty()) {
+            why = "static: needs a directory";
+            return false;
+        }
+        return true;
+    }
+    if (target.starts_with("proxy:")) {
+        m.type = mount_spec::kind::proxy;
+        m.proxy.upstreams.clear();
+        std::string rest = target.substr(6);
+        std::size_t pos = 0;
+        while (pos <= rest.size()) {
+            std::size_t comma = rest.find(',', pos);
+            std::string url = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+            if (!url.starts_with("http://") || url.size() <= 7 || url[7] == '/') {
+                why = "proxy upstream '" + url + "' must be an http://HOST[:PORT][/PATH] URL";
+                return false;
+            }
+            m.proxy.upstreams.push_back(url);
+            if (comma == std::string::npos) break;
+            pos = comma + 1;
+        }
+        return true;
+    }
+    m.type = mount_spec::kind::app;
+    m.app = target;
+    if (target.empty()) {
+        why = "expected module:app, static:DIR or proxy:URL";
+        return false;
+    }
+    return true;   // the loader names what is wrong with a bad module:app
+
+}
+
+options parse_options(int argc, char** argv) {
+    options o;
+    std::string config = find_config(argc, argv);
+    if (!config.empty()) {
+        load_config(config, o);
+        o.config_file = config;
+    }
+
+    cli_values v(o);
+    try {
+        parse_into(o, v, std::vector<std::string>(argv, argv + argc));
     } catch (const CLI::ParseError& e) {
-        std::string what = e.what();
-        if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-        usage_error(what);
+        usage_error(first_line(e.what()));
     }
-    for (auto& m : mounts) {
-        auto eq = m.find('=');
-        std::string prefix = m.substr(0, eq == std::string::npos ? 0 : eq);
-        if (eq == std::string::npos || eq + 1 == m.size() || !router::normalize_prefix(prefix) || prefix.empty())
-            usage_error("mount '" + m + "': expected /PREFIX=module:app");
-        for (auto& [p, _] : o.mounts)
-            if (p == prefix) usage_error("mount '" + m + "': prefix " + prefix + " is mounted twice");
-        o.mounts.emplace_back(prefix, m.substr(eq + 1));
+
+    // With the root app in a config file, the first positional may be a mount.
+    if (v.app.starts_with('/') && v.app.find('=') != std::string::npos) {
+        v.mounts.insert(v.mounts.begin(), v.app);
+        v.app.clear();
     }
-    o.flask_async = !no_flask_async;
+    if (!v.app.empty()) {
+        mount_spec root;
+        root.origin = "the command line";
+        std::string why;
+        if (!parse_mount_target(v.app, root, why)) usage_error("app '" + v.app + "': " + why);
+        // The command line's root app replaces the config file's.
+        std::erase_if(o.mounts, [](const mount_spec& m) { return m.prefix.empty(); });
+        o.mounts.insert(o.mounts.begin(), std::move(root));
+    }
+    for (auto& arg : v.mounts) {
+        auto eq = arg.find('=');
+        mount_spec m;
+        m.origin = "the command line";
+        m.prefix = arg.substr(0, eq == std::string::npos ? 0 : eq);
+        std::string why;
+        if (eq == std::string::npos || eq + 1 == arg.size() || !router::normalize_prefix(m.prefix) || m.prefix.empty())
+            usage_error("mount '" + arg + "': expected /PREFIX=TARGET (module:app, static:DIR or proxy:URL)");
+        if (!parse_mount_target(arg.substr(eq + 1), m, why)) usage_error("mount '" + arg + "': " + why);
+        for (auto& other : o.mounts)
+            if (other.prefix == m.prefix && other.origin == m.origin)
+                usage_error("mount '" + arg + "': prefix " + m.prefix + " is mounted twice");
+        // A mount on the command line replaces the config file's at that prefix.
+        std::erase_if(o.mounts, [&](const mount_spec& other) { return other.prefix == m.prefix; });
+        o.mounts.push_back(std::move(m));
+    }
+    if (o.mounts.empty()) usage_error("no app given: name one (module:app), or mounts in --config");
+
+    for (auto& cidr : o.forwarded_allow_ips)
+        if (cidr.empty()) usage_error("--forwarded-allow-ips: empty entry");
     if (o.binds.empty()) o.binds.push_back("127.0.0.1:8000");
     if (o.access_log && o.access_log->empty()) o.access_log = "-";
-    o.limits.header_timeout = seconds_to_ms(header_timeout);
-    o.limits.keepalive_timeout = seconds_to_ms(keepalive_timeout);
-    o.limits.io_timeout = seconds_to_ms(io_timeout);
-    o.graceful_timeout = seconds_to_ms(graceful);
-    o.ws_idle_timeout = seconds_to_ms(ws_idle);
     if (o.venv.empty()) {
-        if (const char* v = std::getenv("VIRTUAL_ENV"); v && *v) o.venv = v;
+        if (const char* env = std::getenv("VIRTUAL_ENV"); env && *env) o.venv = env;
     }
     if (o.preread_bytes > o.output_hwm) o.preread_bytes = o.output_hwm;
     return o;

@@ -1,6 +1,7 @@
 #pragma once
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <utility>
 #include <string>
@@ -19,9 +20,45 @@ struct http_limits {
     std::chrono::milliseconds io_timeout{60'000}; // body read / response write stall
 };
 
+// A directory served by the io threads (adapters/static).
+struct static_mount_options {
+    std::string root;                    // the directory, as given
+    std::string index = "index.html";    // served for a directory; empty: none
+    std::string cache_control;           // Cache-Control value; empty: none sent
+    bool follow_symlinks = false;        // allow symlinks that lead outside root
+    bool precompressed = true;           // serve NAME.br / NAME.gz when accepted
+};
+
+// Upstream HTTP/1.1 servers a prefix is forwarded to (adapters/proxy).
+struct proxy_mount_options {
+    std::vector<std::string> upstreams;  // http://host:port[/path], round-robin
+    std::chrono::milliseconds connect_timeout{5'000};   // then 502
+    std::chrono::milliseconds read_timeout{60'000};     // upstream silent: 504
+    std::size_t max_idle = 32;           // idle keep-alive connections kept per upstream
+    unsigned max_fails = 1;              // failures that eject an upstream...
+    std::chrono::milliseconds fail_timeout{10'000};     // ...for this long
+    bool preserve_host = false;          // send the client's Host, not the upstream's
+};
+
+// One entry of the mount table; the root has the prefix "".
+struct mount_spec {
+    enum class kind { app, static_files, proxy };
+    std::string prefix;                  // normalized: "/v2", never a trailing '/'
+    kind type = kind::app;
+    std::string app;                     // module:attr (kind::app)
+    std::string interface;               // auto, wsgi, asgi; empty: --interface
+    std::optional<bool> flask_async;     // unset: the server-wide setting
+    static_mount_options files;
+    proxy_mount_options proxy;
+    std::string origin;                  // "command line" or "FILE:LINE", for messages
+    std::string describe() const;        // "legacy:app", "static ./public", ...
+};
+
 struct options {
-    std::string app;                           // module:attr or module:factory()
-    std::vector<std::pair<std::string, std::string>> mounts;   // PREFIX=SPEC, prefix normalized
+    // Every mount, the root (prefix "") included when one is given. Without
+    // a root, paths no mount claims get 404.
+    std::vector<mount_spec> mounts;
+    std::string config_file;                   // --config, "" when none
     std::vector<std::string> binds;            // HOST:PORT or unix:/path
     std::size_t threads = 8;
     std::size_t io_threads = 1;
@@ -44,10 +81,18 @@ struct options {
     bool flask_async = true;                   // run Flask async views on the shared loop
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
+    // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.
+    std::vector<std::string> forwarded_allow_ips;
 };
 
-// Parses argv. On --help/--version prints and exits 0; on a bad flag prints a
-// one-line error and exits 2. Never returns with an invalid result.
+// Parses argv, and the TOML file --config names (whose [server] keys are the
+// long flags; the command line wins). On --help/--version prints and exits 0;
+// on a bad flag or config prints a one-line error (FILE:LINE: for the config)
+// and exits 2. Never returns with an invalid result.
 options parse_options(int argc, char** argv);
+
+// Parses a mount's target as the command line writes it: "module:app",
+// "static:DIR" or "proxy:URL[,URL...]". False with `why` set when invalid.
+bool parse_mount_target(const std::string& target, mount_spec& m, std::string& why);
 
 } // namespace trestle

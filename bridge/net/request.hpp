@@ -40,13 +40,19 @@ struct request_head {
     bool has_body() const { return chunked || (content_length && *content_length > 0); }
 };
 
-// Where a connection came from and where it arrived.
+// Where a request came from and where it arrived. Per connection, except
+// that a trusted proxy's X-Forwarded-* / Forwarded headers (see
+// --forwarded-allow-ips) replace remote_addr/remote_port and scheme for
+// that one request; peer_addr always stays the socket's peer.
 struct endpoint_info {
     std::string remote_addr;
     std::string remote_port;
     std::string server_name;
     std::string server_port;
     bool is_unix = false;
+    std::string peer_addr;       // the TCP peer ("" for a unix socket)
+    std::string scheme = "http"; // "https" only when a trusted proxy says so
+    bool trusted_peer = false;   // the peer is in --forwarded-allow-ips
 };
 
 } // namespace trestle::net

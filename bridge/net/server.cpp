@@ -136,6 +136,7 @@ struct server::impl {
         auto local = sock.local_endpoint(ignored);
         ep.remote_addr = remote.address().to_string();
         ep.remote_port = std::to_string(remote.port());
+        ep.peer_addr = ep.remote_addr;
         ep.server_name = local.address().to_string();
         ep.server_port = std::to_string(local.port());
         int family = remote.address().is_v6() ? AF_INET6 : AF_INET;
@@ -198,7 +199,7 @@ struct server::impl {
 };
 
 server::server(server_context& ctx, std::size_t io_threads, int backlog)
-    : impl_(std::make_unique<impl>(ctx, backlog)) {
+    : impl_(new impl{ctx, backlog}) {
     for (std::size_t i = 0; i < io_threads; ++i) impl_->workers.push_back(std::make_unique<io_worker>());
 }
 

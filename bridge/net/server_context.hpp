@@ -1,5 +1,6 @@
 #pragma once
 #include "bridge/config/options.hpp"
+#include "bridge/net/forwarded.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -19,6 +20,7 @@ struct server_context {
     std::string retry_after = "1";
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
+    trusted_proxies trusted;   // --forwarded-allow-ips
     handler* app = nullptr;
     access_log* access = nullptr;
     std::atomic<bool> draining{false};

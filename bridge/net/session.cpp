@@ -2,6 +2,7 @@
 
 #include "adapters/handler.hpp"
 #include "bridge/net/exchange.hpp"
+#include "bridge/net/forwarded.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/request_parser.hpp"
 #include "bridge/net/server_context.hpp"
@@ -37,6 +38,7 @@ constexpr std::uint64_t drain_limit = 1 << 20;
 session::session(generic_socket socket, endpoint_info ep, server_context& ctx, session_registry& reg)
     : socket_(std::move(socket)), ep_(std::move(ep)), ctx_(ctx), reg_(reg) {
     reg_pos_ = reg_.add(this);
+    ep_.trusted_peer = !ctx_.trusted.empty() && ctx_.trusted.trusts(ep_);
 }
 
 session::~session() {
@@ -125,6 +127,11 @@ asio::awaitable<void> session::run() {
 
 asio::awaitable<bool> session::read_head(request_parser& p) {
     for (;;) {
+        // Empty lines before a request line are skipped (RFC 9112 2.2): some
+        // clients send a CRLF after a POST body. The head timeout bounds them.
+        while (buf_.size() >= 2 && static_cast<const char*>(buf_.data().data())[0] == '\r' &&
+               static_cast<const char*>(buf_.data().data())[1] == '\n')
+            buf_.consume(2);
         if (buf_.size() > 0) {
             if (phase_ == phase::idle) set_phase(phase::head);
             error_code ec;
@@ -185,7 +192,9 @@ asio::awaitable<void> session::serve_websocket(request_parser& p) {
         co_await reject(400);
         co_return;
     }
-    auto ch = std::make_shared<ws_channel>(socket_.get_executor(), std::move(p.head()), ep_, ctx_.output_hwm);
+    endpoint_info ep = ep_;
+    if (ep.trusted_peer) apply_forwarded(p.head(), ctx_.trusted, ep);
+    auto ch = std::make_shared<ws_channel>(socket_.get_executor(), std::move(p.head()), ep, ctx_.output_hwm);
     current_ws_ = ch;
     set_phase(phase::app);   // Beast's websocket timeouts take over
     ctx_.app->submit_websocket(ch);
@@ -212,8 +221,15 @@ asio::awaitable<bool> session::serve(request_parser& p) {
         }
     }
     auto started = clock::now();
-    auto ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep_,
-                                         ctx_.output_hwm);
+    std::shared_ptr<exchange> ex;
+    if (ep_.trusted_peer) {
+        // This request's client and scheme, as the trusted proxy reports them.
+        endpoint_info ep = ep_;
+        apply_forwarded(p.head(), ctx_.trusted, ep);
+        ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep, ctx_.output_hwm);
+    } else {
+        ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep_, ctx_.output_hwm);
+    }
     if (ctx_.app->watches_disconnect(ex->head())) ex->set_direct_fd(socket_.native_handle());
     if (preread || p.is_done()) ex->preload_body(std::move(body));
     current_ = ex;

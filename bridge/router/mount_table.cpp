@@ -1,6 +1,7 @@
 #include "bridge/router/mount_table.hpp"
 
 #include "bridge/net/exchange.hpp"
+#include "bridge/net/http_util.hpp"
 #include "bridge/net/ws_channel.hpp"
 
 #include <algorithm>
@@ -15,7 +16,34 @@ bool normalize_prefix(std::string& p) {
     return true;
 }
 
-mount_table::mount_table(handler& root) : root_(root) {}
+namespace {
+
+// Answers every request 404: the root of a table with no root app.
+class not_found final : public handler {
+public:
+    explicit not_found(std::string server_header) : server_(std::move(server_header)) {}
+    bool submit(std::shared_ptr<net::exchange> ex) override {
+        bool keep = ex->head().keep_alive;
+        std::string r = net::simple_response(404, server_, !keep, {}, ex->head().head_method);
+        ex->set_status(404);
+        ex->finish(keep, r);
+        return true;
+    }
+
+private:
+    std::string server_;
+};
+
+handler& root_or_404(handler* root, std::unique_ptr<handler>& holder, const std::string& server_header) {
+    if (root) return *root;
+    holder = std::make_unique<not_found>(server_header);
+    return *holder;
+}
+
+} // namespace
+
+mount_table::mount_table(handler* root, const std::string& server_header)
+    : root_(root_or_404(root, not_found_, server_header)) {}
 
 void mount_table::add(std::string prefix, handler& h) {
     mounts_.push_back({std::move(prefix), &h});

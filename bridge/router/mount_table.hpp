@@ -1,10 +1,12 @@
 #pragma once
 // The mount table: the longest prefix wins, matching whole path segments
-// (/v2 matches /v2 and /v2/x, never /v20). The root app is mounted at "".
+// (/v2 matches /v2 and /v2/x, never /v20). The root app is mounted at "";
+// without one, paths no mount claims get 404.
 // Each mount's handler strips its prefix itself: SCRIPT_NAME for WSGI,
 // root_path for ASGI.
 #include "adapters/handler.hpp"
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,8 +19,8 @@ bool normalize_prefix(std::string& prefix);
 
 class mount_table : public handler {
 public:
-    // The root handler serves everything no other mount claims.
-    explicit mount_table(handler& root);
+    // The root handler (may be null) serves everything no other mount claims.
+    mount_table(handler* root, const std::string& server_header);
     void add(std::string prefix, handler& h);   // prefix already normalized
 
     handler& match(std::string_view path) const;
@@ -33,6 +35,7 @@ private:
         handler* h;
     };
     std::vector<mount> mounts_;   // longest prefix first
+    std::unique_ptr<handler> not_found_;   // before root_, which may refer to it
     handler& root_;
 };
 

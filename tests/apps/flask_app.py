@@ -177,3 +177,10 @@ def head_check():
     resp.headers["X-Head-Check"] = "yes"
     resp.mimetype = "text/plain"
     return resp
+
+
+@app.route("/urls")
+def urls():
+    # What url_for builds from the environ: SCRIPT_NAME, scheme and client.
+    return jsonify(relative=url_for("json_echo", source="u"), external=url_for("index", _external=True),
+                   remote_addr=request.remote_addr, scheme=request.scheme)

@@ -4,7 +4,7 @@ import hashlib
 import sys
 import threading
 
-from quart import Quart, abort, jsonify, request
+from quart import Quart, abort, jsonify, request, url_for
 
 app = Quart(__name__)
 app.config["MAX_CONTENT_LENGTH"] = 32 * 1024 * 1024
@@ -84,3 +84,10 @@ async def boom():
 @app.route("/forbidden")
 async def forbidden():
     abort(403)
+
+
+@app.route("/urls")
+async def urls():
+    # What url_for builds from the scope: root_path, scheme and client.
+    return jsonify(relative=url_for("user", name="ann"), external=url_for("user", name="ann", _external=True),
+                   remote_addr=request.remote_addr, scheme=request.scheme)

@@ -101,4 +101,5 @@ app = Starlette(routes=[
     Route("/stream", stream),
     Route("/stream-status", stream_status),
     Route("/disconnect-poll", disconnect_poll),
+    Route("/urls", lambda request: JSONResponse({"external": str(request.url_for("stream")), "path": request.url.path})),
 ], on_startup=[on_startup], on_shutdown=[on_shutdown])

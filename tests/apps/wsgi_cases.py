@@ -75,6 +75,10 @@ def app(environ, start_response):
     if path == "/raise-late":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closing("raise-late", [b"first\n", b"second\n"], fail_at=1)
+    if path == "/status":
+        # Any status line the app likes, from the query string (e.g. 101, 199, 600).
+        start_response(environ["QUERY_STRING"].replace("%20", " "), [("Content-Length", "2")])
+        return [b"hi"]
     if path == "/hop":
         start_response("200 OK", [("Connection", "close"), ("Content-Length", "0")])
         return [b""]

@@ -23,7 +23,15 @@ SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
 LISTEN_RE = re.compile(r"listening on http://([0-9.]+|\[[0-9a-f:]+\]):(\d+)")
 
 
+# What AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer and
+# ThreadSanitizer print when they find something.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
+
+
 class Server:
+    crash_expected = False
+
     def __init__(self, args, cwd, env, expect_ready=True):
         self.log_file = tempfile.NamedTemporaryFile(prefix="trestle-", suffix=".log", delete=False)
         self.log_path = self.log_file.name
@@ -96,19 +104,26 @@ def server_env(extra=None):
 def serve():
     started = []
 
-    def start(app, *flags, cwd=APPS, env=None, bind=True, expect_ready=True):
+    def start(app, *flags, cwd=APPS, env=None, bind=True, expect_ready=True, crash_expected=False):
         args = [app] + (["--bind", "127.0.0.1:0"] if bind else []) + list(flags)
         srv = Server(args, cwd, server_env(env), expect_ready=expect_ready)
+        srv.crash_expected = crash_expected
         started.append(srv)
         return srv
 
     yield start
+    reports = []
     for srv in started:
         srv.stop()
+        log = srv.log()
+        if not srv.crash_expected and any(marker in log for marker in SANITIZER_MARKERS):
+            reports.append(log)
         try:
             os.unlink(srv.log_path)
         except OSError:
             pass
+    # A sanitizer report in a server's log fails the test, whatever it checked.
+    assert not reports, "sanitizer report in the server log:\n" + reports[0][-6000:]
 
 
 def run_trestle(*args, cwd=APPS, timeout=30, env=None):

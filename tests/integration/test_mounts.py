@@ -25,7 +25,8 @@ def test_script_name_and_root_path(serve):
     env = requests.get(srv.url + "/w/environ?q=1", timeout=10).json()
     assert env["SCRIPT_NAME"] == "/w" and env["PATH_INFO"] == "/environ" and env["QUERY_STRING"] == "q=1"
     scope = requests.get(srv.url + "/a/some/path", timeout=10).json()
-    assert scope["root_path"] == "/a" and scope["path"] == "/some/path" and scope["raw_path"] == "/a/some/path"
+    # The ASGI spec's path is the whole path; root_path names the mount.
+    assert scope["root_path"] == "/a" and scope["path"] == "/a/some/path" and scope["raw_path"] == "/a/some/path"
 
 
 def test_flask_url_for_under_a_prefix(serve):
@@ -70,3 +71,28 @@ def test_bad_mount_specs_exit_2():
         assert r.returncode == 2, (spec, r.stderr)
         lines = [line for line in r.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("trestle: error:"), r.stderr
+
+
+def test_quart_routes_and_url_for_under_a_prefix(serve):
+    srv = serve("hello:app", "/q=quart_app:app")
+    assert requests.get(srv.url + "/q/user/bob", timeout=10).json() == {"name": "bob", "upper": "BOB"}
+    urls = requests.get(srv.url + "/q/urls", headers={"Host": "example.test"}, timeout=10).json()
+    assert urls["relative"] == "/q/user/ann"
+    assert urls["external"] == "http://example.test/q/user/ann"
+    assert requests.get(srv.url + "/user/bob", timeout=10).text == "Hello, World!"   # not Quart's
+
+
+def test_flask_url_for_builds_prefixed_urls(serve):
+    srv = serve("hello:app", "/legacy=flask_app:app")
+    urls = requests.get(srv.url + "/legacy/urls", headers={"Host": "example.test"}, timeout=10).json()
+    assert urls["relative"] == "/legacy/json?source=u"
+    assert urls["external"] == "http://example.test/legacy/"
+
+
+def test_starlette_routes_and_url_for_under_a_prefix(serve):
+    # Debian's Starlette (0.26) reads path as the part after root_path.
+    srv = serve("hello:app", "/s=starlette_app:app")
+    r = requests.get(srv.url + "/s/", timeout=10)
+    assert r.status_code == 200 and r.text == "Hello from Starlette on trestle"
+    urls = requests.get(srv.url + "/s/urls", headers={"Host": "example.test"}, timeout=10).json()
+    assert urls == {"external": "http://example.test/s/stream", "path": "/s/urls"}

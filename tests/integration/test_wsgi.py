@@ -115,6 +115,23 @@ def test_hop_by_hop_header_from_app_is_500(serve):
     srv.wait_log(r"hop-by-hop header 'Connection'")
 
 
+def test_interim_or_undefined_status_from_app_is_500_and_the_connection_stays_in_step(serve):
+    # Found by tests/fuzz/fuzz_wsgi_response: "164 OK" went out as the final
+    # response, and a client would have waited for another one.
+    srv = serve(APP)
+    for status in ("101 Switching Protocols", "164 OK", "199 X", "600 Beyond", "999 X"):
+        s = srv.connect()
+        s.sendall(b"GET /status?" + status.replace(" ", "%20").encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /hits HTTP/1.1\r\nHost: x\r\n\r\n")
+        code, _, body, rest = read_response(s)
+        assert code == 500, status
+        code2, _, body2, _ = read_response(s, rest)
+        assert code2 == 200 and b"hits" in body2
+        s.close()
+    srv.wait_log(r"a response's status is 200 to 599")
+    assert requests.get(srv.url + "/status?204%20No%20Content", timeout=10).status_code == 204
+
+
 def test_app_that_never_calls_start_response_is_500(serve):
     srv = serve(APP)
     assert requests.get(srv.url + "/no-start", timeout=10).status_code == 500

@@ -30,6 +30,29 @@ def detect(app):
     return "wsgi"
 
 
+def path_excludes_root(app):
+    """True for an app built on Starlette older than 0.33 (FastAPI included).
+
+    The ASGI spec's `path` is the whole request path, `root_path` included,
+    and Quart, Django and Starlette 0.33+ route on it that way. Older
+    Starlette reads `path` as the part after `root_path` (its Mount strips
+    it), so for those apps the server strips the mount prefix itself.
+    """
+    starlette = sys.modules.get("starlette")
+    if starlette is None:
+        return False
+    try:
+        version = tuple(int(p) for p in starlette.__version__.split(".")[:2])
+    except (AttributeError, ValueError):
+        return False
+    if version >= (0, 33):
+        return False
+    from starlette.applications import Starlette
+    from starlette.routing import Router
+
+    return isinstance(app, (Starlette, Router))
+
+
 def asgi2_to_3(app):
     """Wraps an ASGI 2 (double-callable) app as ASGI 3."""
 

@@ -88,8 +88,12 @@ TEST(asgi_messages, bad_starts_raise_the_right_python_error) {
     } cases[] = {
         {"{'type': 'http.response.start'}", "TypeError: http.response.start needs an int 'status'"},
         {"{'type': 'http.response.start', 'status': '200'}", "TypeError: http.response.start needs an int 'status'"},
-        {"{'type': 'http.response.start', 'status': 99}", "ValueError: invalid HTTP status 99"},
-        {"{'type': 'http.response.start', 'status': 1000}", "ValueError: invalid HTTP status 1000"},
+        {"{'type': 'http.response.start', 'status': 99}", "ValueError: invalid HTTP status 99: a response's status is 200 to 599"},
+        {"{'type': 'http.response.start', 'status': 1000}", "ValueError: invalid HTTP status 1000: a response's status is 200 to 599"},
+        // an interim status as the final one would desynchronise the client (found by fuzz_wsgi_response)
+        {"{'type': 'http.response.start', 'status': 101}", "ValueError: invalid HTTP status 101: a response's status is 200 to 599"},
+        {"{'type': 'http.response.start', 'status': 199}", "ValueError: invalid HTTP status 199: a response's status is 200 to 599"},
+        {"{'type': 'http.response.start', 'status': 600}", "ValueError: invalid HTTP status 600: a response's status is 200 to 599"},
         {"{'type': 'http.response.start', 'status': 2**80}", "OverflowError: Python int too large to convert to C long"},
         {"{'type': 'http.response.start', 'status': 200, 'headers': 5}",
          "TypeError: 'headers' must be an iterable of [name, value] pairs"},

@@ -52,9 +52,9 @@ TEST_F(scope_test, http_scope_has_every_key_of_the_spec_in_order) {
     EXPECT_EQ(repr(s.get(), "http_version"), "'1.1'");
     EXPECT_EQ(repr(s.get(), "method"), "'POST'");
     EXPECT_EQ(repr(s.get(), "scheme"), "'http'");
-    // path: after the mount prefix, percent-decoded as UTF-8 (%2F too);
-    // raw_path: the whole path as sent.
-    EXPECT_EQ(repr(s.get(), "path"), "'/café/a/b'");
+    // path: the whole path, root_path included (as the ASGI spec has it),
+    // percent-decoded as UTF-8 (%2F too); raw_path: the path as sent.
+    EXPECT_EQ(repr(s.get(), "path"), "'/v2/café/a/b'");
     EXPECT_EQ(repr(s.get(), "raw_path"), "b'/v2/caf%C3%A9/a%2Fb'");
     EXPECT_EQ(repr(s.get(), "query_string"), "b'x=%20y&z'");
     EXPECT_EQ(repr(s.get(), "root_path"), "'/v2'");
@@ -62,6 +62,16 @@ TEST_F(scope_test, http_scope_has_every_key_of_the_spec_in_order) {
               "[(b'host', b'example'), (b'content-type', b'text/plain'), (b'x-dup', b'1'), (b'x-dup', b'2')]");
     EXPECT_EQ(repr(s.get(), "client"), "('10.1.2.3', 5555)");
     EXPECT_EQ(repr(s.get(), "server"), "('127.0.0.1', 8000)");
+}
+
+TEST_F(scope_test, the_prefix_is_stripped_from_path_for_apps_that_want_it) {
+    scope_builder b("/v2");
+    b.set_path_excludes_root(true);   // Starlette before 0.33
+    py::ref s = b.build(h, ep);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(repr(s.get(), "path"), "'/café/a/b'");
+    EXPECT_EQ(repr(s.get(), "raw_path"), "b'/v2/caf%C3%A9/a%2Fb'");
+    EXPECT_EQ(repr(s.get(), "root_path"), "'/v2'");
 }
 
 TEST_F(scope_test, every_scope_is_a_fresh_dict_and_the_template_is_untouched) {

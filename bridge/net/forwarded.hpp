@@ -1,0 +1,42 @@
+#pragma once
+// Trusted proxy headers (--forwarded-allow-ips). Only when the connection's
+// peer is trusted do X-Forwarded-For / X-Forwarded-Proto, or the standard
+// Forwarded header (RFC 7239, preferred when present), set the request's
+// client address and scheme. The client is found walking the list from the
+// right, skipping trusted addresses: the first untrusted one is the client
+// (entries further left were written by whoever sent them and prove nothing).
+#include "bridge/net/request.hpp"
+
+#include <array>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trestle::net {
+
+class trusted_proxies {
+public:
+    // Entries: "*" (every peer), "unix" (unix-socket peers), an IPv4 or IPv6
+    // address, or a CIDR ("10.0.0.0/8", "fd00::/8"). False with `why` set on
+    // the first bad entry.
+    bool parse(const std::vector<std::string>& entries, std::string& why);
+    bool empty() const { return !any_ && !unix_ && nets_.empty(); }
+    bool contains(std::string_view addr) const;   // an address as text
+    bool trusts(const endpoint_info& ep) const;   // the connection's peer
+
+private:
+    struct net {
+        std::array<unsigned char, 16> addr{};   // IPv4 as ::ffff:a.b.c.d
+        unsigned bits = 0;
+    };
+    bool any_ = false;
+    bool unix_ = false;
+    std::vector<net> nets_;
+};
+
+// Rewrites ep.remote_addr/remote_port and ep.scheme from the headers of a
+// request that came from a trusted peer (ep.trusted_peer). The port of a
+// forwarded client is unknown: remote_port becomes "0" unless given.
+void apply_forwarded(const request_head& head, const trusted_proxies& trusted, endpoint_info& ep);
+
+} // namespace trestle::net

@@ -1,0 +1,99 @@
+"""The legacy Flask app of the migration example: server-rendered pages,
+a session login, and one view already made `async def`.
+
+Under Trestle its async view runs on the server's shared event loop, so the
+connection it opens to the billing service and the task it leaves behind
+do not die with the request (stock Flask would start and stop a new loop
+for every call).
+"""
+import asyncio
+import json
+import os
+
+from flask import Flask, abort, g, redirect, render_template, request, session, url_for
+
+import billing
+
+app = Flask(__name__)
+# The v2 Quart app uses the same key, so both read the same session cookie.
+app.secret_key = os.environ.get("EXAMPLE_SECRET_KEY", "change-me: example only")
+
+USERS = {"ada": "lovelace", "alan": "turing"}
+NOTES = {}   # user -> list of notes (in memory: an example)
+BILLING_PORT = int(os.environ.get("BILLING_PORT", "9001"))
+
+# Example only: start the billing service that /billing is proxied to. In a
+# real deployment it is a separate service with its own lifecycle.
+if os.environ.get("BILLING_AUTOSTART", "1") == "1":
+    billing.start_background(BILLING_PORT)
+
+
+@app.before_request
+def load_user():
+    g.user = session.get("user")
+
+
+@app.route("/")
+def index():
+    return render_template("index.html")
+
+
+@app.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        name = request.form.get("username", "")
+        if USERS.get(name) == request.form.get("password"):
+            session["user"] = name
+            return redirect(url_for("notes"))
+        error = "Unknown user or wrong password."
+    return render_template("login.html", error=error), (401 if error else 200)
+
+
+@app.route("/logout", methods=["POST"])
+def logout():
+    session.pop("user", None)
+    return redirect(url_for("index"))
+
+
+@app.route("/notes", methods=["GET", "POST"])
+def notes():
+    if not g.user:
+        return redirect(url_for("login"))
+    mine = NOTES.setdefault(g.user, [])
+    if request.method == "POST":
+        text = request.form.get("text", "").strip()
+        if not text:
+            abort(400)
+        mine.append(text)
+        return redirect(url_for("notes"))
+    return render_template("notes.html", notes=mine)
+
+
+async def billing_get(path):
+    """One HTTP/1.0 GET to the billing service, with asyncio streams."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", BILLING_PORT)
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: billing\r\n\r\n".encode())
+        await writer.drain()
+        raw = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return json.loads(body)
+
+
+@app.route("/report")
+async def report():
+    # The one async view: two awaits at once, on the server's loop.
+    if not g.user:
+        return redirect(url_for("login"))
+    invoices, health = await asyncio.gather(billing_get(f"/billing/invoices?user={g.user}"),
+                                            billing_get("/billing/health"))
+    due = sum(i["amount"] for i in invoices["invoices"] if not i["paid"])
+    return render_template("report.html", invoices=invoices["invoices"], due=due, billing_ok=health["ok"])
+
+
+@app.route("/health")
+def health():
+    return {"ok": True}

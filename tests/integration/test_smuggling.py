@@ -1,0 +1,149 @@
+"""Request smuggling and parser-differential cases (issue 5, section 3).
+
+Each crafted request is sent on a keep-alive connection with a second
+request pipelined right behind it. Either the crafted one is rejected (one
+4xx, then the connection closes, and nothing after it reaches the app), or
+it is read in the one safe way and the pipelined request gets its own,
+correct response: the connection never desynchronises.
+"""
+import re
+
+import pytest
+import requests
+
+from conftest import recv_until_closed
+
+APP = "wsgi_cases:app"
+NEXT = b"GET /hits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+# A request an attacker would hide in a body; it must never be answered.
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def post(fields, body=b"", target=b"/echo", version=b"HTTP/1.1"):
+    return b"POST " + target + b" " + version + b"\r\nHost: x\r\n" + fields + b"\r\n" + body
+
+
+CHUNKED = b"Transfer-Encoding: chunked\r\n"
+
+# Cases whose head is valid: the app is called and the body read fails.
+BODY_LEVEL = {"chunk size overflow", "negative chunk size", "space after chunk size",
+              "control char in chunk extension", "bare LF in chunks", "chunk longer than its size"}
+
+REJECTED = {
+    # framing conflicts
+    "CL+TE": post(b"Content-Length: 4\r\n" + CHUNKED, b"0\r\n\r\n" + SMUGGLED),
+    "TE+CL": post(CHUNKED + b"Content-Length: 40\r\n", b"0\r\n\r\n" + SMUGGLED),
+    "conflicting CL fields": post(b"Content-Length: 3\r\nContent-Length: 40\r\n", b"abc" + SMUGGLED),
+    "conflicting CL list": post(b"Content-Length: 3, 40\r\n", b"abc" + SMUGGLED),
+    "CL with a plus sign": post(b"Content-Length: +3\r\n", b"abc" + SMUGGLED),
+    "CL negative": post(b"Content-Length: -3\r\n", b"abc" + SMUGGLED),
+    "CL with inner space": post(b"Content-Length: 3 0\r\n", b"abc" + SMUGGLED),
+    "CL in hex": post(b"Content-Length: 0x3\r\n", b"abc" + SMUGGLED),
+    "CL overflow": post(b"Content-Length: 99999999999999999999999\r\n", b"abc" + SMUGGLED),
+    "CL wraps at 2^64": post(b"Content-Length: 18446744073709551619\r\n", b"abc" + SMUGGLED),
+    # transfer codings
+    "TE chunked, identity": post(b"Transfer-Encoding: chunked, identity\r\n", b"3\r\nabc\r\n0\r\n\r\n" + SMUGGLED),
+    "TE identity": post(b"Transfer-Encoding: identity\r\n", b"3\r\nabc\r\n0\r\n\r\n" + SMUGGLED),
+    "TE gzip, chunked": post(b"Transfer-Encoding: gzip, chunked\r\n", b"3\r\nabc\r\n0\r\n\r\n" + SMUGGLED),
+    "TE chunked twice": post(CHUNKED + CHUNKED, b"3\r\nabc\r\n0\r\n\r\n" + SMUGGLED),
+    "TE with a vertical tab": post(b"Transfer-Encoding: \x0bchunked\r\n", b"3\r\nabc\r\n0\r\n\r\n" + SMUGGLED),
+    "TE in HTTP/1.0": post(CHUNKED + b"Connection: keep-alive\r\n", b"3\r\nabc\r\n0\r\n\r\n" + SMUGGLED,
+                           version=b"HTTP/1.0"),
+    # header syntax
+    "obs-fold": post(b"X-A: a\r\n b\r\nContent-Length: 3\r\n", b"abc"),
+    "obs-fold hiding TE": post(b"Transfer-Encoding:\r\n chunked\r\nContent-Length: 3\r\n", b"abc"),
+    "space before colon": post(b"Content-Length : 3\r\n", b"abc" + SMUGGLED),
+    "space before colon on TE": post(b"Transfer-Encoding : chunked\r\nContent-Length: 3\r\n", b"abc"),
+    "NUL in a value": b"GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "NUL in a name": b"GET /echo HTTP/1.1\r\nHost: x\r\nX-\x00A: ab\r\n\r\n",
+    "space in a name": b"GET /echo HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n",
+    "empty name": b"GET /echo HTTP/1.1\r\nHost: x\r\n: b\r\n\r\n",
+    "line starting with space": b"GET /echo HTTP/1.1\r\n Host: x\r\n\r\n",
+    "bare LF in the head": b"GET /echo HTTP/1.1\nHost: x\n\n",
+    "bare CR in the head": b"GET /echo HTTP/1.1\rHost: x\r\n\r\n",
+    "no Host": b"GET /echo HTTP/1.1\r\n\r\n",
+    "two Hosts": b"GET /echo HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+    # chunked framing
+    "chunk size overflow": post(CHUNKED, b"FFFFFFFFFFFFFFFFF3\r\nabc\r\n0\r\n\r\n" + SMUGGLED),
+    "negative chunk size": post(CHUNKED, b"-3\r\nabc\r\n0\r\n\r\n" + SMUGGLED),
+    "space after chunk size": post(CHUNKED, b"3 \r\nabc\r\n0\r\n\r\n" + SMUGGLED),
+    "control char in chunk extension": post(CHUNKED, b"3;\x01\r\nabc\r\n0\r\n\r\n" + SMUGGLED),
+    "bare LF in chunks": post(CHUNKED, b"3\nabc\n0\n\n" + SMUGGLED),
+    "chunk longer than its size": post(CHUNKED, b"3\r\nabcX\r\n0\r\n\r\n" + SMUGGLED),
+    # request line
+    "tabs in the request line": b"GET\t/echo\tHTTP/1.1\r\nHost: x\r\n\r\n",
+    "two spaces in the request line": b"GET  /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+    "invalid method token": b"G(T /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+    "HTTP/0.9": b"GET /echo\r\n\r\n",
+    "HTTP/2.0 on an HTTP/1 connection": b"GET /echo HTTP/2.0\r\nHost: x\r\n\r\n",
+    "huge header count": b"GET /echo HTTP/1.1\r\nHost: x\r\n" + b"".join(b"H%d: v\r\n" % i for i in range(101)) + b"\r\n",
+    "huge header": b"GET /echo HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 9000 + b"\r\n\r\n",
+}
+
+# (request, the body /echo must answer) read in the one safe way.
+ACCEPTED = {
+    "duplicate equal CL fields": (post(b"Content-Length: 3\r\nContent-Length: 3\r\n", b"abc"), b"abc"),
+    "equal CL list": (post(b"Content-Length: 3, 3\r\n", b"abc"), b"abc"),
+    "CL with surrounding spaces": (post(b"Content-Length:   3  \r\n", b"abc"), b"abc"),
+    "TE in another case": (post(b"Transfer-Encoding: Chunked\r\n", b"3\r\nabc\r\n0\r\n\r\n"), b"abc"),
+    "chunk extensions": (post(CHUNKED, b"3;name=val;q=\"x y\"\r\nabc\r\n0;last\r\n\r\n"), b"abc"),
+    "chunked trailer": (post(CHUNKED, b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"), b"abc"),
+    "hex chunk sizes": (post(CHUNKED, b"a\r\n0123456789\r\nA\r\nabcdefghij\r\n0\r\n\r\n"), b"0123456789abcdefghij"),
+    "absolute-form target": (b"POST http://x/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", b"abc"),
+    "a GET with a body": (b"GET /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", b"abc"),
+    "empty lines before the request line": (b"\r\n\r\n" + post(b"Content-Length: 3\r\n", b"abc"), b"abc"),
+}
+
+
+def statuses(data):
+    return [int(s) for s in re.findall(rb"HTTP/1\.[01] (\d{3}) ", data)]
+
+
+@pytest.fixture
+def srv(serve):
+    return serve(APP)
+
+
+def hits(srv):
+    return requests.get(srv.url + "/hits", timeout=10).json()["hits"]
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_rejected_and_nothing_follows(srv, name):
+    before = hits(srv)
+    s = srv.connect()
+    s.sendall(REJECTED[name] + NEXT)
+    data = recv_until_closed(s)
+    s.close()
+    got = statuses(data)
+    assert len(got) == 1 and got[0] in (400, 431, 501, 505), (name, data[:300])
+    assert b"Connection: close" in data
+    assert b'"hits"' not in data and b"/smuggled" not in data
+    # Only the crafted request itself may have reached the app (when its head
+    # was valid and its body was not), never what was behind it.
+    expected = before + (2 if name in BODY_LEVEL else 1)
+    assert hits(srv) == expected, "a request behind the rejected one reached the app"
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_read_one_way_and_the_next_request_is_intact(srv, name):
+    raw, body = ACCEPTED[name]
+    before = hits(srv)
+    s = srv.connect()
+    s.sendall(raw + NEXT)
+    data = recv_until_closed(s)
+    s.close()
+    assert statuses(data) == [200, 200], (name, data[:400])
+    first, _, rest = data.partition(b"\r\n\r\n")
+    assert rest.startswith(body + b"HTTP/1.1 200 "), (name, data[:400])
+    # The pipelined /hits saw exactly the crafted request before it.
+    assert rest.endswith(b'{"hits": %d}' % (before + 2)), rest
+
+
+def test_a_body_that_looks_like_a_request_stays_a_body(srv):
+    before = hits(srv)
+    s = srv.connect()
+    s.sendall(post(b"Content-Length: %d\r\n" % len(SMUGGLED), SMUGGLED) + NEXT)
+    data = recv_until_closed(s)
+    assert statuses(data) == [200, 200] and SMUGGLED in data
+    assert hits(srv) == before + 3   # /echo, the pipelined /hits, this /hits
