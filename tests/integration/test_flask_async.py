@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import textwrap
 import threading
 import time
 
@@ -73,7 +74,7 @@ def test_background_task_keeps_running_after_the_response(serve):
 
 def test_stock_flask_cancels_the_task_with_its_loop(serve):
     srv = serve(APP, "--no-flask-async")
-    assert "--no-flask-async: Flask runs async views itself" in srv.log()
+    assert "flask_async_app:app: flask_async off (--no-flask-async): Flask runs async views itself" in srv.log()
     data = get_json(srv, "/spawn/t1", params={"delay": "0.3"})
     assert data["on_trestle_loop"] is False   # asgiref's loop for this one call
     assert data["state"] == "running"
@@ -227,6 +228,26 @@ def test_mounted_flask_app_gets_the_integration(serve):
     data = get_json(srv, "/f/spawn/m1", params={"delay": "0.05"})
     assert data["on_trestle_loop"] is True
     assert poll(lambda: get_json(srv, "/f/task/m1")["state"] == "done")
+
+
+def test_flask_async_per_mount_in_a_config_file(serve, tmp_path):
+    # Two Flask apps in one process: the root one keeps the integration, the
+    # mount that says flask_async = false gets stock Flask.
+    cfg = tmp_path / "trestle.toml"
+    cfg.write_text(textwrap.dedent("""
+        [[mount]]
+        prefix = "/"
+        app = "flask_async_app:app"
+
+        [[mount]]
+        prefix = "/stock"
+        app = "flask_async_stock:app"
+        flask_async = false
+    """))
+    srv = serve("--config=" + str(cfg))
+    assert get_json(srv, "/loop")["on_trestle_loop"] is True
+    assert get_json(srv, "/stock/loop") == {"on_trestle_loop": False}
+    assert "flask_async_stock:app: flask_async off" in srv.log()
 
 
 def test_to_thread_in_async_views_cannot_starve_the_pool(serve):

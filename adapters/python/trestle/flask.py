@@ -248,7 +248,7 @@ def _attach(app, auto):
         if getattr(app, "async_to_sync", None) is async_to_sync:
             note = "Flask async views run on the server's event loop (trestle.flask.install)"
         elif not auto:
-            note = "--no-flask-async: Flask runs async views itself, on a new event loop per call"
+            note = "flask_async off (--no-flask-async): Flask runs async views itself, on a new event loop per call"
         elif _overrides_async_to_sync(app, flask_mod.Flask):
             note = "the app's class overrides async_to_sync; Trestle leaves its async views to it"
         else:
