@@ -384,7 +384,10 @@ def test_waiting_thread_is_woken_when_the_loop_closes():
         wt.join(TIMEOUT)
         assert not wt.is_alive(), "the waiting thread was never woken"
         assert isinstance(outcome.get("error"), tflask.LoopStoppedError), outcome
-        # With the loop gone, a new call fails at once instead of waiting.
+        # Once the loop is closed, a new call fails at once instead of waiting.
+        # (One that races with close_loop gets LoopStoppedError from the sweep.)
+        lt.join(TIMEOUT)
+        assert not lt.is_alive()
         coro = never_finishes()
         with pytest.raises(RuntimeError, match="no event loop"):
             tflask.run(coro)
