@@ -56,28 +56,37 @@ APPS = {
     "quart": App("quart_hello:app", "Quart hello", HELLO, BENCH_APPS_DIR, "asgi", False),
     "starlette": App("starlette_hello:app", "Starlette hello", HELLO, BENCH_APPS_DIR, "asgi", False),
     "sleep": App("asgi_sleep:app", "raw ASGI sleep(0.01)", HELLO, BENCH_APPS_DIR, "asgi", True),
+    "flask-async": App("flask_async_hello:app", "Flask async view, sleep(0)", HELLO, BENCH_APPS_DIR,
+                       "wsgi", False),
 }
 APP_ALIASES = {"raw": "hello", "wsgi": "hello", "flask_hello": "flask", "flask-hello": "flask",
                "asgi_hello": "asgi", "asgi-hello": "asgi", "raw-asgi": "asgi",
                "quart_hello": "quart", "quart-hello": "quart",
                "starlette_hello": "starlette", "starlette-hello": "starlette",
-               "asgi_sleep": "sleep", "asgi-sleep": "sleep"}
+               "asgi_sleep": "sleep", "asgi-sleep": "sleep",
+               "flask_async": "flask-async", "flask_async_hello": "flask-async"}
+# Apps whose in-process cost would not be what trestle runs: the Flask async
+# view in-process goes through stock Flask's asgiref (a new loop per call).
+NO_INPROCESS = {"flask-async"}
 
 # Which interfaces each server is run on; a server is only run on apps it speaks.
 SERVER_INTERFACES = {
     "trestle": ("wsgi", "asgi"),
+    # trestle with --no-flask-async: Flask's own asgiref for async views.
+    "trestle-no-flask-async": ("wsgi",),
     "gunicorn-sync": ("wsgi",), "gunicorn-gthread": ("wsgi",),
     "uvicorn-uvloop": ("asgi",), "uvicorn-h11": ("asgi",),
     "hypercorn": ("asgi",), "hypercorn-asyncio": ("asgi",),
 }
 SERVERS = list(SERVER_INTERFACES)  # what 'all' selects
 # The default run: everything but hypercorn's asyncio worker (slow: it stalls
-# on Nagle, see the anchors; select it by name or with 'all').
-DEFAULT_SERVERS = [s for s in SERVERS if s != "hypercorn-asyncio"]
+# on Nagle, see the anchors; select it by name or with 'all') and trestle
+# --no-flask-async (only of interest for the flask-async app).
+DEFAULT_SERVERS = [s for s in SERVERS if s not in ("hypercorn-asyncio", "trestle-no-flask-async")]
 SERVER_ALIASES = {"sync": "gunicorn-sync", "gthread": "gunicorn-gthread",
                   "gunicorn": "gunicorn-sync", "uvicorn": "uvicorn-uvloop",
                   "httptools": "uvicorn-uvloop", "h11": "uvicorn-h11",
-                  "hypercorn-uvloop": "hypercorn"}
+                  "hypercorn-uvloop": "hypercorn", "trestle-stock": "trestle-no-flask-async"}
 
 # The server every ratio is taken against, per interface, and its label.
 BASELINE = {"wsgi": "gunicorn-sync", "asgi": "uvicorn-uvloop"}
@@ -149,7 +158,8 @@ def options(argv):
                    help="comma list of: " + ", ".join(APPS) + ", all [APPS] (default all)")
     p.add_argument("--servers", default=env("SERVERS", ",".join(DEFAULT_SERVERS)),
                    help="comma list of: " + ", ".join(SERVERS) + ", all [SERVERS] (default all "
-                        "but hypercorn-asyncio); each runs only the apps of its interface")
+                        "but hypercorn-asyncio and trestle-no-flask-async); each runs only "
+                        "the apps of its interface")
     p.add_argument("--duration", default=env("DURATION", "10s"),
                    help="wrk -d for each measured run [DURATION] (default 10s)")
     p.add_argument("--runs", type=int, default=int(env("RUNS", "3")),
@@ -209,7 +219,7 @@ def sh(cmd):
         return "?"
 
 
-PACKAGES = ["gunicorn", "flask", "uvicorn", "httptools", "h11", "uvloop", "hypercorn",
+PACKAGES = ["gunicorn", "flask", "asgiref", "uvicorn", "httptools", "h11", "uvloop", "hypercorn",
             "quart", "starlette"]
 PACKAGE_VERSIONS = ("import importlib.metadata as m, json\nv = {}\nfor p in %r:\n"
                     "    try: v[p] = m.version(p)\n    except Exception: v[p] = 'missing'\n"
@@ -302,10 +312,12 @@ def free_port():
 def server_command(opts, server, app, port):
     target, appdir = APPS[app].target, APPS[app].dir
     bind = f"127.0.0.1:{port}"
-    if server == "trestle":
+    if server.startswith("trestle"):
         # ASGI apps run on trestle's default loop (auto: uvloop when it imports).
         cmd = [opts.trestle, target, "--chdir", appdir, "--bind", bind,
                "--threads", str(opts.threads)] + shlex.split(opts.trestle_args)
+        if server == "trestle-no-flask-async":
+            cmd.append("--no-flask-async")
     elif server.startswith("gunicorn"):
         cmd = [PYTHON, "-m", "gunicorn", "--chdir", appdir, "--bind", bind,
                "--workers", "1"]
@@ -803,7 +815,7 @@ def check_tools(opts):
             missing.append(tool)
     if missing:
         sys.exit(f"bench: missing {', '.join(missing)} (apt-get install wrk util-linux)")
-    if any(s == "trestle" for _, s in opts.pairs) and not os.access(opts.trestle, os.X_OK):
+    if any(s.startswith("trestle") for _, s in opts.pairs) and not os.access(opts.trestle, os.X_OK):
         sys.exit(f"bench: no trestle binary at {opts.trestle} (build it first, e.g. .ci/build)")
     servers = {server for _, server in opts.pairs}
     apps = {app for app, _ in opts.pairs}
@@ -820,6 +832,8 @@ def check_tools(opts):
     if "hypercorn-asyncio" in servers:
         needs.append(("hypercorn", "python3-hypercorn"))
     for app, module, package in (("flask", "flask", "python3-flask"),
+                                 ("flask-async", "flask", "python3-flask"),
+                                 ("flask-async", "asgiref", "python3-asgiref"),
                                  ("quart", "quart", "python3-quart"),
                                  ("starlette", "starlette", "python3-starlette")):
         if app in apps:
@@ -899,7 +913,7 @@ class Bench:
             res["cmd"] = srv.cmd
             res["wrk_cmd"] = wrk_command(opts, srv.port, opts.duration_s, self.conns)
             res["ready"] = srv.wait_ready()
-            if self.server == "trestle":
+            if self.server.startswith("trestle"):
                 # e.g. "serving asgi_hello:app (ASGI, uvloop loop)": which loop it chose.
                 m = re.search(r"serving \S+ \(([^)]*)\)", srv.log_tail(40))
                 if m:
@@ -1000,7 +1014,7 @@ def main(argv):
     logdir = os.path.join(BENCH_DIR, "results", "logs", stamp)
     os.makedirs(logdir, exist_ok=True)
     facts = machine_facts(opts)
-    if any(server == "trestle" for _, server in opts.pairs):
+    if any(server.startswith("trestle") for _, server in opts.pairs):
         # Serve from a copy: build/ may be rebuilt by someone else mid-run, and
         # every trestle row should come from the same binary.
         snap = os.path.join(logdir, "trestle")
@@ -1017,6 +1031,7 @@ def main(argv):
     if env_set:
         command = env_set + " " + command
     inproc_apps = [] if opts.no_inprocess else [a for a in opts.apps if not APPS[a].sleep
+                                                and a not in NO_INPROCESS
                                                 and any(p[0] == a for p in opts.pairs)]
     load_s = len(opts.pairs) * (opts.warmup_s + opts.runs * opts.duration_s)
     # Besides the load: a 1 s quiet check before each run, about 3 s to start
@@ -1052,7 +1067,7 @@ def main(argv):
             for i, r in enumerate(res["runs"], 1):
                 f.write(f"==== {app} {server} run {i}\n{r['raw']}\n")
 
-    if any(server == "trestle" for _, server in opts.pairs):
+    if any(server.startswith("trestle") for _, server in opts.pairs):
         try:
             os.remove(os.path.join(logdir, "trestle"))  # 15 MB; the sha256 is in the report
         except OSError:

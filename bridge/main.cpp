@@ -61,6 +61,25 @@ std::string where(const mount_spec& m) {
     return m.prefix.empty() ? "the root mount" : "mount " + m.prefix;
 }
 
+// Flask async views on the shared loop (adapters/python/trestle/flask.py):
+// trestle.flask._attach installs the integration on a Flask app if
+// `automatic` (flask_async, per mount or server-wide). True if the loop must
+// run: for this app, or for the explicit installs and startup hooks of the
+// apps loaded so far.
+bool attach_flask(PyObject* app, bool automatic, const std::string& name) {
+    py::ref mod = py::ref::steal(PyImport_ImportModule("trestle.flask"));
+    py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), "_attach") : nullptr);
+    PyObject* flag = automatic ? Py_True : Py_False;   // borrowed
+    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app, flag, nullptr) : nullptr);
+    if (!r) {
+        py::print_exception();
+        die(1, "cannot set up the Flask integration for " + name);
+    }
+    PyObject* note = PyTuple_GET_ITEM(r.get(), 1);   // borrowed
+    if (note != Py_None) log::info(name + ": " + PyUnicode_AsUTF8(note));
+    return PyTuple_GET_ITEM(r.get(), 0) == Py_True;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -106,7 +125,7 @@ int main(int argc, char** argv) {
 
     // Every Python app is loaded before anything starts.
     std::vector<mounted> apps;
-    bool any_asgi = false;
+    bool any_asgi = false, flask_loop = false;
     for (auto& spec : opt.mounts) {
         mounted m{&spec, {}, {}, {}, {}};
         if (spec.type == mount_spec::kind::app) {
@@ -120,6 +139,8 @@ int main(int argc, char** argv) {
                 }
             }
             any_asgi = any_asgi || m.iface != "wsgi";
+            if (m.iface == "wsgi")
+                flask_loop = attach_flask(m.app.get(), spec.flask_async.value_or(opt.flask_async), spec.app) || flask_loop;
         }
         apps.push_back(std::move(m));
     }
@@ -127,12 +148,12 @@ int main(int argc, char** argv) {
     // One pool and, if any app needs it, one loop, shared by every mount.
     runtime::thread_pool pool(opt.threads, opt.max_queue);
     std::unique_ptr<runtime::loop_thread> loop;
-    if (any_asgi) {
+    if (any_asgi || flask_loop) {
         loop = std::make_unique<runtime::loop_thread>(opt.loop, pool);
         py::release_main_thread();
         bool started = loop->start();
         py::acquire_main_thread();
-        if (!started) die(1, "the event loop could not start");
+        if (!started) die(1, "the event loop could not start, or a startup hook failed (see above)");
     }
 
     for (auto& m : apps) {

@@ -12,7 +12,9 @@ def loop():
     """The worker's asyncio event loop, shared by every request.
 
     From a pool thread (a WSGI view, a sync Quart view), schedule work on it
-    with asyncio.run_coroutine_threadsafe(coro, trestle.loop()).
+    with asyncio.run_coroutine_threadsafe(coro, trestle.loop()), or run a
+    coroutine and wait for its result with trestle.flask.run(coro). Flask's
+    async views run on it by themselves (see trestle.flask).
     """
     from trestle._runtime import get_loop
 

@@ -1,9 +1,29 @@
 """Glue between Trestle's C++ runtime and asyncio. Not a public API."""
 import asyncio
 import concurrent.futures
+import contextvars
+import sys
 import threading
+import traceback
 
 _loop = None
+_loop_thread = None        # threading.get_ident() of the loop thread while it runs
+
+# Hooks that apps register at import time (trestle.flask.startup/shutdown):
+# run on the loop, before the first request and after the last one.
+startup_hooks = []
+shutdown_hooks = []
+# Internal callbacks run on the loop thread just before the loop closes, after
+# its tasks were cancelled (trestle.flask fails the calls still waiting).
+closing_callbacks = []
+_hooks_ran = False         # the loop has started: too late to add a startup hook
+
+# Set, in the context of a coroutine that a pool thread waits for, to that
+# thread's job inbox (trestle.flask). Executor jobs the coroutine submits go to
+# the pool and to the inbox, and whichever thread gets to one first runs it: a
+# pool whose threads all wait for coroutines that wait for the pool would
+# otherwise never move again.
+waiting_thread = contextvars.ContextVar("trestle.waiting_thread", default=None)
 
 
 class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
@@ -26,8 +46,13 @@ class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
         future = concurrent.futures.Future()
+        unclaimed = [True]
 
         def job():
+            try:
+                unclaimed.pop()   # atomic: the pool and a waiting thread may both call job
+            except IndexError:
+                return
             if not future.set_running_or_notify_cancel():
                 return
             try:
@@ -37,7 +62,14 @@ class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
             else:
                 future.set_result(result)
 
-        self._submit(job)
+        inbox = waiting_thread.get()
+        if inbox is not None:
+            inbox.offer(job)
+        try:
+            self._submit(job)
+        except RuntimeError:
+            if inbox is None:   # a full pool queue; the waiting thread can still run it
+                raise
         return future
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -45,20 +77,58 @@ class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
             self._shutdown = True
 
 
+def _hook_name(fn):
+    return "%s.%s" % (getattr(fn, "__module__", "?"), getattr(fn, "__qualname__", repr(fn)))
+
+
+async def _run_startup_hooks():
+    for fn in list(startup_hooks):
+        try:
+            result = fn()
+            if hasattr(result, "__await__"):
+                await result
+        except Exception as exc:
+            raise RuntimeError("startup hook %s failed" % _hook_name(fn)) from exc
+
+
+async def _run_shutdown_hooks():
+    # Reverse order: what started last may depend on what started first.
+    for fn in reversed(shutdown_hooks):
+        try:
+            result = fn()
+            if hasattr(result, "__await__"):
+                await result
+        except (Exception, asyncio.CancelledError):  # noqa: B902 - one failing hook must not skip the others
+            print("trestle: shutdown hook %s failed:" % _hook_name(fn), file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+
+
 def setup_loop(loop, submit, fd, drain):
-    """Runs on the loop thread before run_forever()."""
-    global _loop
+    """Runs on the loop thread before run_forever(). Startup hooks run here,
+    so they are done before the server accepts a request; one that raises
+    stops the server."""
+    global _loop, _loop_thread, _hooks_ran
     asyncio.set_event_loop(loop)
     loop.set_default_executor(PoolExecutor(submit))
     loop.add_reader(fd, drain)
     _loop = loop
+    _loop_thread = threading.get_ident()
+    _hooks_ran = True
+    if startup_hooks:
+        try:
+            loop.run_until_complete(_run_startup_hooks())
+        except BaseException:
+            _loop = _loop_thread = None
+            raise
     return True
 
 
 def close_loop(loop):
     """Runs on the loop thread after run_forever() returns."""
-    global _loop
+    global _loop, _loop_thread
     try:
+        if shutdown_hooks:
+            loop.run_until_complete(_run_shutdown_hooks())
         tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for t in tasks:
             t.cancel()
@@ -66,7 +136,12 @@ def close_loop(loop):
             loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
-        _loop = None
+        for fn in closing_callbacks:
+            try:
+                fn()
+            except Exception:  # noqa: B902 - the loop must still close
+                traceback.print_exc(file=sys.stderr)
+        _loop = _loop_thread = None
         loop.close()
     return True
 

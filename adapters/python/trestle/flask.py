@@ -1,0 +1,294 @@
+"""Flask async views on the server's event loop.
+
+Stock Flask runs an ``async def`` view (and async hooks, error handlers and
+teardown functions) through asgiref, which makes a new event loop for each
+call and closes it afterwards: a task the view starts is cancelled, and a
+client, pool or lock made on one call's loop cannot be used on the next.
+
+Trestle installs this module's ``async_to_sync`` on every ``flask.Flask`` app
+it serves (unless ``--no-flask-async``). The coroutine then runs on the
+worker's one long-lived loop, ``trestle.loop()``, while the pool thread that
+runs the request waits for it with the GIL released::
+
+    import asyncio
+    from flask import Flask
+    import trestle.flask
+
+    app = Flask(__name__)
+    jobs = None
+
+    @trestle.flask.startup            # runs once, on the loop, before the first request
+    async def open_queue():
+        global jobs
+        jobs = asyncio.Queue()
+
+    @app.post("/jobs")
+    async def add_job():
+        await jobs.put(1)             # the same queue, on the same loop, every request
+        return "queued"
+
+Public API: ``install``, ``run``, ``startup``, ``shutdown``, and the errors
+``LoopThreadError`` and ``LoopStoppedError``. docs/configuration.md has the
+details.
+"""
+import asyncio
+import contextvars
+import queue
+import sys
+import threading
+
+from trestle import _runtime
+
+__all__ = ["install", "run", "startup", "shutdown", "LoopThreadError", "LoopStoppedError"]
+
+
+class LoopThreadError(RuntimeError):
+    """A coroutine was to be waited for on the loop thread, which would wait for itself."""
+
+
+class LoopStoppedError(RuntimeError):
+    """The server's loop stopped (the server is shutting down) before the coroutine finished."""
+
+
+# --------------------------------------------------------------- running a coroutine
+
+_DONE = object()
+_lock = threading.Lock()   # orders registering a call against the sweep at close
+_pending = set()           # calls scheduled and not yet finished (touched on the loop thread, or under _lock)
+_closed = False
+
+
+class _Call:
+    """One coroutine that a pool thread waits for.
+
+    The thread blocks in ``inbox.get()`` (GIL released). The loop side puts
+    ``_DONE`` there when the coroutine finished, and executor jobs that the
+    coroutine submits (``asyncio.to_thread``, ``run_in_executor(None, ...)``,
+    a DNS lookup) are offered there as well, so the waiting thread can run
+    them itself if no other pool thread is free.
+    """
+
+    __slots__ = ("inbox", "open", "value", "error")
+
+    def __init__(self):
+        self.inbox = queue.SimpleQueue()
+        self.open = True
+        self.value = None
+        self.error = None
+
+    def offer(self, job):
+        if self.open:
+            self.inbox.put(job)
+
+    def finish(self):
+        # Loop thread only, so no two finishes race.
+        if self.open:
+            self.open = False
+            _pending.discard(self)
+            self.inbox.put(_DONE)
+
+
+async def _drive(call, coro):
+    try:
+        call.value = await coro
+    except BaseException as exc:  # noqa: B902 - every outcome goes back to the waiting thread
+        if isinstance(exc, asyncio.CancelledError):
+            call.error = LoopStoppedError("the coroutine was cancelled (is the server shutting down?)")
+            call.error.__cause__ = exc
+            raise
+        call.error = exc
+    finally:
+        call.finish()
+
+
+def _start(loop, call, coro, ctx):
+    # On the loop thread. The task runs in ctx itself (3.11), which already is
+    # the calling thread's copy, so reading it back later sees what the
+    # coroutine set.
+    try:
+        loop.create_task(_drive(call, coro), name="trestle-flask", context=ctx)
+    except BaseException as exc:  # noqa: B902 - handed to the waiting thread
+        _discard(coro)
+        call.error = exc
+        call.finish()
+
+
+def _sweep():
+    """Fails every call still waiting when the loop closes (it never will finish them)."""
+    global _closed
+    with _lock:
+        _closed = True
+        calls = list(_pending)
+    for call in calls:
+        if call.error is None:
+            call.error = LoopStoppedError("the server's event loop stopped before the coroutine finished")
+        call.finish()
+
+
+_runtime.closing_callbacks.append(_sweep)
+
+
+def _discard(coro):
+    close = getattr(coro, "close", None)   # a coroutine never awaited warns when collected
+    if close is not None:
+        close()
+
+
+def _copy_back(ctx):
+    """What the coroutine did to context variables becomes visible to the
+    caller, as with stock Flask (asgiref does the same): an async
+    before_request can set a ContextVar that a sync view reads."""
+    skip = _runtime.waiting_thread
+    for var, value in ctx.items():
+        if var is skip:
+            continue
+        try:
+            if var.get() is value:
+                continue
+        except LookupError:
+            pass
+        var.set(value)
+
+
+def run(coro):
+    """Runs a coroutine on the server's event loop and returns its result.
+
+    For a pool thread (a sync Flask view, any WSGI code). The coroutine runs in
+    a copy of the caller's context, so Flask's ``request``, ``g``,
+    ``session``, ``current_app`` and the caller's ContextVars work inside it;
+    its exception is raised here. The thread waits with the GIL released.
+
+    Raises LoopThreadError on the loop thread itself (await the coroutine
+    there instead), and RuntimeError when there is no loop (not under
+    Trestle, or the server has stopped).
+    """
+    loop = _runtime._loop
+    if loop is None or threading.get_ident() == _runtime._loop_thread:
+        _discard(coro)
+        if loop is None:
+            raise RuntimeError("trestle.flask: no event loop (not running under Trestle, or the server has stopped)")
+        raise LoopThreadError(
+            "trestle.flask: an async function (an async Flask view or hook?) was called synchronously on the "
+            "event loop thread, where waiting for it would block the loop forever; await it instead, or call "
+            "it from a pool thread (loop.run_in_executor / asyncio.to_thread)")
+    call = _Call()
+    ctx = contextvars.copy_context()
+    ctx.run(_runtime.waiting_thread.set, call)
+    with _lock:
+        if _closed:
+            _discard(coro)
+            raise LoopStoppedError("trestle.flask: the server's event loop has stopped")
+        _pending.add(call)
+        try:
+            loop.call_soon_threadsafe(_start, loop, call, coro, ctx)
+        except BaseException:
+            _pending.discard(call)
+            _discard(coro)
+            raise
+    inbox = call.inbox
+    while True:
+        item = inbox.get()
+        if item is _DONE:
+            break
+        item()   # an executor job of this coroutine; a no-op if a pool thread took it first
+    _copy_back(ctx)
+    # A task the coroutine started keeps the call (in its context): drop the result.
+    value, error = call.value, call.error
+    call.value = call.error = None
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error   # no cycle through this frame's traceback
+    return value
+
+
+def async_to_sync(func):
+    """Flask's ``async_to_sync`` hook: a sync callable that runs ``func`` on the loop."""
+
+    def call_on_loop(*args, **kwargs):
+        return run(func(*args, **kwargs))
+
+    call_on_loop.__wrapped__ = func
+    return call_on_loop
+
+
+# --------------------------------------------------------------- installing
+
+_installed_any = False
+
+
+def install(app):
+    """Runs ``app``'s async views and hooks on the server's loop.
+
+    Trestle does this by itself for a ``flask.Flask`` instance it serves,
+    also under a mount prefix. Call it yourself when the app you give
+    Trestle wraps the Flask app (a WSGI middleware, a dispatcher); then the
+    server starts its loop for it. Returns ``app``.
+    """
+    global _installed_any
+    app.async_to_sync = async_to_sync
+    _installed_any = True
+    return app
+
+
+def _overrides_async_to_sync(app, flask_cls):
+    return type(app).async_to_sync is not flask_cls.async_to_sync
+
+
+def _attach(app, auto):
+    """Called by the server for each WSGI app it loaded, in order.
+
+    Returns (the loop must run, a note for the log or None).
+    """
+    note = None
+    flask_mod = sys.modules.get("flask")   # an app that never imported Flask is no Flask app
+    is_flask = flask_mod is not None and isinstance(app, getattr(flask_mod, "Flask", ()))
+    if is_flask:
+        if getattr(app, "async_to_sync", None) is async_to_sync:
+            note = "Flask async views run on the server's event loop (trestle.flask.install)"
+        elif not auto:
+            note = "flask_async off (--no-flask-async): Flask runs async views itself, on a new event loop per call"
+        elif _overrides_async_to_sync(app, flask_mod.Flask):
+            note = "the app's class overrides async_to_sync; Trestle leaves its async views to it"
+        else:
+            install(app)
+            note = "Flask async views run on the server's event loop"
+    needs_loop = _installed_any or bool(_runtime.startup_hooks or _runtime.shutdown_hooks)
+    return needs_loop, note
+
+
+# --------------------------------------------------------------- startup and shutdown
+
+def _check_hook(fn, what):
+    if not callable(fn):
+        raise TypeError("trestle.flask.%s: %r is not callable" % (what, fn))
+    if _runtime._hooks_ran:
+        raise RuntimeError("trestle.flask.%s: the server has already started; register hooks when the "
+                           "app's module is imported" % what)
+
+
+def startup(fn):
+    """Registers ``fn`` to run once on the server's loop before the first request.
+
+    ``fn`` is an ``async def`` function or a plain one (called on the loop
+    thread, so ``asyncio.get_running_loop()`` works in it). Make loop-bound
+    objects there: an aiohttp session, a database pool, a background task.
+    Hooks run in the order they were registered, before the server listens;
+    one that raises stops the server. Usable as a decorator; returns ``fn``.
+    """
+    _check_hook(fn, "startup")
+    _runtime.startup_hooks.append(fn)
+    return fn
+
+
+def shutdown(fn):
+    """Registers ``fn`` to run once on the loop after the last request.
+
+    Hooks run in the reverse order of registration, before the loop cancels
+    the tasks still running; an exception is logged and the next hook runs.
+    Usable as a decorator; returns ``fn``.
+    """
+    _check_hook(fn, "shutdown")
+    _runtime.shutdown_hooks.append(fn)
+    return fn
