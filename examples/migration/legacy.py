@@ -14,6 +14,12 @@ from flask import Flask, abort, g, redirect, render_template, request, session, 
 
 import billing
 
+try:   # under Trestle: hooks on the server's event loop
+    from trestle.flask import startup
+except ImportError:   # under another server the example still imports
+    def startup(fn):
+        return fn
+
 app = Flask(__name__)
 # The v2 Quart app uses the same key, so both read the same session cookie.
 app.secret_key = os.environ.get("EXAMPLE_SECRET_KEY", "change-me: example only")
@@ -26,6 +32,25 @@ BILLING_PORT = int(os.environ.get("BILLING_PORT", "9001"))
 # real deployment it is a separate service with its own lifecycle.
 if os.environ.get("BILLING_AUTOSTART", "1") == "1":
     billing.start_background(BILLING_PORT)
+
+
+AUDIT = []       # users whose report was made, written after the response
+LOOP_STATE = {}  # objects made once on the loop, shared by every request
+
+
+@startup
+async def make_loop_objects():
+    # Runs once on the server's loop before it listens: a lock that belongs
+    # to that loop, usable from every async view.
+    LOOP_STATE["audit_lock"] = asyncio.Lock()
+
+
+async def record_report(user):
+    # Runs after the response has gone: under Trestle the task lives on the
+    # server's loop; stock Flask would cancel it when the view returns.
+    async with LOOP_STATE["audit_lock"]:
+        await asyncio.sleep(0.05)   # stands for a slow audit-log write
+        AUDIT.append(user)
 
 
 @app.before_request
@@ -91,7 +116,13 @@ async def report():
     invoices, health = await asyncio.gather(billing_get(f"/billing/invoices?user={g.user}"),
                                             billing_get("/billing/health"))
     due = sum(i["amount"] for i in invoices["invoices"] if not i["paid"])
+    asyncio.create_task(record_report(g.user))
     return render_template("report.html", invoices=invoices["invoices"], due=due, billing_ok=health["ok"])
+
+
+@app.route("/audit")
+def audit():
+    return {"reports": AUDIT}
 
 
 @app.route("/health")

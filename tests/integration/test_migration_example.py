@@ -50,6 +50,8 @@ def test_the_whole_journey(serve):
     # The async def view: two awaits on the shared loop, to the billing service.
     report = web.get(srv.url + "/report", timeout=10)
     assert report.status_code == 200 and 'id="due">75.50<' in report.text and "Billing service: up" in report.text
+    # The task it left behind finishes after the response, on the same loop.
+    assert poll(lambda: web.get(srv.url + "/audit", timeout=10).json()["reports"] == ["ada"], timeout=10)
 
     # v2 (Quart) knows the user from the same cookie, and builds prefixed URLs.
     assert web.get(srv.url + "/v2/whoami", timeout=10).json() == {"user": "ada"}
