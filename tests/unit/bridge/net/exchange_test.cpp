@@ -1,0 +1,163 @@
+// The exchange between an io thread and an app thread, with real threads:
+// the body flows io -> app while the app blocks in read(), output flows
+// app -> io through the high-water mark while the app blocks in write(),
+// and abort() releases a blocked app. Run under .ci/tsan as well.
+#include "bridge/net/exchange.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+namespace trestle::net {
+namespace {
+
+namespace asio = boost::asio;
+
+// What a session's pump does, without a socket: takes the work, "writes"
+// it, feeds the body in pieces, and parks on the wakeup timer between.
+struct fake_io {
+    asio::io_context ioc;
+    std::string body;          // to feed when the app asks
+    std::size_t piece = 100;
+    std::string written;
+    bool keep_alive = false;
+    bool aborted_early = false;
+    std::size_t abort_after = std::string::npos;   // bytes of output, then abort
+
+    void run(exchange& ex) {
+        std::size_t pos = 0;
+        for (int turns = 0; turns < 1'000'000; ++turns) {
+            io_work w;
+            if (!ex.take(w)) {
+                bool fired = false;
+                ex.wakeup_timer().expires_at(asio::steady_timer::time_point::max());
+                ex.wakeup_timer().async_wait([&](boost::system::error_code) { fired = true; });
+                while (!fired) ioc.run_one();
+                continue;
+            }
+            written += w.out;
+            if (!w.out.empty()) ex.output_written();
+            if (written.size() >= abort_after) {
+                aborted_early = true;
+                ex.abort();
+                return;
+            }
+            if (w.want_body) {
+                std::string chunk = body.substr(pos, piece);
+                pos += chunk.size();
+                ex.push_body(chunk, pos >= body.size());
+            }
+            if (w.done) {
+                keep_alive = w.keep_alive;
+                return;
+            }
+        }
+        FAIL() << "the exchange never finished";
+    }
+};
+
+request_head post_head(std::size_t length) {
+    request_head h;
+    h.method = "POST";
+    h.target = "/";
+    h.content_length = length;
+    return h;
+}
+
+TEST(exchange_threads, body_in_and_output_out_across_the_high_water_mark) {
+    fake_io io;
+    for (int i = 0; i < 20000; ++i) io.body += static_cast<char>('a' + i % 26);
+    endpoint_info ep;
+    auto ex = std::make_shared<exchange>(io.ioc.get_executor(), post_head(io.body.size()), ep, 4096);
+    auto guard = asio::make_work_guard(io.ioc);
+    std::thread io_thread([&] { io.run(*ex); });
+
+    // The app: reads the whole body (blocking), echoes it in odd pieces
+    // through write() (blocking above 4 KiB), twice, then finishes.
+    std::string got;
+    char buf[333];
+    for (;;) {
+        auto n = ex->read(buf, sizeof buf);
+        ASSERT_TRUE(n.has_value());
+        if (*n == 0) break;
+        got.append(buf, *n);
+    }
+    EXPECT_EQ(got, io.body);
+    EXPECT_TRUE(ex->body_consumed());
+    for (int round = 0; round < 2; ++round)
+        for (std::size_t i = 0; i < got.size(); i += 777) {
+            std::string part = got.substr(i, 777);
+            ASSERT_TRUE(ex->write(part));
+            EXPECT_TRUE(part.empty());
+        }
+    std::string last = "END";
+    ex->finish(true, last);
+    io_thread.join();
+    EXPECT_EQ(io.written, got + got + "END");
+    EXPECT_TRUE(io.keep_alive);
+}
+
+TEST(exchange_threads, abort_releases_an_app_blocked_in_write) {
+    fake_io io;
+    io.abort_after = 8192;   // the client "leaves" after 8 KiB
+    endpoint_info ep;
+    request_head h;
+    h.method = "GET";
+    h.target = "/";
+    auto ex = std::make_shared<exchange>(io.ioc.get_executor(), h, ep, 4096);
+    ex->preload_body({});
+    auto guard = asio::make_work_guard(io.ioc);
+    std::thread io_thread([&] { io.run(*ex); });
+
+    bool ok = true;
+    int writes = 0;
+    for (; writes < 100000 && ok; ++writes) {
+        std::string part(1000, 'x');
+        ok = ex->write(part);
+    }
+    io_thread.join();
+    EXPECT_FALSE(ok);                 // write() returned instead of blocking forever
+    EXPECT_TRUE(io.aborted_early);
+    EXPECT_TRUE(ex->client_gone());
+    EXPECT_LT(writes, 100000);
+    std::string rest = "late";
+    ex->finish(true, rest);           // finishing after an abort is harmless
+}
+
+TEST(exchange_threads, waker_is_called_for_body_and_drain) {
+    // An app on an event loop (ASGI) never blocks: it registers a waker.
+    fake_io io;
+    io.body = std::string(1000, 'b');
+    endpoint_info ep;
+    auto ex = std::make_shared<exchange>(io.ioc.get_executor(), post_head(io.body.size()), ep, 4096);
+    std::atomic<int> wakes{0};
+    ex->set_app_waker([&] { wakes.fetch_add(1); });
+    auto guard = asio::make_work_guard(io.ioc);
+    std::thread io_thread([&] { io.run(*ex); });
+
+    std::string got;
+    char buf[256];
+    for (int spins = 0; spins < 10'000'000; ++spins) {
+        auto n = ex->try_read(buf, sizeof buf);
+        if (!n) {
+            ex->request_body();
+            std::this_thread::yield();
+            continue;
+        }
+        if (*n == 0) break;
+        got.append(buf, *n);
+    }
+    EXPECT_EQ(got, io.body);
+    std::string last = got;
+    ex->finish(true, last);
+    io_thread.join();
+    EXPECT_EQ(io.written, io.body);
+    EXPECT_GT(wakes.load(), 0);
+}
+
+} // namespace
+} // namespace trestle::net
