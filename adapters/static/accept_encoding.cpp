@@ -1,5 +1,7 @@
 #include "adapters/static/accept_encoding.hpp"
 
+#include <boost/beast/core/string.hpp>
+
 #include <optional>
 
 namespace trestle::statics {
@@ -14,16 +16,6 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 // qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in
 // thousandths.
@@ -65,14 +57,14 @@ accepted_codings parse_accept_encoding(std::string_view field) {
             element = rest;
             auto eq = param.find('=');
             if (eq == std::string_view::npos) continue;
-            if (!iequals_ascii(trim(param.substr(0, eq)), "q")) continue;
+            if (!boost::beast::iequals(trim(param.substr(0, eq)), "q")) continue;
             auto v = qvalue(trim(param.substr(eq + 1)));
             if (!v) bad = true;
             else q = *v;
         }
         if (bad) q = 0;
-        if (iequals_ascii(name, "br")) q_br = q;
-        else if (iequals_ascii(name, "gzip") || iequals_ascii(name, "x-gzip")) q_gzip = q;
+        if (boost::beast::iequals(name, "br")) q_br = q;
+        else if (boost::beast::iequals(name, "gzip") || boost::beast::iequals(name, "x-gzip")) q_gzip = q;
         else if (name == "*") q_star = q;
     }
     if (q_br < 0) q_br = q_star;

@@ -1,15 +1,10 @@
 #include "adapters/static/path.hpp"
 
+#include "bridge/net/http_util.hpp"
+
 namespace trestle::statics {
 
 namespace {
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 // Decodes one raw segment (no raw '/') into `out`; 0 or the refusal status.
 unsigned decode_segment(std::string_view raw, std::string& out) {
@@ -18,7 +13,7 @@ unsigned decode_segment(std::string_view raw, std::string& out) {
         char c = raw[i];
         if (c == '%') {
             if (i + 2 >= raw.size()) return 400;
-            int h = hex_value(raw[i + 1]), l = hex_value(raw[i + 2]);
+            int h = net::hex_digit(raw[i + 1]), l = net::hex_digit(raw[i + 2]);
             if (h < 0 || l < 0) return 400;
             c = static_cast<char>(h * 16 + l);
             i += 2;

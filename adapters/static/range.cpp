@@ -1,5 +1,7 @@
 #include "adapters/static/range.hpp"
 
+#include <boost/beast/core/string.hpp>
+
 #include <algorithm>
 #include <limits>
 #include <optional>
@@ -32,16 +34,6 @@ std::optional<std::uint64_t> number(std::string_view s) {
     return v;
 }
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 struct piece {
     std::uint64_t first, last;
@@ -53,7 +45,7 @@ range_request parse_range(std::string_view field, std::uint64_t size) {
     range_request whole;
     field = trim(field);
     auto eq = field.find('=');
-    if (eq == std::string_view::npos || !iequals_ascii(field.substr(0, eq), "bytes")) return whole;
+    if (eq == std::string_view::npos || !boost::beast::iequals(field.substr(0, eq), "bytes")) return whole;
     std::string_view set = field.substr(eq + 1);
 
     std::vector<piece> pieces;

@@ -21,14 +21,12 @@ std::string_view http_date() {
     return {buf, len};
 }
 
-namespace {
-int hex_value(char c) {
+int hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
-} // namespace
 
 bool percent_decode(std::string_view in, std::string& out) {
     out.clear();
@@ -36,7 +34,7 @@ bool percent_decode(std::string_view in, std::string& out) {
     for (std::size_t i = 0; i < in.size(); ++i) {
         char c = in[i];
         if (c == '%' && i + 2 < in.size()) {
-            int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+            int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
             if (hi >= 0 && lo >= 0) {
                 char d = static_cast<char>(hi * 16 + lo);
                 if (d == '\0') return false;

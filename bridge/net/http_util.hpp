@@ -14,6 +14,9 @@ std::string_view http_date();
 // in a CGI variable safely).
 bool percent_decode(std::string_view in, std::string& out);
 
+// The value of one hex digit, or -1.
+int hex_digit(char c);
+
 // "Not Found" for 404; empty for unknown codes.
 std::string_view reason_phrase(unsigned status);
 
