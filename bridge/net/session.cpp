@@ -177,6 +177,14 @@ asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& o
                 co_return true;
             }
             if (!ec && n > 0) continue;
+            // Body bytes the parser cannot take yet are a chunk-size line
+            // (with its extensions) or the trailers, which it re-reads from
+            // the start as more arrive: bound them, or a client dribbling a
+            // huge chunk extension costs quadratic CPU (found by fuzz_request).
+            if (buf_.size() > ctx_.limits.max_header_bytes) {
+                body_status_ = 400;
+                co_return false;
+            }
         }
         if (closed_) co_return false;
         set_phase(phase::body);

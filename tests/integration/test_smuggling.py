@@ -147,3 +147,16 @@ def test_a_body_that_looks_like_a_request_stays_a_body(srv):
     data = recv_until_closed(s)
     assert statuses(data) == [200, 200] and SMUGGLED in data
     assert hits(srv) == before + 3   # /echo, the pipelined /hits, this /hits
+
+
+@pytest.mark.parametrize("prefix", [b"3;x=", b"3\r\nabc\r\n0\r\nX-Trailer: "])
+def test_an_unfinished_chunk_line_or_trailer_is_bounded(srv, prefix):
+    # Found by fuzz_request: the parser re-reads an unfinished chunk-size
+    # line (or trailer) from its start each time bytes arrive, so a client
+    # dribbling a huge chunk extension cost quadratic CPU. Past
+    # --max-header-bytes (8192) of it, the request is refused. Without the
+    # bound the server would wait for the line's end: the read below times out.
+    s = srv.connect()
+    s.sendall(post(CHUNKED, prefix + b"a" * 9000))
+    data = recv_until_closed(s, timeout=10)
+    assert statuses(data) == [400], data[:200]
