@@ -333,7 +333,11 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep)
             }
         }
         if (w.done) {
-            keep = w.keep_alive && !body_broken;
+            // A watch that ended in end-of-stream or an error means the
+            // client is gone: reading again would wait for an epoll edge that
+            // already came (Asio stops trying reads at once after an EOF), so
+            // the socket would sit in CLOSE_WAIT until the keep-alive timeout.
+            keep = w.keep_alive && !body_broken && !peer_gone;
             co_return true;
         }
         set_phase(phase::app);
