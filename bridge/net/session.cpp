@@ -12,7 +12,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
 
 #include <cerrno>
@@ -377,9 +376,16 @@ asio::awaitable<bool> session::drain(request_parser& p) {
 
 asio::awaitable<bool> session::write(std::string_view bytes) {
     if (closed_) co_return false;
-    set_phase(phase::write);
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), use_tuple);
-    co_return !ec;
+    // --io-timeout is for a write that makes no progress: every piece the
+    // client takes moves the deadline on, so a large response to a slow but
+    // steady reader is not cut after io-timeout in all.
+    do {
+        set_phase(phase::write);
+        auto [ec, n] = co_await socket_.async_write_some(asio::buffer(bytes.data(), bytes.size()), use_tuple);
+        if (ec) co_return false;
+        bytes.remove_prefix(n);
+    } while (!bytes.empty() && !closed_);
+    co_return bytes.empty();
 }
 
 asio::awaitable<void> session::reject(unsigned status, bool head_only) {
