@@ -329,6 +329,36 @@ def test_slow_readers_are_held_at_the_output_hwm_and_cut_by_the_io_timeout(serve
     probe(srv)
 
 
+@pytest.mark.parametrize("prefix", ["", "/a"], ids=["wsgi", "asgi"])
+def test_slow_but_steady_reader_is_not_cut_by_the_io_timeout(serve, prefix):
+    """The other side of the slow-reader cut: --io-timeout is for a write that makes no progress.
+    A 12 MiB body produced in one piece (a WSGI list, one ASGI body message) goes to a client that
+    reads 64 KiB every 10 ms, so it takes several times --io-timeout (0.5 s) in all: every byte
+    arrives. Regression: the deadline was set once per write of the whole buffer, so such a client
+    was cut after about 5 MiB."""
+    srv = serve(*APP, "--io-timeout", "0.5")
+    size = 12 << 20
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.connect((srv.host, srv.port))
+    s.sendall(b"GET %s/small?n=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % (prefix.encode(), size))
+    s.settimeout(5)
+    start = time.monotonic()
+    data = []
+    while time.monotonic() - start < 20:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data.append(chunk)
+        time.sleep(0.01)
+    s.close()
+    elapsed = time.monotonic() - start
+    head, _, body = b"".join(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert len(body) == size, "got %d of %d bytes in %.1fs" % (len(body), size, elapsed)
+    assert elapsed > 1.0   # the write did outlast the io timeout
+
+
 # --- many idle keep-alive connections ------------------------------------------------------------
 
 def test_2000_idle_keep_alive_connections_are_held_cheaply_and_closed_by_the_keepalive_timeout(serve):
