@@ -30,6 +30,9 @@ import requests
 from conftest import poll, read_response, recv_until_closed, rss_kb
 
 APP = ("hostile_app:wsgi", "/a=hostile_app:asgi")
+# Under ASan (.ci/sanitize) the quarantine holds freed memory and shadow memory adds to RSS, so
+# the RSS bounds say nothing there and are not checked; every other check still runs.
+SANITIZED = bool(os.environ.get("TRESTLE_SANITIZED"))
 LINGER_RST = struct.pack("ii", 1, 0)   # SO_LINGER on, 0 s: close() sends RST
 
 
@@ -86,6 +89,11 @@ def back_to(srv, base_fds, timeout):
     pid = srv.proc.pid
     poll(lambda: fds(pid) <= base_fds, timeout=timeout)
     return fds(pid)
+
+
+def assert_rss_growth(base_kb, peak_kb, bound_kb):
+    if not SANITIZED:
+        assert peak_kb - base_kb < bound_kb, "RSS grew by %d KiB (bound %d KiB)" % (peak_kb - base_kb, bound_kb)
 
 
 def raise_nofile(n):
@@ -157,7 +165,7 @@ def test_many_slowloris_connections_are_cut_by_the_header_timeout(serve):
     assert all(pos[s] < len(head) for s in socks)   # none ever finished its head
     for s in socks:
         s.close()
-    assert peak_rss - base_rss < 8 * 1024, (base_rss, peak_rss)
+    assert_rss_growth(base_rss, peak_rss, 8 * 1024)
     assert back_to(srv, base_fds, timeout=5) <= base_fds
     probe(srv)
 
@@ -246,7 +254,7 @@ def test_slow_body_is_cut_by_the_io_timeout(serve, prefix, size, count):
         else:
             want = sorted("upload-" + n for n in names)
             assert poll(lambda: closed_iterables(srv, "upload-b") == want), app_state(srv)["closed"]
-    assert peak_rss - base_rss < 8 * 1024, (base_rss, peak_rss)
+    assert_rss_growth(base_rss, peak_rss, 8 * 1024)
     assert back_to(srv, base_fds, timeout=5) <= base_fds
     probe(srv)
 
@@ -315,7 +323,7 @@ def test_slow_readers_are_held_at_the_output_hwm_and_cut_by_the_io_timeout(serve
     peak_rss = rss_kb(pid)
     probe(srv, budget=0.5)
     assert max(produced.values()) < 8 << 20, produced
-    assert peak_rss - base_rss < 32 * 1024, (base_rss, peak_rss)
+    assert_rss_growth(base_rss, peak_rss, 32 * 1024)
     left = back_to(srv, base_fds, timeout=4)
     assert left <= base_fds, "%d slow readers still connected %.1fs after they stalled" % (
         left - base_fds, time.monotonic() - stalled_at)
@@ -375,7 +383,7 @@ def test_2000_idle_keep_alive_connections_are_held_cheaply_and_closed_by_the_kee
     pid = srv.proc.pid
     base_fds, base_rss = baseline(srv)
     sel = selectors.DefaultSelector()
-    answered = {}
+    sent, answered = {}, {}
     bufs = {}
     socks = []
     try:
@@ -383,6 +391,7 @@ def test_2000_idle_keep_alive_connections_are_held_cheaply_and_closed_by_the_kee
             s = srv.connect()
             path = b"/ok" if i % 2 else b"/a/ok"
             s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            sent[s] = time.monotonic()
             s.setblocking(False)
             socks.append(s)
             bufs[s] = b""
@@ -413,16 +422,17 @@ def test_2000_idle_keep_alive_connections_are_held_cheaply_and_closed_by_the_kee
         assert peak is not None, "only %d of %d connections answered" % (len(answered), n)
         assert len(closed_at) == n, "%d of %d idle connections still open" % (n - len(closed_at), n)
         assert all(bufs[s].startswith(b"HTTP/1.1 200 OK") and bufs[s].count(b"HTTP/1.1") == 1 for s in socks)
-        waits = [closed_at[s] - answered[s] for s in socks]
-        assert min(waits) > keepalive - 0.3 and max(waits) < keepalive + 2, (min(waits), max(waits))
+        # The server answered each between `sent` and `answered` (when this loop read it).
+        soonest = min(closed_at[s] - sent[s] for s in socks)
+        latest = max(closed_at[s] - answered[s] for s in socks)
+        assert soonest > keepalive - 0.1 and latest < keepalive + 2, (soonest, latest)
     finally:
         for s in socks:
             s.close()
         sel.close()
     peak_fds, peak_rss = peak
     assert peak_fds >= base_fds + n
-    per_conn = (peak_rss - base_rss) / n
-    assert per_conn < 32, "%.1f KiB of RSS per idle connection" % per_conn
+    assert_rss_growth(base_rss, peak_rss, 32 * n)   # 32 KiB a connection
     assert back_to(srv, base_fds, timeout=3) <= base_fds
     probe(srv)
 
@@ -534,7 +544,7 @@ def test_pipelining_1000_requests_without_reading(serve, prefix):
     peak_rss = rss_kb(pid)
     probe(srv, budget=0.5)
     assert 0 < last < 200, last
-    assert peak_rss - base_rss < 16 * 1024, (base_rss, peak_rss)
+    assert_rss_growth(base_rss, peak_rss, 16 * 1024)
     left = back_to(srv, base_fds, timeout=3)
     assert left <= base_fds, "the pipelining client still connected %.1fs after it stalled" % (
         time.monotonic() - stalled_at)
