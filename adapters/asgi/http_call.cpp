@@ -303,7 +303,8 @@ void http_call::on_done(PyObject* task) {
                 py::print_exception();
             }
             if (state_ == send_state::start && !gone) {
-                w_.error_response(500);
+                unsigned body_status = ex_->body_error_status();
+                w_.error_response(body_status ? body_status : 500);
                 w_.finish(false);
             } else if (state_ != send_state::done) {
                 // After http.response.start the response belongs to the app,
@@ -313,8 +314,14 @@ void http_call::on_done(PyObject* task) {
                 w_.finish(true);
             }
         } else if (state_ == send_state::start) {
-            if (!gone) log::error("ASGI app returned without sending a response for " + describe() + "; answering 500");
-            w_.error_response(500);
+            // After a body that could not be read (timeout, limit), the app
+            // was told http.disconnect, and returning is the right answer to
+            // that: the client gets the body's status (408, 413), as from a
+            // WSGI app whose wsgi.input raised.
+            unsigned body_status = ex_->body_error_status();
+            if (!gone && !body_status)
+                log::error("ASGI app returned without sending a response for " + describe() + "; answering 500");
+            w_.error_response(body_status ? body_status : 500);
             w_.finish(gone);
         } else if (state_ == send_state::body) {
             if (!gone) log::error("ASGI app returned before completing the response for " + describe() + "; closing");

@@ -98,6 +98,13 @@ void wsgi_handler::run(net::exchange& ex) {
                 py::print_exception();
             }
         } else if (!close_iterable(result.get())) {
+            // The app's own error: logged even when the client has gone,
+            // which fail() otherwise takes as the cause and keeps quiet about.
+            if (c.client_gone()) {
+                log::error("exception in app while handling " + describe(ex) +
+                           " (in the iterable's close(), after the client went away):");
+                py::print_exception();
+            }
             c.fail(describe(ex) + " (in the iterable's close())");
         } else if (c.client_gone()) {
             log::debug("client went away during " + describe(ex));

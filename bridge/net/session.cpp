@@ -12,7 +12,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
 
 #include <cerrno>
@@ -341,7 +340,11 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep)
             }
         }
         if (w.done) {
-            keep = w.keep_alive && !body_broken;
+            // A watch that ended in end-of-stream or an error means the
+            // client is gone: reading again would wait for an epoll edge that
+            // already came (Asio stops trying reads at once after an EOF), so
+            // the socket would sit in CLOSE_WAIT until the keep-alive timeout.
+            keep = w.keep_alive && !body_broken && !peer_gone;
             co_return true;
         }
         set_phase(phase::app);
@@ -381,9 +384,16 @@ asio::awaitable<bool> session::drain(request_parser& p) {
 
 asio::awaitable<bool> session::write(std::string_view bytes) {
     if (closed_) co_return false;
-    set_phase(phase::write);
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), use_tuple);
-    co_return !ec;
+    // --io-timeout is for a write that makes no progress: every piece the
+    // client takes moves the deadline on, so a large response to a slow but
+    // steady reader is not cut after io-timeout in all.
+    do {
+        set_phase(phase::write);
+        auto [ec, n] = co_await socket_.async_write_some(asio::buffer(bytes.data(), bytes.size()), use_tuple);
+        if (ec) co_return false;
+        bytes.remove_prefix(n);
+    } while (!bytes.empty() && !closed_);
+    co_return bytes.empty();
 }
 
 asio::awaitable<void> session::reject(unsigned status, bool head_only) {

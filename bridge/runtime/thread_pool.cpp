@@ -48,9 +48,14 @@ void thread_pool::worker() {
     std::unique_lock lock(m_);
     for (;;) {
         ++idle_;
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        while (!stopping_ && queue_.empty()) {
+            cv_.wait(lock);
+            // Every wake gives back its "on its way" mark, also when another
+            // thread took the job first: a mark kept by a thread that went
+            // back to sleep would make wake() skip it for good.
+            if (waking_ > 0) --waking_;
+        }
         --idle_;
-        if (waking_ > 0) --waking_;
         if (queue_.empty() && stopping_) break;
         ++running_;
         lock.unlock();

@@ -80,5 +80,37 @@ TEST(thread_pool, a_blocked_job_does_not_hold_up_the_queue) {
     EXPECT_TRUE(pool.stop(10'000));
 }
 
+TEST(thread_pool, a_thread_woken_for_a_job_another_took_still_counts_as_idle) {
+    // A job submits a second one, which wakes the idle thread; the running
+    // thread takes it first (it only has to return), so the woken thread
+    // finds the queue empty. It must not stay counted as "on its way", or the
+    // next submission wakes nobody and waits for the blocked job to end.
+    py::gil_release main_nogil;
+    thread_pool pool(2, 16);
+    auto wait_until = [](std::atomic<bool>& flag, std::chrono::seconds limit) {
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        while (!flag.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        return flag.load();
+    };
+    for (int round = 0; round < 20; ++round) {
+        gate g;
+        std::atomic<bool> blocked_done{false}, third{false};
+        ASSERT_TRUE(pool.try_submit([&] {
+            EXPECT_TRUE(pool.try_submit([&] {
+                g.wait();
+                blocked_done = true;
+            }));
+        }));
+        ASSERT_TRUE(g.wait_for_waiters(1));   // one thread blocked, the other idle
+        ASSERT_TRUE(pool.try_submit([&] { third = true; }));
+        bool prompt = wait_until(third, std::chrono::seconds(2));
+        g.release();
+        ASSERT_TRUE(wait_until(blocked_done, std::chrono::seconds(10)));
+        ASSERT_TRUE(wait_until(third, std::chrono::seconds(10)));
+        ASSERT_TRUE(prompt) << "round " << round << ": a job waited behind a blocked one with a thread idle";
+    }
+    EXPECT_TRUE(pool.stop(10'000));
+}
+
 } // namespace
 } // namespace trestle::runtime
