@@ -146,10 +146,19 @@ int main(int argc, char** argv) {
     }
 
     // One pool and, if any app needs it, one loop, shared by every mount.
+    // The loop's executor jobs get threads of their own (see thread_pool.hpp).
     runtime::thread_pool pool(opt.threads, opt.max_queue);
+    std::unique_ptr<runtime::thread_pool> blocking;
     std::unique_ptr<runtime::loop_thread> loop;
     if (any_asgi || flask_loop) {
-        loop = std::make_unique<runtime::loop_thread>(opt.loop, pool);
+        runtime::thread_pool::settings bs;
+        bs.min_threads = 0;
+        bs.max_threads = opt.blocking_threads;
+        bs.max_queue = opt.max_queue;
+        bs.idle_timeout = std::chrono::seconds(30);   // docs/configuration.md
+        bs.name = "trestle-block";
+        blocking = std::make_unique<runtime::thread_pool>(bs);
+        loop = std::make_unique<runtime::loop_thread>(opt.loop, *blocking);
         py::release_main_thread();
         bool started = loop->start();
         py::acquire_main_thread();
@@ -247,7 +256,8 @@ int main(int argc, char** argv) {
     }
     if (loop) loop->stop();
     // Jobs still queued or running get what is left of the graceful period.
-    if (!pool.stop(clean ? 5000 : 0)) {
+    bool threads_done = !blocking || blocking->stop(clean ? 5000 : 0);
+    if (!threads_done || !pool.stop(clean ? 5000 : 0)) {
         log::warning("app threads still busy at shutdown; exiting without finalizing Python");
         std::fflush(stderr);
         ::_exit(0);

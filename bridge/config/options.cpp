@@ -84,6 +84,9 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->delimiter(',')->allow_extra_args(false)->take_all();
     cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
         ->check(CLI::Range(1, 1024));
+    cli.add_option("--blocking-threads", o.blocking_threads, "Most threads for the event loop's executor (asyncio.to_thread, "
+                                                             "run_in_executor, Quart's sync views), started on demand (default 32)")
+        ->check(CLI::Range(1, 1024));
     cli.add_option("--io-threads", o.io_threads, "Threads that run the network event loops (default 1)")
         ->check(CLI::Range(1, 64));
     cli.add_option("--max-queue", o.max_queue, "Requests that may wait for a pool thread; beyond it 503 (default 1024)")

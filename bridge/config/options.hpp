@@ -61,6 +61,7 @@ struct options {
     std::string config_file;                   // --config, "" when none
     std::vector<std::string> binds;            // HOST:PORT or unix:/path
     std::size_t threads = 8;
+    std::size_t blocking_threads = 32;         // the loop's executor, grown on demand up to this
     std::size_t io_threads = 1;
     std::size_t max_queue = 1024;
     unsigned retry_after = 1;

@@ -13,17 +13,17 @@ namespace trestle::runtime {
 
 namespace {
 
-// _trestle.submit(fn): runs fn() on the pool. Used by trestle's executor.
+// _trestle.submit(fn): runs fn() on the blocking threads. Used by trestle's executor.
 PyObject* submit_to_pool(PyObject* self, PyObject* fn) {
     auto* lt = static_cast<loop_thread*>(PyCapsule_GetPointer(self, "trestle.loop_thread"));
     if (!lt) return nullptr;
     py::ref job = py::ref::borrow(fn);
-    bool ok = lt->pool().try_submit([job] {
+    bool ok = lt->executor().try_submit([job] {
         py::ref r = py::ref::steal(PyObject_CallNoArgs(job.get()));
         if (!r) py::print_exception();   // the executor's wrapper catches app errors itself
     });
     if (!ok) {
-        PyErr_SetString(PyExc_RuntimeError, "trestle: the thread pool's queue is full");
+        PyErr_SetString(PyExc_RuntimeError, "trestle: the blocking threads' queue is full");
         return nullptr;
     }
     Py_RETURN_NONE;
@@ -36,7 +36,7 @@ PyObject* drain_callback(PyObject* self, PyObject*) {
     Py_RETURN_NONE;
 }
 
-PyMethodDef submit_def = {"submit", submit_to_pool, METH_O, "Run a callable on Trestle's thread pool."};
+PyMethodDef submit_def = {"submit", submit_to_pool, METH_O, "Run a callable on Trestle's blocking threads."};
 PyMethodDef drain_def = {"_drain", drain_callback, METH_NOARGS, "Run work posted to the loop thread."};
 
 // Imports module.attr, or null with the exception set.
@@ -48,7 +48,7 @@ py::ref import_attr(const char* module, const char* attr) {
 
 } // namespace
 
-loop_thread::loop_thread(std::string kind, thread_pool& pool) : kind_(std::move(kind)), pool_(pool) {}
+loop_thread::loop_thread(std::string kind, thread_pool& executor) : kind_(std::move(kind)), executor_(executor) {}
 
 loop_thread::~loop_thread() {
     if (efd_ >= 0) ::close(efd_);

@@ -2,9 +2,10 @@
 // The worker's asyncio event loop, on a thread of its own. Other threads
 // hand it work without the GIL: post() queues a C++ function and, for the
 // first one of a batch, writes to an eventfd the loop watches, so one wakeup
-// drains many requests. The loop's default executor is Trestle's thread
-// pool, so run_in_executor(None, ...), asyncio.to_thread and Quart's sync
-// views share the pool that runs WSGI apps.
+// drains many requests. The loop's default executor is a thread pool of its
+// own (the blocking threads), apart from the one that runs WSGI apps: a
+// WSGI thread parked waiting for a coroutine must never stand between that
+// coroutine and the executor job it waits for.
 #include "bridge/python/ref.hpp"
 
 #include <condition_variable>
@@ -21,7 +22,8 @@ class thread_pool;
 class loop_thread {
 public:
     // kind: "auto" (uvloop when it imports), "asyncio" or "uvloop".
-    loop_thread(std::string kind, thread_pool& pool);
+    // executor: the blocking threads that run the loop's executor jobs.
+    loop_thread(std::string kind, thread_pool& executor);
     ~loop_thread();
 
     // Starts the thread and waits until the loop runs. Call without the GIL.
@@ -34,7 +36,7 @@ public:
 
     PyObject* loop() const { return loop_.get(); }   // borrowed; valid while running
     const std::string& kind() const { return chosen_; }
-    thread_pool& pool() { return pool_; }
+    thread_pool& executor() { return executor_; }
 
     // Called by the eventfd reader on the loop thread.
     void drain();
@@ -45,7 +47,7 @@ private:
 
     std::string kind_;
     std::string chosen_;
-    thread_pool& pool_;
+    thread_pool& executor_;
     py::ref loop_;
     int efd_ = -1;
     std::thread thread_;

@@ -1,7 +1,6 @@
 """Glue between Trestle's C++ runtime and asyncio. Not a public API."""
 import asyncio
 import concurrent.futures
-import contextvars
 import sys
 import threading
 import traceback
@@ -18,21 +17,18 @@ shutdown_hooks = []
 closing_callbacks = []
 _hooks_ran = False         # the loop has started: too late to add a startup hook
 
-# Set, in the context of a coroutine that a pool thread waits for, to that
-# thread's job inbox (trestle.flask). Executor jobs the coroutine submits go to
-# the pool and to the inbox, and whichever thread gets to one first runs it: a
-# pool whose threads all wait for coroutines that wait for the pool would
-# otherwise never move again.
-waiting_thread = contextvars.ContextVar("trestle.waiting_thread", default=None)
-
 
 class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
-    """The loop's default executor: Trestle's own thread pool.
+    """The loop's default executor: Trestle's blocking threads.
 
     run_in_executor(None, ...), asyncio.to_thread and Quart's sync views all
-    end up here, on the threads that also run WSGI apps. It subclasses
-    ThreadPoolExecutor only because asyncio (3.11) insists on one; it never
-    starts a thread of its own.
+    end up here. The jobs run on a set of threads of their own, apart from
+    the pool that runs WSGI requests, which grows when a job finds no idle
+    thread (up to --blocking-threads) and shrinks when they idle. So a job
+    never waits behind pool threads that are parked waiting for a coroutine
+    (a Flask async view), which may be waiting for this very job. It
+    subclasses ThreadPoolExecutor only because asyncio (3.11) insists on
+    one; it never starts a thread of its own.
     """
 
     def __init__(self, submit):
@@ -46,13 +42,8 @@ class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
         future = concurrent.futures.Future()
-        unclaimed = [True]
 
         def job():
-            try:
-                unclaimed.pop()   # atomic: the pool and a waiting thread may both call job
-            except IndexError:
-                return
             if not future.set_running_or_notify_cancel():
                 return
             try:
@@ -62,14 +53,7 @@ class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
             else:
                 future.set_result(result)
 
-        inbox = waiting_thread.get()
-        if inbox is not None:
-            inbox.offer(job)
-        try:
-            self._submit(job)
-        except RuntimeError:
-            if inbox is None:   # a full pool queue; the waiting thread can still run it
-                raise
+        self._submit(job)
         return future
 
     def shutdown(self, wait=True, *, cancel_futures=False):

@@ -61,11 +61,11 @@ _closed = False
 class _Call:
     """One coroutine that a pool thread waits for.
 
-    The thread blocks in ``inbox.get()`` (GIL released). The loop side puts
-    ``_DONE`` there when the coroutine finished, and executor jobs that the
-    coroutine submits (``asyncio.to_thread``, ``run_in_executor(None, ...)``,
-    a DNS lookup) are offered there as well, so the waiting thread can run
-    them itself if no other pool thread is free.
+    The thread blocks in ``inbox.get()`` (GIL released) until the loop side
+    puts ``_DONE`` there, when the coroutine finished. It waits for nothing
+    else: executor jobs that the coroutine or the tasks it started submit
+    run on the loop's blocking threads, never on this one, so the response
+    waits only for what the view awaits.
     """
 
     __slots__ = ("inbox", "open", "value", "error")
@@ -75,10 +75,6 @@ class _Call:
         self.open = True
         self.value = None
         self.error = None
-
-    def offer(self, job):
-        if self.open:
-            self.inbox.put(job)
 
     def finish(self):
         # Loop thread only, so no two finishes race.
@@ -138,10 +134,7 @@ def _copy_back(ctx):
     """What the coroutine did to context variables becomes visible to the
     caller, as with stock Flask (asgiref does the same): an async
     before_request can set a ContextVar that a sync view reads."""
-    skip = _runtime.waiting_thread
     for var, value in ctx.items():
-        if var is skip:
-            continue
         try:
             if var.get() is value:
                 continue
@@ -173,7 +166,6 @@ def run(coro):
             "it from a pool thread (loop.run_in_executor / asyncio.to_thread)")
     call = _Call()
     ctx = contextvars.copy_context()
-    ctx.run(_runtime.waiting_thread.set, call)
     with _lock:
         if _closed:
             _discard(coro)
@@ -185,14 +177,8 @@ def run(coro):
             _pending.discard(call)
             _discard(coro)
             raise
-    inbox = call.inbox
-    while True:
-        item = inbox.get()
-        if item is _DONE:
-            break
-        item()   # an executor job of this coroutine; a no-op if a pool thread took it first
+    call.inbox.get()   # _DONE: nothing else is ever put there
     _copy_back(ctx)
-    # A task the coroutine started keeps the call (in its context): drop the result.
     value, error = call.value, call.error
     call.value = call.error = None
     if error is not None:
