@@ -13,9 +13,13 @@
 #include "bridge/runtime/loop_thread.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 using namespace trestle;
@@ -27,6 +31,29 @@ py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, P
     py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._asgi"));
     py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), name) : nullptr);
     return py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), a, b, c, nullptr) : nullptr);
+}
+
+// The least time the steps after the drain get, however long the drain took.
+constexpr std::chrono::seconds kCleanupFloor{2};
+
+// After the drain, SIGINT/SIGTERM end the process at once (async-signal-safe:
+// one write, then _exit).
+void stop_now_on_signal() {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {
+        static const char msg[] = "trestle: second signal: stopping now\n";
+        [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+        ::_exit(0);
+    };
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    // Asio may have left them blocked in this thread; unblock them here.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 [[noreturn]] void die(int code, const std::string& msg) {
@@ -158,7 +185,7 @@ int main(int argc, char** argv) {
         bs.idle_timeout = std::chrono::seconds(30);   // docs/configuration.md
         bs.name = "trestle-block";
         blocking = std::make_unique<runtime::thread_pool>(bs);
-        loop = std::make_unique<runtime::loop_thread>(opt.loop, *blocking);
+        loop = std::make_unique<runtime::loop_thread>(opt.loop, *blocking, opt.startup_timeout);
         py::release_main_thread();
         bool started = loop->start();
         py::acquire_main_thread();
@@ -199,7 +226,8 @@ int main(int argc, char** argv) {
         if (opt.lifespan != "off") {
             py::ref mode = py::ref::steal(PyUnicode_FromString(opt.lifespan.c_str()));
             m.lifespan = call_asgi_helper("Lifespan", m.app.get(), mode.get(), loop->loop());
-            py::ref result = m.lifespan ? call_asgi_helper("run_startup", m.lifespan.get(), Py_None) : py::ref{};
+            py::ref limit = py::ref::steal(PyFloat_FromDouble(static_cast<double>(opt.startup_timeout.count()) / 1000.0));
+            py::ref result = m.lifespan ? call_asgi_helper("run_startup", m.lifespan.get(), limit.get()) : py::ref{};
             if (!result) {
                 py::print_exception();
                 die(1, "ASGI lifespan startup failed for " + spec.app);
@@ -242,22 +270,41 @@ int main(int argc, char** argv) {
     log::info("serving with " + std::to_string(opt.threads) + " thread(s), pid " + std::to_string(::getpid()));
 
     py::release_main_thread();
-    bool clean = srv.run(opt.graceful_timeout);
+    srv.run(opt.graceful_timeout);
+    // From here a signal means "stop now", whatever is still being waited for.
+    stop_now_on_signal();
     if (access) access->flush();
 
+    // Everything after the drain (lifespan shutdowns, shutdown hooks, the
+    // loop's cancelled tasks, the threads' last jobs) shares what is left of
+    // the graceful period, and at least kCleanupFloor; nothing after a
+    // second signal. Each step gives up on what overruns, so the process
+    // ends within --graceful-timeout + kCleanupFloor (plus the last second
+    // loop_thread::stop allows a stuck loop).
+    using clock = std::chrono::steady_clock;
+    const bool interrupted = srv.interrupted();
+    const auto cleanup_end = interrupted ? clock::now() : std::max(srv.graceful_deadline(), clock::now() + kCleanupFloor);
+    auto left = [&] {
+        return std::max(std::chrono::milliseconds(0),
+                        std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_end - clock::now()));
+    };
     for (auto& m : apps) {
-        if (!m.lifespan) continue;
+        if (!m.lifespan || interrupted) continue;
         py::gil_ensure gil;
-        py::ref timeout = py::ref::steal(PyFloat_FromDouble(opt.graceful_timeout.count() / 1000.0 + 1));
+        py::ref timeout = py::ref::steal(PyFloat_FromDouble(static_cast<double>(left().count()) / 1000.0));
         py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
         if (!result) py::print_exception();
         else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
             log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + PyUnicode_AsUTF8(PyTuple_GET_ITEM(result.get(), 1)));
     }
-    if (loop) loop->stop();
-    // Jobs still queued or running get what is left of the graceful period.
-    bool threads_done = !blocking || blocking->stop(clean ? 5000 : 0);
-    if (!threads_done || !pool.stop(clean ? 5000 : 0)) {
+    if (loop && !loop->stop(left())) {
+        log::warning("the event loop thread is stuck in a callback; exiting without finalizing Python");
+        std::fflush(stderr);
+        ::_exit(0);
+    }
+    // Jobs still queued or running get what is left of the cleanup time.
+    bool threads_done = !blocking || blocking->stop(left().count());
+    if (!threads_done || !pool.stop(left().count())) {
         log::warning("app threads still busy at shutdown; exiting without finalizing Python");
         std::fflush(stderr);
         ::_exit(0);

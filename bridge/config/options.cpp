@@ -30,7 +30,7 @@ double ms_to_seconds(std::chrono::milliseconds ms) { return static_cast<double>(
 
 // Values a flag holds in another unit (seconds) until they are stored.
 struct cli_values {
-    double header_timeout, keepalive_timeout, io_timeout, graceful, ws_idle;
+    double header_timeout, keepalive_timeout, io_timeout, graceful, startup, ws_idle;
     bool no_flask_async;
     std::string app;
     std::vector<std::string> mounts;
@@ -41,6 +41,7 @@ struct cli_values {
           keepalive_timeout(ms_to_seconds(o.limits.keepalive_timeout)),
           io_timeout(ms_to_seconds(o.limits.io_timeout)),
           graceful(ms_to_seconds(o.graceful_timeout)),
+          startup(ms_to_seconds(o.startup_timeout)),
           ws_idle(ms_to_seconds(o.ws_idle_timeout)),
           no_flask_async(!o.flask_async) {}
 
@@ -49,6 +50,7 @@ struct cli_values {
         o.limits.keepalive_timeout = seconds_to_ms(keepalive_timeout);
         o.limits.io_timeout = seconds_to_ms(io_timeout);
         o.graceful_timeout = seconds_to_ms(graceful);
+        o.startup_timeout = seconds_to_ms(startup);
         o.ws_idle_timeout = seconds_to_ms(ws_idle);
         o.flask_async = !no_flask_async;
     }
@@ -113,6 +115,8 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(CLI::Range(0.1, 86400.0));
     cli.add_option("--graceful-timeout", v.graceful, "Seconds in-flight requests get to finish after SIGTERM/SIGINT (default 30)")
         ->check(CLI::Range(0.0, 86400.0));
+    cli.add_option("--startup-timeout", v.startup, "Seconds the ASGI lifespan startup and trestle.flask startup hooks get; then exit 1 (default 60)")
+        ->check(CLI::Range(0.1, 86400.0));
 
     cli.add_option("--chdir", o.chdir, "Change to this directory before loading the app");
     cli.add_option("--pythonpath", o.pythonpath, "Prepend a directory to sys.path; repeatable")

@@ -70,6 +70,7 @@ struct options {
     int backlog = 1024;
     http_limits limits;
     std::chrono::milliseconds graceful_timeout{30'000};
+    std::chrono::milliseconds startup_timeout{60'000};   // ASGI lifespan startup, trestle.flask startup hooks
     std::string chdir;
     std::vector<std::string> pythonpath;
     std::string venv;

@@ -48,7 +48,8 @@ py::ref import_attr(const char* module, const char* attr) {
 
 } // namespace
 
-loop_thread::loop_thread(std::string kind, thread_pool& executor) : kind_(std::move(kind)), executor_(executor) {}
+loop_thread::loop_thread(std::string kind, thread_pool& executor, std::chrono::milliseconds startup_timeout)
+    : kind_(std::move(kind)), executor_(executor), startup_timeout_(startup_timeout) {}
 
 loop_thread::~loop_thread() {
     if (efd_ >= 0) ::close(efd_);
@@ -108,11 +109,10 @@ void loop_thread::run() {
     drain();             // late work holds references: drop them with the GIL
     loop_.reset();
     PyGILState_Release(gstate);
-    if (!ok) {
-        std::lock_guard lock(m_);
-        state_ = -1;
-        started_cv_.notify_all();
-    }
+    std::lock_guard lock(m_);
+    if (!ok) state_ = -1;
+    finished_ = true;
+    started_cv_.notify_all();
 }
 
 bool loop_thread::serve() {
@@ -146,8 +146,9 @@ bool loop_thread::serve() {
     py::ref drain_fn = py::ref::steal(PyCFunction_New(&drain_def, capsule.get()));
     py::ref setup = import_attr("trestle._runtime", "setup_loop");
     py::ref fd = py::ref::steal(PyLong_FromLong(efd_));
-    py::ref ok = py::ref::steal(setup ? PyObject_CallFunctionObjArgs(setup.get(), loop_.get(), submit.get(),
-                                                                     fd.get(), drain_fn.get(), nullptr)
+    py::ref startup_s = py::ref::steal(PyFloat_FromDouble(static_cast<double>(startup_timeout_.count()) / 1000.0));
+    py::ref ok = py::ref::steal(setup ? PyObject_CallFunctionObjArgs(setup.get(), loop_.get(), submit.get(), fd.get(),
+                                                                     drain_fn.get(), startup_s.get(), nullptr)
                                       : nullptr);
     if (!ok) return fail("cannot set up the event loop");
 
@@ -162,18 +163,35 @@ bool loop_thread::serve() {
         py::print_exception();
     }
     py::ref closer = import_attr("trestle._runtime", "close_loop");
-    py::ref c = py::ref::steal(closer ? PyObject_CallOneArg(closer.get(), loop_.get()) : nullptr);
+    std::chrono::milliseconds budget;
+    {
+        std::lock_guard lock(m_);
+        budget = close_budget_;
+    }
+    py::ref timeout = budget.count() < 0 ? py::ref::borrow(Py_None)
+                                         : py::ref::steal(PyFloat_FromDouble(static_cast<double>(budget.count()) / 1000.0));
+    py::ref c = py::ref::steal(closer ? PyObject_CallFunctionObjArgs(closer.get(), loop_.get(), timeout.get(), nullptr) : nullptr);
     if (!c) py::print_exception();
     return true;
 }
 
-void loop_thread::stop() {
-    if (!thread_.joinable()) return;
+bool loop_thread::stop(std::chrono::milliseconds budget) {
+    if (!thread_.joinable()) return true;
+    {
+        std::lock_guard lock(m_);
+        close_budget_ = budget;
+    }
     post([this] {
         py::ref r = py::ref::steal(PyObject_CallMethod(loop_.get(), "stop", nullptr));
         if (!r) py::print_exception();
     });
+    // close_loop gives up on what overruns the budget; the second covers
+    // its own bookkeeping. A loop thread stuck in a callback never gets there.
+    std::unique_lock lock(m_);
+    if (!started_cv_.wait_for(lock, budget + std::chrono::seconds(1), [&] { return finished_; })) return false;
+    lock.unlock();
     thread_.join();
+    return true;
 }
 
 } // namespace trestle::runtime

@@ -8,6 +8,7 @@
 // coroutine and the executor job it waits for.
 #include "bridge/python/ref.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -23,7 +24,8 @@ class loop_thread {
 public:
     // kind: "auto" (uvloop when it imports), "asyncio" or "uvloop".
     // executor: the blocking threads that run the loop's executor jobs.
-    loop_thread(std::string kind, thread_pool& executor);
+    // startup_timeout bounds the trestle.flask startup hooks.
+    loop_thread(std::string kind, thread_pool& executor, std::chrono::milliseconds startup_timeout);
     ~loop_thread();
 
     // Starts the thread and waits until the loop runs. Call without the GIL.
@@ -31,8 +33,12 @@ public:
     bool start();
     // Runs `fn` on the loop thread, with the GIL held, soon. Any thread, no GIL.
     void post(std::function<void()> fn);
-    // Stops the loop and joins. Call without the GIL.
-    void stop();
+    // Stops the loop and joins. The shutdown hooks and the cancelled tasks
+    // get `budget` together; false if the thread has not ended a second
+    // after that (a callback that never returns): then the caller must exit
+    // without finalizing Python, and without destroying this object.
+    // Call without the GIL.
+    bool stop(std::chrono::milliseconds budget);
 
     PyObject* loop() const { return loop_.get(); }   // borrowed; valid while running
     const std::string& kind() const { return chosen_; }
@@ -48,6 +54,8 @@ private:
     std::string kind_;
     std::string chosen_;
     thread_pool& executor_;
+    std::chrono::milliseconds startup_timeout_;
+    std::chrono::milliseconds close_budget_{-1};   // set by stop(); negative: unbounded
     py::ref loop_;
     int efd_ = -1;
     std::thread thread_;
@@ -55,6 +63,7 @@ private:
     std::mutex m_;
     std::condition_variable started_cv_;
     int state_ = 0;   // 0 starting, 1 running, -1 failed
+    bool finished_ = false;   // run() has returned from Python for good
     std::vector<std::function<void()>> queue_;
     // The batch being run; swapped with queue_ so both keep their capacity
     // (no reallocation as a burst of posts grows the queue again).

@@ -3,6 +3,7 @@ import asyncio
 import concurrent.futures
 import sys
 import threading
+import time
 import traceback
 
 _loop = None
@@ -16,6 +17,7 @@ shutdown_hooks = []
 # its tasks were cancelled (trestle.flask fails the calls still waiting).
 closing_callbacks = []
 _hooks_ran = False         # the loop has started: too late to add a startup hook
+_current_hook = None       # the startup hook running now, named when it overruns
 
 
 class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
@@ -66,7 +68,9 @@ def _hook_name(fn):
 
 
 async def _run_startup_hooks():
+    global _current_hook
     for fn in list(startup_hooks):
+        _current_hook = fn
         try:
             result = fn()
             if hasattr(result, "__await__"):
@@ -87,10 +91,28 @@ async def _run_shutdown_hooks():
             traceback.print_exc(file=sys.stderr)
 
 
-def setup_loop(loop, submit, fd, drain):
+def _run_for(loop, coro, timeout):
+    """Runs coro on loop (not running) for at most timeout seconds (None: no
+    bound). True if it finished; otherwise it is cancelled, not waited for:
+    a coroutine that ignores cancellation must not hold the caller."""
+    task = loop.create_task(coro)
+    loop.run_until_complete(asyncio.wait({task}, timeout=timeout))
+    if not task.done():
+        task.cancel()
+        return False
+    task.result()
+    return True
+
+
+def _task_name(task):
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", None) or task.get_name()
+
+
+def setup_loop(loop, submit, fd, drain, startup_timeout=None):
     """Runs on the loop thread before run_forever(). Startup hooks run here,
-    so they are done before the server accepts a request; one that raises
-    stops the server."""
+    so they are done before the server accepts a request; one that raises,
+    or runs past startup_timeout seconds, stops the server."""
     global _loop, _loop_thread, _hooks_ran
     asyncio.set_event_loop(loop)
     loop.set_default_executor(PoolExecutor(submit))
@@ -100,25 +122,48 @@ def setup_loop(loop, submit, fd, drain):
     _hooks_ran = True
     if startup_hooks:
         try:
-            loop.run_until_complete(_run_startup_hooks())
+            if not _run_for(loop, _run_startup_hooks(), startup_timeout):
+                raise RuntimeError("startup hook %s did not finish within %g s (--startup-timeout)"
+                                   % (_hook_name(_current_hook), startup_timeout))
         except BaseException:
             _loop = _loop_thread = None
             raise
     return True
 
 
-def close_loop(loop):
-    """Runs on the loop thread after run_forever() returns."""
+def close_loop(loop, timeout=None):
+    """Runs on the loop thread after run_forever() returns.
+
+    The shutdown hooks, the cancelled tasks and the async generators share
+    `timeout` seconds (None: no bound); what is still running then is left
+    behind, with a line in the log, so the process can still exit in time.
+    """
     global _loop, _loop_thread
+    deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+
+    def left():
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
     try:
-        if shutdown_hooks:
-            loop.run_until_complete(_run_shutdown_hooks())
+        if shutdown_hooks and not _run_for(loop, _run_shutdown_hooks(), left()):
+            print("trestle: the shutdown hooks did not finish within the graceful timeout; cancelling them",
+                  file=sys.stderr, flush=True)
         tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for t in tasks:
             t.cancel()
         if tasks:
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
+            done, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=left()))
+            for t in done:
+                if not t.cancelled():
+                    t.exception()   # retrieved: cancellation ends tasks, not errors worth a warning
+            if pending:
+                for t in pending:
+                    t._log_destroy_pending = False   # named just below; asyncio would repeat it at exit
+                print("trestle: %d task(s) still running after cancellation (do they catch CancelledError?): %s; "
+                      "closing the loop without them" % (len(pending), ", ".join(sorted(_task_name(t) for t in pending))),
+                      file=sys.stderr, flush=True)
+        if not _run_for(loop, loop.shutdown_asyncgens(), left()):
+            print("trestle: async generators did not close in time", file=sys.stderr, flush=True)
     finally:
         for fn in closing_callbacks:
             try:
