@@ -48,6 +48,7 @@ struct mount_spec {
     std::string app;                     // module:attr (kind::app)
     std::string interface;               // auto, wsgi, asgi; empty: --interface
     std::optional<bool> flask_async;     // unset: the server-wide setting
+    std::optional<std::string> flask_loop;   // "shared" or "own"; unset: the server-wide setting
     static_mount_options files;
     proxy_mount_options proxy;
     std::string origin;                  // "command line" or "FILE:LINE", for messages
@@ -81,6 +82,8 @@ struct options {
     std::string loop = "auto";                 // auto, asyncio, uvloop
     std::string lifespan = "auto";             // auto, on, off
     bool flask_async = true;                   // run Flask async views on the shared loop
+    std::string flask_loop = "shared";         // or "own": each Flask app's async views get a loop of their own
+    std::chrono::milliseconds loop_block_warn{500};   // the loop watchdog's threshold; 0: off
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
     // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.

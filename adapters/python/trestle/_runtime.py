@@ -109,14 +109,43 @@ def _task_name(task):
     return getattr(coro, "__qualname__", None) or task.get_name()
 
 
-def setup_loop(loop, submit, fd, drain, startup_timeout=None):
+def _start_heartbeat(loop, beat, interval):
+    """Calls beat() every `interval` seconds while the loop turns. The C++
+    watchdog (loop_thread) reports a loop whose heartbeat stops."""
+    def tick():
+        beat()
+        loop.call_later(interval, tick)
+    loop.call_soon(tick)
+
+
+def loop_stack(ident):
+    """The Python stack of thread `ident` (the loop thread), for the watchdog."""
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return "  (no Python frame: the thread is in C code)\n"
+    try:
+        return "".join(traceback.format_stack(frame))
+    finally:
+        del frame
+
+
+def setup_loop(loop, submit, fd, drain, startup_timeout=None, beat=None, beat_interval=None, owner=None):
     """Runs on the loop thread before run_forever(). Startup hooks run here,
     so they are done before the server accepts a request; one that raises,
-    or runs past startup_timeout seconds, stops the server."""
+    or runs past startup_timeout seconds, stops the server.
+
+    owner: for a loop of one Flask app's own (flask_loop = "own"), its
+    trestle.flask runner; that loop is not trestle.loop() and runs no hooks.
+    """
     global _loop, _loop_thread, _hooks_ran
     asyncio.set_event_loop(loop)
     loop.set_default_executor(PoolExecutor(submit))
     loop.add_reader(fd, drain)
+    if beat is not None:
+        _start_heartbeat(loop, beat, beat_interval)
+    if owner is not None:
+        owner.attach(loop, threading.get_ident())
+        return True
     _loop = loop
     _loop_thread = threading.get_ident()
     _hooks_ran = True
@@ -131,7 +160,7 @@ def setup_loop(loop, submit, fd, drain, startup_timeout=None):
     return True
 
 
-def close_loop(loop, timeout=None):
+def close_loop(loop, timeout=None, owner=None):
     """Runs on the loop thread after run_forever() returns.
 
     The shutdown hooks, the cancelled tasks and the async generators share
@@ -145,7 +174,7 @@ def close_loop(loop, timeout=None):
         return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     try:
-        if shutdown_hooks and not _run_for(loop, _run_shutdown_hooks(), left()):
+        if owner is None and shutdown_hooks and not _run_for(loop, _run_shutdown_hooks(), left()):
             print("trestle: the shutdown hooks did not finish within the graceful timeout; cancelling them",
                   file=sys.stderr, flush=True)
         tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
@@ -165,12 +194,13 @@ def close_loop(loop, timeout=None):
         if not _run_for(loop, loop.shutdown_asyncgens(), left()):
             print("trestle: async generators did not close in time", file=sys.stderr, flush=True)
     finally:
-        for fn in closing_callbacks:
+        for fn in closing_callbacks if owner is None else [owner.sweep]:
             try:
                 fn()
             except Exception:  # noqa: B902 - the loop must still close
                 traceback.print_exc(file=sys.stderr)
-        _loop = _loop_thread = None
+        if owner is None:
+            _loop = _loop_thread = None
         loop.close()
     return True
 
