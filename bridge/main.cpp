@@ -13,9 +13,13 @@
 #include "bridge/runtime/loop_thread.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 using namespace trestle;
@@ -27,6 +31,35 @@ py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, P
     py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._asgi"));
     py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), name) : nullptr);
     return py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), a, b, c, nullptr) : nullptr);
+}
+
+// The least time the steps after the drain get, however long the drain took.
+constexpr std::chrono::seconds kCleanupFloor{2};
+
+// After the drain, SIGINT/SIGTERM end the process at once (async-signal-safe:
+// one write, then _exit).
+void stop_now_on_signal() {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {
+        static const char msg[] = "trestle: second signal: stopping now\n";
+        [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+        ::_exit(0);
+    };
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    // Asio may have left them blocked in this thread; unblock them here.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+[[noreturn]] void loop_stuck() {
+    log::warning("an event loop thread is stuck in a callback; exiting without finalizing Python");
+    std::fflush(stderr);
+    ::_exit(0);
 }
 
 [[noreturn]] void die(int code, const std::string& msg) {
@@ -63,21 +96,31 @@ std::string where(const mount_spec& m) {
 
 // Flask async views on the shared loop (adapters/python/trestle/flask.py):
 // trestle.flask._attach installs the integration on a Flask app if
-// `automatic` (flask_async, per mount or server-wide). True if the loop must
-// run: for this app, or for the explicit installs and startup hooks of the
-// apps loaded so far.
-bool attach_flask(PyObject* app, bool automatic, const std::string& name) {
+// `automatic` (flask_async, per mount or server-wide), on the shared loop or,
+// with `own_loop` (flask_loop = "own"), on a loop of the app's own.
+struct flask_attached {
+    bool shared_loop = false;   // the shared loop must run: for this app, or
+                                // for the explicit installs and startup hooks so far
+    py::ref own_runner;         // set: start a loop of its own for this runner
+};
+
+flask_attached attach_flask(PyObject* app, bool automatic, bool own_loop, const std::string& name) {
     py::ref mod = py::ref::steal(PyImport_ImportModule("trestle.flask"));
     py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), "_attach") : nullptr);
     PyObject* flag = automatic ? Py_True : Py_False;   // borrowed
-    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app, flag, nullptr) : nullptr);
+    PyObject* own = own_loop ? Py_True : Py_False;     // borrowed
+    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app, flag, own, nullptr) : nullptr);
     if (!r) {
         py::print_exception();
         die(1, "cannot set up the Flask integration for " + name);
     }
     PyObject* note = PyTuple_GET_ITEM(r.get(), 1);   // borrowed
     if (note != Py_None) log::info(name + ": " + PyUnicode_AsUTF8(note));
-    return PyTuple_GET_ITEM(r.get(), 0) == Py_True;
+    flask_attached out;
+    out.shared_loop = PyTuple_GET_ITEM(r.get(), 0) == Py_True;
+    PyObject* runner = PyTuple_GET_ITEM(r.get(), 2);   // borrowed
+    if (runner != Py_None) out.own_runner = py::ref::borrow(runner);
+    return out;
 }
 
 } // namespace
@@ -126,6 +169,7 @@ int main(int argc, char** argv) {
     // Every Python app is loaded before anything starts.
     std::vector<mounted> apps;
     bool any_asgi = false, flask_loop = false;
+    std::vector<std::pair<std::string, py::ref>> own_loop_runners;   // app name, trestle.flask runner
     for (auto& spec : opt.mounts) {
         mounted m{&spec, {}, {}, {}, {}};
         if (spec.type == mount_spec::kind::app) {
@@ -139,22 +183,54 @@ int main(int argc, char** argv) {
                 }
             }
             any_asgi = any_asgi || m.iface != "wsgi";
-            if (m.iface == "wsgi")
-                flask_loop = attach_flask(m.app.get(), spec.flask_async.value_or(opt.flask_async), spec.app) || flask_loop;
+            if (m.iface == "wsgi") {
+                bool own = spec.flask_loop.value_or(opt.flask_loop) == "own";
+                flask_attached f = attach_flask(m.app.get(), spec.flask_async.value_or(opt.flask_async), own, spec.app);
+                flask_loop = f.shared_loop || flask_loop;
+                if (f.own_runner) own_loop_runners.emplace_back(spec.app, std::move(f.own_runner));
+            }
         }
         apps.push_back(std::move(m));
     }
 
     // One pool and, if any app needs it, one loop, shared by every mount.
+    // The loop's executor jobs get threads of their own (see thread_pool.hpp).
     runtime::thread_pool pool(opt.threads, opt.max_queue);
+    std::unique_ptr<runtime::thread_pool> blocking;
     std::unique_ptr<runtime::loop_thread> loop;
+    // Loops of their own for the Flask apps that ask (flask_loop = "own").
+    std::vector<std::unique_ptr<runtime::loop_thread>> own_loops;
+    if (any_asgi || flask_loop || !own_loop_runners.empty()) {
+        runtime::thread_pool::settings bs;
+        bs.min_threads = 0;
+        bs.max_threads = opt.blocking_threads;
+        bs.max_queue = opt.max_queue;
+        bs.idle_timeout = std::chrono::seconds(30);   // docs/configuration.md
+        bs.name = "trestle-block";
+        blocking = std::make_unique<runtime::thread_pool>(bs);
+    }
+    runtime::loop_settings ls;
+    ls.kind = opt.loop;
+    ls.startup_timeout = opt.startup_timeout;
+    ls.block_warn = opt.loop_block_warn;
     if (any_asgi || flask_loop) {
-        loop = std::make_unique<runtime::loop_thread>(opt.loop, pool);
+        loop = std::make_unique<runtime::loop_thread>(ls, *blocking);
         py::release_main_thread();
         bool started = loop->start();
         py::acquire_main_thread();
         if (!started) die(1, "the event loop could not start, or a startup hook failed (see above)");
     }
+    for (auto& [name, runner] : own_loop_runners) {
+        runtime::loop_settings own = ls;
+        own.label = "the event loop of " + name;
+        own.thread_name = "trestle-loop" + std::to_string(own_loops.size() + 1);
+        own_loops.push_back(std::make_unique<runtime::loop_thread>(own, *blocking, std::move(runner)));
+        py::release_main_thread();
+        bool started = own_loops.back()->start();
+        py::acquire_main_thread();
+        if (!started) die(1, "the event loop for " + name + " could not start (see above)");
+    }
+    own_loop_runners.clear();
 
     for (auto& m : apps) {
         const mount_spec& spec = *m.spec;
@@ -190,7 +266,8 @@ int main(int argc, char** argv) {
         if (opt.lifespan != "off") {
             py::ref mode = py::ref::steal(PyUnicode_FromString(opt.lifespan.c_str()));
             m.lifespan = call_asgi_helper("Lifespan", m.app.get(), mode.get(), loop->loop());
-            py::ref result = m.lifespan ? call_asgi_helper("run_startup", m.lifespan.get(), Py_None) : py::ref{};
+            py::ref limit = py::ref::steal(PyFloat_FromDouble(static_cast<double>(opt.startup_timeout.count()) / 1000.0));
+            py::ref result = m.lifespan ? call_asgi_helper("run_startup", m.lifespan.get(), limit.get()) : py::ref{};
             if (!result) {
                 py::print_exception();
                 die(1, "ASGI lifespan startup failed for " + spec.app);
@@ -233,21 +310,39 @@ int main(int argc, char** argv) {
     log::info("serving with " + std::to_string(opt.threads) + " thread(s), pid " + std::to_string(::getpid()));
 
     py::release_main_thread();
-    bool clean = srv.run(opt.graceful_timeout);
+    srv.run(opt.graceful_timeout);
+    // From here a signal means "stop now", whatever is still being waited for.
+    stop_now_on_signal();
     if (access) access->flush();
 
+    // Everything after the drain (lifespan shutdowns, shutdown hooks, the
+    // loop's cancelled tasks, the threads' last jobs) shares what is left of
+    // the graceful period, and at least kCleanupFloor; nothing after a
+    // second signal. Each step gives up on what overruns, so the process
+    // ends within --graceful-timeout + kCleanupFloor (plus the last second
+    // loop_thread::stop allows a stuck loop).
+    using clock = std::chrono::steady_clock;
+    const bool interrupted = srv.interrupted();
+    const auto cleanup_end = interrupted ? clock::now() : std::max(srv.graceful_deadline(), clock::now() + kCleanupFloor);
+    auto left = [&] {
+        return std::max(std::chrono::milliseconds(0),
+                        std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_end - clock::now()));
+    };
     for (auto& m : apps) {
-        if (!m.lifespan) continue;
+        if (!m.lifespan || interrupted) continue;
         py::gil_ensure gil;
-        py::ref timeout = py::ref::steal(PyFloat_FromDouble(opt.graceful_timeout.count() / 1000.0 + 1));
+        py::ref timeout = py::ref::steal(PyFloat_FromDouble(static_cast<double>(left().count()) / 1000.0));
         py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
         if (!result) py::print_exception();
         else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
             log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + PyUnicode_AsUTF8(PyTuple_GET_ITEM(result.get(), 1)));
     }
-    if (loop) loop->stop();
-    // Jobs still queued or running get what is left of the graceful period.
-    if (!pool.stop(clean ? 5000 : 0)) {
+    for (auto& own : own_loops)
+        if (!own->stop(left())) loop_stuck();
+    if (loop && !loop->stop(left())) loop_stuck();
+    // Jobs still queued or running get what is left of the cleanup time.
+    bool threads_done = !blocking || blocking->stop(left().count());
+    if (!threads_done || !pool.stop(left().count())) {
         log::warning("app threads still busy at shutdown; exiting without finalizing Python");
         std::fflush(stderr);
         ::_exit(0);

@@ -30,7 +30,7 @@ double ms_to_seconds(std::chrono::milliseconds ms) { return static_cast<double>(
 
 // Values a flag holds in another unit (seconds) until they are stored.
 struct cli_values {
-    double header_timeout, keepalive_timeout, io_timeout, graceful, ws_idle;
+    double header_timeout, keepalive_timeout, io_timeout, graceful, startup, block_warn, ws_idle;
     bool no_flask_async;
     std::string app;
     std::vector<std::string> mounts;
@@ -41,6 +41,8 @@ struct cli_values {
           keepalive_timeout(ms_to_seconds(o.limits.keepalive_timeout)),
           io_timeout(ms_to_seconds(o.limits.io_timeout)),
           graceful(ms_to_seconds(o.graceful_timeout)),
+          startup(ms_to_seconds(o.startup_timeout)),
+          block_warn(ms_to_seconds(o.loop_block_warn)),
           ws_idle(ms_to_seconds(o.ws_idle_timeout)),
           no_flask_async(!o.flask_async) {}
 
@@ -49,6 +51,8 @@ struct cli_values {
         o.limits.keepalive_timeout = seconds_to_ms(keepalive_timeout);
         o.limits.io_timeout = seconds_to_ms(io_timeout);
         o.graceful_timeout = seconds_to_ms(graceful);
+        o.startup_timeout = seconds_to_ms(startup);
+        o.loop_block_warn = seconds_to_ms(block_warn);
         o.ws_idle_timeout = seconds_to_ms(ws_idle);
         o.flask_async = !no_flask_async;
     }
@@ -76,6 +80,12 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(CLI::IsMember({"auto", "on", "off"}));
     cli.add_flag("--no-flask-async", v.no_flask_async, "Leave Flask's async views to Flask (a new event loop per call, through asgiref) "
                                                        "instead of running them on the server's shared loop");
+    cli.add_option("--flask-loop", o.flask_loop, "Where Flask async views run: shared (the server's one loop) or own "
+                                                 "(a loop per Flask app, so a view that blocks stalls only its app) (default shared)")
+        ->check(CLI::IsMember({"shared", "own"}));
+    cli.add_option("--loop-block-warn", v.block_warn, "Log a warning with the loop thread's stack when the event loop is blocked "
+                                                      "this many seconds; 0 turns the watchdog off (default 0.5)")
+        ->check(CLI::Range(0.0, 3600.0));
     cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT or unix:/path; repeatable (default 127.0.0.1:8000)")
         ->allow_extra_args(false)->take_all();
     cli.add_option("--forwarded-allow-ips", o.forwarded_allow_ips,
@@ -83,6 +93,9 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                    "Forwarded headers set the client address and scheme (default none)")
         ->delimiter(',')->allow_extra_args(false)->take_all();
     cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
+        ->check(CLI::Range(1, 1024));
+    cli.add_option("--blocking-threads", o.blocking_threads, "Most threads for the event loop's executor (asyncio.to_thread, "
+                                                             "run_in_executor, Quart's sync views), started on demand (default 32)")
         ->check(CLI::Range(1, 1024));
     cli.add_option("--io-threads", o.io_threads, "Threads that run the network event loops (default 1)")
         ->check(CLI::Range(1, 64));
@@ -110,6 +123,8 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(CLI::Range(0.1, 86400.0));
     cli.add_option("--graceful-timeout", v.graceful, "Seconds in-flight requests get to finish after SIGTERM/SIGINT (default 30)")
         ->check(CLI::Range(0.0, 86400.0));
+    cli.add_option("--startup-timeout", v.startup, "Seconds the ASGI lifespan startup and trestle.flask startup hooks get; then exit 1 (default 60)")
+        ->check(CLI::Range(0.1, 86400.0));
 
     cli.add_option("--chdir", o.chdir, "Change to this directory before loading the app");
     cli.add_option("--pythonpath", o.pythonpath, "Prepend a directory to sys.path; repeatable")
@@ -223,6 +238,9 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
                 config_error(kat, "interface must be auto, wsgi or asgi");
         } else if (k == "flask_async") {
             m.flask_async = bool_value(node, kat, k);
+        } else if (k == "flask_loop") {
+            m.flask_loop = string_value(node, kat, k);
+            if (*m.flask_loop != "shared" && *m.flask_loop != "own") config_error(kat, "flask_loop must be \"shared\" or \"own\"");
         } else if (k == "static") {
             m.type = mount_spec::kind::static_files;
             m.files.root = beside(file, string_value(node, kat, k));
@@ -267,7 +285,7 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
         for (const char* k : keys)
             if (t.contains(k) && m.type != kind) config_error(where(file, t.at(k).source()), std::string(k) + " applies to " + what + " mounts only");
     };
-    only_for({"interface", "flask_async"}, mount_spec::kind::app, "app");
+    only_for({"interface", "flask_async", "flask_loop"}, mount_spec::kind::app, "app");
     only_for({"index", "cache_control", "follow_symlinks", "precompressed"}, mount_spec::kind::static_files, "static");
     only_for({"connect_timeout", "read_timeout", "fail_timeout", "max_fails", "max_idle", "preserve_host"},
              mount_spec::kind::proxy, "proxy");

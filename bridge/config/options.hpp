@@ -48,6 +48,7 @@ struct mount_spec {
     std::string app;                     // module:attr (kind::app)
     std::string interface;               // auto, wsgi, asgi; empty: --interface
     std::optional<bool> flask_async;     // unset: the server-wide setting
+    std::optional<std::string> flask_loop;   // "shared" or "own"; unset: the server-wide setting
     static_mount_options files;
     proxy_mount_options proxy;
     std::string origin;                  // "command line" or "FILE:LINE", for messages
@@ -61,6 +62,7 @@ struct options {
     std::string config_file;                   // --config, "" when none
     std::vector<std::string> binds;            // HOST:PORT or unix:/path
     std::size_t threads = 8;
+    std::size_t blocking_threads = 32;         // the loop's executor, grown on demand up to this
     std::size_t io_threads = 1;
     std::size_t max_queue = 1024;
     unsigned retry_after = 1;
@@ -69,6 +71,7 @@ struct options {
     int backlog = 1024;
     http_limits limits;
     std::chrono::milliseconds graceful_timeout{30'000};
+    std::chrono::milliseconds startup_timeout{60'000};   // ASGI lifespan startup, trestle.flask startup hooks
     std::string chdir;
     std::vector<std::string> pythonpath;
     std::string venv;
@@ -79,6 +82,8 @@ struct options {
     std::string loop = "auto";                 // auto, asyncio, uvloop
     std::string lifespan = "auto";             // auto, on, off
     bool flask_async = true;                   // run Flask async views on the shared loop
+    std::string flask_loop = "shared";         // or "own": each Flask app's async views get a loop of their own
+    std::chrono::milliseconds loop_block_warn{500};   // the loop watchdog's threshold; 0: off
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
     // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.

@@ -284,6 +284,8 @@ bool server::run(std::chrono::milliseconds graceful) {
     };
     flush_access();
     control.run();
+    interrupted_ = signals_seen > 1;
+    graceful_deadline_ = deadline;
 
     for (auto& w : im.workers)
         asio::post(w->ioc, [&reg = w->registry] {

@@ -4,6 +4,7 @@
 // strands are needed.
 #include "bridge/net/server_context.hpp"
 
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -33,8 +34,15 @@ public:
     // Serves until SIGINT/SIGTERM, then drains for up to `graceful`.
     // Returns true if every connection finished in time.
     bool run(std::chrono::milliseconds graceful);
+    // After run(): whether a second signal cut the drain short, and when the
+    // graceful period of the first one ends (main bounds the rest of the
+    // shutdown by it).
+    bool interrupted() const { return interrupted_; }
+    std::chrono::steady_clock::time_point graceful_deadline() const { return graceful_deadline_; }
 
 private:
+    bool interrupted_ = false;
+    std::chrono::steady_clock::time_point graceful_deadline_{};
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -5,7 +5,9 @@
 #include "bridge/runtime/scheduling.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -13,20 +15,37 @@ namespace trestle::runtime {
 
 namespace {
 
-// _trestle.submit(fn): runs fn() on the pool. Used by trestle's executor.
+// _trestle.submit(fn): runs fn() on the blocking threads. Used by trestle's executor.
 PyObject* submit_to_pool(PyObject* self, PyObject* fn) {
     auto* lt = static_cast<loop_thread*>(PyCapsule_GetPointer(self, "trestle.loop_thread"));
     if (!lt) return nullptr;
     py::ref job = py::ref::borrow(fn);
-    bool ok = lt->pool().try_submit([job] {
+    bool ok = lt->executor().try_submit([job] {
         py::ref r = py::ref::steal(PyObject_CallNoArgs(job.get()));
         if (!r) py::print_exception();   // the executor's wrapper catches app errors itself
     });
     if (!ok) {
-        PyErr_SetString(PyExc_RuntimeError, "trestle: the thread pool's queue is full");
+        PyErr_SetString(PyExc_RuntimeError, "trestle: the blocking threads' queue is full");
         return nullptr;
     }
     Py_RETURN_NONE;
+}
+
+PyObject* beat_callback(PyObject* self, PyObject*) {
+    auto* lt = static_cast<loop_thread*>(PyCapsule_GetPointer(self, "trestle.loop_thread"));
+    if (!lt) return nullptr;
+    lt->beat();
+    Py_RETURN_NONE;
+}
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string seconds_text(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", s);
+    return buf;
 }
 
 PyObject* drain_callback(PyObject* self, PyObject*) {
@@ -36,8 +55,9 @@ PyObject* drain_callback(PyObject* self, PyObject*) {
     Py_RETURN_NONE;
 }
 
-PyMethodDef submit_def = {"submit", submit_to_pool, METH_O, "Run a callable on Trestle's thread pool."};
+PyMethodDef submit_def = {"submit", submit_to_pool, METH_O, "Run a callable on Trestle's blocking threads."};
 PyMethodDef drain_def = {"_drain", drain_callback, METH_NOARGS, "Run work posted to the loop thread."};
+PyMethodDef beat_def = {"_beat", beat_callback, METH_NOARGS, "Tell the watchdog the loop turns."};
 
 // Imports module.attr, or null with the exception set.
 py::ref import_attr(const char* module, const char* attr) {
@@ -48,7 +68,11 @@ py::ref import_attr(const char* module, const char* attr) {
 
 } // namespace
 
-loop_thread::loop_thread(std::string kind, thread_pool& pool) : kind_(std::move(kind)), pool_(pool) {}
+loop_thread::loop_thread(loop_settings s, thread_pool& executor, py::ref owner)
+    : s_(std::move(s)), executor_(executor), owner_(std::move(owner)),
+      // Often enough that a stall is seen soon after the threshold; rare
+      // enough to cost nothing (at most 100 timer callbacks a second).
+      beat_period_(std::clamp(s_.block_warn / 5, std::chrono::milliseconds(10), std::chrono::milliseconds(100))) {}
 
 loop_thread::~loop_thread() {
     if (efd_ >= 0) ::close(efd_);
@@ -68,6 +92,79 @@ bool loop_thread::start() {
         thread_.join();
         return false;
     }
+    lock.unlock();
+    if (s_.block_warn.count() > 0) {
+        last_beat_ns_.store(now_ns(), std::memory_order_relaxed);
+        watchdog_ = std::thread([this] { watch(); });
+    }
+    return true;
+}
+
+void loop_thread::beat() { last_beat_ns_.store(now_ns(), std::memory_order_relaxed); }
+
+void loop_thread::watch() {
+    set_thread_name("trestle-watch");
+    const std::int64_t warn_ns = std::chrono::nanoseconds(s_.block_warn).count();
+    const std::int64_t period_ns = std::chrono::nanoseconds(beat_period_).count();
+    bool stalled = false;
+    std::int64_t stalled_from = 0;
+    std::unique_lock lock(watch_m_);
+    while (!watch_stop_) {
+        watch_cv_.wait_for(lock, beat_period_);
+        if (watch_stop_) break;
+        std::int64_t last = last_beat_ns_.load(std::memory_order_relaxed);
+        std::int64_t gap = now_ns() - last;
+        if (!stalled && gap > warn_ns + period_ns) {
+            // One report per stall, however long it lasts.
+            stalled = true;
+            stalled_from = last;
+            std::uint64_t count = blocked_count_.fetch_add(1, std::memory_order_relaxed) + 1;
+            lock.unlock();
+            report_stall(gap - period_ns, count);
+            lock.lock();
+        } else if (stalled && last != stalled_from) {
+            stalled = false;
+            double took = static_cast<double>(last - stalled_from - period_ns) / 1e9;
+            log::warning(s_.label + " ran again after being blocked for about " + seconds_text(took) + " s");
+        }
+    }
+    watch_done_ = true;
+    watch_cv_.notify_all();
+}
+
+void loop_thread::report_stall(std::int64_t gap_ns, std::uint64_t count) {
+    // The stack is read under the GIL. A loop blocked in time.sleep or I/O
+    // has released it; one running Python code hands it over within the
+    // switch interval; only C code that keeps it makes this wait (and the
+    // stack is then where that code returned to).
+    std::string stack = "  (the stack could not be read)";
+    {
+        py::gil_ensure gil;
+        py::ref fn = import_attr("trestle._runtime", "loop_stack");
+        py::ref ident = py::ref::steal(PyLong_FromUnsignedLong(py_ident_));
+        py::ref r = py::ref::steal(fn && ident ? PyObject_CallOneArg(fn.get(), ident.get()) : nullptr);
+        const char* text = r ? PyUnicode_AsUTF8(r.get()) : nullptr;
+        if (text) stack = text;
+        else PyErr_Clear();
+    }
+    while (!stack.empty() && stack.back() == '\n') stack.pop_back();   // the log adds its own
+    log::warning(s_.label + " has been blocked for " + seconds_text(static_cast<double>(gap_ns) / 1e9) +
+                 " s (--loop-block-warn " + seconds_text(static_cast<double>(s_.block_warn.count()) / 1000.0) +
+                 "), blocked " + std::to_string(count) +
+                 " time(s) so far: every ASGI request and Flask async view on it waits. A blocking call "
+                 "(time.sleep, sync I/O, heavy CPU) belongs in asyncio.to_thread. Loop thread stack (most recent call last):\n" +
+                 stack);
+}
+
+bool loop_thread::stop_watchdog(std::chrono::milliseconds wait) {
+    if (!watchdog_.joinable()) return true;
+    std::unique_lock lock(watch_m_);
+    watch_stop_ = true;
+    watch_cv_.notify_all();
+    // It may be waiting for the GIL, held by a loop stuck in C code.
+    if (!watch_cv_.wait_for(lock, wait, [&] { return watch_done_; })) return false;
+    lock.unlock();
+    watchdog_.join();
     return true;
 }
 
@@ -102,17 +199,18 @@ void loop_thread::drain() {
 
 void loop_thread::run() {
     set_batch_scheduling();
-    set_thread_name("trestle-loop");
+    set_thread_name(s_.thread_name.c_str());
     PyGILState_STATE gstate = PyGILState_Ensure();
+    py_ident_ = PyThread_get_thread_ident();
     bool ok = serve();   // every Python reference it made is gone when it returns
     drain();             // late work holds references: drop them with the GIL
     loop_.reset();
+    owner_.reset();
     PyGILState_Release(gstate);
-    if (!ok) {
-        std::lock_guard lock(m_);
-        state_ = -1;
-        started_cv_.notify_all();
-    }
+    std::lock_guard lock(m_);
+    if (!ok) state_ = -1;
+    finished_ = true;
+    started_cv_.notify_all();
 }
 
 bool loop_thread::serve() {
@@ -122,12 +220,12 @@ bool loop_thread::serve() {
         return false;
     };
 
-    if (kind_ == "uvloop" || kind_ == "auto") {
+    if (s_.kind == "uvloop" || s_.kind == "auto") {
         py::ref make = import_attr("uvloop", "new_event_loop");
         if (make) {
             loop_ = py::ref::steal(PyObject_CallNoArgs(make.get()));
             chosen_ = "uvloop";
-        } else if (kind_ == "uvloop") {
+        } else if (s_.kind == "uvloop") {
             return fail("--loop uvloop: uvloop cannot be imported");
         } else {
             PyErr_Clear();
@@ -146,8 +244,14 @@ bool loop_thread::serve() {
     py::ref drain_fn = py::ref::steal(PyCFunction_New(&drain_def, capsule.get()));
     py::ref setup = import_attr("trestle._runtime", "setup_loop");
     py::ref fd = py::ref::steal(PyLong_FromLong(efd_));
-    py::ref ok = py::ref::steal(setup ? PyObject_CallFunctionObjArgs(setup.get(), loop_.get(), submit.get(),
-                                                                     fd.get(), drain_fn.get(), nullptr)
+    py::ref startup_s = py::ref::steal(PyFloat_FromDouble(static_cast<double>(s_.startup_timeout.count()) / 1000.0));
+    py::ref beat_fn = s_.block_warn.count() > 0 ? py::ref::steal(PyCFunction_New(&beat_def, capsule.get()))
+                                                : py::ref::borrow(Py_None);
+    py::ref period = py::ref::steal(PyFloat_FromDouble(static_cast<double>(beat_period_.count()) / 1000.0));
+    PyObject* owner = owner_ ? owner_.get() : Py_None;   // borrowed
+    py::ref ok = py::ref::steal(setup ? PyObject_CallFunctionObjArgs(setup.get(), loop_.get(), submit.get(), fd.get(),
+                                                                     drain_fn.get(), startup_s.get(), beat_fn.get(),
+                                                                     period.get(), owner, nullptr)
                                       : nullptr);
     if (!ok) return fail("cannot set up the event loop");
 
@@ -162,18 +266,39 @@ bool loop_thread::serve() {
         py::print_exception();
     }
     py::ref closer = import_attr("trestle._runtime", "close_loop");
-    py::ref c = py::ref::steal(closer ? PyObject_CallOneArg(closer.get(), loop_.get()) : nullptr);
+    std::chrono::milliseconds budget;
+    {
+        std::lock_guard lock(m_);
+        budget = close_budget_;
+    }
+    py::ref timeout = budget.count() < 0 ? py::ref::borrow(Py_None)
+                                         : py::ref::steal(PyFloat_FromDouble(static_cast<double>(budget.count()) / 1000.0));
+    PyObject* close_owner = owner_ ? owner_.get() : Py_None;   // borrowed
+    py::ref c = py::ref::steal(closer ? PyObject_CallFunctionObjArgs(closer.get(), loop_.get(), timeout.get(), close_owner, nullptr)
+                                      : nullptr);
     if (!c) py::print_exception();
     return true;
 }
 
-void loop_thread::stop() {
-    if (!thread_.joinable()) return;
+bool loop_thread::stop(std::chrono::milliseconds budget) {
+    if (!thread_.joinable()) return true;
+    // First the watchdog: closing the loop stops its heartbeat, which is no stall.
+    if (!stop_watchdog(budget + std::chrono::seconds(1))) return false;
+    {
+        std::lock_guard lock(m_);
+        close_budget_ = budget;
+    }
     post([this] {
         py::ref r = py::ref::steal(PyObject_CallMethod(loop_.get(), "stop", nullptr));
         if (!r) py::print_exception();
     });
+    // close_loop gives up on what overruns the budget; the second covers
+    // its own bookkeeping. A loop thread stuck in a callback never gets there.
+    std::unique_lock lock(m_);
+    if (!started_cv_.wait_for(lock, budget + std::chrono::seconds(1), [&] { return finished_; })) return false;
+    lock.unlock();
     thread_.join();
+    return true;
 }
 
 } // namespace trestle::runtime

@@ -3,60 +3,122 @@
 #include "bridge/python/ref.hpp"
 #include "bridge/runtime/scheduling.hpp"
 
-#include <chrono>
-#include <string>
+#include <system_error>
 
 namespace trestle::runtime {
 
-thread_pool::thread_pool(std::size_t threads, std::size_t max_queue) : max_queue_(max_queue) {
-    threads_.reserve(threads);
-    for (std::size_t i = 0; i < threads; ++i)
-        threads_.emplace_back([this, i] {
-            set_thread_name(("trestle-pool" + std::to_string(i)).c_str());
-            worker();
-        });
+namespace {
+thread_pool::settings fixed(std::size_t threads, std::size_t max_queue) {
+    thread_pool::settings s;
+    s.min_threads = s.max_threads = threads;
+    s.max_queue = max_queue;
+    return s;
+}
+} // namespace
+
+thread_pool::thread_pool(std::size_t threads, std::size_t max_queue) : thread_pool(fixed(threads, max_queue)) {}
+
+thread_pool::thread_pool(settings s) : s_(std::move(s)) {
+    if (s_.max_threads < s_.min_threads) s_.max_threads = s_.min_threads;
+    std::lock_guard lock(m_);
+    for (std::size_t i = 0; i < s_.min_threads; ++i)
+        if (!spawn_locked()) throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                                                     "cannot start " + s_.name + " threads");
 }
 
 thread_pool::~thread_pool() { stop(-1); }
 
+std::size_t thread_pool::size() const {
+    std::lock_guard lock(m_);
+    return alive_;
+}
+
 bool thread_pool::try_submit(job j, bool wake) {
     std::lock_guard lock(m_);
-    if (stopping_ || queue_.size() >= max_queue_) return false;
+    if (stopping_ || queue_.size() >= s_.max_queue) return false;
     queue_.push_back(std::move(j));
-    // Wake one sleeper unless one is already on its way; a thread that holds
-    // the GIL will also drain the queue on its own.
-    if (wake && idle_ > waking_) {
-        ++waking_;
-        cv_.notify_one();
-    }
+    if (wake) call_help_locked();
     return true;
 }
 
 void thread_pool::wake() {
     std::lock_guard lock(m_);
-    if (!queue_.empty() && idle_ > waking_) {
+    if (!queue_.empty()) call_help_locked();
+}
+
+void thread_pool::call_help_locked() {
+    // Wake one sleeper unless one is already on its way; a thread that holds
+    // the GIL will also drain the queue on its own.
+    if (idle_ > waking_) {
         ++waking_;
         cv_.notify_one();
+        return;
+    }
+    // No one idle. A growable pool starts a thread for each job that no
+    // woken or starting thread will take: a job must never wait for a busy
+    // thread (it may be parked on the very work this job would do).
+    if (!stopping_ && alive_ < s_.max_threads && queue_.size() > waking_ + starting_) spawn_locked();
+}
+
+bool thread_pool::spawn_locked() {
+    reap_locked();
+    auto it = threads_.emplace(threads_.end());
+    std::size_t id = next_id_++;
+    try {
+        // The thread touches its slot only under m_, which is held here
+        // until the slot holds the thread.
+        it->thread = std::thread([this, it, id] {
+            set_thread_name((s_.name + std::to_string(id)).c_str());
+            worker(it);
+        });
+    } catch (const std::system_error&) {
+        threads_.erase(it);   // out of threads: the queued job waits for a busy one
+        return false;
+    }
+    ++alive_;
+    ++starting_;
+    return true;
+}
+
+void thread_pool::reap_locked() {
+    // An exited thread has released its Python state and no longer needs
+    // m_, so joining it here cannot wait on us.
+    for (auto it = threads_.begin(); it != threads_.end();) {
+        if (it->exited) {
+            it->thread.join();
+            it = threads_.erase(it);
+        } else {
+            ++it;
+        }
     }
 }
 
-void thread_pool::worker() {
+void thread_pool::worker(std::list<slot>::iterator self) {
     // Registers this thread with CPython once; the state lives until exit.
     PyGILState_STATE gstate = PyGILState_Ensure();
     PyThreadState* tstate = PyEval_SaveThread();
 
     std::unique_lock lock(m_);
+    --starting_;
     for (;;) {
         ++idle_;
+        bool retire = false;
         while (!stopping_ && queue_.empty()) {
-            cv_.wait(lock);
+            if (alive_ > s_.min_threads) {
+                bool timed_out = cv_.wait_for(lock, s_.idle_timeout) == std::cv_status::timeout;
+                retire = timed_out && queue_.empty() && !stopping_ && alive_ > s_.min_threads;
+            } else {
+                cv_.wait(lock);
+            }
             // Every wake gives back its "on its way" mark, also when another
             // thread took the job first: a mark kept by a thread that went
             // back to sleep would make wake() skip it for good.
             if (waking_ > 0) --waking_;
+            if (retire) break;
         }
         --idle_;
-        if (queue_.empty() && stopping_) break;
+        if (waking_ > idle_) waking_ = idle_;   // a mark is only worth an idle thread
+        if (retire || (queue_.empty() && stopping_)) break;
         ++running_;
         lock.unlock();
 
@@ -66,13 +128,10 @@ void thread_pool::worker() {
             job j = std::move(queue_.front());
             queue_.pop_front();
             // If this job blocks in Python (sleep, I/O) the rest of the queue
-            // must not wait for it: wake a helper while work remains. A helper
+            // must not wait for it: call for help while work remains. A helper
             // that finds the GIL busy costs little: CPython hands the GIL over
             // at most once per switch interval.
-            if (!queue_.empty() && idle_ > waking_) {
-                ++waking_;
-                cv_.notify_one();
-            }
+            if (!queue_.empty()) call_help_locked();
             lock.unlock();
             j();
             j = nullptr;   // release captures while the GIL is held
@@ -84,14 +143,19 @@ void thread_pool::worker() {
         --running_;
         idle_cv_.notify_all();
     }
+    --alive_;
     lock.unlock();
     PyEval_RestoreThread(tstate);
     PyGILState_Release(gstate);
     // PyGILState_Release on the outermost Ensure deletes the thread state and
-    // releases the GIL.
+    // releases the GIL. Only now may the slot be joined.
+    lock.lock();
+    self->exited = true;
+    idle_cv_.notify_all();
 }
 
 bool thread_pool::stop(long wait_ms) {
+    std::list<slot> joining;
     {
         std::unique_lock lock(m_);
         if (threads_.empty()) return true;
@@ -102,9 +166,9 @@ bool thread_pool::stop(long wait_ms) {
                                           [&] { return running_ == 0 && queue_.empty(); });
             if (!done) return false;
         }
+        joining.splice(joining.end(), threads_);
     }
-    for (auto& t : threads_) t.join();
-    threads_.clear();
+    for (auto& t : joining) t.thread.join();
     return true;
 }
 

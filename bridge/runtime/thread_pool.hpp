@@ -1,16 +1,24 @@
 #pragma once
-// The pool of Python threads. Each thread creates its PyThreadState once and
+// A pool of Python threads. Each thread creates its PyThreadState once and
 // keeps it for life. A thread takes the GIL when it finds work and keeps it
 // while the queue stays non-empty, so a burst of requests costs one GIL
 // acquisition, not one per request. CPython's own switch interval still lets
 // other threads in.
+//
+// Two are made: the WSGI pool (a fixed --threads, min == max) and the loop's
+// executor, the "blocking threads" (0 up to --blocking-threads, grown when a
+// job finds no idle thread and shrunk after idle_timeout). Keeping them apart
+// is what lets an executor job run while every WSGI thread is parked waiting
+// for a coroutine (docs/architecture.md, "Flask async views").
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <list>
 #include <mutex>
+#include <string>
 #include <thread>
-#include <vector>
 
 namespace trestle::runtime {
 
@@ -18,7 +26,16 @@ class thread_pool {
 public:
     using job = std::function<void()>;   // runs with the GIL held
 
-    thread_pool(std::size_t threads, std::size_t max_queue);
+    struct settings {
+        std::size_t min_threads = 1;     // started at once, never retired
+        std::size_t max_threads = 1;     // grown to on demand
+        std::size_t max_queue = 1024;
+        std::chrono::milliseconds idle_timeout{30'000};   // a thread above min idle this long exits
+        std::string name = "trestle-pool";                // thread names: NAME0, NAME1, ...
+    };
+
+    thread_pool(std::size_t threads, std::size_t max_queue);   // fixed size
+    explicit thread_pool(settings s);
     ~thread_pool();
 
     // Never blocks. Returns false when the queue is full. With wake false
@@ -29,21 +46,35 @@ public:
     // Stops taking work, lets queued jobs finish and joins the threads.
     // Returns false (without joining) if they are still busy after `wait_ms`.
     bool stop(long wait_ms);
-    std::size_t size() const { return threads_.size(); }
+    // Threads alive now (started and not retired).
+    std::size_t size() const;
 
 private:
-    void worker();
+    struct slot {
+        std::thread thread;
+        bool exited = false;   // its Python thread state is gone; join it
+    };
 
-    std::mutex m_;
+    void worker(std::list<slot>::iterator self);
+    // Called with m_ held when queued work may find no thread: wakes an idle
+    // one, or starts one if the pool may grow.
+    void call_help_locked();
+    bool spawn_locked();
+    void reap_locked();
+
+    settings s_;
+    mutable std::mutex m_;
     std::condition_variable cv_;
     std::condition_variable idle_cv_;
     std::deque<job> queue_;
-    std::size_t max_queue_;
+    std::size_t alive_ = 0;      // threads started and not retired
+    std::size_t starting_ = 0;   // started, not yet looking for work
     std::size_t idle_ = 0;
     std::size_t waking_ = 0;
     std::size_t running_ = 0;
+    std::size_t next_id_ = 0;
     bool stopping_ = false;
-    std::vector<std::thread> threads_;
+    std::list<slot> threads_;
 };
 
 } // namespace trestle::runtime

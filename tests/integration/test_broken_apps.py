@@ -36,7 +36,7 @@ import time
 import pytest
 import requests
 
-from conftest import APPS, SANITIZER_MARKERS, Server, poll, recv_until_closed, rss_kb, server_env
+from conftest import APPS, SANITIZER_MARKERS, Server, poll, recv_until_closed, rss_kb, run_trestle, server_env
 
 sys.path.insert(0, APPS)
 import broken_apps as cases  # noqa: E402  (the case tables live with the app)
@@ -396,3 +396,88 @@ def split_response(data):
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     n = int(headers["content-length"])
     return int(lines[0].split(" ")[1]), headers, rest[:n], rest[n:]
+
+
+# --- startup and shutdown that never end (issue 10, item 18) ----------------------------------------
+#
+# After SIGTERM the whole shutdown takes at most --graceful-timeout plus the
+# 2 s cleanup floor; a second signal stops at once; a startup that never
+# answers fails after --startup-timeout.
+
+CLEANUP_FLOOR = 2.0
+SLACK = 2.0 if not SANITIZED else 6.0
+
+
+def stop_timed(srv, sig=signal.SIGTERM, limit=30.0):
+    start = time.monotonic()
+    srv.proc.send_signal(sig)
+    code = srv.proc.wait(limit)
+    return code, time.monotonic() - start
+
+
+def test_task_that_swallows_cancellation_does_not_hold_shutdown(serve):
+    srv = serve("shutdown_cases:swallows_cancel", "--graceful-timeout", "1")
+    assert requests.get(srv.url + "/", timeout=10).text == "ok"
+    code, took = stop_timed(srv)
+    log = srv.log()
+    assert code == 0, log
+    assert took < 1 + CLEANUP_FLOOR + SLACK, took
+    assert "shutdown_cases: background task swallowed a CancelledError" in log
+    assert re.search(r"1 task\(s\) still running after cancellation \(do they catch CancelledError\?\): "
+                     r"_forever_ignoring_cancel", log), log
+
+
+def test_lifespan_shutdown_that_never_answers_is_given_up(serve):
+    srv = serve("shutdown_cases:shutdown_hangs", "--graceful-timeout", "1")
+    assert requests.get(srv.url + "/", timeout=10).text == "ok"
+    code, took = stop_timed(srv)
+    log = srv.log()
+    assert code == 0, log
+    assert took < 1 + CLEANUP_FLOOR + SLACK, took
+    assert "shutdown_cases: lifespan shutdown received; never answering" in log
+    assert re.search(r"ASGI lifespan shutdown failed for shutdown_cases:shutdown_hangs: "
+                     r"did not finish within [0-9.]+ s", log), log
+    assert "Traceback" not in log, log
+
+
+def test_second_signal_stops_at_once_despite_a_hanging_lifespan_shutdown(serve):
+    srv = serve("shutdown_cases:shutdown_hangs", "--graceful-timeout", "30")
+    s = srv.connect()
+    s.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")   # in flight: the drain waits for it
+    assert requests.get(srv.url + "/", timeout=10).text == "ok"
+    srv.proc.send_signal(signal.SIGTERM)
+    srv.wait_log("shutting down gracefully")
+    code, took = stop_timed(srv)
+    s.close()
+    log = srv.log()
+    assert "second signal: stopping now" in log
+    assert code == 0, log
+    assert took < SLACK + 1, took
+
+
+def test_second_signal_during_a_hanging_lifespan_shutdown_stops_at_once(serve):
+    # No request in flight: the drain ends at once and the lifespan shutdown
+    # starts waiting (up to the 30 s graceful timeout); a second signal ends it.
+    srv = serve("shutdown_cases:shutdown_hangs", "--graceful-timeout", "30")
+    srv.proc.send_signal(signal.SIGTERM)
+    srv.wait_log("lifespan shutdown received; never answering")
+    code, took = stop_timed(srv)
+    log = srv.log()
+    assert "second signal: stopping now" in log, log
+    assert code == 0, log
+    assert took < SLACK + 1, took
+
+
+@pytest.mark.parametrize("app,message", [
+    ("shutdown_cases:startup_hangs",
+     r"ASGI lifespan startup failed for shutdown_cases:startup_hangs: did not finish within 1 s \(--startup-timeout\)"),
+    ("shutdown_cases:flask_startup_hangs()",
+     r"startup hook shutdown_cases.*never_ready did not finish within 1 s \(--startup-timeout\)"),
+])
+def test_startup_that_never_answers_fails_after_the_startup_timeout(app, message):
+    start = time.monotonic()
+    r = run_trestle(app, "--bind", "127.0.0.1:0", "--startup-timeout", "1", timeout=30)
+    took = time.monotonic() - start
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert re.search(message, r.stderr), r.stderr
+    assert took < 1 + SLACK + 2, took

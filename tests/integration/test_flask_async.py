@@ -251,9 +251,9 @@ def test_flask_async_per_mount_in_a_config_file(serve, tmp_path):
 
 
 def test_to_thread_in_async_views_cannot_starve_the_pool(serve):
-    # Two pool threads, eight requests whose views await asyncio.to_thread: the
-    # waiting pool threads run their own coroutine's executor jobs when no
-    # other pool thread is free, so this finishes instead of deadlocking.
+    # Two pool threads, eight requests whose views await asyncio.to_thread:
+    # the jobs run on the loop's blocking threads while both pool threads
+    # wait, so this finishes instead of deadlocking.
     srv = serve(APP, "--threads", "2")
     sessions = [requests.Session() for _ in range(8)]
 
@@ -266,7 +266,9 @@ def test_to_thread_in_async_views_cannot_starve_the_pool(serve):
         s.close()
     assert errors == []
     assert len(results) == 16
-    assert len({r["worker"] for r in results}) <= 2   # only the pool's two threads ran them
+    pool_threads = {r["pool_thread"] for r in results}
+    assert len(pool_threads) <= 2
+    assert not pool_threads & {r["worker"] for r in results}   # never on a waiting pool thread
 
 
 def test_sync_call_on_the_loop_thread_raises_instead_of_hanging(serve):
@@ -397,3 +399,72 @@ def test_waiting_thread_is_woken_when_the_loop_closes():
         lt.join(TIMEOUT)
         os.close(rfd)
         os.close(wfd)
+
+
+# --- parked views and the loop's executor (issue 10, items 13 and 14) -----------------------
+#
+# A Flask async view parks its pool thread until its coroutine ends. Executor
+# jobs from the loop (asyncio.to_thread, run_in_executor(None, ...), Quart's
+# run_sync) run on the blocking threads, never behind those parked threads,
+# and a view's response waits only for what the view awaits.
+
+POOL_APP = "flask_async_pool:app"
+
+
+def test_consumer_task_runs_while_every_pool_thread_waits_for_it(serve):
+    # The "queue with a consumer task" pattern: the consumer, made by a
+    # startup hook, does the work with asyncio.to_thread. Four requests park
+    # both pool threads; the consumer's jobs must still run.
+    srv = serve(POOL_APP, "--threads", "2")
+    start = time.monotonic()
+    results, errors = concurrently(4, 1, lambda t, i: requests.get(
+        srv.url + "/queued/%d" % t, timeout=5))
+    assert errors == [], errors
+    assert sorted(r.json()["value"] for r in results) == [0, 2, 4, 6]
+    for r in results:
+        assert r.json()["worker"] != r.json()["pool_thread"]
+    r = requests.get(srv.url + "/sync", timeout=5)
+    assert r.status_code == 200 and r.text == "sync ok"
+    assert time.monotonic() - start < 8
+
+
+def test_views_waiting_on_a_lock_held_by_a_quart_run_sync_call(serve):
+    # A Quart view holds an asyncio.Lock while it calls a sync function; two
+    # Flask async views wait on that lock and park both pool threads.
+    srv = serve(POOL_APP, "/q=flask_async_pool_quart:app", "--threads", "2")
+    out = {}
+
+    def holder():
+        out["hold"] = requests.get(srv.url + "/q/hold", timeout=8)
+    th = threading.Thread(target=holder)
+    th.start()
+    assert poll(lambda: requests.get(srv.url + "/q/held", timeout=5).text == "yes", timeout=5)
+    waiters = [threading.Thread(target=lambda i=i: out.__setitem__(i, requests.get(srv.url + "/locked", timeout=8)))
+               for i in range(2)]
+    for w in waiters:
+        w.start()
+    assert poll(lambda: requests.get(srv.url + "/q/waiters", timeout=5).text == "2", timeout=5)
+    start = time.monotonic()
+    assert requests.get(srv.url + "/q/go", timeout=5).status_code == 200
+    th.join(10)
+    for w in waiters:
+        w.join(10)
+    assert out["hold"].status_code == 200 and out["hold"].text == "ran"
+    assert [out[i].text for i in range(2)] == ["got the lock"] * 2
+    assert requests.get(srv.url + "/sync", timeout=5).text == "sync ok"
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("threads", ["1", "8"])
+@pytest.mark.parametrize("path", ["/wait-slow", "/leave-task"])
+def test_executor_work_the_view_does_not_await_does_not_delay_its_response(serve, threads, path):
+    # slow() sleeps 2 s in asyncio.to_thread; the view gives up on it after
+    # 0.1 s (wait_for) or leaves it to a task. Its response must not wait.
+    srv = serve(POOL_APP, "--threads", threads)
+    with requests.Session() as s:
+        for _ in range(4):
+            start = time.monotonic()
+            r = s.get(srv.url + path, timeout=10)
+            elapsed = time.monotonic() - start
+            assert r.status_code == 200, r.text[:500]
+            assert elapsed < 1.5, "%s answered in %.2f s" % (path, elapsed)

@@ -1,5 +1,6 @@
 """Interface detection and the ASGI lifespan protocol. Not a public API."""
 import asyncio
+import concurrent.futures
 import inspect
 import sys
 import traceback
@@ -105,6 +106,8 @@ class Lifespan:
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
+        except GeneratorExit:
+            raise   # the task was abandoned at shutdown (it ignored its cancellation) and is being collected
         except BaseException as exc:  # noqa: B902 - reported below, never lost
             self.error = exc
             if not self.startup_done.done():
@@ -145,12 +148,21 @@ class Lifespan:
         return await self.shutdown_done
 
 
+def _wait(fut, timeout, what):
+    try:
+        return fut.result(timeout)
+    except concurrent.futures.TimeoutError:
+        fut.cancel()   # the app's task is cancelled with the loop; nobody waits for it
+        return (False, "did not finish within %.3g s%s" % (timeout, what))
+
+
 def run_startup(lifespan, timeout):
-    """Called from the main thread: runs startup on the loop and waits."""
+    """Called from the main thread: runs startup on the loop and waits up to
+    timeout seconds. Returns (ok, message)."""
     fut = asyncio.run_coroutine_threadsafe(lifespan.startup(), lifespan.loop)
-    return fut.result(timeout)
+    return _wait(fut, timeout, " (--startup-timeout)")
 
 
 def run_shutdown(lifespan, timeout):
     fut = asyncio.run_coroutine_threadsafe(lifespan.shutdown(), lifespan.loop)
-    return fut.result(timeout)
+    return _wait(fut, timeout, "")

@@ -1,9 +1,9 @@
 """Glue between Trestle's C++ runtime and asyncio. Not a public API."""
 import asyncio
 import concurrent.futures
-import contextvars
 import sys
 import threading
+import time
 import traceback
 
 _loop = None
@@ -17,22 +17,20 @@ shutdown_hooks = []
 # its tasks were cancelled (trestle.flask fails the calls still waiting).
 closing_callbacks = []
 _hooks_ran = False         # the loop has started: too late to add a startup hook
-
-# Set, in the context of a coroutine that a pool thread waits for, to that
-# thread's job inbox (trestle.flask). Executor jobs the coroutine submits go to
-# the pool and to the inbox, and whichever thread gets to one first runs it: a
-# pool whose threads all wait for coroutines that wait for the pool would
-# otherwise never move again.
-waiting_thread = contextvars.ContextVar("trestle.waiting_thread", default=None)
+_current_hook = None       # the startup hook running now, named when it overruns
 
 
 class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
-    """The loop's default executor: Trestle's own thread pool.
+    """The loop's default executor: Trestle's blocking threads.
 
     run_in_executor(None, ...), asyncio.to_thread and Quart's sync views all
-    end up here, on the threads that also run WSGI apps. It subclasses
-    ThreadPoolExecutor only because asyncio (3.11) insists on one; it never
-    starts a thread of its own.
+    end up here. The jobs run on a set of threads of their own, apart from
+    the pool that runs WSGI requests, which grows when a job finds no idle
+    thread (up to --blocking-threads) and shrinks when they idle. So a job
+    never waits behind pool threads that are parked waiting for a coroutine
+    (a Flask async view), which may be waiting for this very job. It
+    subclasses ThreadPoolExecutor only because asyncio (3.11) insists on
+    one; it never starts a thread of its own.
     """
 
     def __init__(self, submit):
@@ -46,13 +44,8 @@ class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
         future = concurrent.futures.Future()
-        unclaimed = [True]
 
         def job():
-            try:
-                unclaimed.pop()   # atomic: the pool and a waiting thread may both call job
-            except IndexError:
-                return
             if not future.set_running_or_notify_cancel():
                 return
             try:
@@ -62,14 +55,7 @@ class PoolExecutor(concurrent.futures.ThreadPoolExecutor):
             else:
                 future.set_result(result)
 
-        inbox = waiting_thread.get()
-        if inbox is not None:
-            inbox.offer(job)
-        try:
-            self._submit(job)
-        except RuntimeError:
-            if inbox is None:   # a full pool queue; the waiting thread can still run it
-                raise
+        self._submit(job)
         return future
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -82,7 +68,9 @@ def _hook_name(fn):
 
 
 async def _run_startup_hooks():
+    global _current_hook
     for fn in list(startup_hooks):
+        _current_hook = fn
         try:
             result = fn()
             if hasattr(result, "__await__"):
@@ -103,45 +91,116 @@ async def _run_shutdown_hooks():
             traceback.print_exc(file=sys.stderr)
 
 
-def setup_loop(loop, submit, fd, drain):
+def _run_for(loop, coro, timeout):
+    """Runs coro on loop (not running) for at most timeout seconds (None: no
+    bound). True if it finished; otherwise it is cancelled, not waited for:
+    a coroutine that ignores cancellation must not hold the caller."""
+    task = loop.create_task(coro)
+    loop.run_until_complete(asyncio.wait({task}, timeout=timeout))
+    if not task.done():
+        task.cancel()
+        return False
+    task.result()
+    return True
+
+
+def _task_name(task):
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", None) or task.get_name()
+
+
+def _start_heartbeat(loop, beat, interval):
+    """Calls beat() every `interval` seconds while the loop turns. The C++
+    watchdog (loop_thread) reports a loop whose heartbeat stops."""
+    def tick():
+        beat()
+        loop.call_later(interval, tick)
+    loop.call_soon(tick)
+
+
+def loop_stack(ident):
+    """The Python stack of thread `ident` (the loop thread), for the watchdog."""
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return "  (no Python frame: the thread is in C code)\n"
+    try:
+        return "".join(traceback.format_stack(frame))
+    finally:
+        del frame
+
+
+def setup_loop(loop, submit, fd, drain, startup_timeout=None, beat=None, beat_interval=None, owner=None):
     """Runs on the loop thread before run_forever(). Startup hooks run here,
-    so they are done before the server accepts a request; one that raises
-    stops the server."""
+    so they are done before the server accepts a request; one that raises,
+    or runs past startup_timeout seconds, stops the server.
+
+    owner: for a loop of one Flask app's own (flask_loop = "own"), its
+    trestle.flask runner; that loop is not trestle.loop() and runs no hooks.
+    """
     global _loop, _loop_thread, _hooks_ran
     asyncio.set_event_loop(loop)
     loop.set_default_executor(PoolExecutor(submit))
     loop.add_reader(fd, drain)
+    if beat is not None:
+        _start_heartbeat(loop, beat, beat_interval)
+    if owner is not None:
+        owner.attach(loop, threading.get_ident())
+        return True
     _loop = loop
     _loop_thread = threading.get_ident()
     _hooks_ran = True
     if startup_hooks:
         try:
-            loop.run_until_complete(_run_startup_hooks())
+            if not _run_for(loop, _run_startup_hooks(), startup_timeout):
+                raise RuntimeError("startup hook %s did not finish within %g s (--startup-timeout)"
+                                   % (_hook_name(_current_hook), startup_timeout))
         except BaseException:
             _loop = _loop_thread = None
             raise
     return True
 
 
-def close_loop(loop):
-    """Runs on the loop thread after run_forever() returns."""
+def close_loop(loop, timeout=None, owner=None):
+    """Runs on the loop thread after run_forever() returns.
+
+    The shutdown hooks, the cancelled tasks and the async generators share
+    `timeout` seconds (None: no bound); what is still running then is left
+    behind, with a line in the log, so the process can still exit in time.
+    """
     global _loop, _loop_thread
+    deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+
+    def left():
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
     try:
-        if shutdown_hooks:
-            loop.run_until_complete(_run_shutdown_hooks())
+        if owner is None and shutdown_hooks and not _run_for(loop, _run_shutdown_hooks(), left()):
+            print("trestle: the shutdown hooks did not finish within the graceful timeout; cancelling them",
+                  file=sys.stderr, flush=True)
         tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for t in tasks:
             t.cancel()
         if tasks:
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
+            done, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=left()))
+            for t in done:
+                if not t.cancelled():
+                    t.exception()   # retrieved: cancellation ends tasks, not errors worth a warning
+            if pending:
+                for t in pending:
+                    t._log_destroy_pending = False   # named just below; asyncio would repeat it at exit
+                print("trestle: %d task(s) still running after cancellation (do they catch CancelledError?): %s; "
+                      "closing the loop without them" % (len(pending), ", ".join(sorted(_task_name(t) for t in pending))),
+                      file=sys.stderr, flush=True)
+        if not _run_for(loop, loop.shutdown_asyncgens(), left()):
+            print("trestle: async generators did not close in time", file=sys.stderr, flush=True)
     finally:
-        for fn in closing_callbacks:
+        for fn in closing_callbacks if owner is None else [owner.sweep]:
             try:
                 fn()
             except Exception:  # noqa: B902 - the loop must still close
                 traceback.print_exc(file=sys.stderr)
-        _loop = _loop_thread = None
+        if owner is None:
+            _loop = _loop_thread = None
         loop.close()
     return True
 

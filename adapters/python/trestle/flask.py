@@ -53,38 +53,32 @@ class LoopStoppedError(RuntimeError):
 # --------------------------------------------------------------- running a coroutine
 
 _DONE = object()
-_lock = threading.Lock()   # orders registering a call against the sweep at close
-_pending = set()           # calls scheduled and not yet finished (touched on the loop thread, or under _lock)
-_closed = False
 
 
 class _Call:
     """One coroutine that a pool thread waits for.
 
-    The thread blocks in ``inbox.get()`` (GIL released). The loop side puts
-    ``_DONE`` there when the coroutine finished, and executor jobs that the
-    coroutine submits (``asyncio.to_thread``, ``run_in_executor(None, ...)``,
-    a DNS lookup) are offered there as well, so the waiting thread can run
-    them itself if no other pool thread is free.
+    The thread blocks in ``inbox.get()`` (GIL released) until the loop side
+    puts ``_DONE`` there, when the coroutine finished. It waits for nothing
+    else: executor jobs that the coroutine or the tasks it started submit
+    run on the loop's blocking threads, never on this one, so the response
+    waits only for what the view awaits.
     """
 
-    __slots__ = ("inbox", "open", "value", "error")
+    __slots__ = ("inbox", "open", "value", "error", "pending")
 
-    def __init__(self):
+    def __init__(self, pending):
         self.inbox = queue.SimpleQueue()
         self.open = True
         self.value = None
         self.error = None
-
-    def offer(self, job):
-        if self.open:
-            self.inbox.put(job)
+        self.pending = pending
 
     def finish(self):
         # Loop thread only, so no two finishes race.
         if self.open:
             self.open = False
-            _pending.discard(self)
+            self.pending.discard(self)
             self.inbox.put(_DONE)
 
 
@@ -113,21 +107,6 @@ def _start(loop, call, coro, ctx):
         call.finish()
 
 
-def _sweep():
-    """Fails every call still waiting when the loop closes (it never will finish them)."""
-    global _closed
-    with _lock:
-        _closed = True
-        calls = list(_pending)
-    for call in calls:
-        if call.error is None:
-            call.error = LoopStoppedError("the server's event loop stopped before the coroutine finished")
-        call.finish()
-
-
-_runtime.closing_callbacks.append(_sweep)
-
-
 def _discard(coro):
     close = getattr(coro, "close", None)   # a coroutine never awaited warns when collected
     if close is not None:
@@ -138,16 +117,93 @@ def _copy_back(ctx):
     """What the coroutine did to context variables becomes visible to the
     caller, as with stock Flask (asgiref does the same): an async
     before_request can set a ContextVar that a sync view reads."""
-    skip = _runtime.waiting_thread
     for var, value in ctx.items():
-        if var is skip:
-            continue
         try:
             if var.get() is value:
                 continue
         except LookupError:
             pass
         var.set(value)
+
+
+class _Runner:
+    """Runs coroutines for pool threads on one loop: the server's shared
+    loop, or (flask_loop = "own") a loop that only one app's views use."""
+
+    def __init__(self, shared):
+        self.shared = shared
+        self.loop = None            # an own loop: set on its thread (attach), cleared at close
+        self.thread = None
+        self.lock = threading.Lock()   # orders registering a call against the sweep at close
+        self.pending = set()        # calls scheduled and not yet finished (loop thread, or under lock)
+        self.closed = False
+
+    def attach(self, loop, thread):
+        self.loop, self.thread = loop, thread
+
+    def current(self):
+        if self.shared:
+            return _runtime._loop, _runtime._loop_thread
+        return self.loop, self.thread
+
+    def sweep(self):
+        """Fails every call still waiting when the loop closes (it never will finish them)."""
+        with self.lock:
+            self.closed = True
+            calls = list(self.pending)
+            if not self.shared:
+                self.loop = self.thread = None
+        for call in calls:
+            if call.error is None:
+                call.error = LoopStoppedError("the server's event loop stopped before the coroutine finished")
+            call.finish()
+
+    def run(self, coro):
+        loop, loop_thread = self.current()
+        if loop is None or threading.get_ident() == loop_thread:
+            _discard(coro)
+            if loop is None:
+                raise RuntimeError("trestle.flask: no event loop (not running under Trestle, or the server has stopped)")
+            raise LoopThreadError(
+                "trestle.flask: an async function (an async Flask view or hook?) was called synchronously on the "
+                "event loop thread, where waiting for it would block the loop forever; await it instead, or call "
+                "it from a pool thread (loop.run_in_executor / asyncio.to_thread)")
+        call = _Call(self.pending)
+        ctx = contextvars.copy_context()
+        with self.lock:
+            if self.closed:
+                _discard(coro)
+                raise LoopStoppedError("trestle.flask: the server's event loop has stopped")
+            self.pending.add(call)
+            try:
+                loop.call_soon_threadsafe(_start, loop, call, coro, ctx)
+            except BaseException:
+                self.pending.discard(call)
+                _discard(coro)
+                raise
+        call.inbox.get()   # _DONE: nothing else is ever put there
+        _copy_back(ctx)
+        value, error = call.value, call.error
+        call.value = call.error = None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error   # no cycle through this frame's traceback
+        return value
+
+    def async_to_sync(self, func):
+        run = self.run
+
+        def call_on_loop(*args, **kwargs):
+            return run(func(*args, **kwargs))
+
+        call_on_loop.__wrapped__ = func
+        return call_on_loop
+
+
+_shared = _Runner(shared=True)
+_runtime.closing_callbacks.append(_shared.sweep)
 
 
 def run(coro):
@@ -162,55 +218,12 @@ def run(coro):
     there instead), and RuntimeError when there is no loop (not under
     Trestle, or the server has stopped).
     """
-    loop = _runtime._loop
-    if loop is None or threading.get_ident() == _runtime._loop_thread:
-        _discard(coro)
-        if loop is None:
-            raise RuntimeError("trestle.flask: no event loop (not running under Trestle, or the server has stopped)")
-        raise LoopThreadError(
-            "trestle.flask: an async function (an async Flask view or hook?) was called synchronously on the "
-            "event loop thread, where waiting for it would block the loop forever; await it instead, or call "
-            "it from a pool thread (loop.run_in_executor / asyncio.to_thread)")
-    call = _Call()
-    ctx = contextvars.copy_context()
-    ctx.run(_runtime.waiting_thread.set, call)
-    with _lock:
-        if _closed:
-            _discard(coro)
-            raise LoopStoppedError("trestle.flask: the server's event loop has stopped")
-        _pending.add(call)
-        try:
-            loop.call_soon_threadsafe(_start, loop, call, coro, ctx)
-        except BaseException:
-            _pending.discard(call)
-            _discard(coro)
-            raise
-    inbox = call.inbox
-    while True:
-        item = inbox.get()
-        if item is _DONE:
-            break
-        item()   # an executor job of this coroutine; a no-op if a pool thread took it first
-    _copy_back(ctx)
-    # A task the coroutine started keeps the call (in its context): drop the result.
-    value, error = call.value, call.error
-    call.value = call.error = None
-    if error is not None:
-        try:
-            raise error
-        finally:
-            del error   # no cycle through this frame's traceback
-    return value
+    return _shared.run(coro)
 
 
 def async_to_sync(func):
     """Flask's ``async_to_sync`` hook: a sync callable that runs ``func`` on the loop."""
-
-    def call_on_loop(*args, **kwargs):
-        return run(func(*args, **kwargs))
-
-    call_on_loop.__wrapped__ = func
-    return call_on_loop
+    return _shared.async_to_sync(func)
 
 
 # --------------------------------------------------------------- installing
@@ -236,12 +249,14 @@ def _overrides_async_to_sync(app, flask_cls):
     return type(app).async_to_sync is not flask_cls.async_to_sync
 
 
-def _attach(app, auto):
+def _attach(app, auto, own_loop=False):
     """Called by the server for each WSGI app it loaded, in order.
 
-    Returns (the loop must run, a note for the log or None).
+    Returns (the shared loop must run, a note for the log or None, the
+    runner the server must give a loop of its own, or None).
     """
     note = None
+    runner = None
     flask_mod = sys.modules.get("flask")   # an app that never imported Flask is no Flask app
     is_flask = flask_mod is not None and isinstance(app, getattr(flask_mod, "Flask", ()))
     if is_flask:
@@ -251,11 +266,15 @@ def _attach(app, auto):
             note = "flask_async off (--no-flask-async): Flask runs async views itself, on a new event loop per call"
         elif _overrides_async_to_sync(app, flask_mod.Flask):
             note = "the app's class overrides async_to_sync; Trestle leaves its async views to it"
+        elif own_loop:
+            runner = _Runner(shared=False)
+            app.async_to_sync = runner.async_to_sync
+            note = "Flask async views run on an event loop of their own (flask_loop = \"own\")"
         else:
             install(app)
             note = "Flask async views run on the server's event loop"
     needs_loop = _installed_any or bool(_runtime.startup_hooks or _runtime.shutdown_hooks)
-    return needs_loop, note
+    return needs_loop, note, runner
 
 
 # --------------------------------------------------------------- startup and shutdown

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 namespace trestle::runtime {
 namespace {
@@ -109,6 +110,96 @@ TEST(thread_pool, a_thread_woken_for_a_job_another_took_still_counts_as_idle) {
         ASSERT_TRUE(wait_until(third, std::chrono::seconds(10)));
         ASSERT_TRUE(prompt) << "round " << round << ": a job waited behind a blocked one with a thread idle";
     }
+    EXPECT_TRUE(pool.stop(10'000));
+}
+
+// --- the growable pool (the loop's blocking threads) -------------------------
+
+thread_pool::settings growable(std::size_t min, std::size_t max, std::chrono::milliseconds idle) {
+    thread_pool::settings s;
+    s.min_threads = min;
+    s.max_threads = max;
+    s.max_queue = 64;
+    s.idle_timeout = idle;
+    s.name = "test-grow";
+    return s;
+}
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::seconds limit = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) return pred();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+TEST(thread_pool, grows_a_thread_for_each_job_that_finds_none_idle_up_to_the_bound) {
+    py::gil_release main_nogil;
+    gate g;
+    std::atomic<int> quick{0};
+    thread_pool pool(growable(0, 3, std::chrono::seconds(60)));
+    EXPECT_EQ(pool.size(), 0u);   // nothing started until there is work
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(pool.try_submit([&] { g.wait(); }));
+    ASSERT_TRUE(g.wait_for_waiters(3));   // three jobs blocked at once: three threads
+    EXPECT_EQ(pool.size(), 3u);
+    ASSERT_TRUE(pool.try_submit([&] { ++quick; }));   // at the bound: it queues
+    EXPECT_EQ(pool.size(), 3u);
+    EXPECT_EQ(quick.load(), 0);
+    g.release();
+    EXPECT_TRUE(eventually([&] { return quick.load() == 1; }));
+    EXPECT_TRUE(pool.stop(10'000));
+}
+
+TEST(thread_pool, a_job_waiting_for_a_job_it_submitted_does_not_deadlock) {
+    // The shape of the loop/pool deadlock: every running thread waits for
+    // work queued behind it. A growable pool starts a thread for that work.
+    py::gil_release main_nogil;
+    thread_pool pool(growable(1, 4, std::chrono::seconds(60)));
+    std::atomic<int> done{0};
+    for (int round = 0; round < 3; ++round) {
+        gate inner;
+        ASSERT_TRUE(pool.try_submit([&] {
+            EXPECT_TRUE(pool.try_submit([&] { inner.release(); }));
+            inner.wait();   // GIL released, like a thread parked on a coroutine
+            ++done;
+        }));
+        ASSERT_TRUE(eventually([&] { return done.load() == round + 1; })) << "round " << round;
+    }
+    EXPECT_LE(pool.size(), 4u);
+    EXPECT_TRUE(pool.stop(10'000));
+}
+
+TEST(thread_pool, threads_above_the_minimum_retire_when_idle_and_come_back) {
+    py::gil_release main_nogil;
+    thread_pool pool(growable(1, 4, std::chrono::milliseconds(50)));
+    for (int wave = 0; wave < 2; ++wave) {
+        gate g;
+        for (int i = 0; i < 4; ++i) ASSERT_TRUE(pool.try_submit([&] { g.wait(); }));
+        ASSERT_TRUE(g.wait_for_waiters(4)) << "wave " << wave;
+        EXPECT_EQ(pool.size(), 4u);
+        g.release();
+        EXPECT_TRUE(eventually([&] { return pool.size() == 1; })) << "wave " << wave << ": " << pool.size();
+    }
+    // The one kept thread still serves.
+    std::atomic<bool> ran{false};
+    ASSERT_TRUE(pool.try_submit([&] { ran = true; }));
+    EXPECT_TRUE(eventually([&] { return ran.load(); }));
+    EXPECT_TRUE(pool.stop(10'000));
+    EXPECT_EQ(pool.size(), 0u);
+}
+
+TEST(thread_pool, a_fixed_pool_never_grows_or_shrinks) {
+    py::gil_release main_nogil;
+    gate g;
+    thread_pool pool(2, 16);
+    EXPECT_EQ(pool.size(), 2u);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(pool.try_submit([&] { g.wait(); }));
+    ASSERT_TRUE(g.wait_for_waiters(2));
+    EXPECT_EQ(pool.size(), 2u);
+    g.release();
+    ASSERT_TRUE(g.wait_for_waiters(3));
     EXPECT_TRUE(pool.stop(10'000));
 }
 
