@@ -136,7 +136,7 @@ asio::awaitable<void> call::run() {
         answer(405, "CONNECT is not relayed by a proxy mount.");
         co_return;
     }
-    if (h.target != "*" && has_dot_segment(h.path())) {
+    if (h.target != "*" && has_dot_segment(h)) {
         answer(400, "The path has a '.' or '..' segment.");
         co_return;
     }

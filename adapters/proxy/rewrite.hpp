@@ -12,15 +12,19 @@
 
 namespace trestle::proxy {
 
-// True if a segment of `path` is "." or ".." (also written %2e): an
-// upstream that resolves them could be led outside what the mount maps.
-bool has_dot_segment(std::string_view path);
+// True if a segment of the request's decoded path (bridge/net/
+// request_path.hpp) is "." or "..", however written (%2e, or between
+// %2F): an upstream that resolves them could be led outside what the
+// mount maps.
+bool has_dot_segment(const net::request_head& h);
 
 // The request-target for the upstream. Without an upstream path the
 // request's own origin-form target goes unchanged; with one, the mount
-// prefix is replaced by it ("/billing/x" under "/billing" to "/api" is
-// "/api/x"; to "/" it is "/x"). The query is kept as sent. Unset when the
-// path has dot segments (answered 400).
+// prefix (a decoded path, matched on the decoded path as the mount table
+// does) is replaced by it ("/billing/x" under "/billing" to "/api" is
+// "/api/x"; to "/" it is "/x"), and the rest of the path goes as the
+// client wrote it, except that a %2F at its start is written '/'. The query
+// is kept as sent. Unset when the path has dot segments (answered 400).
 std::optional<std::string> upstream_target(const net::request_head& h, std::string_view prefix,
                                            const std::optional<std::string>& upstream_path);
 

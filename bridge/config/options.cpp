@@ -212,7 +212,8 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
         std::string kat = where(file, node.source());
         if (k == "prefix") {
             m.prefix = string_value(node, kat, k);
-            if (!router::normalize_prefix(m.prefix)) config_error(kat, "prefix '" + m.prefix + "' must start with '/' and be a plain path");
+            std::string why;
+            if (!router::normalize_prefix(m.prefix, why)) config_error(kat, "prefix '" + m.prefix + "' " + why);
         } else if (k == "app") {
             m.type = mount_spec::kind::app;
             m.app = string_value(node, kat, k);
@@ -432,8 +433,10 @@ options parse_options(int argc, char** argv) {
         m.origin = "the command line";
         m.prefix = arg.substr(0, eq == std::string::npos ? 0 : eq);
         std::string why;
-        if (eq == std::string::npos || eq + 1 == arg.size() || !router::normalize_prefix(m.prefix) || m.prefix.empty())
+        if (eq == std::string::npos || eq + 1 == arg.size())
             usage_error("mount '" + arg + "': expected /PREFIX=TARGET (module:app, static:DIR or proxy:URL)");
+        if (!router::normalize_prefix(m.prefix, why)) usage_error("mount '" + arg + "': the prefix " + why);
+        if (m.prefix.empty()) usage_error("mount '" + arg + "': expected /PREFIX=TARGET (module:app, static:DIR or proxy:URL)");
         if (!parse_mount_target(arg.substr(eq + 1), m, why)) usage_error("mount '" + arg + "': " + why);
         for (auto& other : o.mounts)
             if (other.prefix == m.prefix && other.origin == m.origin)

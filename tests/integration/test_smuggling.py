@@ -160,3 +160,32 @@ def test_an_unfinished_chunk_line_or_trailer_is_bounded(srv, prefix):
     s.sendall(post(CHUNKED, prefix + b"a" * 9000))
     data = recv_until_closed(s, timeout=10)
     assert statuses(data) == [400], data[:200]
+
+
+# --- one decoded path for the router and the apps (issue 10 items 3 and 15) ----------------------
+# A prefix spelt another way must reach its own mount, never the root app;
+# an encoded NUL is 400 for WSGI and ASGI alike. More in test_paths.py.
+
+@pytest.fixture
+def mounted(serve):
+    return serve("path_echo:wsgi_app", "/v2=path_echo:asgi_app")
+
+
+@pytest.mark.parametrize("target", [b"/%76%32/x", b"/v%32/x", b"/v2%2Fx", b"//v2/x", b"/./v2/x", b"/%2e/v2/x"])
+def test_an_encoded_prefix_reaches_its_mount(mounted, target):
+    s = mounted.connect()
+    s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = recv_until_closed(s)
+    s.close()
+    assert statuses(data) == [200], data[:200]
+    assert b'"app": "asgi"' in data and b'"root_path": "/v2"' in data, data
+
+
+@pytest.mark.parametrize("target", [b"/x%00.png", b"/v2/secret.txt%00.png", b"/v2/%2e%2e/x", b"/v2%2F..%2Fx"])
+def test_a_nul_or_dot_dot_path_is_400_and_nothing_follows(mounted, target):
+    s = mounted.connect()
+    s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n" + NEXT)
+    data = recv_until_closed(s)
+    s.close()
+    assert statuses(data)[:1] == [400], data[:200]
+    assert b'"app"' not in data

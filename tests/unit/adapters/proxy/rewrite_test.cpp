@@ -97,7 +97,8 @@ TEST(upstream_target, absolute_form_becomes_origin_form) {
 }
 
 TEST(upstream_target, dot_segments_are_refused) {
-    for (const char* t : {"/billing/../admin", "/billing/./x", "/billing/%2e%2E/admin", "/billing/.%2e", "/billing/x/.."}) {
+    for (const char* t : {"/billing/../admin", "/billing/./x", "/billing/%2e%2E/admin", "/billing/.%2e", "/billing/x/..",
+                          "/billing/x%2F..%2Fadmin", "/billing/%2E%2Fx", "/billing/a%00"}) {
         auto h = head("GET", t, {});
         EXPECT_FALSE(upstream_target(h, "/billing", std::string("/"))) << t;
         EXPECT_FALSE(upstream_target(h, "/billing", std::nullopt)) << t;
@@ -107,6 +108,21 @@ TEST(upstream_target, dot_segments_are_refused) {
         EXPECT_TRUE(upstream_target(h, "/billing", std::string("/"))) << t;
     }
     EXPECT_EQ(upstream_target(head("OPTIONS", "*", {}), "", std::nullopt), "*");
+}
+
+// Issue 10 item 15: the prefix is matched on the decoded path, as the mount
+// table does; the rest goes as the client wrote it.
+TEST(upstream_target, an_encoded_prefix_is_replaced_and_the_rest_kept_as_sent) {
+    auto h = head("GET", "/%62illing/a%20b?q", {});
+    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api/a%20b?q");
+    h.target = "/billing%2Fx%2Fy";
+    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api/")), "/api/x%2Fy");
+    h.target = "//billing//x";
+    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api//x");
+    h.target = "/my%20app/x";
+    EXPECT_EQ(upstream_target(h, "/my app", std::string("/")), "/x");
+    h.target = "/billing%2F";
+    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api/");
 }
 
 // ---- the request head ------------------------------------------------------
