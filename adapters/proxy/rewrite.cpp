@@ -185,8 +185,8 @@ std::string upstream_request_head(const net::request_head& h, const net::endpoin
         if (n.find('_') != std::string_view::npos) continue;
         if (is_forwarding(n)) {
             if (!trusted) continue;
-            if (iequals(n, "x-forwarded-for")) append_list(xff, f.value);
-            else if (iequals(n, "forwarded")) append_list(fwd, f.value);
+            if (iequals(n, "x-forwarded-for")) { if (!o.rfc7239) append_list(xff, f.value); }
+            else if (iequals(n, "forwarded")) { if (o.rfc7239) append_list(fwd, f.value); }
             else if (iequals(n, "x-forwarded-host")) { if (xfh.empty()) xfh = trim(f.value); }
             else if (iequals(n, "x-forwarded-prefix")) { if (xfprefix.empty()) xfprefix = trim(f.value); }
             if (is_rewritten_forwarding(n)) continue;
@@ -203,6 +203,12 @@ std::string upstream_request_head(const net::request_head& h, const net::endpoin
         out += "Connection: close\r\n";
     }
 
+    // The family not read from the peer starts from the client this hop
+    // found in the other one, so an upstream that reads either sees it.
+    if (trusted && !ep.remote_addr.empty() && ep.remote_addr != ep.peer_addr) {
+        if (o.rfc7239) append_list(xff, ep.remote_addr);
+        else append_list(fwd, "for=" + forwarded_node(ep.remote_addr) + ";proto=" + token_or_quoted(ep.scheme));
+    }
     if (!ep.peer_addr.empty()) append_list(xff, ep.peer_addr);
     if (!xff.empty()) add_field(out, "X-Forwarded-For", xff);
     add_field(out, "X-Forwarded-Proto", ep.scheme);

@@ -35,13 +35,20 @@ struct forward_options {
     bool preserve_host = false;
     bool tunnel = false;              // keep Upgrade: the upstream may switch protocols
     bool close = false;               // ask the upstream to close after the response
+    // The header family a trusted peer's chain is read from and extended in
+    // (--forwarded-headers): Forwarded when true, else X-Forwarded-For. The
+    // other family's incoming value could be a client's, passed on by the
+    // proxy in front: it is dropped and restarts from the client this hop
+    // found.
+    bool rfc7239 = false;
 };
 
 // The request head sent upstream, ending in the blank line: HTTP/1.1,
 // hop-by-hop fields and those Connection names dropped, the framing the
 // client used (Content-Length as received, or chunked; never both), and
 // X-Forwarded-For/-Proto/-Host/-Prefix and Forwarded (RFC 7239) set. A
-// trusted peer's forwarding headers are extended; anyone else's dropped.
+// trusted peer's chain (of the family in o.rfc7239) is extended; anyone
+// else's forwarding headers are dropped.
 std::string upstream_request_head(const net::request_head& h, const net::endpoint_info& ep,
                                   std::string_view target, const forward_options& o);
 

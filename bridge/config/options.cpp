@@ -82,6 +82,10 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                    "Peers (IPs or CIDRs, comma-separated or repeated; '*' for any) whose X-Forwarded-For/-Proto/-Host and "
                    "Forwarded headers set the client address and scheme (default none)")
         ->delimiter(',')->allow_extra_args(false)->take_all();
+    cli.add_option("--forwarded-headers", o.forwarded_headers,
+                   "Which headers a trusted peer sets the client with: x-forwarded (X-Forwarded-For/-Proto, as nginx "
+                   "writes them) or forwarded (RFC 7239); the other family is ignored (default x-forwarded)")
+        ->check(CLI::IsMember({"x-forwarded", "forwarded"}));
     cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
         ->check(CLI::Range(1, 1024));
     cli.add_option("--io-threads", o.io_threads, "Threads that run the network event loops (default 1)")

@@ -83,6 +83,7 @@ struct options {
     std::chrono::milliseconds ws_idle_timeout{60'000};
     // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.
     std::vector<std::string> forwarded_allow_ips;
+    std::string forwarded_headers = "x-forwarded";   // or "forwarded" (RFC 7239)
 };
 
 // Parses argv, and the TOML file --config names (whose [server] keys are the

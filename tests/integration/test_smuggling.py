@@ -189,3 +189,25 @@ def test_a_nul_or_dot_dot_path_is_400_and_nothing_follows(mounted, target):
     s.close()
     assert statuses(data)[:1] == [400], data[:200]
     assert b'"app"' not in data
+
+
+# --- Forwarded spoofing behind a trusted proxy (issue 10 item 2) ---------------------------------
+# The peer (127.0.0.1) is trusted and behaves like nginx: it appends the
+# client's address to X-Forwarded-For, sets X-Forwarded-Proto, and passes the
+# client's own Forwarded on. The client's values must never win.
+
+@pytest.mark.parametrize("fields", [
+    b"Forwarded: for=6.6.6.6;proto=https\r\nX-Forwarded-For: 198.51.100.2\r\nX-Forwarded-Proto: http\r\n",
+    b"X-Forwarded-For: 6.6.6.6, 198.51.100.2\r\nX-Forwarded-Proto: https, http\r\n",
+    b"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 198.51.100.2\r\nX-Forwarded-Proto: http\r\n"
+    b"Forwarded: for=6.6.6.6\r\nForwarded: for=6.6.6.6;proto=https\r\n",
+])
+def test_a_clients_forwarding_fields_do_not_win(serve, fields):
+    srv = serve(APP, "--forwarded-allow-ips", "127.0.0.1")
+    s = srv.connect()
+    s.sendall(b"GET /environ HTTP/1.1\r\nHost: x\r\n" + fields + b"Connection: close\r\n\r\n")
+    data = recv_until_closed(s)
+    s.close()
+    assert statuses(data) == [200], data[:200]
+    assert b'"REMOTE_ADDR": "198.51.100.2"' in data and b'"wsgi.url_scheme": "http"' in data, data
+

@@ -211,12 +211,22 @@ TEST(upstream_request_head, a_trusted_peers_lists_are_extended) {
                                 {"X-Forwarded-Proto", "https", 0},
                                 {"X-Forwarded-Port", "443", 0},
                                 {"Forwarded", "for=203.0.113.9;proto=https", 0}});
-    auto p = parse(upstream_request_head(h, peer("10.0.0.7", true, "https"), "/x", to("u")));
+    auto ep = peer("10.0.0.7", true, "https");
+    ep.remote_addr = "198.51.100.1";   // what apply_forwarded found
+    auto p = parse(upstream_request_head(h, ep, "/x", to("u")));
     EXPECT_EQ(p.get("X-Forwarded-For"), "203.0.113.9, 198.51.100.1, 10.0.0.7");
     EXPECT_EQ(p.get("X-Forwarded-Proto"), "https");
     EXPECT_EQ(p.get("X-Forwarded-Host"), "shop.example");
     EXPECT_EQ(p.get("X-Forwarded-Port"), "443");
+    // Forwarded is not the family read (--forwarded-headers x-forwarded): a
+    // client could have sent it through the peer. It restarts from the client.
+    EXPECT_EQ(p.get("Forwarded"), "for=198.51.100.1;proto=https, for=10.0.0.7;proto=https;host=\"internal:8000\"");
+    // The other way round.
+    auto o = to("u");
+    o.rfc7239 = true;
+    p = parse(upstream_request_head(h, ep, "/x", o));
     EXPECT_EQ(p.get("Forwarded"), "for=203.0.113.9;proto=https, for=10.0.0.7;proto=https;host=\"internal:8000\"");
+    EXPECT_EQ(p.get("X-Forwarded-For"), "198.51.100.1, 10.0.0.7");
 }
 
 TEST(upstream_request_head, forwarded_quotes_ipv6_and_non_tokens) {
