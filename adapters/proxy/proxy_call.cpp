@@ -140,7 +140,7 @@ asio::awaitable<void> call::run() {
         answer(400, "The path has a '.' or '..' segment.");
         co_return;
     }
-    tunnel_ = h.upgrade;
+    tunnel_ = upgrade_allowed(h, m_->opt.upgrades);   // any other Upgrade goes as a plain request
     safe_ = idempotent(h.method) && !h.has_body();
     std::vector<bool> tried(m_->upstreams.size());
     std::optional<std::size_t> idx;

@@ -127,6 +127,27 @@ std::optional<std::string> upstream_target(const net::request_head& h, std::stri
     return out;
 }
 
+bool upgrade_allowed(const net::request_head& h, const std::vector<std::string>& allowed) {
+    if (!h.upgrade) return false;
+    bool any = false;
+    for (auto& f : h.headers) {
+        if (!iequals(f.name, "upgrade")) continue;
+        std::string_view v = f.value;
+        while (!v.empty()) {
+            std::size_t comma = v.find(',');
+            std::string_view proto = trim(v.substr(0, comma));
+            proto = proto.substr(0, proto.find('/'));
+            if (!proto.empty()) {
+                if (!listed(allowed, proto)) return false;
+                any = true;
+            }
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return any;
+}
+
 std::vector<std::string> connection_tokens(const std::vector<net::header_field>& fields) {
     std::vector<std::string> tokens;
     for (auto& f : fields) {

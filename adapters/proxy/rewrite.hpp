@@ -60,6 +60,11 @@ std::string forwarded_element(const net::endpoint_info& ep, const std::string* h
 // Content-Length, Server and Date, which the response writer sets.
 std::string client_response_fields(const std::vector<net::header_field>& fields);
 
+// True if the request asks to upgrade (Connection: upgrade with Upgrade)
+// and every protocol its Upgrade field offers is in `allowed` (lower-case
+// names; a "/version" is ignored): only then is it relayed as a tunnel.
+bool upgrade_allowed(const net::request_head& h, const std::vector<std::string>& allowed);
+
 // The tokens of every Connection field, lower-cased.
 std::vector<std::string> connection_tokens(const std::vector<net::header_field>& fields);
 

@@ -202,6 +202,28 @@ std::string beside(const std::string& file, const std::string& path) {
     return (dir / path).lexically_normal().string();
 }
 
+// A proxy mount's `upgrades`: a list of protocol names (RFC 9110 7.8: a
+// token, optionally "/version"), lower-cased, as they are compared.
+std::vector<std::string> upgrade_list(const toml::node& node, const std::string& at) {
+    const toml::array* a = node.as_array();
+    if (!a) config_error(at, "upgrades must be a list of protocol names, such as [\"websocket\"]");
+    std::vector<std::string> out;
+    for (const toml::node& v : *a) {
+        const std::string* s = v.is_string() ? &v.as_string()->get() : nullptr;
+        bool ok = s && !s->empty();
+        for (char c : ok ? *s : std::string()) {
+            bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+            if (!alnum && std::string_view("!#$%&'*+-.^_`|~/").find(c) == std::string_view::npos) ok = false;
+        }
+        if (!ok) config_error(at, "upgrades must be a list of protocol names, such as [\"websocket\"]");
+        std::string name = *s;
+        for (char& c : name)
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        out.push_back(std::move(name));
+    }
+    return out;
+}
+
 mount_spec parse_mount_table(const toml::table& t, const std::string& file, const std::string& at) {
     mount_spec m;
     m.origin = at;
@@ -263,6 +285,8 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
             m.proxy.max_idle = static_cast<std::size_t>(int_value(node, kat, k, 0, 100000));
         } else if (k == "preserve_host") {
             m.proxy.preserve_host = bool_value(node, kat, k);
+        } else if (k == "upgrades") {
+            m.proxy.upgrades = upgrade_list(node, kat);
         } else {
             config_error(kat, "unknown mount key '" + k + "'");
         }
@@ -274,7 +298,7 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
     };
     only_for({"interface", "flask_async"}, mount_spec::kind::app, "app");
     only_for({"index", "cache_control", "follow_symlinks", "precompressed"}, mount_spec::kind::static_files, "static");
-    only_for({"connect_timeout", "read_timeout", "fail_timeout", "max_fails", "max_idle", "preserve_host"},
+    only_for({"connect_timeout", "read_timeout", "fail_timeout", "max_fails", "max_idle", "preserve_host", "upgrades"},
              mount_spec::kind::proxy, "proxy");
     return m;
 }

@@ -211,3 +211,23 @@ def test_a_clients_forwarding_fields_do_not_win(serve, fields):
     assert statuses(data) == [200], data[:200]
     assert b'"REMOTE_ADDR": "198.51.100.2"' in data and b'"wsgi.url_scheme": "http"' in data, data
 
+
+# --- Upgrade: h2c to a proxy mount (issue 10 item 7) ---------------------------------------------
+# An h2c-capable upstream that switched would take the client past the
+# mount's prefix mapping; the Upgrade goes as a plain request instead.
+
+def test_an_h2c_upgrade_to_a_proxy_mount_stays_http(serve):
+    from upstream_server import Upstream
+    up = Upstream()
+    try:
+        srv = serve(APP, "/api=proxy:" + up.url("/public-api/"))
+        s = srv.connect()
+        s.sendall(b"GET /api/h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                  b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n" + NEXT)
+        data = recv_until_closed(s)
+        s.close()
+        assert statuses(data) == [200, 200], data[:300]   # no 101: the pipelined request is answered as HTTP/1.1
+        got = up.requests[0]
+        assert got.header("Upgrade") is None and got.header("HTTP2-Settings") is None
+    finally:
+        up.stop()

@@ -16,8 +16,10 @@ any prefix mapping:
   .../interim                   a 103 Early Hints before the 200
   .../bye                       answers, then closes without Connection: close
   .../bad?kind=garbage|clte     an invalid response
-  .../switch                    101, "HELLO" in the same write, then echoes raw
+  .../switch                    101 (asked or not), "HELLO" in the same write, then echoes raw
                                 bytes until end of stream, then "BYE" and close
+  .../h2c                       101 to a request with Upgrade: h2c (as an h2c
+                                server would), else the echo
 
 `Dead` accepts connections and closes them at once, counting them.
 """
@@ -287,6 +289,12 @@ class Upstream:
                                ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Length", 2)], b"ok")
         return True
 
+    def _r_h2c(self, conn, req, q):
+        if (req.header("Upgrade") or "").lower() != "h2c":
+            return self._r_echo(conn, req, q)
+        self._send(conn, 101, [("Connection", "Upgrade"), ("Upgrade", "h2c")], reason="Switching Protocols")
+        return False
+
     def _r_interim(self, conn, req, q):
         conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
         return self._r_echo(conn, req, q)
@@ -303,7 +311,7 @@ class Upstream:
         return False
 
     def _r_switch(self, conn, req, q):
-        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + req.header("Upgrade").encode() +
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + (req.header("Upgrade") or "h2c").encode() +
                      b"\r\nConnection: Upgrade\r\nX-Tunnel: yes\r\n\r\nHELLO")
         while True:
             data = conn.recv(65536)

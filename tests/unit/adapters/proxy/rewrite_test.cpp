@@ -125,6 +125,33 @@ TEST(upstream_target, an_encoded_prefix_is_replaced_and_the_rest_kept_as_sent) {
     EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api/");
 }
 
+// Issue 10 item 7: only the upgrades a mount allows are tunnelled.
+TEST(upgrade_allowed, every_offered_protocol_must_be_allowed) {
+    std::vector<std::string> ws{"websocket"};
+    auto h = head("GET", "/x", {{"Connection", "Upgrade", 0}, {"Upgrade", "WebSocket", 0}});
+    h.upgrade = true;
+    EXPECT_TRUE(upgrade_allowed(h, ws));
+    h.headers[1].value = "h2c";
+    EXPECT_FALSE(upgrade_allowed(h, ws));
+    h.headers[1].value = "websocket, h2c";
+    EXPECT_FALSE(upgrade_allowed(h, ws));
+    EXPECT_TRUE(upgrade_allowed(h, {"websocket", "h2c"}));
+    h.headers[1].value = "h2c/1.0";
+    EXPECT_TRUE(upgrade_allowed(h, {"h2c"}));
+    h.upgrade = false;   // no Connection: upgrade
+    EXPECT_FALSE(upgrade_allowed(h, {"h2c"}));
+}
+
+TEST(upstream_request_head, an_upgrade_not_tunnelled_goes_without_upgrade_fields) {
+    auto h = head("GET", "/x", {{"Host", "h", 0}, {"Connection", "Upgrade, HTTP2-Settings", 0},
+                                {"Upgrade", "h2c", 0}, {"HTTP2-Settings", "AAMAAABk", 0}});
+    h.upgrade = true;
+    auto p = parse(upstream_request_head(h, peer("10.0.0.7"), "/x", to("u")));   // tunnel = false
+    EXPECT_EQ(p.count("Upgrade"), 0);
+    EXPECT_EQ(p.count("HTTP2-Settings"), 0);
+    EXPECT_EQ(p.count("Connection"), 0);
+}
+
 // ---- the request head ------------------------------------------------------
 
 TEST(upstream_request_head, request_line_and_host) {
