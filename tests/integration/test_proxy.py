@@ -695,3 +695,25 @@ def test_bad_upgrades_setting_exits_2(tmp_path, upstream):
     for value in (["web socket"], "websocket", [1]):
         r = run_trestle("hello:app", config(tmp_path, {"prefix": "/api", "proxy": up.url(), "upgrades": value}))
         assert r.returncode == 2 and "upgrades" in r.stderr, (value, r.stderr)
+
+
+# ---- upstream trailers (issue 10 item 17) ------------------------------------------------------
+
+@pytest.mark.parametrize("writes", ["one", "many"])
+def test_upstream_trailers_never_become_response_headers(serve, upstream, writes):
+    up = upstream()
+    srv = serve("hello:app", "/t=proxy:" + up.url())
+    for _ in range(3):
+        s = raw_request(srv, b"GET /t/trailers?writes=%s HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n"
+                             b"Connection: close\r\n\r\n" % writes.encode())
+        status, fields, rest = read_head(s)
+        data = rest + recv_until_closed(s)
+        s.close()
+        names = [k.lower() for k, _ in fields]
+        assert status == 200
+        assert "set-cookie" not in names and "location" not in names and "x-checksum" not in names, fields
+        assert names.count("content-type") == 1 and ("Content-Type", "text/plain") in fields, fields
+        # The body arrives whole, and the trailers are dropped, not sent on.
+        assert b"evil" not in data and b"X-Checksum" not in data, data
+        chunked = "chunked" in dict(fields).get("Transfer-Encoding", "")
+        assert (parse_chunked_strictly(data) if chunked else data) == b"hello world", data
