@@ -159,6 +159,8 @@ int main(int argc, char** argv) {
     ctx.ws_max_size = opt.ws_max_size;
     ctx.ws_idle_timeout = opt.ws_idle_timeout;
     ctx.access = access.get();
+    ctx.trusted.set_family(opt.forwarded_headers == "forwarded" ? net::forwarded_family::forwarded
+                                                                : net::forwarded_family::x_forwarded);
     if (std::string why; !ctx.trusted.parse(opt.forwarded_allow_ips, why)) {
         std::fprintf(stderr, "trestle: error: --forwarded-allow-ips: %s\n", why.c_str());
         return 2;

@@ -1,6 +1,6 @@
 #include "adapters/asgi/scope.hpp"
 
-#include "bridge/net/http_util.hpp"
+#include "bridge/net/request_path.hpp"
 #include "bridge/python/call.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -71,12 +71,12 @@ PyObject* host_port(const std::string& host, const std::string& port) {
 
 } // namespace
 
-scope_builder::scope_builder(std::string root_path) : root_len_(root_path.size()) {
+scope_builder::scope_builder(std::string root_path) : root_(std::move(root_path)) {
     init_keys();
     asgi_ = py::ref::steal(Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", http_spec_version));
     http_extensions_ = py::ref::steal(Py_BuildValue("{s:{}}", "http.response.pathsend"));
     ws_extensions_ = py::ref::steal(Py_BuildValue("{s:{}}", "websocket.http.response"));
-    root_path_ = py::ref::steal(PyUnicode_DecodeUTF8(root_path.data(), static_cast<Py_ssize_t>(root_path.size()), "replace"));
+    root_path_ = py::ref::steal(PyUnicode_DecodeUTF8(root_.data(), static_cast<Py_ssize_t>(root_.size()), "replace"));
 }
 
 py::ref scope_builder::build(const net::request_head& h, const net::endpoint_info& ep) const {
@@ -136,14 +136,22 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
             return {};
     }
 
-    std::string_view raw = h.path();
-    // path and raw_path are whole (root_path included), unless the app
-    // wants the prefix stripped (see set_path_excludes_root).
-    std::string_view rest = strip_root_ ? raw.substr(std::min(root_len_, raw.size())) : raw;
+    // The path the mount table matched (bridge/net/request_path.hpp): it
+    // refuses an encoded NUL or a ".." segment before any scope is built,
+    // so this cannot fail for a request it routed here.
     std::string decoded;
-    net::percent_decode(rest, decoded);   // a NUL stays a NUL in a Python str; nothing is lost
-    if (!set_owned(d, K->path, PyUnicode_DecodeUTF8(decoded.data(), static_cast<Py_ssize_t>(decoded.size()), "replace")) ||
-        !set_owned(d, K->raw_path, bytes(raw)) || !set_owned(d, K->query_string, bytes(h.query())))
+    if (net::decode_target_path(h, decoded)) {
+        PyErr_SetString(PyExc_ValueError, "the request path cannot be decoded");
+        return {};
+    }
+    // path is root_path plus the rest (the ASGI spec's whole path), unless
+    // the app wants the prefix stripped (see set_path_excludes_root);
+    // raw_path is the path as sent.
+    std::string_view rest = decoded;
+    if (auto at = net::match_prefix(decoded, root_)) rest.remove_prefix(*at);
+    std::string path = strip_root_ ? std::string(rest) : root_ + std::string(rest);
+    if (!set_owned(d, K->path, PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace")) ||
+        !set_owned(d, K->raw_path, bytes(h.path())) || !set_owned(d, K->query_string, bytes(h.query())))
         return {};
 
     PyObject* headers = PyList_New(static_cast<Py_ssize_t>(h.headers.size()));

@@ -38,7 +38,7 @@ private:
     py::ref http_extensions_;   // {"http.response.pathsend": {}}
     py::ref ws_extensions_;     // {"websocket.http.response": {}}
     py::ref root_path_;
-    std::size_t root_len_ = 0;
+    std::string root_;   // the decoded mount prefix, as root_path_ holds it
     bool strip_root_ = false;
     py::ref state_;
     // The last server address seen and its (host, port) tuple; only touched

@@ -136,11 +136,11 @@ asio::awaitable<void> call::run() {
         answer(405, "CONNECT is not relayed by a proxy mount.");
         co_return;
     }
-    if (h.target != "*" && has_dot_segment(h.path())) {
+    if (h.target != "*" && has_dot_segment(h)) {
         answer(400, "The path has a '.' or '..' segment.");
         co_return;
     }
-    tunnel_ = h.upgrade;
+    tunnel_ = upgrade_allowed(h, m_->opt.upgrades);   // any other Upgrade goes as a plain request
     safe_ = idempotent(h.method) && !h.has_body();
     std::vector<bool> tried(m_->upstreams.size());
     std::optional<std::size_t> idx;
@@ -195,6 +195,7 @@ asio::awaitable<outcome> call::attempt(std::size_t idx, bool fresh) {
     fo.preserve_host = m_->opt.preserve_host;
     fo.tunnel = tunnel_;
     fo.close = m_->opt.max_idle == 0 && !tunnel_;
+    fo.rfc7239 = m_->ctx.trusted.family() == net::forwarded_family::forwarded;
     std::string out = upstream_request_head(h, ex_->endpoint(), *upstream_target(h, m_->prefix, u.url.path), fo);
     upload_done_ = !h.has_body();
     if (!upload_done_) take_ready_body(out);   // a body already here rides with the head

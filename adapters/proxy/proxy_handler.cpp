@@ -1,6 +1,7 @@
 #include "adapters/proxy/proxy_handler.hpp"
 
 #include "adapters/proxy/proxy_call.hpp"
+#include "adapters/proxy/rewrite.hpp"
 #include "adapters/proxy/tunnel.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/server_context.hpp"
@@ -59,10 +60,15 @@ bool proxy_handler::submit(std::shared_ptr<net::exchange> ex) {
 bool proxy_handler::watches_disconnect(const net::request_head& head) const {
     // Not for an upgrade: its 101 must wake the connection, which then
     // hands its socket over (see tunnel()), not wait for the client.
-    return !head.upgrade;
+    return !tunnels_upgrade(head);
 }
 
-bool proxy_handler::tunnels_upgrade(const net::request_head& head) const { return head.upgrade; }
+// Only the protocols the mount allows (websocket by default): an h2c
+// upstream that switched would take the client past the prefix mapping to
+// the whole upstream. Any other Upgrade goes as a plain request.
+bool proxy_handler::tunnels_upgrade(const net::request_head& head) const {
+    return upgrade_allowed(head, state_->opt.upgrades);
+}
 
 asio::awaitable<void> proxy_handler::tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) {
     std::optional<upgraded_upstream> up = claim_upgrade(ex.get());

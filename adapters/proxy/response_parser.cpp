@@ -30,8 +30,16 @@ void response_parser::on_response_impl(int code, boost::beast::string_view reaso
 
 void response_parser::on_field_impl(http::field f, boost::beast::string_view name, boost::beast::string_view value,
                                     error_code& ec) {
-    if (fields_.size() >= max_fields_) {
+    if (fields_.size() + trailers_ >= max_fields_) {
         ec = http::error::header_limit;
+        return;
+    }
+    // Beast reports trailer fields through this same callback, once the
+    // header is done; with eager parsing they can come in the same put()
+    // as the header, before the caller has read fields().
+    if (is_header_done()) {
+        ++trailers_;
+        ec = {};
         return;
     }
     if (f == http::field::transfer_encoding) {

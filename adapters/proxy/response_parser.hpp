@@ -1,7 +1,11 @@
 #pragma once
 // Reads an upstream's response with Beast's parser and keeps what the proxy
-// relays: the status line, the fields in order, and body bytes (chunked
-// framing removed) collected in a sink the caller empties as it forwards.
+// relays: the status line, the header fields in order, and body bytes
+// (chunked framing removed) collected in a sink the caller empties as it
+// forwards. Trailer fields are read and dropped, as nginx drops them: they
+// arrive after the head has gone out (or, when the whole response came in
+// one read, would be mistaken for header fields), and a client that did not
+// expect them must not get Set-Cookie or Location from them.
 #include "bridge/net/request.hpp"
 
 #include <boost/beast/http/basic_parser.hpp>
@@ -18,7 +22,8 @@ public:
 
     unsigned status() const { return status_; }
     const std::string& reason() const { return reason_; }
-    const std::vector<net::header_field>& fields() const { return fields_; }
+    const std::vector<net::header_field>& fields() const { return fields_; }   // the header's only
+    std::size_t trailers_dropped() const { return trailers_; }
     const std::string* find(std::string_view lower_name) const;
     std::string& body_sink() { return body_; }
 
@@ -45,6 +50,7 @@ private:
     std::string transfer_encoding_;
     std::string body_;
     std::size_t max_fields_ = 200;
+    std::size_t trailers_ = 0;
 };
 
 } // namespace trestle::proxy

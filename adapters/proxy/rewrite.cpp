@@ -1,5 +1,7 @@
 #include "adapters/proxy/rewrite.hpp"
 
+#include "bridge/net/request_path.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -79,27 +81,15 @@ std::string forwarded_node(const std::string& addr) {
 
 } // namespace
 
-bool has_dot_segment(std::string_view path) {
+bool has_dot_segment(const net::request_head& h) {
+    std::string path;
+    if (net::decode_target_path(h, path)) return true;   // a ".." (or a NUL): refused all the same
     std::size_t pos = 0;
     while (pos <= path.size()) {
         std::size_t end = path.find('/', pos);
-        std::string_view seg = path.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
-        // "." and ".." with any of their dots written as %2e.
-        std::size_t dots = 0, i = 0;
-        bool only_dots = !seg.empty();
-        while (i < seg.size() && only_dots) {
-            if (seg[i] == '.') {
-                ++dots;
-                ++i;
-            } else if (seg.size() - i >= 3 && seg[i] == '%' && seg[i + 1] == '2' && lower(seg[i + 2]) == 'e') {
-                ++dots;
-                i += 3;
-            } else {
-                only_dots = false;
-            }
-        }
-        if (only_dots && dots <= 2) return true;
-        if (end == std::string_view::npos) break;
+        std::string_view seg = std::string_view(path).substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+        if (seg == "." || seg == "..") return true;
+        if (end == std::string::npos) break;
         pos = end + 1;
     }
     return false;
@@ -108,8 +98,8 @@ bool has_dot_segment(std::string_view path) {
 std::optional<std::string> upstream_target(const net::request_head& h, std::string_view prefix,
                                            const std::optional<std::string>& upstream_path) {
     if (h.target == "*") return h.target;   // OPTIONS *
+    if (has_dot_segment(h)) return std::nullopt;
     std::string_view path = h.path();
-    if (has_dot_segment(path)) return std::nullopt;
     // The query as sent, '?' included (an empty one too), without a fragment.
     std::string_view t = h.target;
     t = t.substr(0, t.find('#'));
@@ -120,14 +110,42 @@ std::optional<std::string> upstream_target(const net::request_head& h, std::stri
         if (!t.empty() && t[0] == '/') return std::string(t);
         return std::string(path) + std::string(query);   // absolute-form: sent as origin-form
     }
-    std::string_view rest = path.starts_with(prefix) ? path.substr(prefix.size()) : path;
+    // The mount matched whole segments of the decoded path; the same number
+    // of segments is dropped from the raw one, so what the upstream gets is
+    // exactly what lies under the mount, never a piece of its prefix.
+    std::string decoded;
+    net::decode_target_path(h, decoded);
+    std::string rest(path);
+    if (auto at = net::match_prefix(decoded, prefix))
+        rest = net::raw_rest(path, static_cast<std::size_t>(std::count(decoded.begin(), decoded.begin() + *at, '/')));
     std::string out = *upstream_path;
     if (!rest.empty()) {
-        if (out.ends_with('/') && rest.starts_with('/')) rest.remove_prefix(1);
+        if (out.ends_with('/') && rest.starts_with('/')) rest.erase(0, 1);
         out.append(rest);
     }
     out.append(query);
     return out;
+}
+
+bool upgrade_allowed(const net::request_head& h, const std::vector<std::string>& allowed) {
+    if (!h.upgrade) return false;
+    bool any = false;
+    for (auto& f : h.headers) {
+        if (!iequals(f.name, "upgrade")) continue;
+        std::string_view v = f.value;
+        while (!v.empty()) {
+            std::size_t comma = v.find(',');
+            std::string_view proto = trim(v.substr(0, comma));
+            proto = proto.substr(0, proto.find('/'));
+            if (!proto.empty()) {
+                if (!listed(allowed, proto)) return false;
+                any = true;
+            }
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return any;
 }
 
 std::vector<std::string> connection_tokens(const std::vector<net::header_field>& fields) {
@@ -188,8 +206,8 @@ std::string upstream_request_head(const net::request_head& h, const net::endpoin
         if (n.find('_') != std::string_view::npos) continue;
         if (is_forwarding(n)) {
             if (!trusted) continue;
-            if (iequals(n, "x-forwarded-for")) append_list(xff, f.value);
-            else if (iequals(n, "forwarded")) append_list(fwd, f.value);
+            if (iequals(n, "x-forwarded-for")) { if (!o.rfc7239) append_list(xff, f.value); }
+            else if (iequals(n, "forwarded")) { if (o.rfc7239) append_list(fwd, f.value); }
             else if (iequals(n, "x-forwarded-host")) { if (xfh.empty()) xfh = trim(f.value); }
             else if (iequals(n, "x-forwarded-prefix")) { if (xfprefix.empty()) xfprefix = trim(f.value); }
             if (is_rewritten_forwarding(n)) continue;
@@ -206,6 +224,12 @@ std::string upstream_request_head(const net::request_head& h, const net::endpoin
         out += "Connection: close\r\n";
     }
 
+    // The family not read from the peer starts from the client this hop
+    // found in the other one, so an upstream that reads either sees it.
+    if (trusted && !ep.remote_addr.empty() && ep.remote_addr != ep.peer_addr) {
+        if (o.rfc7239) append_list(xff, ep.remote_addr);
+        else append_list(fwd, "for=" + forwarded_node(ep.remote_addr) + ";proto=" + token_or_quoted(ep.scheme));
+    }
     if (!ep.peer_addr.empty()) append_list(xff, ep.peer_addr);
     if (!xff.empty()) add_field(out, "X-Forwarded-For", xff);
     add_field(out, "X-Forwarded-Proto", ep.scheme);
@@ -215,7 +239,7 @@ std::string upstream_request_head(const net::request_head& h, const net::endpoin
         // An outer proxy's stripped prefix comes first: together they are
         // the path the client saw above what the upstream sees.
         while (xfprefix.ends_with('/')) xfprefix.pop_back();
-        add_field(out, "X-Forwarded-Prefix", xfprefix + std::string(o.prefix));
+        add_field(out, "X-Forwarded-Prefix", xfprefix + net::encode_path(o.prefix));   // the prefix is decoded
     } else if (!xfprefix.empty()) {
         add_field(out, "X-Forwarded-Prefix", xfprefix);
     }

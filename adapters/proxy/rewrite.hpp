@@ -12,15 +12,19 @@
 
 namespace trestle::proxy {
 
-// True if a segment of `path` is "." or ".." (also written %2e): an
-// upstream that resolves them could be led outside what the mount maps.
-bool has_dot_segment(std::string_view path);
+// True if a segment of the request's decoded path (bridge/net/
+// request_path.hpp) is "." or "..", however written (%2e, or between
+// %2F): an upstream that resolves them could be led outside what the
+// mount maps.
+bool has_dot_segment(const net::request_head& h);
 
 // The request-target for the upstream. Without an upstream path the
 // request's own origin-form target goes unchanged; with one, the mount
-// prefix is replaced by it ("/billing/x" under "/billing" to "/api" is
-// "/api/x"; to "/" it is "/x"). The query is kept as sent. Unset when the
-// path has dot segments (answered 400).
+// prefix (a decoded path, matched on the decoded path as the mount table
+// does) is replaced by it ("/billing/x" under "/billing" to "/api" is
+// "/api/x"; to "/" it is "/x"), and the rest of the path goes as the
+// client wrote it, except that a %2F at its start is written '/'. The query
+// is kept as sent. Unset when the path has dot segments (answered 400).
 std::optional<std::string> upstream_target(const net::request_head& h, std::string_view prefix,
                                            const std::optional<std::string>& upstream_path);
 
@@ -31,13 +35,20 @@ struct forward_options {
     bool preserve_host = false;
     bool tunnel = false;              // keep Upgrade: the upstream may switch protocols
     bool close = false;               // ask the upstream to close after the response
+    // The header family a trusted peer's chain is read from and extended in
+    // (--forwarded-headers): Forwarded when true, else X-Forwarded-For. The
+    // other family's incoming value could be a client's, passed on by the
+    // proxy in front: it is dropped and restarts from the client this hop
+    // found.
+    bool rfc7239 = false;
 };
 
 // The request head sent upstream, ending in the blank line: HTTP/1.1,
 // hop-by-hop fields and those Connection names dropped, the framing the
 // client used (Content-Length as received, or chunked; never both), and
 // X-Forwarded-For/-Proto/-Host/-Prefix and Forwarded (RFC 7239) set. A
-// trusted peer's forwarding headers are extended; anyone else's dropped.
+// trusted peer's chain (of the family in o.rfc7239) is extended; anyone
+// else's forwarding headers are dropped.
 std::string upstream_request_head(const net::request_head& h, const net::endpoint_info& ep,
                                   std::string_view target, const forward_options& o);
 
@@ -48,6 +59,11 @@ std::string forwarded_element(const net::endpoint_info& ep, const std::string* h
 // without hop-by-hop fields and those Connection names, and without
 // Content-Length, Server and Date, which the response writer sets.
 std::string client_response_fields(const std::vector<net::header_field>& fields);
+
+// True if the request asks to upgrade (Connection: upgrade with Upgrade)
+// and every protocol its Upgrade field offers is in `allowed` (lower-case
+// names; a "/version" is ignored): only then is it relayed as a tunnel.
+bool upgrade_allowed(const net::request_head& h, const std::vector<std::string>& allowed);
 
 // The tokens of every Connection field, lower-cased.
 std::vector<std::string> connection_tokens(const std::vector<net::header_field>& fields);

@@ -1,29 +1,15 @@
 #include "adapters/static/path.hpp"
 
-#include "bridge/net/http_util.hpp"
-
 namespace trestle::statics {
 
 namespace {
 
-// Decodes one raw segment (no raw '/') into `out`; 0 or the refusal status.
-unsigned decode_segment(std::string_view raw, std::string& out) {
-    out.clear();
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-        char c = raw[i];
-        if (c == '%') {
-            if (i + 2 >= raw.size()) return 400;
-            int h = net::hex_digit(raw[i + 1]), l = net::hex_digit(raw[i + 2]);
-            if (h < 0 || l < 0) return 400;
-            c = static_cast<char>(h * 16 + l);
-            i += 2;
-            if (c == '/') return 404;
-        }
+// Checks one decoded segment; 0 or the refusal status.
+unsigned check_segment(std::string_view seg) {
+    for (char c : seg)
         if (c == '\0' || c == '\\') return 400;
-        out.push_back(c);
-    }
-    if (!valid_utf8(out)) return 400;
-    if (out == "..") return 400;
+    if (!valid_utf8(seg)) return 400;
+    if (seg == "..") return 400;
     return 0;
 }
 
@@ -42,24 +28,24 @@ bool path_char(unsigned char c) {
 
 } // namespace
 
-decoded_path decode_request_path(std::string_view raw) {
+decoded_path file_path(std::string_view rest) {
     decoded_path r;
-    if (!raw.empty() && raw[0] != '/') {
+    if (!rest.empty() && rest[0] != '/') {
         r.status = 400;
         return r;
     }
-    std::string seg;
     std::size_t pos = 0;
-    while (pos < raw.size()) {
+    while (pos < rest.size()) {
         std::size_t start = pos + 1;   // past the '/'
-        std::size_t end = raw.find('/', start);
-        if (end == std::string_view::npos) end = raw.size();
-        if (unsigned st = decode_segment(raw.substr(start, end - start), seg)) {
+        std::size_t end = rest.find('/', start);
+        if (end == std::string_view::npos) end = rest.size();
+        std::string_view seg = rest.substr(start, end - start);
+        if (unsigned st = check_segment(seg)) {
             r.status = st;
             r.rel.clear();
             return r;
         }
-        bool last = end == raw.size();
+        bool last = end == rest.size();
         if (seg.empty() || seg == ".") {
             if (last) r.trailing_slash = true;
         } else {

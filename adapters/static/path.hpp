@@ -17,14 +17,14 @@ struct decoded_path {
     bool trailing_slash = false;
 };
 
-// `raw` is the request path minus the mount prefix, still percent-encoded:
-// "" or starting with '/'. It is decoded once, segment by segment:
-// - a '%' not followed by two hex digits, a decoded NUL, a backslash (raw
-//   or %5C), a ".." segment (raw or encoded) and bytes that are not valid
-//   UTF-8 (overlong forms included) are 400;
-// - an encoded '/' (%2F) is 404: no file name holds a slash;
+// `rest` is the request path under the mount, already decoded by the core
+// (bridge/net/request_path.hpp: escapes undone once, %2F a '/', an encoded
+// NUL and ".." segments refused before any handler runs): "" or starting
+// with '/'. Checked segment by segment:
+// - a NUL, a backslash, a ".." segment and bytes that are not valid UTF-8
+//   (overlong forms included) are 400;
 // - empty and "." segments are dropped ("a//./b" is "a/b").
-decoded_path decode_request_path(std::string_view raw);
+decoded_path file_path(std::string_view rest);
 
 // `rel` percent-encoded for a Location header: every byte outside the
 // path characters of RFC 3986 is escaped, '/' stays a separator.

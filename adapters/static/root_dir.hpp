@@ -1,6 +1,6 @@
 #pragma once
 // A static mount's root directory, held open from startup, and the opening
-// of names beneath it. Names come from decode_request_path (no "..", no
+// of names beneath it. Names come from file_path (no "..", no
 // empty segments); what keeps a symlink from leading out of the root is
 // the kernel's resolution, not string checks.
 #include <string>

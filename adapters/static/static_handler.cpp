@@ -8,6 +8,7 @@
 #include "adapters/static/range.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/http_util.hpp"
+#include "bridge/net/request_path.hpp"
 #include "bridge/net/response_writer.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
@@ -159,9 +160,12 @@ void static_handler::serve(net::exchange& ex, net::response_writer& w) const {
     const net::request_head& h = ex.head();
     if (h.method != "GET" && h.method != "HEAD") return small_response(w, 405, "Allow: GET, HEAD\r\n");
 
-    // The mount table matched prefix_ on a segment boundary of this path.
-    std::string_view path = h.path();
-    decoded_path p = decode_request_path(path.substr(std::min(prefix_.size(), path.size())));
+    // The mount table matched prefix_ on whole segments of this decoded path.
+    std::string decoded;
+    if (net::decode_target_path(h, decoded)) return small_response(w, 400);
+    std::string_view rest = decoded;
+    if (auto at = net::match_prefix(decoded, prefix_)) rest.remove_prefix(*at);
+    decoded_path p = file_path(rest);
     if (p.status) return small_response(w, p.status);
     std::string name = p.rel;
     if (p.trailing_slash) {
@@ -176,7 +180,7 @@ void static_handler::serve(net::exchange& ex, net::response_writer& w) const {
         return small_response(w, status);
     }
     if (sel.file.directory() && !p.trailing_slash) {
-        std::string location = prefix_ + "/" + encode_path(p.rel) + (p.rel.empty() ? "" : "/");
+        std::string location = encode_path(prefix_) + "/" + encode_path(p.rel) + (p.rel.empty() ? "" : "/");
         if (!h.query().empty()) location += "?" + std::string(h.query());
         return small_response(w, 301, "Location: " + location + "\r\n");
     }

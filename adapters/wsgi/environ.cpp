@@ -1,7 +1,7 @@
 #include "adapters/wsgi/environ.hpp"
 
 #include "adapters/wsgi/wsgi.hpp"
-#include "bridge/net/http_util.hpp"
+#include "bridge/net/request_path.hpp"
 #include "bridge/python/call.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -129,15 +129,17 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
         return {};
     }
 
-    std::string path;
-    // The mount table matched script_name_ against the raw path already.
-    std::string_view raw_path = h.path();
-    raw_path.remove_prefix(std::min(script_name_.size(), raw_path.size()));
-    if (!net::percent_decode(raw_path, path)) {
+    // The decoded path the mount table matched script_name_ (decoded too)
+    // against: PATH_INFO is what follows it. The table refuses what cannot
+    // be decoded before a request gets here; the check stays for callers
+    // that build an environ without it.
+    std::string decoded;
+    if (net::decode_target_path(h, decoded)) {
         bad_status = 400;
         return {};
     }
-    if (h.target == "*") path = "*";
+    std::string_view path = decoded;
+    if (auto at = net::match_prefix(decoded, script_name_)) path.remove_prefix(*at);
     if (!set_owned(d, K->PATH_INFO, latin1(path))) return {};
     std::string_view query = h.query();
     if (query.empty()) {

@@ -92,6 +92,10 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                    "Peers (IPs or CIDRs, comma-separated or repeated; '*' for any) whose X-Forwarded-For/-Proto/-Host and "
                    "Forwarded headers set the client address and scheme (default none)")
         ->delimiter(',')->allow_extra_args(false)->take_all();
+    cli.add_option("--forwarded-headers", o.forwarded_headers,
+                   "Which headers a trusted peer sets the client with: x-forwarded (X-Forwarded-For/-Proto, as nginx "
+                   "writes them) or forwarded (RFC 7239); the other family is ignored (default x-forwarded)")
+        ->check(CLI::IsMember({"x-forwarded", "forwarded"}));
     cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
         ->check(CLI::Range(1, 1024));
     cli.add_option("--blocking-threads", o.blocking_threads, "Most threads for the event loop's executor (asyncio.to_thread, "
@@ -213,6 +217,28 @@ std::string beside(const std::string& file, const std::string& path) {
     return (dir / path).lexically_normal().string();
 }
 
+// A proxy mount's `upgrades`: a list of protocol names (RFC 9110 7.8: a
+// token, optionally "/version"), lower-cased, as they are compared.
+std::vector<std::string> upgrade_list(const toml::node& node, const std::string& at) {
+    const toml::array* a = node.as_array();
+    if (!a) config_error(at, "upgrades must be a list of protocol names, such as [\"websocket\"]");
+    std::vector<std::string> out;
+    for (const toml::node& v : *a) {
+        const std::string* s = v.is_string() ? &v.as_string()->get() : nullptr;
+        bool ok = s && !s->empty();
+        for (char c : ok ? *s : std::string()) {
+            bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+            if (!alnum && std::string_view("!#$%&'*+-.^_`|~/").find(c) == std::string_view::npos) ok = false;
+        }
+        if (!ok) config_error(at, "upgrades must be a list of protocol names, such as [\"websocket\"]");
+        std::string name = *s;
+        for (char& c : name)
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        out.push_back(std::move(name));
+    }
+    return out;
+}
+
 mount_spec parse_mount_table(const toml::table& t, const std::string& file, const std::string& at) {
     mount_spec m;
     m.origin = at;
@@ -227,7 +253,8 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
         std::string kat = where(file, node.source());
         if (k == "prefix") {
             m.prefix = string_value(node, kat, k);
-            if (!router::normalize_prefix(m.prefix)) config_error(kat, "prefix '" + m.prefix + "' must start with '/' and be a plain path");
+            std::string why;
+            if (!router::normalize_prefix(m.prefix, why)) config_error(kat, "prefix '" + m.prefix + "' " + why);
         } else if (k == "app") {
             m.type = mount_spec::kind::app;
             m.app = string_value(node, kat, k);
@@ -276,6 +303,8 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
             m.proxy.max_idle = static_cast<std::size_t>(int_value(node, kat, k, 0, 100000));
         } else if (k == "preserve_host") {
             m.proxy.preserve_host = bool_value(node, kat, k);
+        } else if (k == "upgrades") {
+            m.proxy.upgrades = upgrade_list(node, kat);
         } else {
             config_error(kat, "unknown mount key '" + k + "'");
         }
@@ -287,7 +316,7 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
     };
     only_for({"interface", "flask_async", "flask_loop"}, mount_spec::kind::app, "app");
     only_for({"index", "cache_control", "follow_symlinks", "precompressed"}, mount_spec::kind::static_files, "static");
-    only_for({"connect_timeout", "read_timeout", "fail_timeout", "max_fails", "max_idle", "preserve_host"},
+    only_for({"connect_timeout", "read_timeout", "fail_timeout", "max_fails", "max_idle", "preserve_host", "upgrades"},
              mount_spec::kind::proxy, "proxy");
     return m;
 }
@@ -450,8 +479,10 @@ options parse_options(int argc, char** argv) {
         m.origin = "the command line";
         m.prefix = arg.substr(0, eq == std::string::npos ? 0 : eq);
         std::string why;
-        if (eq == std::string::npos || eq + 1 == arg.size() || !router::normalize_prefix(m.prefix) || m.prefix.empty())
+        if (eq == std::string::npos || eq + 1 == arg.size())
             usage_error("mount '" + arg + "': expected /PREFIX=TARGET (module:app, static:DIR or proxy:URL)");
+        if (!router::normalize_prefix(m.prefix, why)) usage_error("mount '" + arg + "': the prefix " + why);
+        if (m.prefix.empty()) usage_error("mount '" + arg + "': expected /PREFIX=TARGET (module:app, static:DIR or proxy:URL)");
         if (!parse_mount_target(arg.substr(eq + 1), m, why)) usage_error("mount '" + arg + "': " + why);
         for (auto& other : o.mounts)
             if (other.prefix == m.prefix && other.origin == m.origin)

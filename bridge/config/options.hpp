@@ -38,6 +38,9 @@ struct proxy_mount_options {
     unsigned max_fails = 1;              // failures that eject an upstream...
     std::chrono::milliseconds fail_timeout{10'000};     // ...for this long
     bool preserve_host = false;          // send the client's Host, not the upstream's
+    // Upgrade protocols relayed as a tunnel (lower-case names). Any other
+    // Upgrade goes upstream as a plain request, without it, as nginx does.
+    std::vector<std::string> upgrades{"websocket"};
 };
 
 // One entry of the mount table; the root has the prefix "".
@@ -88,6 +91,7 @@ struct options {
     std::chrono::milliseconds ws_idle_timeout{60'000};
     // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.
     std::vector<std::string> forwarded_allow_ips;
+    std::string forwarded_headers = "x-forwarded";   // or "forwarded" (RFC 7239)
 };
 
 // Parses argv, and the TOML file --config names (whose [server] keys are the

@@ -188,52 +188,69 @@ bool trusted_proxies::trusts(const endpoint_info& ep) const {
     return contains(ep.peer_addr);
 }
 
-void apply_forwarded(const request_head& head, const trusted_proxies& trusted, endpoint_info& ep) {
-    std::vector<hop> hops;
-    std::string fwd = joined(head, "forwarded");
-    std::string xff, xfp;
-    if (!fwd.empty()) {
-        if (!parse_forwarded(fwd, hops)) return;   // malformed: believe nothing
-    } else {
-        xff = joined(head, "x-forwarded-for");
-        xfp = joined(head, "x-forwarded-proto");
-        if (!xff.empty()) {
-            for (auto node : split_list(xff)) hops.push_back({node, {}});
-            // One proto for the whole chain, or one per hop.
-            auto protos = split_list(xfp);
-            if (!xfp.empty() && protos.size() == hops.size())
-                for (std::size_t i = 0; i < hops.size(); ++i) hops[i].proto = protos[i];
-            else if (!xfp.empty()) hops.back().proto = protos.front();
-        } else if (!xfp.empty()) {
-            auto protos = split_list(xfp);
-            if (auto s = scheme_of(protos.back())) ep.scheme = *s;
-            return;
-        }
-    }
-    if (hops.empty()) return;
+namespace {
 
-    // From the right: the nearest hop not itself a trusted proxy is the client.
-    std::size_t chosen = 0;
+// The hop the request came from: walking from the right, the nearest one
+// that is not itself a trusted proxy (every entry right of it was written
+// by a trusted proxy); the leftmost if all are trusted.
+std::size_t client_hop(const std::vector<hop>& hops, const trusted_proxies& trusted) {
     for (std::size_t i = hops.size(); i-- > 0;) {
         std::string_view host, port;
         split_host_port(hops[i].node, host, port);
         if (i > 0 && trusted.contains(host)) continue;
-        chosen = i;
-        break;
+        return i;
     }
+    return 0;
+}
+
+void set_client(const hop& h, endpoint_info& ep) {
     std::string_view host, port;
-    split_host_port(hops[chosen].node, host, port);
-    if (parse_ip(host)) {
-        ep.remote_addr = std::string(host);
-        ep.remote_port = !port.empty() && valid_port(port) ? std::string(port) : "0";
-    }
-    // The scheme the client used: its own hop's proto, else the nearest
-    // one said by a hop between it and us.
+    split_host_port(h.node, host, port);
+    if (!parse_ip(host)) return;   // "unknown", an obfuscated name: the peer stays
+    ep.remote_addr = std::string(host);
+    ep.remote_port = !port.empty() && valid_port(port) ? std::string(port) : "0";
+}
+
+void set_scheme(std::string_view proto, endpoint_info& ep) {
+    if (auto s = scheme_of(proto)) ep.scheme = *s;
+}
+
+void apply_rfc7239(const request_head& head, const trusted_proxies& trusted, endpoint_info& ep) {
+    std::string fwd = joined(head, "forwarded");
+    std::vector<hop> hops;
+    if (fwd.empty() || !parse_forwarded(fwd, hops) || hops.empty()) return;   // malformed: believe nothing
+    std::size_t chosen = client_hop(hops, trusted);
+    set_client(hops[chosen], ep);
+    // Its own element's proto, else the nearest one a trusted hop gave.
     for (std::size_t i = chosen; i < hops.size(); ++i) {
         if (hops[i].proto.empty()) continue;
-        if (auto s = scheme_of(hops[i].proto)) ep.scheme = *s;
+        set_scheme(hops[i].proto, ep);
         break;
     }
+}
+
+void apply_x_forwarded(const request_head& head, const trusted_proxies& trusted, endpoint_info& ep) {
+    std::string xff = joined(head, "x-forwarded-for");
+    std::string xfp = joined(head, "x-forwarded-proto");
+    std::vector<std::string_view> protos;
+    if (!xfp.empty()) protos = split_list(xfp);
+    std::vector<hop> hops;
+    if (!xff.empty())
+        for (auto node : split_list(xff)) hops.push_back({node, {}});
+    std::size_t chosen = hops.empty() ? 0 : client_hop(hops, trusted);
+    if (!hops.empty()) set_client(hops[chosen], ep);
+    if (protos.empty()) return;
+    // Lists of one length were appended to in step: the chosen hop's entry
+    // is the scheme its client used. Otherwise nothing but the rightmost
+    // entry is known to come from a trusted proxy.
+    set_scheme(!hops.empty() && protos.size() == hops.size() ? protos[chosen] : protos.back(), ep);
+}
+
+} // namespace
+
+void apply_forwarded(const request_head& head, const trusted_proxies& trusted, endpoint_info& ep) {
+    if (trusted.family() == forwarded_family::forwarded) apply_rfc7239(head, trusted, ep);
+    else apply_x_forwarded(head, trusted, ep);
 }
 
 } // namespace trestle::net

@@ -1,7 +1,10 @@
 #pragma once
-// The mount table: the longest prefix wins, matching whole path segments
-// (/v2 matches /v2 and /v2/x, never /v20). The root app is mounted at "";
-// without one, paths no mount claims get 404.
+// The mount table: the longest prefix wins, matching whole segments of the
+// decoded path (bridge/net/request_path.hpp), the one every handler sees
+// (/v2 matches /v2, /v2/x, /%76%32/x and /v2%2Fx, never /v20). The root app
+// is mounted at ""; without one, paths no mount claims get 404. A path that
+// must be refused (an encoded NUL, a ".." segment) is 400 here, for every
+// kind of mount alike.
 // Each mount's handler strips its prefix itself: SCRIPT_NAME for WSGI,
 // root_path for ASGI.
 #include "adapters/handler.hpp"
@@ -13,9 +16,10 @@
 
 namespace trestle::router {
 
-// "/v2/" -> "/v2"; "/" -> "". Returns false for prefixes that do not start
-// with '/' or hold characters that cannot appear in a path.
-bool normalize_prefix(std::string& prefix);
+// "/v2/" -> "/v2"; "/" -> ""; "/my%20app" -> "/my app": a prefix is a
+// decoded path, as SCRIPT_NAME and root_path are. Returns false, with `why`
+// set, for prefixes that cannot be one (see net::decode_prefix).
+bool normalize_prefix(std::string& prefix, std::string& why);
 
 class mount_table : public handler {
 public:
@@ -23,7 +27,7 @@ public:
     mount_table(handler* root, const std::string& server_header);
     void add(std::string prefix, handler& h);   // prefix already normalized
 
-    handler& match(std::string_view path) const;
+    handler& match(const net::request_head& head) const;
     bool submit(std::shared_ptr<net::exchange> ex) override;
     bool accepts_websocket(const net::request_head& head) const override;
     bool watches_disconnect(const net::request_head& head) const override;
@@ -38,6 +42,7 @@ private:
     };
     std::vector<mount> mounts_;   // longest prefix first
     std::unique_ptr<handler> not_found_;   // before root_, which may refer to it
+    std::unique_ptr<handler> bad_path_;
     handler& root_;
 };
 

@@ -44,14 +44,59 @@ def test_the_client_is_the_rightmost_untrusted_hop(serve):
     assert env["REMOTE_ADDR"] == "198.51.100.2"
 
 
-def test_rfc7239_forwarded(serve):
-    srv = serve("wsgi_cases:app", "/a=asgi_scope_echo:app", "--forwarded-allow-ips", "127.0.0.1")
+def test_rfc7239_forwarded_when_chosen(serve):
+    srv = serve("wsgi_cases:app", "/a=asgi_scope_echo:app", "--forwarded-allow-ips", "127.0.0.1",
+                "--forwarded-headers", "forwarded")
     hdr = {"Forwarded": 'for="[2001:db8::17]:4711";proto=https', "X-Forwarded-For": "9.9.9.9"}
     env = requests.get(srv.url + "/environ", headers=hdr, timeout=10).json()
     assert env["REMOTE_ADDR"] == "2001:db8::17" and env["REMOTE_PORT"] == "4711"
     assert env["wsgi.url_scheme"] == "https"
     scope = requests.get(srv.url + "/a/", headers=hdr, timeout=10).json()
     assert scope["client"] == ["2001:db8::17", 4711] and scope["scheme"] == "https"
+    # X-Forwarded-* is not read in this mode: a proxy that writes Forwarded
+    # passes a client's X-Forwarded-For on untouched.
+    env = requests.get(srv.url + "/environ", headers=SPOOF, timeout=10).json()
+    assert env["REMOTE_ADDR"] == "127.0.0.1" and env["wsgi.url_scheme"] == "http"
+
+
+# Issue 10 item 2: nginx appends to X-Forwarded-For, replaces
+# X-Forwarded-Proto with $scheme, and passes a client's Forwarded on as it is.
+def test_a_clients_forwarded_does_not_beat_the_proxys_x_forwarded(serve):
+    srv = serve("wsgi_cases:app", "/a=asgi_scope_echo:app", "--forwarded-allow-ips", "127.0.0.1")
+    hdr = {"Forwarded": "for=6.6.6.6;proto=https", "X-Forwarded-For": "6.6.6.6, 198.51.100.2",
+           "X-Forwarded-Proto": "http"}
+    env = requests.get(srv.url + "/environ", headers=hdr, timeout=10).json()
+    assert env["REMOTE_ADDR"] == "198.51.100.2" and env["wsgi.url_scheme"] == "http"
+    scope = requests.get(srv.url + "/a/", headers=hdr, timeout=10).json()
+    assert scope["client"][0] == "198.51.100.2" and scope["scheme"] == "http"
+
+
+def test_a_proto_list_of_another_length_gives_only_the_rightmost(serve):
+    srv = serve("wsgi_cases:app", "--forwarded-allow-ips", "127.0.0.1")
+    # The client sent "https"; the proxy appended the "http" it saw.
+    hdr = {"X-Forwarded-For": "198.51.100.2", "X-Forwarded-Proto": "https, http"}
+    env = requests.get(srv.url + "/environ", headers=hdr, timeout=10).json()
+    assert env["REMOTE_ADDR"] == "198.51.100.2" and env["wsgi.url_scheme"] == "http"
+
+
+def test_a_proxy_mount_passes_on_the_trusted_family_only(serve):
+    from upstream_server import Upstream
+    up = Upstream()
+    try:
+        srv = serve("proxy:" + up.url(), "--forwarded-allow-ips", "127.0.0.1")
+        requests.get(srv.url + "/echo", headers={"Forwarded": "for=6.6.6.6;proto=https",
+                                                 "X-Forwarded-For": "198.51.100.2"}, timeout=10)
+        got = up.last()
+        assert got.header("X-Forwarded-For") == "198.51.100.2, 127.0.0.1"
+        assert "6.6.6.6" not in got.header("Forwarded")
+        assert got.header("Forwarded").startswith("for=198.51.100.2;proto=http, for=127.0.0.1;proto=http")
+    finally:
+        up.stop()
+
+
+def test_bad_forwarded_headers_value_exits_2():
+    r = run_trestle("hello:app", "--forwarded-headers", "both")
+    assert r.returncode == 2 and "forwarded-headers" in r.stderr, r.stderr
 
 
 def test_url_for_builds_https_urls_behind_a_trusted_proxy(serve):

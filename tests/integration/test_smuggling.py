@@ -160,3 +160,74 @@ def test_an_unfinished_chunk_line_or_trailer_is_bounded(srv, prefix):
     s.sendall(post(CHUNKED, prefix + b"a" * 9000))
     data = recv_until_closed(s, timeout=10)
     assert statuses(data) == [400], data[:200]
+
+
+# --- one decoded path for the router and the apps (issue 10 items 3 and 15) ----------------------
+# A prefix spelt another way must reach its own mount, never the root app;
+# an encoded NUL is 400 for WSGI and ASGI alike. More in test_paths.py.
+
+@pytest.fixture
+def mounted(serve):
+    return serve("path_echo:wsgi_app", "/v2=path_echo:asgi_app")
+
+
+@pytest.mark.parametrize("target", [b"/%76%32/x", b"/v%32/x", b"/v2%2Fx", b"//v2/x", b"/./v2/x", b"/%2e/v2/x"])
+def test_an_encoded_prefix_reaches_its_mount(mounted, target):
+    s = mounted.connect()
+    s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = recv_until_closed(s)
+    s.close()
+    assert statuses(data) == [200], data[:200]
+    assert b'"app": "asgi"' in data and b'"root_path": "/v2"' in data, data
+
+
+@pytest.mark.parametrize("target", [b"/x%00.png", b"/v2/secret.txt%00.png", b"/v2/%2e%2e/x", b"/v2%2F..%2Fx"])
+def test_a_nul_or_dot_dot_path_is_400_and_nothing_follows(mounted, target):
+    s = mounted.connect()
+    s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n" + NEXT)
+    data = recv_until_closed(s)
+    s.close()
+    assert statuses(data)[:1] == [400], data[:200]
+    assert b'"app"' not in data
+
+
+# --- Forwarded spoofing behind a trusted proxy (issue 10 item 2) ---------------------------------
+# The peer (127.0.0.1) is trusted and behaves like nginx: it appends the
+# client's address to X-Forwarded-For, sets X-Forwarded-Proto, and passes the
+# client's own Forwarded on. The client's values must never win.
+
+@pytest.mark.parametrize("fields", [
+    b"Forwarded: for=6.6.6.6;proto=https\r\nX-Forwarded-For: 198.51.100.2\r\nX-Forwarded-Proto: http\r\n",
+    b"X-Forwarded-For: 6.6.6.6, 198.51.100.2\r\nX-Forwarded-Proto: https, http\r\n",
+    b"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 198.51.100.2\r\nX-Forwarded-Proto: http\r\n"
+    b"Forwarded: for=6.6.6.6\r\nForwarded: for=6.6.6.6;proto=https\r\n",
+])
+def test_a_clients_forwarding_fields_do_not_win(serve, fields):
+    srv = serve(APP, "--forwarded-allow-ips", "127.0.0.1")
+    s = srv.connect()
+    s.sendall(b"GET /environ HTTP/1.1\r\nHost: x\r\n" + fields + b"Connection: close\r\n\r\n")
+    data = recv_until_closed(s)
+    s.close()
+    assert statuses(data) == [200], data[:200]
+    assert b'"REMOTE_ADDR": "198.51.100.2"' in data and b'"wsgi.url_scheme": "http"' in data, data
+
+
+# --- Upgrade: h2c to a proxy mount (issue 10 item 7) ---------------------------------------------
+# An h2c-capable upstream that switched would take the client past the
+# mount's prefix mapping; the Upgrade goes as a plain request instead.
+
+def test_an_h2c_upgrade_to_a_proxy_mount_stays_http(serve):
+    from upstream_server import Upstream
+    up = Upstream()
+    try:
+        srv = serve(APP, "/api=proxy:" + up.url("/public-api/"))
+        s = srv.connect()
+        s.sendall(b"GET /api/h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                  b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n" + NEXT)
+        data = recv_until_closed(s)
+        s.close()
+        assert statuses(data) == [200, 200], data[:300]   # no 101: the pipelined request is answered as HTTP/1.1
+        got = up.requests[0]
+        assert got.header("Upgrade") is None and got.header("HTTP2-Settings") is None
+    finally:
+        up.stop()

@@ -16,8 +16,13 @@ any prefix mapping:
   .../interim                   a 103 Early Hints before the 200
   .../bye                       answers, then closes without Connection: close
   .../bad?kind=garbage|clte     an invalid response
-  .../switch                    101, "HELLO" in the same write, then echoes raw
+  .../switch                    101 (asked or not), "HELLO" in the same write, then echoes raw
                                 bytes until end of stream, then "BYE" and close
+  .../h2c                       101 to a request with Upgrade: h2c (as an h2c
+                                server would), else the echo
+  .../trailers?writes=one|many  a chunked body followed by trailer fields
+                                (Set-Cookie, Location, a second Content-Type),
+                                all in one write or in one write per part
 
 `Dead` accepts connections and closes them at once, counting them.
 """
@@ -287,6 +292,27 @@ class Upstream:
                                ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Length", 2)], b"ok")
         return True
 
+    def _r_h2c(self, conn, req, q):
+        if (req.header("Upgrade") or "").lower() != "h2c":
+            return self._r_echo(conn, req, q)
+        self._send(conn, 101, [("Connection", "Upgrade"), ("Upgrade", "h2c")], reason="Switching Protocols")
+        return False
+
+    def _r_trailers(self, conn, req, q):
+        parts = [b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+                 b"Trailer: Set-Cookie, Location, Content-Type, X-Checksum\r\n\r\n",
+                 b"5\r\nhello\r\n", b"6\r\n world\r\n0\r\n",
+                 b"Set-Cookie: evil=1\r\nLocation: http://evil.test/\r\nContent-Type: text/evil\r\n"
+                 b"X-Checksum: abc\r\n\r\n"]
+        if q.get("writes", "one") == "one":
+            conn.sendall(b"".join(parts))
+            return True
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for part in parts:
+            conn.sendall(part)
+            time.sleep(0.05)   # separate reads on the proxy's side, most of the time
+        return True
+
     def _r_interim(self, conn, req, q):
         conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
         return self._r_echo(conn, req, q)
@@ -303,7 +329,7 @@ class Upstream:
         return False
 
     def _r_switch(self, conn, req, q):
-        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + req.header("Upgrade").encode() +
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + (req.header("Upgrade") or "h2c").encode() +
                      b"\r\nConnection: Upgrade\r\nX-Tunnel: yes\r\n\r\nHELLO")
         while True:
             data = conn.recv(65536)

@@ -74,6 +74,39 @@ TEST_F(scope_test, the_prefix_is_stripped_from_path_for_apps_that_want_it) {
     EXPECT_EQ(repr(s.get(), "root_path"), "'/v2'");
 }
 
+// Issue 10 items 3 and 15: the path is the one the mount table matched.
+TEST_F(scope_test, an_encoded_nul_is_refused_not_truncated) {
+    scope_builder b;
+    h.target = "/files/secret.txt%00.png";
+    PyErr_Clear();
+    EXPECT_FALSE(b.build(h, ep));
+    EXPECT_TRUE(PyErr_Occurred());
+    PyErr_Clear();
+    h.method = "GET";
+    EXPECT_FALSE(b.build_websocket(h, ep));
+    PyErr_Clear();
+}
+
+TEST_F(scope_test, an_encoded_prefix_is_stripped_as_the_decoded_one) {
+    scope_builder b("/v2");
+    h.target = "/%76%32/x%2Fy";
+    py::ref s = b.build(h, ep);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(repr(s.get(), "path"), "'/v2/x/y'");
+    EXPECT_EQ(repr(s.get(), "raw_path"), "b'/%76%32/x%2Fy'");
+    b.set_path_excludes_root(true);
+    h.target = "//v2//x";
+    s = b.build(h, ep);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(repr(s.get(), "path"), "'//x'");
+    scope_builder decoded("/my app");
+    h.target = "/my%20app/x";
+    s = decoded.build(h, ep);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(repr(s.get(), "root_path"), "'/my app'");
+    EXPECT_EQ(repr(s.get(), "path"), "'/my app/x'");
+}
+
 TEST_F(scope_test, every_scope_is_a_fresh_dict_and_the_template_is_untouched) {
     scope_builder b;
     py::ref first = b.build(h, ep);

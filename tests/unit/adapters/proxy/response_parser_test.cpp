@@ -45,6 +45,21 @@ TEST(response_parser, unchunks) {
     EXPECT_EQ(p.body_sink(), "abcde");
 }
 
+// Issue 10 item 17: a chunked response that arrives whole in one read.
+TEST(response_parser, trailers_are_dropped_not_added_to_the_header_fields) {
+    response_parser p(64 * 1024, false);
+    p.eager(true);
+    ASSERT_FALSE(feed(p, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "5\r\nhello\r\n0\r\nSet-Cookie: evil=1\r\nLocation: /x\r\nContent-Type: text/evil\r\n\r\n"));
+    ASSERT_TRUE(p.is_done());
+    ASSERT_EQ(p.fields().size(), 2u);
+    EXPECT_EQ(p.fields()[0].value, "text/plain");
+    EXPECT_EQ(p.find("set-cookie"), nullptr);
+    EXPECT_EQ(p.find("location"), nullptr);
+    EXPECT_EQ(p.trailers_dropped(), 3u);
+    EXPECT_EQ(p.body_sink(), "hello");
+}
+
 TEST(response_parser, refuses_ambiguous_framing) {
     for (const char* r : {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",

@@ -97,7 +97,8 @@ TEST(upstream_target, absolute_form_becomes_origin_form) {
 }
 
 TEST(upstream_target, dot_segments_are_refused) {
-    for (const char* t : {"/billing/../admin", "/billing/./x", "/billing/%2e%2E/admin", "/billing/.%2e", "/billing/x/.."}) {
+    for (const char* t : {"/billing/../admin", "/billing/./x", "/billing/%2e%2E/admin", "/billing/.%2e", "/billing/x/..",
+                          "/billing/x%2F..%2Fadmin", "/billing/%2E%2Fx", "/billing/a%00"}) {
         auto h = head("GET", t, {});
         EXPECT_FALSE(upstream_target(h, "/billing", std::string("/"))) << t;
         EXPECT_FALSE(upstream_target(h, "/billing", std::nullopt)) << t;
@@ -107,6 +108,48 @@ TEST(upstream_target, dot_segments_are_refused) {
         EXPECT_TRUE(upstream_target(h, "/billing", std::string("/"))) << t;
     }
     EXPECT_EQ(upstream_target(head("OPTIONS", "*", {}), "", std::nullopt), "*");
+}
+
+// Issue 10 item 15: the prefix is matched on the decoded path, as the mount
+// table does; the rest goes as the client wrote it.
+TEST(upstream_target, an_encoded_prefix_is_replaced_and_the_rest_kept_as_sent) {
+    auto h = head("GET", "/%62illing/a%20b?q", {});
+    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api/a%20b?q");
+    h.target = "/billing%2Fx%2Fy";
+    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api/")), "/api/x%2Fy");
+    h.target = "//billing//x";
+    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api//x");
+    h.target = "/my%20app/x";
+    EXPECT_EQ(upstream_target(h, "/my app", std::string("/")), "/x");
+    h.target = "/billing%2F";
+    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api/");
+}
+
+// Issue 10 item 7: only the upgrades a mount allows are tunnelled.
+TEST(upgrade_allowed, every_offered_protocol_must_be_allowed) {
+    std::vector<std::string> ws{"websocket"};
+    auto h = head("GET", "/x", {{"Connection", "Upgrade", 0}, {"Upgrade", "WebSocket", 0}});
+    h.upgrade = true;
+    EXPECT_TRUE(upgrade_allowed(h, ws));
+    h.headers[1].value = "h2c";
+    EXPECT_FALSE(upgrade_allowed(h, ws));
+    h.headers[1].value = "websocket, h2c";
+    EXPECT_FALSE(upgrade_allowed(h, ws));
+    EXPECT_TRUE(upgrade_allowed(h, {"websocket", "h2c"}));
+    h.headers[1].value = "h2c/1.0";
+    EXPECT_TRUE(upgrade_allowed(h, {"h2c"}));
+    h.upgrade = false;   // no Connection: upgrade
+    EXPECT_FALSE(upgrade_allowed(h, {"h2c"}));
+}
+
+TEST(upstream_request_head, an_upgrade_not_tunnelled_goes_without_upgrade_fields) {
+    auto h = head("GET", "/x", {{"Host", "h", 0}, {"Connection", "Upgrade, HTTP2-Settings", 0},
+                                {"Upgrade", "h2c", 0}, {"HTTP2-Settings", "AAMAAABk", 0}});
+    h.upgrade = true;
+    auto p = parse(upstream_request_head(h, peer("10.0.0.7"), "/x", to("u")));   // tunnel = false
+    EXPECT_EQ(p.count("Upgrade"), 0);
+    EXPECT_EQ(p.count("HTTP2-Settings"), 0);
+    EXPECT_EQ(p.count("Connection"), 0);
 }
 
 // ---- the request head ------------------------------------------------------
@@ -195,12 +238,22 @@ TEST(upstream_request_head, a_trusted_peers_lists_are_extended) {
                                 {"X-Forwarded-Proto", "https", 0},
                                 {"X-Forwarded-Port", "443", 0},
                                 {"Forwarded", "for=203.0.113.9;proto=https", 0}});
-    auto p = parse(upstream_request_head(h, peer("10.0.0.7", true, "https"), "/x", to("u")));
+    auto ep = peer("10.0.0.7", true, "https");
+    ep.remote_addr = "198.51.100.1";   // what apply_forwarded found
+    auto p = parse(upstream_request_head(h, ep, "/x", to("u")));
     EXPECT_EQ(p.get("X-Forwarded-For"), "203.0.113.9, 198.51.100.1, 10.0.0.7");
     EXPECT_EQ(p.get("X-Forwarded-Proto"), "https");
     EXPECT_EQ(p.get("X-Forwarded-Host"), "shop.example");
     EXPECT_EQ(p.get("X-Forwarded-Port"), "443");
+    // Forwarded is not the family read (--forwarded-headers x-forwarded): a
+    // client could have sent it through the peer. It restarts from the client.
+    EXPECT_EQ(p.get("Forwarded"), "for=198.51.100.1;proto=https, for=10.0.0.7;proto=https;host=\"internal:8000\"");
+    // The other way round.
+    auto o = to("u");
+    o.rfc7239 = true;
+    p = parse(upstream_request_head(h, ep, "/x", o));
     EXPECT_EQ(p.get("Forwarded"), "for=203.0.113.9;proto=https, for=10.0.0.7;proto=https;host=\"internal:8000\"");
+    EXPECT_EQ(p.get("X-Forwarded-For"), "198.51.100.1, 10.0.0.7");
 }
 
 TEST(upstream_request_head, forwarded_quotes_ipv6_and_non_tokens) {

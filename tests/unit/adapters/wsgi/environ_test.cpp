@@ -104,6 +104,28 @@ TEST_F(environ_test, nul_in_path_is_400) {
     EXPECT_FALSE(PyErr_Occurred());
 }
 
+// Issue 10 item 15: SCRIPT_NAME is the decoded prefix the mount table
+// matched on the decoded path; PATH_INFO is what follows it.
+TEST_F(environ_test, an_encoded_prefix_is_stripped_as_the_decoded_one) {
+    h.target = "/%6dount/x%2Fy";
+    auto env = build();
+    ASSERT_TRUE(env);
+    EXPECT_EQ(str(env.get(), "SCRIPT_NAME"), "/mount");
+    EXPECT_EQ(str(env.get(), "PATH_INFO"), "/x/y");
+    EXPECT_EQ(str(env.get(), "RAW_URI"), "/%6dount/x%2Fy");
+    h.target = "/./mount//x";
+    env = build();
+    ASSERT_TRUE(env);
+    EXPECT_EQ(str(env.get(), "PATH_INFO"), "//x");
+    environ_builder spaced("/my app");
+    h.target = "/my%20app/x";
+    unsigned bad = 0;
+    env = spaced.build(h, ep, input.get(), bad);
+    ASSERT_TRUE(env);
+    EXPECT_EQ(str(env.get(), "SCRIPT_NAME"), "/my app");
+    EXPECT_EQ(str(env.get(), "PATH_INFO"), "/x");
+}
+
 TEST_F(environ_test, repeated_content_length_becomes_one_number) {
     h.headers = {{"Host", "x"}, {"Content-Length", "5, 5"}, {"Content-Length", "5"}};
     h.content_length = 5;

@@ -6,11 +6,14 @@ using trestle::net::apply_forwarded;
 using trestle::net::endpoint_info;
 using trestle::net::request_head;
 using trestle::net::trusted_proxies;
+constexpr auto rfc7239 = trestle::net::forwarded_family::forwarded;
 
 namespace {
 
-trusted_proxies make(std::vector<std::string> entries) {
+trusted_proxies make(std::vector<std::string> entries,
+                     trestle::net::forwarded_family family = trestle::net::forwarded_family::x_forwarded) {
     trusted_proxies t;
+    t.set_family(family);
     std::string why;
     EXPECT_TRUE(t.parse(entries, why)) << why;
     return t;
@@ -112,19 +115,68 @@ TEST(ApplyForwarded, AllTrustedTakesTheLeftmost) {
     EXPECT_EQ(ep.remote_addr, "10.0.0.9");
 }
 
-TEST(ApplyForwarded, ForwardedHeaderWinsOverXForwarded) {
+TEST(ApplyForwarded, ForwardedIsReadOnlyWhenChosen) {
+    auto fields = with({{"X-Forwarded-For", "9.9.9.9"},
+                        {"Forwarded", "for=\"[2001:db8:cafe::17]:4711\";proto=https;by=10.0.0.1"}});
+    auto ep = peer("127.0.0.1");
+    apply_forwarded(fields, make({"127.0.0.1"}), ep);
+    EXPECT_EQ(ep.remote_addr, "9.9.9.9");
+    EXPECT_EQ(ep.scheme, "http");
+    auto ep2 = peer("127.0.0.1");
+    apply_forwarded(fields, make({"127.0.0.1"}, rfc7239), ep2);
+    EXPECT_EQ(ep2.remote_addr, "2001:db8:cafe::17");
+    EXPECT_EQ(ep2.remote_port, "4711");
+    EXPECT_EQ(ep2.scheme, "https");
+}
+
+// Issue 10 item 2: nginx appends to X-Forwarded-For and sets
+// X-Forwarded-Proto, and passes a client's Forwarded on untouched.
+TEST(ApplyForwarded, AClientsForwardedDoesNotBeatTheProxysXForwarded) {
+    auto ep = peer("127.0.0.1");
+    apply_forwarded(with({{"Forwarded", "for=6.6.6.6;proto=https"}, {"X-Forwarded-For", "6.6.6.6, 198.51.100.2"},
+                          {"X-Forwarded-Proto", "http"}}),
+                    make({"127.0.0.1"}), ep);
+    EXPECT_EQ(ep.remote_addr, "198.51.100.2");
+    EXPECT_EQ(ep.scheme, "http");
+    // And the other way round: in Forwarded mode a client's X-Forwarded-*
+    // is not read.
+    auto ep2 = peer("127.0.0.1");
+    apply_forwarded(with({{"X-Forwarded-For", "6.6.6.6"}, {"X-Forwarded-Proto", "https"},
+                          {"Forwarded", "for=198.51.100.2;proto=http"}}),
+                    make({"127.0.0.1"}, rfc7239), ep2);
+    EXPECT_EQ(ep2.remote_addr, "198.51.100.2");
+    EXPECT_EQ(ep2.scheme, "http");
+    auto ep3 = peer("127.0.0.1");
+    apply_forwarded(with({{"X-Forwarded-For", "6.6.6.6"}, {"X-Forwarded-Proto", "https"}}),
+                    make({"127.0.0.1"}, rfc7239), ep3);
+    EXPECT_EQ(ep3.remote_addr, "127.0.0.1");
+    EXPECT_EQ(ep3.scheme, "http");
+}
+
+TEST(ApplyForwarded, ProtoListsOfOtherLengthsGiveOnlyTheRightmost) {
     auto t = make({"127.0.0.1"});
     auto ep = peer("127.0.0.1");
-    apply_forwarded(with({{"X-Forwarded-For", "9.9.9.9"},
-                          {"Forwarded", "for=\"[2001:db8:cafe::17]:4711\";proto=https;by=10.0.0.1"}}),
+    // The client sent "https"; the proxy appended its own "http".
+    apply_forwarded(with({{"X-Forwarded-For", "198.51.100.2"}, {"X-Forwarded-Proto", "https, http"}}), t, ep);
+    EXPECT_EQ(ep.remote_addr, "198.51.100.2");
+    EXPECT_EQ(ep.scheme, "http");
+    auto ep2 = peer("127.0.0.1");
+    apply_forwarded(with({{"X-Forwarded-For", "6.6.6.6, 198.51.100.2"}, {"X-Forwarded-Proto", "https"}}), t, ep2);
+    EXPECT_EQ(ep2.scheme, "https");   // one entry: the proxy's own (it replaces the field)
+}
+
+TEST(ApplyForwarded, ProtoListsInStepGiveTheChosenHops) {
+    auto t = make({"127.0.0.1", "10.0.0.0/8"});
+    auto ep = peer("127.0.0.1");
+    apply_forwarded(with({{"X-Forwarded-For", "1.1.1.1, 198.51.100.2, 10.0.0.5"},
+                          {"X-Forwarded-Proto", "http, https, http"}}),
                     t, ep);
-    EXPECT_EQ(ep.remote_addr, "2001:db8:cafe::17");
-    EXPECT_EQ(ep.remote_port, "4711");
+    EXPECT_EQ(ep.remote_addr, "198.51.100.2");
     EXPECT_EQ(ep.scheme, "https");
 }
 
 TEST(ApplyForwarded, ForwardedChainAndUnknownNode) {
-    auto t = make({"127.0.0.1", "192.0.2.43"});
+    auto t = make({"127.0.0.1", "192.0.2.43"}, rfc7239);
     auto ep = peer("127.0.0.1");
     apply_forwarded(with({{"Forwarded", "for=192.0.2.60;proto=http, for=192.0.2.43;proto=https"}}), t, ep);
     EXPECT_EQ(ep.remote_addr, "192.0.2.60");
@@ -142,7 +194,7 @@ TEST(ApplyForwarded, GarbageChangesNothingDangerous) {
     EXPECT_EQ(ep.remote_addr, "127.0.0.1");
     EXPECT_EQ(ep.scheme, "http");
     auto ep2 = peer("127.0.0.1");
-    apply_forwarded(with({{"Forwarded", "for"}}), t, ep2);
+    apply_forwarded(with({{"Forwarded", "for"}}), make({"127.0.0.1"}, rfc7239), ep2);
     EXPECT_EQ(ep2.remote_addr, "127.0.0.1");
 }
 
