@@ -148,6 +148,12 @@ asio::awaitable<void> serve_websocket(socket_t& socket, std::shared_ptr<ws_chann
                 if (wec) break;
             } else if (c.kind == ws_command::close && !closing) {
                 closing = true;
+                // ws_call checks both; should a bad one get here, Beast's
+                // close_reason would throw out of the session instead.
+                if (!sendable_close_code(c.code) || c.reason.size() > max_close_reason) {
+                    c.code = 1011;
+                    c.reason.clear();
+                }
                 websocket::close_reason reason(static_cast<websocket::close_code>(c.code), c.reason);
                 co_await ws.async_close(reason, use_tuple);
             } else if (c.kind == ws_command::send) {
