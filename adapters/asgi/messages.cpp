@@ -6,6 +6,7 @@
 
 #include <array>
 #include <charconv>
+#include <functional>
 
 namespace trestle::asgi {
 
@@ -21,13 +22,6 @@ constexpr auto token_table = [] {
     for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
     return t;
 }();
-
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (unsigned char c : s)
-        if (!token_table[c]) return false;
-    return true;
-}
 
 } // namespace
 
@@ -62,45 +56,53 @@ std::string_view message_type(PyObject* message) {
     return s ? std::string_view(s, static_cast<std::size_t>(n)) : std::string_view{};
 }
 
-std::optional<response_start> parse_response_start(PyObject* message) {
+bool is_token(std::string_view s) {
+    if (s.empty()) return false;
+    for (unsigned char c : s)
+        if (!token_table[c]) return false;
+    return true;
+}
+
+std::optional<unsigned> parse_status(PyObject* message, const char* what) {
     static PyObject* status_key = key("status");
-    static PyObject* headers_key = key("headers");
     PyObject* st = PyDict_GetItemWithError(message, status_key);   // borrowed
     if (!st || !PyLong_Check(st)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.start needs an int 'status'");
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "%s needs an int 'status'", what);
         return std::nullopt;
     }
-    long code = PyLong_AsLong(st);
+    long code = PyLong_AsLong(st);   // OverflowError for an int past long
+    if (code == -1 && PyErr_Occurred()) return std::nullopt;
     // 1xx are interim responses, never the final one (a client would wait for
     // another and desynchronise); RFC 9110 defines nothing from 600 on.
     if (code < 200 || code > 599) {
-        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "invalid HTTP status %ld: a response's status is 200 to 599", code);
+        PyErr_Format(PyExc_ValueError, "invalid HTTP status %ld: a response's status is 200 to 599", code);
         return std::nullopt;
     }
-    response_start r;
-    r.status = static_cast<unsigned>(code);
-    PyObject* headers = PyDict_GetItemWithError(message, headers_key);   // borrowed
-    if (!headers && PyErr_Occurred()) return std::nullopt;
-    if (!headers) return r;
+    return static_cast<unsigned>(code);
+}
+
+bool for_each_header(PyObject* headers,
+                     const std::function<bool(std::string_view, std::string_view, PyObject*)>& on_field) {
+    if (!headers || headers == Py_None) return true;
     // A list or tuple (what apps send) is indexed in place; any other
     // iterable is materialized first.
     py::ref seq = py::ref::steal(PySequence_Fast(headers, "'headers' must be an iterable of [name, value] pairs"));
-    if (!seq) return std::nullopt;
+    if (!seq) return false;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(seq.get());
     for (Py_ssize_t i = 0; i < count; ++i) {
         PyObject* item = PySequence_Fast_GET_ITEM(seq.get(), i);   // borrowed
         py::ref pair = py::ref::steal(PySequence_Fast(item, "each header must be a [name, value] pair"));
-        if (!pair) return std::nullopt;
+        if (!pair) return false;
         if (PySequence_Fast_GET_SIZE(pair.get()) != 2) {
             PyErr_SetString(PyExc_ValueError, "each header must be a [name, value] pair");
-            return std::nullopt;
+            return false;
         }
         Py_buffer nb{}, vb{};
         std::string_view n, v;
-        if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), nb, n)) return std::nullopt;
+        if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), nb, n)) return false;
         if (!bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), vb, v)) {
             release_view(nb);
-            return std::nullopt;
+            return false;
         }
         struct release {
             Py_buffer &a, &b;
@@ -111,29 +113,45 @@ std::optional<response_start> parse_response_start(PyObject* message) {
         } guard{nb, vb};
         if (!is_token(n) || !net::valid_field_value(v)) {
             PyErr_Format(PyExc_ValueError, "invalid response header %R", item);
-            return std::nullopt;
+            return false;
         }
+        if (!on_field(n, v, item)) return false;
+    }
+    return true;
+}
+
+std::optional<response_start> parse_response_start(PyObject* message) {
+    static PyObject* headers_key = key("headers");
+    auto status = parse_status(message, "http.response.start");
+    if (!status) return std::nullopt;
+    response_start r;
+    r.status = *status;
+    PyObject* headers = PyDict_GetItemWithError(message, headers_key);   // borrowed
+    if (!headers && PyErr_Occurred()) return std::nullopt;
+    bool ok = for_each_header(headers, [&](std::string_view n, std::string_view v, PyObject* item) {
         if (boost::beast::iequals(n, "content-length")) {
             std::uint64_t len = 0;
             auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), len);
             if (ec != std::errc{} || p != v.data() + v.size() || v.empty()) {
                 PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
-                return std::nullopt;
+                return false;
             }
             r.declared = len;
-            continue;
+            return true;
         }
         if (net::is_hop_by_hop(n)) {
             // The server frames the response itself; an app's Connection:
             // close is honoured, the other hop-by-hop fields are dropped.
             if (boost::beast::iequals(n, "connection") && v.find("close") != std::string_view::npos) r.close = true;
-            continue;
+            return true;
         }
         r.fields.append(n);
         r.fields += ": ";
         r.fields.append(v);
         r.fields += "\r\n";
-    }
+        return true;
+    });
+    if (!ok) return std::nullopt;
     return r;
 }
 

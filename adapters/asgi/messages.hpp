@@ -5,6 +5,7 @@
 #include "bridge/python/ref.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,22 @@ bool bytes_view(PyObject* o, Py_buffer& buf, std::string_view& out);
 // Releases what bytes_view took, if anything.
 void release_view(Py_buffer& buf);
 
+// An RFC 9110 token (a header name, a WebSocket subprotocol).
+bool is_token(std::string_view s);
+
+// message["status"] of a final response: an int from 200 to 599. nullopt with
+// TypeError, ValueError or OverflowError set otherwise. `what` names the
+// message in the error.
+std::optional<unsigned> parse_status(PyObject* message, const char* what);
+
+// Calls on_field(name, value, item) for each pair of an ASGI `headers` value
+// (null or None: none): an iterable of [name, value] pairs of bytes-like
+// objects, names RFC 9110 tokens, values without CR, LF or NUL. The views
+// live for the call only. False with a Python exception set when a pair
+// breaks a rule or on_field returns false (it sets the exception).
+bool for_each_header(PyObject* headers,
+                     const std::function<bool(std::string_view, std::string_view, PyObject*)>& on_field);
+
 // An http.response.start, checked and serialized.
 struct response_start {
     unsigned status = 0;
@@ -30,9 +47,8 @@ struct response_start {
     bool close = false;                    // the app sent Connection: close
 };
 
-// Reads message["status"] and message["headers"]: status an int in
-// 100..999; headers an iterable of [name, value] pairs of bytes-like
-// objects, names RFC 9110 tokens, values without CR, LF or NUL. A
+// Reads message["status"] and message["headers"] (see parse_status and
+// for_each_header). A
 // Content-Length is taken out into `declared`; hop-by-hop fields are dropped
 // (Connection: close is kept as `close`). nullopt with a Python exception
 // (TypeError or ValueError) set when the message breaks a rule.

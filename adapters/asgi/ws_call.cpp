@@ -1,9 +1,13 @@
 #include "adapters/asgi/ws_call.hpp"
 
+#include "adapters/asgi/messages.hpp"
+#include "bridge/net/http_util.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
+
+#include <boost/beast/core/string.hpp>
 
 #include <cstring>
 
@@ -15,40 +19,81 @@ namespace {
 py::name n_done{"done"}, n_set_result{"set_result"}, n_set_exception{"set_exception"},
     n_create_future{"create_future"}, n_cancelled{"cancelled"}, n_exception{"exception"};
 
-std::string str_item(PyObject* message, const char* key) {
+// message[key] (borrowed), or null when absent or None.
+PyObject* optional_item(PyObject* message, const char* key) {
     PyObject* v = PyDict_GetItemString(message, key);   // borrowed
-    if (!v || v == Py_None || !PyUnicode_Check(v)) return {};
-    const char* s = PyUnicode_AsUTF8(v);
-    return s ? s : "";
+    return v == Py_None ? nullptr : v;
 }
 
-// Headers as [[bytes, bytes], ...] into name/value strings.
-bool header_list(PyObject* message, std::vector<std::pair<std::string, std::string>>& out) {
-    PyObject* headers = PyDict_GetItemString(message, "headers");   // borrowed
-    if (!headers || headers == Py_None) return true;
-    py::ref it = py::ref::steal(PyObject_GetIter(headers));
-    if (!it) return false;
-    while (py::ref item = py::ref::steal(PyIter_Next(it.get()))) {
-        py::ref pair = py::ref::steal(PySequence_Fast(item.get(), "each header must be a [name, value] pair"));
-        if (!pair || PySequence_Fast_GET_SIZE(pair.get()) != 2) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "each header must be a [name, value] pair");
-            return false;
-        }
-        PyObject* n = PySequence_Fast_GET_ITEM(pair.get(), 0);
-        PyObject* v = PySequence_Fast_GET_ITEM(pair.get(), 1);
-        if (!PyBytes_Check(n) || !PyBytes_Check(v)) {
-            PyErr_SetString(PyExc_TypeError, "header names and values must be bytes");
-            return false;
-        }
-        std::string name(PyBytes_AS_STRING(n), static_cast<std::size_t>(PyBytes_GET_SIZE(n)));
-        std::string value(PyBytes_AS_STRING(v), static_cast<std::size_t>(PyBytes_GET_SIZE(v)));
-        if (name.find_first_of("\r\n: ") != std::string::npos || value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
-            PyErr_Format(PyExc_ValueError, "invalid header %R", item.get());
-            return false;
-        }
-        out.emplace_back(std::move(name), std::move(value));
+// An optional str field as UTF-8. False with TypeError (not a str) or
+// UnicodeEncodeError (lone surrogates) set.
+bool optional_str(PyObject* message, const char* key, const char* what, std::string& out) {
+    PyObject* v = optional_item(message, key);   // borrowed
+    if (!v) return true;
+    if (!PyUnicode_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "%s '%s' must be a str or None, not %.100s", what, key, Py_TYPE(v)->tp_name);
+        return false;
     }
-    return !PyErr_Occurred();
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(v, &n);
+    if (!s) return false;
+    out.assign(s, static_cast<std::size_t>(n));
+    return true;
+}
+
+// The subprotocols the client offered (Sec-WebSocket-Protocol, a comma list,
+// possibly over several fields).
+bool offered(const net::request_head& head, std::string_view sub) {
+    for (auto& f : head.headers) {
+        if (!boost::beast::iequals(f.name, "sec-websocket-protocol")) continue;
+        std::string_view list = f.value;
+        while (!list.empty()) {
+            auto comma = list.find(',');
+            std::string_view item = list.substr(0, comma);
+            while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+            while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+            if (item == sub) return true;
+            if (comma == std::string_view::npos) break;
+            list.remove_prefix(comma + 1);
+        }
+    }
+    return false;
+}
+
+// Fields the server writes itself in a 101 or a denial; an app's are
+// dropped, as hop-by-hop fields are from an HTTP response.
+bool server_owned(std::string_view n) {
+    using boost::beast::iequals;
+    return net::is_hop_by_hop(n) || iequals(n, "content-length") || iequals(n, "sec-websocket-accept") ||
+           iequals(n, "sec-websocket-extensions");
+}
+
+// websocket.close's code and reason: an int the wire may carry (see
+// net::sendable_close_code), 1000 when absent; a str of at most 123 bytes
+// in UTF-8. False with TypeError, ValueError or OverflowError set.
+bool parse_close(PyObject* message, net::ws_command& c) {
+    c.code = 1000;
+    if (PyObject* code = optional_item(message, "code")) {   // borrowed
+        if (!PyLong_Check(code)) {
+            PyErr_Format(PyExc_TypeError, "websocket.close 'code' must be an int, not %.100s", Py_TYPE(code)->tp_name);
+            return false;
+        }
+        long v = PyLong_AsLong(code);
+        if (v == -1 && PyErr_Occurred()) return false;
+        if (v < 0 || !net::sendable_close_code(static_cast<unsigned long>(v))) {
+            PyErr_Format(PyExc_ValueError,
+                         "websocket.close code %ld may not be sent (RFC 6455 7.4: 1000-1003, 1007-1014 or 3000-4999)", v);
+            return false;
+        }
+        c.code = static_cast<std::uint16_t>(v);
+    }
+    if (!optional_str(message, "reason", "websocket.close", c.reason)) return false;
+    if (c.reason.size() > net::max_close_reason) {
+        PyErr_Format(PyExc_ValueError, "websocket.close 'reason' is %zu bytes in UTF-8; a close frame holds 123",
+                     c.reason.size());
+        return false;
+    }
+    return true;
 }
 
 void settle(py::ref& fut, PyObject* value, PyObject* exc_type = nullptr, const char* text = nullptr) {
@@ -129,19 +174,54 @@ PyObject* ws_call::receive() {
     return receive_waiter_.get();
 }
 
+// websocket.accept: `subprotocol` None (or "") or a token the client offered (RFC
+// 6455 4.2.2; a client fails the connection on any other); `headers` as in
+// http.response.start. A Sec-WebSocket-Protocol among the headers counts as
+// the subprotocol; the fields the handshake owns are dropped.
+bool ws_call::parse_accept(PyObject* message, net::ws_command& c) {
+    if (!optional_str(message, "subprotocol", "websocket.accept", c.subprotocol)) return false;
+    // "" means none, as in uvicorn, which leaves the field out then.
+    bool has_sub = !c.subprotocol.empty();
+    PyObject* headers = PyDict_GetItemString(message, "headers");   // borrowed
+    bool ok = for_each_header(headers, [&](std::string_view n, std::string_view v, PyObject* item) {
+        if (boost::beast::iequals(n, "sec-websocket-protocol")) {
+            if (has_sub && v != c.subprotocol) {
+                PyErr_Format(PyExc_ValueError, "header %R contradicts websocket.accept's 'subprotocol'", item);
+                return false;
+            }
+            c.subprotocol.assign(v);
+            has_sub = true;
+            return true;
+        }
+        if (!server_owned(n)) c.headers.emplace_back(std::string(n), std::string(v));
+        return true;
+    });
+    if (!ok) return false;
+    if (has_sub && (!is_token(c.subprotocol) || !offered(ch_->head(), c.subprotocol))) {
+        PyErr_Format(PyExc_ValueError,
+                     "websocket.accept subprotocol '%.200s' is not one the client offered in Sec-WebSocket-Protocol",
+                     c.subprotocol.c_str());
+        return false;
+    }
+    return true;
+}
+
 PyObject* ws_call::denial(PyObject* message, const std::string& type) {
     if (type == "websocket.http.response.start") {
         if (state_ != state::connecting) {
             PyErr_SetString(PyExc_RuntimeError, "websocket.http.response.start is only allowed before accept");
             return nullptr;
         }
-        PyObject* st = PyDict_GetItemString(message, "status");   // borrowed
-        if (!st || !PyLong_Check(st)) {
-            PyErr_SetString(PyExc_TypeError, "websocket.http.response.start needs an int 'status'");
-            return nullptr;
-        }
-        denial_ = {net::ws_command::deny, {}, {}, {}, static_cast<unsigned>(PyLong_AsLong(st)), {}, 1000, {}};
-        if (!header_list(message, denial_.headers)) return nullptr;
+        auto status = parse_status(message, "websocket.http.response.start");
+        if (!status) return nullptr;
+        net::ws_command d{net::ws_command::deny, {}, {}, {}, *status, {}, 1000, {}};
+        PyObject* headers = PyDict_GetItemString(message, "headers");   // borrowed
+        bool ok = for_each_header(headers, [&](std::string_view n, std::string_view v, PyObject*) {
+            if (!server_owned(n)) d.headers.emplace_back(std::string(n), std::string(v));
+            return true;
+        });
+        if (!ok) return nullptr;
+        denial_ = std::move(d);
         state_ = state::denying;
         return done_awaitable(Py_None).release();
     }
@@ -150,8 +230,13 @@ PyObject* ws_call::denial(PyObject* message, const std::string& type) {
         PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'websocket.http.response.start', but got '%s'.", type.c_str());
         return nullptr;
     }
-    PyObject* body = PyDict_GetItemString(message, "body");   // borrowed
-    if (body && PyBytes_Check(body)) denial_.body.append(PyBytes_AS_STRING(body), static_cast<std::size_t>(PyBytes_GET_SIZE(body)));
+    if (PyObject* body = optional_item(message, "body")) {   // borrowed
+        Py_buffer buf{};
+        std::string_view data;
+        if (!bytes_view(body, buf, data)) return nullptr;
+        denial_.body.append(data);
+        release_view(buf);
+    }
     PyObject* more = PyDict_GetItemString(message, "more_body");   // borrowed
     if (!more || PyObject_IsTrue(more) != 1) {
         ch_->command(std::move(denial_));
@@ -161,11 +246,9 @@ PyObject* ws_call::denial(PyObject* message, const std::string& type) {
 }
 
 PyObject* ws_call::send(PyObject* message) {
-    if (!PyDict_Check(message)) {
-        PyErr_SetString(PyExc_TypeError, "ASGI messages must be dicts");
-        return nullptr;
-    }
-    std::string type = str_item(message, "type");
+    std::string_view type_view = message_type(message);
+    if (type_view.empty()) return nullptr;
+    std::string type(type_view);
     drop_if_done(send_waiter_);
     if (send_waiter_) {
         PyErr_SetString(PyExc_RuntimeError, "send() called again before the previous send completed");
@@ -182,13 +265,15 @@ PyObject* ws_call::send(PyObject* message) {
     }
     if (state_ == state::connecting) {
         if (type == "websocket.accept") {
-            net::ws_command c{net::ws_command::accept, {}, str_item(message, "subprotocol"), {}, 403, {}, 1000, {}};
-            if (!header_list(message, c.headers)) return nullptr;
+            net::ws_command c{net::ws_command::accept, {}, {}, {}, 403, {}, 1000, {}};
+            if (!parse_accept(message, c)) return nullptr;
             ch_->command(std::move(c));
             state_ = state::open;
             return done_awaitable(Py_None).release();
         }
         if (type == "websocket.close") {
+            net::ws_command c{net::ws_command::close, {}, {}, {}, 403, {}, 1000, {}};
+            if (!parse_close(message, c)) return nullptr;   // the same rules as after the accept
             ch_->command({net::ws_command::deny, {}, {}, {}, 403, {}, 1000, {}});
             state_ = state::closed;
             return done_awaitable(Py_None).release();
@@ -227,9 +312,9 @@ PyObject* ws_call::send(PyObject* message) {
         return send_waiter_.get();
     }
     if (type == "websocket.close") {
-        PyObject* code = PyDict_GetItemString(message, "code");   // borrowed
-        long c = code && PyLong_Check(code) ? PyLong_AsLong(code) : 1000;
-        ch_->command({net::ws_command::close, {}, {}, {}, 403, {}, static_cast<std::uint16_t>(c), str_item(message, "reason")});
+        net::ws_command c{net::ws_command::close, {}, {}, {}, 403, {}, 1000, {}};
+        if (!parse_close(message, c)) return nullptr;
+        ch_->command(std::move(c));
         state_ = state::closed;
         return done_awaitable(Py_None).release();
     }

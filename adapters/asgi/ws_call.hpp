@@ -20,6 +20,7 @@ public:
 private:
     py::ref next_message();   // null: nothing yet (no exception)
     PyObject* denial(PyObject* message, const std::string& type);
+    bool parse_accept(PyObject* message, net::ws_command& c);
 
     std::shared_ptr<net::ws_channel> ch_;
     std::shared_ptr<mailbox> mb_;

@@ -6,6 +6,7 @@
 #include "adapters/wsgi/wsgi.hpp"
 
 #include <structmember.h>
+#include <climits>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,11 +129,14 @@ std::optional<file_region> file_wrapper_region(PyObject* obj) {
         PyErr_Clear();   // BytesIO and friends: iterate instead
         return std::nullopt;
     }
-    int fd = static_cast<int>(PyLong_AsLong(fileno.get()));
-    if (fd < 0 || PyErr_Occurred()) {
+    // The app's value, range-checked before it becomes a descriptor: a cast
+    // alone turned 2**32 + 1 into 1, and the server sent its own stdout.
+    long v = PyLong_AsLong(fileno.get());
+    if (v < 0 || v > INT_MAX || PyErr_Occurred()) {
         PyErr_Clear();
         return std::nullopt;
     }
+    int fd = static_cast<int>(v);
     struct stat st{};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
     // tell() accounts for Python-side buffering, unlike lseek on the fd.

@@ -72,6 +72,36 @@ PyObject* type_error(const char* fmt, PyObject* obj) {
     return nullptr;
 }
 
+// exc_info must be what sys.exc_info() returns: (type, value, traceback) of
+// one exception, or (None, None, None) outside an except block. Anything else
+// would reach the error indicator as garbage (a non-type as the exception's
+// type corrupts the interpreter), so it is the app's TypeError. Returns the
+// exception (borrowed), or Py_None for (None, None, None), with `tb` set to
+// the traceback or Py_None; null with TypeError set otherwise. exc_info[0] is
+// only checked, never used: raise uses the value's own type.
+PyObject* checked_exc_info(PyObject* exc_info, PyObject*& tb) {
+    if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3)
+        return type_error("exc_info must be a (type, value, traceback) tuple as sys.exc_info() returns, not %.100s",
+                          exc_info);
+    PyObject* t = PyTuple_GET_ITEM(exc_info, 0);   // borrowed
+    PyObject* v = PyTuple_GET_ITEM(exc_info, 1);   // borrowed
+    tb = PyTuple_GET_ITEM(exc_info, 2);
+    if (t == Py_None && v == Py_None && tb == Py_None) return Py_None;
+    if (!PyExceptionInstance_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "exc_info[1] must be an exception instance, not %.100s", Py_TYPE(v)->tp_name);
+        return nullptr;
+    }
+    if (!PyExceptionClass_Check(t)) {
+        PyErr_Format(PyExc_TypeError, "exc_info[0] must be an exception class, not %.100s", Py_TYPE(t)->tp_name);
+        return nullptr;
+    }
+    if (tb != Py_None && !PyTraceBack_Check(tb)) {
+        PyErr_Format(PyExc_TypeError, "exc_info[2] must be a traceback or None, not %.100s", Py_TYPE(tb)->tp_name);
+        return nullptr;
+    }
+    return v;
+}
+
 } // namespace
 
 void init_response_type() {
@@ -98,17 +128,20 @@ call::~call() {
 
 PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject* exc_info) {
     if (exc_info != Py_None) {
+        PyObject* tb = nullptr;                               // borrowed
+        PyObject* value = checked_exc_info(exc_info, tb);     // borrowed
+        if (!value) return nullptr;
         if (w_.head_emitted()) {
-            // PEP 3333: too late to change the response; re-raise the app's error.
-            if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3)
-                return type_error("exc_info must be a 3-tuple, not %.100s", exc_info);
-            PyObject* t = PyTuple_GET_ITEM(exc_info, 0);   // borrowed
-            PyObject* v = PyTuple_GET_ITEM(exc_info, 1);   // borrowed
-            PyObject* tb = PyTuple_GET_ITEM(exc_info, 2);  // borrowed
-            Py_INCREF(t);
-            Py_INCREF(v);
-            Py_INCREF(tb);
-            PyErr_Restore(t, v, tb == Py_None ? (Py_DECREF(tb), nullptr) : tb);
+            // PEP 3333: too late to change the response; re-raise the app's
+            // error as wsgiref does: raise exc_info[1].with_traceback(exc_info[2]).
+            if (value == Py_None) {
+                PyErr_SetString(PyExc_TypeError,
+                                "start_response() got exc_info (None, None, None) after the response started: "
+                                "there is no exception to re-raise");
+                return nullptr;
+            }
+            if (PyException_SetTraceback(value, tb) < 0) return nullptr;
+            PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(value)), value);
             return nullptr;
         }
     } else if (started_) {

@@ -197,6 +197,10 @@ asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& o
 }
 
 asio::awaitable<void> session::serve_websocket(request_parser& p) {
+    if (unsigned status = websocket_handshake_status(p.head())) {
+        co_await reject(status);
+        co_return;
+    }
     if (!ctx_.app->accepts_websocket(p.head())) {
         co_await reject(400);
         co_return;
@@ -399,6 +403,7 @@ asio::awaitable<bool> session::write(std::string_view bytes) {
 asio::awaitable<void> session::reject(unsigned status, bool head_only) {
     std::string extra;
     if (status == 503) extra = "Retry-After: " + ctx_.retry_after + "\r\n";
+    if (status == 426) extra = "Sec-WebSocket-Version: 13\r\n";   // RFC 6455 4.4
     std::string r = simple_response(status, ctx_.server_header, true, extra, head_only);
     timed_out_ = false;
     co_await write(r);

@@ -25,6 +25,16 @@ struct ws_frame {
     std::string data;
 };
 
+// RFC 6455 7.4: the close codes an endpoint may put in a close frame, and
+// the only ones a peer may send. 1005, 1006 and 1015 only report what
+// happened; 1004 and 1016-2999 are reserved for the protocol; codes under
+// 1000 and from 5000 on are not used.
+constexpr bool sendable_close_code(unsigned code) {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+// A close frame's payload is at most 125 bytes: the code, then the reason.
+constexpr std::size_t max_close_reason = 123;
+
 // What the app asked the io side to do.
 struct ws_command {
     enum kind_t { accept, deny, send, close } kind;

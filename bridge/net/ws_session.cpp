@@ -2,6 +2,7 @@
 
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
+#include "bridge/net/ws_close_filter.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -10,9 +11,12 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/websocket/stream.hpp>
+
+#include <cctype>
 
 namespace trestle::net {
 
@@ -22,7 +26,7 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using boost::system::error_code;
 using socket_t = asio::generic::stream_protocol::socket;
-using ws_stream = websocket::stream<socket_t&>;
+using ws_stream = websocket::stream<close_code_filter>;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
@@ -45,7 +49,15 @@ std::uint16_t close_code(ws_stream& ws, const error_code& ec) {
         auto code = ws.reason().code;
         return code ? static_cast<std::uint16_t>(code) : 1005;
     }
+    // A close the app started: Beast's close operation reads the peer's
+    // answer and the pending read ends as cancelled, but the answer's code is
+    // there (reason() holds only a close frame the peer sent).
+    if (ec == asio::error::operation_aborted && ws.reason().code != websocket::close_code::none)
+        return static_cast<std::uint16_t>(ws.reason().code);
     if (ec == websocket::error::message_too_big) return 1009;
+    // The peer broke the protocol (a bad close code, a bad frame): Beast
+    // has failed the connection with 1002, and the app hears the same.
+    if (ec == websocket::condition::protocol_violation) return 1002;
     return 1006;
 }
 
@@ -91,7 +103,33 @@ std::string denial_response(const ws_command& c, const server_context& ctx) {
     return r;
 }
 
+// RFC 4648 base64 of exactly 16 bytes: 22 characters of the alphabet, "==".
+bool valid_key(std::string_view k) {
+    while (!k.empty() && (k.front() == ' ' || k.front() == '\t')) k.remove_prefix(1);
+    while (!k.empty() && (k.back() == ' ' || k.back() == '\t')) k.remove_suffix(1);
+    if (k.size() != 24 || k.substr(22) != "==") return false;
+    for (char c : k.substr(0, 22))
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return false;
+    return true;
+}
+
 } // namespace
+
+unsigned websocket_handshake_status(const request_head& head) {
+    const std::string* key = nullptr;
+    const std::string* version = nullptr;
+    int keys = 0, versions = 0;
+    for (auto& f : head.headers) {
+        if (beast::iequals(f.name, "sec-websocket-key")) key = &f.value, ++keys;
+        else if (beast::iequals(f.name, "sec-websocket-version")) version = &f.value, ++versions;
+    }
+    if (keys != 1 || !valid_key(*key)) return 400;
+    if (versions != 1) return versions ? 400 : 426;
+    std::string_view v = *version;
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v == "13" ? 0 : 426;
+}
 
 asio::awaitable<void> serve_websocket(socket_t& socket, std::shared_ptr<ws_channel> ch, const server_context& ctx,
                                       const bool& closed) {
@@ -148,6 +186,12 @@ asio::awaitable<void> serve_websocket(socket_t& socket, std::shared_ptr<ws_chann
                 if (wec) break;
             } else if (c.kind == ws_command::close && !closing) {
                 closing = true;
+                // ws_call checks both; should a bad one get here, Beast's
+                // close_reason would throw out of the session instead.
+                if (!sendable_close_code(c.code) || c.reason.size() > max_close_reason) {
+                    c.code = 1011;
+                    c.reason.clear();
+                }
                 websocket::close_reason reason(static_cast<websocket::close_code>(c.code), c.reason);
                 co_await ws.async_close(reason, use_tuple);
             } else if (c.kind == ws_command::send) {

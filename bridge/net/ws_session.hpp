@@ -10,6 +10,13 @@
 namespace trestle::net {
 
 struct server_context;
+struct request_head;
+
+// RFC 6455 4.2.1: 0 if a WebSocket handshake request may be answered, else
+// the status that refuses it (400 for a Sec-WebSocket-Key that is not the
+// base64 of 16 bytes, 426 for a Sec-WebSocket-Version other than 13). Checked
+// before the app hears of the connection.
+unsigned websocket_handshake_status(const request_head& head);
 
 boost::asio::awaitable<void> serve_websocket(boost::asio::generic::stream_protocol::socket& socket,
                                              std::shared_ptr<ws_channel> ch, const server_context& ctx,

@@ -16,6 +16,7 @@ Already covered elsewhere, not repeated here:
 - an ASGI app sees http.disconnect when the client leaves mid-body or mid-long-poll
   (test_asgi.py::test_disconnect_mid_body, test_asgi_disconnect.py).
 """
+import base64
 import os
 import resource
 import select
@@ -27,7 +28,7 @@ import time
 import pytest
 import requests
 
-from conftest import poll, read_response, recv_until_closed, rss_kb
+from conftest import poll, read_head, read_response, recv_until_closed, rss_kb
 
 APP = ("hostile_app:wsgi", "/a=hostile_app:asgi")
 # Under ASan (.ci/sanitize) the quarantine holds freed memory and shadow memory adds to RSS, so
@@ -572,3 +573,59 @@ def test_chunked_body_past_the_limit_gets_413_from_an_asgi_app(serve):
     assert rec and rec[0]["error"] == "http.disconnect" and rec[0]["bytes"] <= 1000
     assert "[ERROR]" not in srv.log(), srv.log()
     probe(srv, "/a/ok")
+
+
+# --- WebSocket handshakes with a malformed Sec-WebSocket-Key or Sec-WebSocket-Version (issue 10 item 20) ---
+
+def ws_handshake_head(srv, key_lines, version_lines=b"Sec-WebSocket-Version: 13\r\n"):
+    """A WebSocket handshake to the fixture app with the given key and version fields: the status
+    line and header of the answer."""
+    s = srv.connect()
+    try:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  + key_lines + version_lines + b"\r\n")
+        status, fields, _ = read_head(s)
+        return status, fields
+    finally:
+        s.close()
+
+
+BAD_WS_KEYS = {
+    "abc": b"Sec-WebSocket-Key: abc\r\n",
+    "8-bytes": b"Sec-WebSocket-Key: " + base64.b64encode(b"12345678") + b"\r\n",
+    "17-bytes": b"Sec-WebSocket-Key: " + base64.b64encode(b"x" * 17) + b"\r\n",
+    "non-base64": b"Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!==\r\n",
+    "no-padding": b"Sec-WebSocket-Key: " + base64.b64encode(b"x" * 16)[:22] + b"\r\n",
+    "empty": b"Sec-WebSocket-Key: \r\n",
+    "missing": b"",
+    "twice": (b"Sec-WebSocket-Key: " + base64.b64encode(b"a" * 16) + b"\r\n"
+              + b"Sec-WebSocket-Key: " + base64.b64encode(b"b" * 16) + b"\r\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_WS_KEYS))
+def test_malformed_websocket_key_is_400_before_the_app_hears_of_it(serve, case):
+    """RFC 6455 4.2.1: the key is the base64 of 16 bytes. Beast 1.81 answered 101 to `abc`, to the
+    base64 of 8 bytes and to non-base64 characters, and the app had received websocket.connect
+    before anything was checked. Now: 400, the app never hears of it, and the server goes on."""
+    srv = serve("asgi_ws_fields:app")
+    status, _ = ws_handshake_head(srv, BAD_WS_KEYS[case])
+    assert status == 400
+    good = b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) + b"\r\n"
+    assert ws_handshake_head(srv, good)[0] == 101
+    # Only the good handshake reached the app.
+    assert poll(lambda: requests.get(srv.url + "/record/connects", timeout=10).json()) == {"count": 1}
+
+
+@pytest.mark.parametrize("version,status", [(b"8", 426), (b"14", 426), (b"", 426), (None, 426),
+                                            (b"13, 8", 426), (b"13\r\nSec-WebSocket-Version: 13", 400)])
+def test_websocket_version_other_than_13_is_426_with_the_supported_version(serve, version, status):
+    """RFC 6455 4.4: a version the server does not speak gets 426 and Sec-WebSocket-Version: 13."""
+    srv = serve("asgi_ws_fields:app")
+    key = b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) + b"\r\n"
+    lines = b"" if version is None else b"Sec-WebSocket-Version: " + version + b"\r\n"
+    got, fields = ws_handshake_head(srv, key, lines)
+    assert got == status
+    if status == 426:
+        assert ("Sec-WebSocket-Version", "13") in fields
+    assert requests.get(srv.url + "/record/connects", timeout=10).json() is None
