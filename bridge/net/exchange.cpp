@@ -22,9 +22,7 @@ exchange::exchange(asio::any_io_executor io, request_head head, const endpoint_i
                    std::size_t output_hwm)
     : head_(std::move(head)), endpoint_(ep), io_(io), wakeup_(io), hwm_(output_hwm) {}
 
-exchange::~exchange() {
-    if (file_ && file_->fd >= 0) ::close(file_->fd);
-}
+exchange::~exchange() = default;   // an unsent file_job closes its descriptor
 
 void exchange::wake_io_locked() {
     if (!io_waiting_) return;
@@ -146,11 +144,8 @@ bool exchange::write(std::string& bytes) {
 
 bool exchange::send_file(file_job job) {
     std::unique_lock lock(m_);
-    if (aborted_) {
-        ::close(job.fd);
-        return false;
-    }
-    file_ = job;
+    if (aborted_) return false;   // the job's descriptor closes with it
+    file_ = std::move(job);
     file_pending_ = true;
     wake_io_locked();
     cv_.wait(lock, [&] { return aborted_ || !file_pending_; });
@@ -159,11 +154,8 @@ bool exchange::send_file(file_job job) {
 
 void exchange::queue_file(file_job job) {
     std::lock_guard lock(m_);
-    if (aborted_ || file_) {
-        ::close(job.fd);
-        return;
-    }
-    file_ = job;
+    if (aborted_ || file_) return;   // the job's descriptor closes with it
+    file_ = std::move(job);
     file_pending_ = true;
     wake_io_locked();
 }
@@ -223,7 +215,7 @@ bool exchange::take(io_work& w, bool watching) {
         any = true;
     }
     if (file_pending_ && file_) {
-        w.file = file_;
+        w.file = std::move(file_);
         file_.reset();   // the io side owns the fd now
         any = true;
     }
@@ -261,6 +253,7 @@ void exchange::file_sent(bool ok) {
 void exchange::abort() {
     std::lock_guard lock(m_);
     aborted_ = true;
+    file_.reset();   // never sent now: close it without waiting for the last owner
     io_waiting_ = false;
     cv_.notify_all();
     wake_app_locked();

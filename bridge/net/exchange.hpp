@@ -4,6 +4,7 @@
 // adapters/ release the GIL first. The io side never blocks; it is woken by a
 // post to its executor and then takes what the app produced.
 #include "bridge/net/request.hpp"
+#include "bridge/net/unique_fd.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,9 +20,11 @@
 
 namespace trestle::net {
 
-// A file the io side sends with sendfile(2). The descriptor is owned (dup'ed).
+// A file the io side sends with sendfile(2). The job owns the descriptor
+// wherever it is (the exchange's queue, io_work, a pump that returns early),
+// so whoever drops the job closes it.
 struct file_job {
-    int fd = -1;
+    unique_fd fd;
     std::uint64_t offset = 0;
     std::uint64_t count = 0;
 };

@@ -315,8 +315,8 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep)
             ex.output_written();
         }
         if (w.file) {
-            bool sent = co_await send_file(w.file->fd, w.file->offset, w.file->count);
-            ::close(w.file->fd);
+            bool sent = co_await send_file(w.file->fd.get(), w.file->offset, w.file->count);
+            w.file.reset();   // closes it now; any early return closes it too (unique_fd)
             ex.file_sent(sent);
             if (!sent) {
                 ex.abort();
