@@ -114,6 +114,7 @@ exchange::write_result exchange::try_write(std::string& bytes) {
     if (!out_.empty() && out_.size() + in_flight_ + bytes.size() > hwm_)
         return write_result::would_block;
     if (out_.empty() && in_flight_ > hwm_) return write_result::would_block;
+    if (!bytes.empty()) output_started_ = true;
     move_into(out_, bytes);
     if (!send_direct_locked()) wake_io_locked();
     return write_result::ok;
@@ -137,6 +138,7 @@ bool exchange::write(std::string& bytes) {
         return out_.size() + in_flight_ + bytes.size() <= hwm_;
     });
     if (aborted_) return false;
+    if (!bytes.empty()) output_started_ = true;
     move_into(out_, bytes);
     wake_io_locked();
     return true;
@@ -145,6 +147,7 @@ bool exchange::write(std::string& bytes) {
 bool exchange::send_file(file_job job) {
     std::unique_lock lock(m_);
     if (aborted_) return false;   // the job's descriptor closes with it
+    output_started_ = true;
     file_ = std::move(job);
     file_pending_ = true;
     wake_io_locked();
@@ -155,6 +158,7 @@ bool exchange::send_file(file_job job) {
 void exchange::queue_file(file_job job) {
     std::lock_guard lock(m_);
     if (aborted_ || file_) return;   // the job's descriptor closes with it
+    output_started_ = true;
     file_ = std::move(job);
     file_pending_ = true;
     wake_io_locked();
@@ -162,7 +166,10 @@ void exchange::queue_file(file_job job) {
 
 void exchange::finish(bool keep_alive, std::string& last) {
     std::lock_guard lock(m_);
-    if (!aborted_ && !last.empty()) move_into(out_, last);
+    if (!aborted_ && !last.empty()) {
+        output_started_ = true;
+        move_into(out_, last);
+    }
     last.clear();
     done_ = true;
     keep_alive_ = keep_alive;
@@ -196,6 +203,11 @@ void exchange::request_body() {
     if (body_pos_ < body_.size()) return;
     body_wanted_ = true;
     wake_io_locked();
+}
+
+bool exchange::output_started() {
+    std::lock_guard lock(m_);
+    return output_started_;
 }
 
 bool exchange::client_gone() {

@@ -84,6 +84,9 @@ public:
     // wakeup. No app-side call may follow.
     void finish(bool keep_alive, std::string& last);
     bool client_gone();
+    // True once any response byte or file has been handed over (queued or
+    // written directly): from then on no interim response may go out.
+    bool output_started();
 
     // ---- app side on an event loop ---------------------------------------
     // An app that cannot block (ASGI) registers a waker instead: it is called,
@@ -169,6 +172,7 @@ private:
     bool file_ok_ = false;
     bool done_ = false;
     bool keep_alive_ = false;
+    bool output_started_ = false;
 
     unsigned status_ = 0;
     std::uint64_t body_bytes_ = 0;

@@ -228,6 +228,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
         co_return false;
     }
     bool expect = h.expect_continue;
+    continue_sent_ = false;   // per request: each one that expects it gets its own 100
     bool preread = !h.chunked && h.content_length && *h.content_length <= ctx_.preread_bytes &&
                    (!expect || *h.content_length == 0);
     std::string body;
@@ -324,7 +325,11 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep)
             }
         }
         if (w.want_body) {
-            if (ex.head().expect_continue && !continue_sent_) {
+            // An interim response must come before the final one (RFC 9110
+            // 15.2): once the app has started its response, the 100 is
+            // skipped and the body read as it arrives; a client waiting for
+            // the 100 sends it after its own timeout (RFC 9110 10.1.1).
+            if (ex.head().expect_continue && !continue_sent_ && !ex.output_started()) {
                 continue_sent_ = true;
                 if (!co_await write("HTTP/1.1 100 Continue\r\n\r\n")) {
                     ex.abort();
