@@ -1,7 +1,7 @@
 #pragma once
 // A Beast request parser that keeps what the adapters need (the fields in
 // order, as sent) and applies Trestle's request rules on top of Beast's:
-// field count, no obs-fold, one Host, a Transfer-Encoding that ends in
+// field count, no obs-fold, one Host, a Transfer-Encoding that is exactly
 // `chunked`, and no field names that cannot become CGI variables safely.
 #include "bridge/net/request.hpp"
 
@@ -19,6 +19,7 @@ enum class parse_error {
     missing_host = 3,
     bad_transfer_encoding = 4,
     bad_target = 5,
+    unsupported_transfer_coding = 6,   // well-formed, not chunked: 501
 };
 const boost::system::error_category& parse_category();
 boost::system::error_code make_error(parse_error e);
@@ -55,6 +56,7 @@ private:
     int host_count_ = 0;
     int content_type_count_ = 0;
     std::string transfer_encoding_;
+    int te_lines_ = 0;
 };
 
 // Checks the raw bytes of a complete request head for framing Beast accepts
