@@ -183,6 +183,11 @@ void exchange::finish(bool keep_alive, std::string& last) {
     wake_io_locked();
 }
 
+std::chrono::steady_clock::time_point exchange::finished_at() {
+    std::lock_guard lock(m_);
+    return finished_at_;
+}
+
 bool exchange::finished_unwoken() {
     std::lock_guard lock(m_);
     return done_ && io_waiting_;

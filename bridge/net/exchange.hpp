@@ -9,6 +9,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -97,11 +98,12 @@ public:
     // Asks the io side for more body without waiting for it.
     void request_body();
 
-    // Facts for the access log, set by the app side before finish().
-    void set_status(unsigned status) { status_ = status; }
-    unsigned status() const { return status_; }
-    void add_body_bytes(std::uint64_t n) { body_bytes_ += n; }
-    std::uint64_t body_bytes() const { return body_bytes_; }
+    // Facts for the access log, set by the app side. Atomic: the io side
+    // logs an aborted exchange while its app may still be writing them.
+    void set_status(unsigned status) { status_.store(status, std::memory_order_relaxed); }
+    unsigned status() const { return status_.load(std::memory_order_relaxed); }
+    void add_body_bytes(std::uint64_t n) { body_bytes_.fetch_add(n, std::memory_order_relaxed); }
+    std::uint64_t body_bytes() const { return body_bytes_.load(std::memory_order_relaxed); }
 
     // ---- io side --------------------------------------------------------
     // Takes pending work. Returns false (and arms the wakeup) if there is none.
@@ -121,7 +123,9 @@ public:
     // (the watchdog does, for connections that stay quiet).
     bool finished_unwoken();
     // When finish() was called (the access log's duration ends there).
-    std::chrono::steady_clock::time_point finished_at() const { return finished_at_; }
+    // Under the lock: the io side reads it for an aborted exchange whose app
+    // may be finishing at the same moment.
+    std::chrono::steady_clock::time_point finished_at();
     boost::asio::steady_timer& wakeup_timer() { return wakeup_; }
     void output_written();
     void push_body(std::string& data, bool eof);
@@ -174,8 +178,8 @@ private:
     bool keep_alive_ = false;
     bool output_started_ = false;
 
-    unsigned status_ = 0;
-    std::uint64_t body_bytes_ = 0;
+    std::atomic<unsigned> status_{0};
+    std::atomic<std::uint64_t> body_bytes_{0};
 };
 
 } // namespace trestle::net

@@ -1,4 +1,5 @@
 #include "bridge/net/http_util.hpp"
+#include "bridge/net/http_date.hpp"
 #include "bridge/net/request.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -9,16 +10,13 @@ namespace trestle::net {
 
 std::string_view http_date() {
     thread_local std::time_t last = 0;
-    thread_local char buf[40];
-    thread_local std::size_t len = 0;
+    thread_local std::string text;
     std::time_t now = std::time(nullptr);
-    if (now != last) {
-        std::tm tm{};
-        gmtime_r(&now, &tm);
-        len = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (now != last || text.empty()) {
+        text = format_http_date(now);   // never strftime: the app may change the locale
         last = now;
     }
-    return {buf, len};
+    return text;
 }
 
 namespace {

@@ -25,6 +25,8 @@ public:
         case parse_error::missing_host: return "HTTP/1.1 request without exactly one Host";
         case parse_error::bad_target: return "malformed request-target";
         case parse_error::unsupported_transfer_coding: return "transfer coding not implemented";
+        case parse_error::bad_version: return "malformed HTTP-version";
+        case parse_error::version_not_supported: return "HTTP major version not supported";
         case parse_error::bad_transfer_encoding: return "unsupported Transfer-Encoding";
         }
         return "unknown";
@@ -76,11 +78,23 @@ void request_parser::on_request_impl(http::verb, boost::beast::string_view metho
         ec = make_error(parse_error::bad_target);
         return;
     }
+    request_line_done_ = true;
     head_.method.assign(method);
     head_.target.assign(target);
     head_.version = static_cast<unsigned>(version);
     head_.head_method = method == "HEAD";
     head_.headers.reserve(16);
+}
+
+std::size_t request_parser::put_head(boost::asio::mutable_buffer buf, error_code& ec) {
+    // Beast parses the request line as soon as it is complete and may
+    // consume it before the rest of the head arrives: only until then do the
+    // buffer's first bytes hold it.
+    if (!request_line_done_) {
+        ec = check_request_line(static_cast<char*>(buf.data()), buf.size());
+        if (ec) return 0;
+    }
+    return put(buf, ec);
 }
 
 void request_parser::on_field_impl(http::field f, boost::beast::string_view name, boost::beast::string_view value,
@@ -158,6 +172,24 @@ std::size_t request_parser::on_chunk_body_impl(std::uint64_t, boost::beast::stri
     return body.size();
 }
 
+error_code check_request_line(char* data, std::size_t size) {
+    std::string_view all(data, size);
+    auto nl = all.find('\n');
+    if (nl == std::string_view::npos) return {};
+    std::string_view line = all.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    auto sp = line.rfind(' ');
+    // No space at all: HTTP/0.9 or garbage, which Beast refuses at once.
+    if (sp == std::string_view::npos) return {};
+    std::string_view v = line.substr(sp + 1);
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || !digit(v[5]) || v[6] != '.' || !digit(v[7]))
+        return make_error(parse_error::bad_version);
+    if (v[5] != '1') return make_error(parse_error::version_not_supported);
+    if (v[7] > '1') data[sp + 1 + 7] = '1';   // HTTP/1.x, x > 1: served as 1.1
+    return {};
+}
+
 error_code check_raw_head(std::string_view raw) {
     // Beast accepts a few things RFC 9112 lets a server refuse and which
     // other parsers read differently: obs-fold, bare LF line endings and
@@ -182,6 +214,7 @@ unsigned status_for_parse_error(const error_code& ec) {
         switch (static_cast<parse_error>(ec.value())) {
         case parse_error::too_many_headers: return 431;
         case parse_error::unsupported_transfer_coding: return 501;
+        case parse_error::version_not_supported: return 505;
         default: return 400;
         }
     }

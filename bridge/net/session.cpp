@@ -136,7 +136,7 @@ asio::awaitable<bool> session::read_head(request_parser& p) {
         if (buf_.size() > 0) {
             if (phase_ == phase::idle) set_phase(phase::head);
             error_code ec;
-            std::size_t n = p.put(buf_.data(), ec);
+            std::size_t n = p.put_head(buf_.data(), ec);   // judges the version early
             if (!ec && p.is_header_done()) {
                 auto raw = std::string_view(static_cast<const char*>(buf_.data().data()), n);
                 ec = check_raw_head(raw);

@@ -161,6 +161,33 @@ TEST(exchange_threads, waker_is_called_for_body_and_drain) {
     EXPECT_GT(wakes.load(), 0);
 }
 
+// The access log reads an aborted exchange's status and byte count on the io
+// thread while its app may still be setting them (issue 10 item 12); they
+// are atomic, which .ci/tsan checks here.
+TEST(exchange_threads, log_facts_are_read_while_the_app_writes_them) {
+    asio::io_context ioc;
+    endpoint_info ep;
+    auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+    ex->abort();
+    std::thread app([&] {
+        ex->set_status(200);
+        for (int i = 0; i < 10000; ++i) ex->add_body_bytes(1);
+        std::string last;
+        ex->finish(false, last);
+    });
+    std::uint64_t seen = 0;
+    for (int i = 0; i < 10000; ++i) {
+        unsigned st = ex->status();
+        EXPECT_TRUE(st == 0 || st == 200);
+        std::uint64_t b = ex->body_bytes();
+        EXPECT_GE(b, seen);
+        seen = b;
+        (void)ex->finished_at();
+    }
+    app.join();
+    EXPECT_EQ(ex->body_bytes(), 10000u);
+}
+
 // A file job owns its descriptor wherever it is dropped: queued and never
 // taken, taken by an io side that gives up before sending it, or refused
 // because the client is gone (issue 10 item 1).
