@@ -221,23 +221,22 @@ PyObject* http_call::send_path(PyObject* message) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.pathsend needs a str 'path'");
         return nullptr;
     }
-    int fd = ::open(PyBytes_AS_STRING(fs.get()), O_RDONLY | O_CLOEXEC);
+    errno = 0;
+    net::unique_fd fd(::open(PyBytes_AS_STRING(fs.get()), O_RDONLY | O_CLOEXEC));
     struct stat st{};
-    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) ::close(fd);
-        if (errno == 0) errno = EISDIR;
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (errno == 0) errno = EISDIR;   // open and fstat worked: not a regular file
+        fd.reset();                        // a successful close() leaves errno alone
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
         return nullptr;
     }
     std::uint64_t count = static_cast<std::uint64_t>(st.st_size);
     if (auto d = w_.declared_length(); d && *d < count) count = *d;
     w_.emit_head(count);
-    if (w_.no_body() || count == 0) {
-        ::close(fd);
-    } else {
+    if (!w_.no_body() && count > 0) {
         // The head goes first, the file after it, then the completion.
         flush();
-        ex_->queue_file({fd, 0, count});
+        ex_->queue_file({std::move(fd), 0, count});
         w_.add_sent(count);
     }
     w_.end_body();

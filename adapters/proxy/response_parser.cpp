@@ -1,9 +1,9 @@
 #include "adapters/proxy/response_parser.hpp"
+#include "bridge/net/http_util.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
-#include <boost/beast/http/rfc7230.hpp>
 
 namespace trestle::proxy {
 
@@ -43,7 +43,8 @@ void response_parser::on_field_impl(http::field f, boost::beast::string_view nam
         return;
     }
     if (f == http::field::transfer_encoding) {
-        if (!transfer_encoding_.empty()) transfer_encoding_ += ',';
+        // Joined as one list; an empty line stays an (invalid) empty element.
+        if (te_lines_++ > 0) transfer_encoding_ += ',';
         transfer_encoding_.append(value);
     }
     fields_.push_back({std::string(name), std::string(value), static_cast<int>(f)});
@@ -53,12 +54,13 @@ void response_parser::on_field_impl(http::field f, boost::beast::string_view nam
 void response_parser::on_header_impl(error_code& ec) {
     ec = {};
     // Only chunked is undone here; a body still in another transfer coding
-    // (gzip, ...) could not be passed on with its framing removed.
-    for (auto tok : http::token_list{transfer_encoding_}) {
-        if (!boost::beast::iequals(tok, "chunked")) {
-            ec = http::error::bad_transfer_encoding;
-            return;
-        }
+    // (gzip, ...) could not be passed on with its framing removed. The whole
+    // value is checked, as for requests: `chunked x`, `chunked;foo` or a
+    // second `chunked` is not taken as chunked framing (a 502).
+    if (te_lines_ > 0 &&
+        net::check_transfer_encoding(transfer_encoding_) != net::transfer_coding::chunked) {
+        ec = http::error::bad_transfer_encoding;
+        return;
     }
 }
 

@@ -48,6 +48,7 @@ private:
     std::string reason_;
     std::vector<net::header_field> fields_;
     std::string transfer_encoding_;
+    int te_lines_ = 0;
     std::string body_;
     std::size_t max_fields_ = 200;
     std::size_t trailers_ = 0;

@@ -1,4 +1,5 @@
 #include "adapters/static/http_date.hpp"
+#include "bridge/net/http_date.hpp"
 
 #include <array>
 #include <cctype>
@@ -6,15 +7,6 @@
 namespace trestle::statics {
 
 namespace {
-
-constexpr std::array<const char*, 7> day_names{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-constexpr std::array<const char*, 12> month_names{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-void two_digits(std::string& out, int v) {
-    out += static_cast<char>('0' + v / 10);
-    out += static_cast<char>('0' + v % 10);
-}
 
 // A cursor over the field value; every reader returns false on a mismatch.
 struct reader {
@@ -44,7 +36,7 @@ struct reader {
     }
     bool month(int& m) {
         for (int k = 0; k < 12; ++k)
-            if (lit(month_names[static_cast<std::size_t>(k)])) {
+            if (lit(net::month_abbrev[static_cast<std::size_t>(k)])) {
                 m = k;
                 return true;
             }
@@ -69,28 +61,6 @@ std::optional<std::time_t> to_time(std::tm tm) {
 }
 
 } // namespace
-
-std::string format_http_date(std::time_t t) {
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    std::string out;
-    out.reserve(29);
-    out += day_names[static_cast<std::size_t>(tm.tm_wday)];
-    out += ", ";
-    two_digits(out, tm.tm_mday);
-    out += ' ';
-    out += month_names[static_cast<std::size_t>(tm.tm_mon)];
-    out += ' ';
-    out += std::to_string(tm.tm_year + 1900);
-    out += ' ';
-    two_digits(out, tm.tm_hour);
-    out += ':';
-    two_digits(out, tm.tm_min);
-    out += ':';
-    two_digits(out, tm.tm_sec);
-    out += " GMT";
-    return out;
-}
 
 std::optional<std::time_t> parse_http_date(std::string_view s) {
     std::tm tm{};

@@ -1,6 +1,9 @@
 #pragma once
 // HTTP dates (RFC 9110 5.6.7) for Last-Modified and the date-based
-// preconditions. Locale-independent, no clock.
+// preconditions. Locale-independent, no clock. The formatter lives in
+// bridge/net/http_date, shared with the Date header and the access log.
+#include "bridge/net/http_date.hpp"
+
 #include <ctime>
 #include <optional>
 #include <string>
@@ -8,8 +11,8 @@
 
 namespace trestle::statics {
 
-// "Sun, 06 Nov 1994 08:49:37 GMT" (IMF-fixdate).
-std::string format_http_date(std::time_t t);
+// "Sun, 06 Nov 1994 08:49:37 GMT" (IMF-fixdate): the server's one formatter.
+using net::format_http_date;
 
 // Reads the three forms a recipient must accept: IMF-fixdate, the obsolete
 // RFC 850 form ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime's

@@ -236,7 +236,7 @@ void static_handler::serve(net::exchange& ex, net::response_writer& w) const {
         // The head goes first, then the file (sendfile on the io side), then
         // the completion.
         if (ex.try_write(w.out()) == net::exchange::write_result::gone) w.out().clear();
-        ex.queue_file({sel.file.release(), offset, count});
+        ex.queue_file({net::unique_fd(sel.file.release()), offset, count});
         w.add_sent(count);
     }
     w.end_body();

@@ -11,6 +11,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace trestle::wsgi {
@@ -289,15 +290,16 @@ bool call::on_file(const file_region& r) {
     if (!emit_head(count)) return false;
     if (w_.no_body() || count == 0) return true;
     if (!flush()) return false;
-    int fd = ::dup(r.fd);
-    if (fd < 0) {
+    // Owned from here on, and not inherited by a child the app spawns.
+    net::unique_fd fd(::fcntl(r.fd, F_DUPFD_CLOEXEC, 0));
+    if (!fd) {
         PyErr_SetFromErrno(PyExc_OSError);
         return false;
     }
     bool ok;
     {
         py::gil_release nogil;
-        ok = ex_.send_file({fd, r.offset, count});
+        ok = ex_.send_file({std::move(fd), r.offset, count});
     }
     if (!ok) {
         gone_ = true;

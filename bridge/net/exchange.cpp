@@ -22,9 +22,7 @@ exchange::exchange(asio::any_io_executor io, request_head head, const endpoint_i
                    std::size_t output_hwm)
     : head_(std::move(head)), endpoint_(ep), io_(io), wakeup_(io), hwm_(output_hwm) {}
 
-exchange::~exchange() {
-    if (file_ && file_->fd >= 0) ::close(file_->fd);
-}
+exchange::~exchange() = default;   // an unsent file_job closes its descriptor
 
 void exchange::wake_io_locked() {
     if (!io_waiting_) return;
@@ -116,6 +114,7 @@ exchange::write_result exchange::try_write(std::string& bytes) {
     if (!out_.empty() && out_.size() + in_flight_ + bytes.size() > hwm_)
         return write_result::would_block;
     if (out_.empty() && in_flight_ > hwm_) return write_result::would_block;
+    if (!bytes.empty()) output_started_ = true;
     move_into(out_, bytes);
     if (!send_direct_locked()) wake_io_locked();
     return write_result::ok;
@@ -139,6 +138,7 @@ bool exchange::write(std::string& bytes) {
         return out_.size() + in_flight_ + bytes.size() <= hwm_;
     });
     if (aborted_) return false;
+    if (!bytes.empty()) output_started_ = true;
     move_into(out_, bytes);
     wake_io_locked();
     return true;
@@ -146,11 +146,9 @@ bool exchange::write(std::string& bytes) {
 
 bool exchange::send_file(file_job job) {
     std::unique_lock lock(m_);
-    if (aborted_) {
-        ::close(job.fd);
-        return false;
-    }
-    file_ = job;
+    if (aborted_) return false;   // the job's descriptor closes with it
+    output_started_ = true;
+    file_ = std::move(job);
     file_pending_ = true;
     wake_io_locked();
     cv_.wait(lock, [&] { return aborted_ || !file_pending_; });
@@ -159,18 +157,19 @@ bool exchange::send_file(file_job job) {
 
 void exchange::queue_file(file_job job) {
     std::lock_guard lock(m_);
-    if (aborted_ || file_) {
-        ::close(job.fd);
-        return;
-    }
-    file_ = job;
+    if (aborted_ || file_) return;   // the job's descriptor closes with it
+    output_started_ = true;
+    file_ = std::move(job);
     file_pending_ = true;
     wake_io_locked();
 }
 
 void exchange::finish(bool keep_alive, std::string& last) {
     std::lock_guard lock(m_);
-    if (!aborted_ && !last.empty()) move_into(out_, last);
+    if (!aborted_ && !last.empty()) {
+        output_started_ = true;
+        move_into(out_, last);
+    }
     last.clear();
     done_ = true;
     keep_alive_ = keep_alive;
@@ -182,6 +181,11 @@ void exchange::finish(bool keep_alive, std::string& last) {
     // (A parked io side has nothing in flight, so in_flight_ needs no check.)
     if (io_waiting_ && io_watching_ && keep_alive && out_.empty() && !file_pending_ && !aborted_) return;
     wake_io_locked();
+}
+
+std::chrono::steady_clock::time_point exchange::finished_at() {
+    std::lock_guard lock(m_);
+    return finished_at_;
 }
 
 bool exchange::finished_unwoken() {
@@ -206,6 +210,11 @@ void exchange::request_body() {
     wake_io_locked();
 }
 
+bool exchange::output_started() {
+    std::lock_guard lock(m_);
+    return output_started_;
+}
+
 bool exchange::client_gone() {
     std::lock_guard lock(m_);
     return aborted_;
@@ -223,7 +232,7 @@ bool exchange::take(io_work& w, bool watching) {
         any = true;
     }
     if (file_pending_ && file_) {
-        w.file = file_;
+        w.file = std::move(file_);
         file_.reset();   // the io side owns the fd now
         any = true;
     }
@@ -261,6 +270,7 @@ void exchange::file_sent(bool ok) {
 void exchange::abort() {
     std::lock_guard lock(m_);
     aborted_ = true;
+    file_.reset();   // never sent now: close it without waiting for the last owner
     io_waiting_ = false;
     cv_.notify_all();
     wake_app_locked();

@@ -4,10 +4,12 @@
 // adapters/ release the GIL first. The io side never blocks; it is woken by a
 // post to its executor and then takes what the app produced.
 #include "bridge/net/request.hpp"
+#include "bridge/net/unique_fd.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -19,9 +21,11 @@
 
 namespace trestle::net {
 
-// A file the io side sends with sendfile(2). The descriptor is owned (dup'ed).
+// A file the io side sends with sendfile(2). The job owns the descriptor
+// wherever it is (the exchange's queue, io_work, a pump that returns early),
+// so whoever drops the job closes it.
 struct file_job {
-    int fd = -1;
+    unique_fd fd;
     std::uint64_t offset = 0;
     std::uint64_t count = 0;
 };
@@ -81,6 +85,9 @@ public:
     // wakeup. No app-side call may follow.
     void finish(bool keep_alive, std::string& last);
     bool client_gone();
+    // True once any response byte or file has been handed over (queued or
+    // written directly): from then on no interim response may go out.
+    bool output_started();
 
     // ---- app side on an event loop ---------------------------------------
     // An app that cannot block (ASGI) registers a waker instead: it is called,
@@ -91,11 +98,12 @@ public:
     // Asks the io side for more body without waiting for it.
     void request_body();
 
-    // Facts for the access log, set by the app side before finish().
-    void set_status(unsigned status) { status_ = status; }
-    unsigned status() const { return status_; }
-    void add_body_bytes(std::uint64_t n) { body_bytes_ += n; }
-    std::uint64_t body_bytes() const { return body_bytes_; }
+    // Facts for the access log, set by the app side. Atomic: the io side
+    // logs an aborted exchange while its app may still be writing them.
+    void set_status(unsigned status) { status_.store(status, std::memory_order_relaxed); }
+    unsigned status() const { return status_.load(std::memory_order_relaxed); }
+    void add_body_bytes(std::uint64_t n) { body_bytes_.fetch_add(n, std::memory_order_relaxed); }
+    std::uint64_t body_bytes() const { return body_bytes_.load(std::memory_order_relaxed); }
 
     // ---- io side --------------------------------------------------------
     // Takes pending work. Returns false (and arms the wakeup) if there is none.
@@ -115,7 +123,9 @@ public:
     // (the watchdog does, for connections that stay quiet).
     bool finished_unwoken();
     // When finish() was called (the access log's duration ends there).
-    std::chrono::steady_clock::time_point finished_at() const { return finished_at_; }
+    // Under the lock: the io side reads it for an aborted exchange whose app
+    // may be finishing at the same moment.
+    std::chrono::steady_clock::time_point finished_at();
     boost::asio::steady_timer& wakeup_timer() { return wakeup_; }
     void output_written();
     void push_body(std::string& data, bool eof);
@@ -166,9 +176,10 @@ private:
     bool file_ok_ = false;
     bool done_ = false;
     bool keep_alive_ = false;
+    bool output_started_ = false;
 
-    unsigned status_ = 0;
-    std::uint64_t body_bytes_ = 0;
+    std::atomic<unsigned> status_{0};
+    std::atomic<std::uint64_t> body_bytes_{0};
 };
 
 } // namespace trestle::net

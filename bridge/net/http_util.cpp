@@ -1,4 +1,5 @@
 #include "bridge/net/http_util.hpp"
+#include "bridge/net/http_date.hpp"
 #include "bridge/net/request.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -9,16 +10,105 @@ namespace trestle::net {
 
 std::string_view http_date() {
     thread_local std::time_t last = 0;
-    thread_local char buf[40];
-    thread_local std::size_t len = 0;
+    thread_local std::string text;
     std::time_t now = std::time(nullptr);
-    if (now != last) {
-        std::tm tm{};
-        gmtime_r(&now, &tm);
-        len = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (now != last || text.empty()) {
+        text = format_http_date(now);   // never strftime: the app may change the locale
         last = now;
     }
-    return {buf, len};
+    return text;
+}
+
+namespace {
+
+bool is_tchar(char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~': return true;
+    default: return false;
+    }
+}
+
+// A cursor over a field value for the list grammar.
+struct list_reader {
+    std::string_view s;
+    std::size_t i = 0;
+
+    bool at_end() const { return i == s.size(); }
+    char peek() const { return i < s.size() ? s[i] : '\0'; }
+    void ows() {
+        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    }
+    bool token(std::string_view& out) {
+        std::size_t start = i;
+        while (i < s.size() && is_tchar(s[i])) ++i;
+        out = s.substr(start, i - start);
+        return i > start;
+    }
+    bool quoted_string() {
+        if (peek() != '"') return false;
+        ++i;
+        while (i < s.size()) {
+            auto c = static_cast<unsigned char>(s[i++]);
+            if (c == '"') return true;
+            if (c == '\\') {
+                if (i == s.size()) return false;
+                c = static_cast<unsigned char>(s[i++]);
+                if (c < 0x20 && c != '\t') return false;
+                if (c == 0x7f) return false;
+                continue;
+            }
+            if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+        }
+        return false;   // no closing quote
+    }
+};
+
+} // namespace
+
+transfer_coding check_transfer_encoding(std::string_view v) {
+    list_reader r{v};
+    int chunked = 0;
+    bool other = false;
+    bool last_is_chunked = false;
+    bool chunked_has_params = false;
+    r.ows();
+    if (r.at_end()) return transfer_coding::malformed;
+    for (;;) {
+        std::string_view name;
+        if (!r.token(name)) return transfer_coding::malformed;   // also an empty element
+        bool is_chunked = boost::beast::iequals(name, "chunked");
+        bool params = false;
+        for (;;) {
+            r.ows();
+            if (r.peek() != ';') break;
+            ++r.i;
+            r.ows();
+            std::string_view pname, pvalue;
+            if (!r.token(pname)) return transfer_coding::malformed;
+            r.ows();
+            if (r.peek() != '=') return transfer_coding::malformed;
+            ++r.i;
+            r.ows();
+            if (!r.token(pvalue) && !r.quoted_string()) return transfer_coding::malformed;
+            params = true;
+        }
+        chunked += is_chunked ? 1 : 0;
+        other = other || !is_chunked;
+        chunked_has_params = chunked_has_params || (is_chunked && params);
+        last_is_chunked = is_chunked;
+        if (r.at_end()) break;
+        if (r.peek() != ',') return transfer_coding::malformed;
+        ++r.i;
+        r.ows();
+    }
+    // RFC 9112 6.3: chunked must be the final coding, and once (6.1); it
+    // takes no parameters (RFC 9112 7).
+    if (chunked > 1 || (chunked == 1 && !last_is_chunked) || chunked_has_params) return transfer_coding::malformed;
+    // RFC 9112 6.1: a coding the server does not understand is a 501.
+    if (other) return transfer_coding::unsupported;
+    return transfer_coding::chunked;
 }
 
 int hex_digit(char c) {

@@ -29,6 +29,19 @@ std::string simple_response(unsigned status, std::string_view server_header, boo
 // strict clients reject and lenient ones may read differently.
 bool valid_field_value(std::string_view v);
 
+// What a Transfer-Encoding field value asks for (all its field lines joined
+// with ','). The whole value must match the RFC 9110 list grammar:
+// transfer-coding = token *( OWS ";" OWS token BWS "=" BWS ( token /
+// quoted-string ) ), elements separated by OWS "," OWS. Stricter than the
+// list rule in one way: an empty element is malformed, because a parser
+// that skips it and one that does not would frame the body differently.
+enum class transfer_coding {
+    chunked,       // exactly one `chunked`, last, with no parameters
+    malformed,     // bad syntax, `chunked` twice, not last, or with parameters
+    unsupported,   // well-formed, but a coding other than chunked is applied
+};
+transfer_coding check_transfer_encoding(std::string_view v);
+
 // True for the hop-by-hop fields of RFC 9110 7.6.1 that an app must not set.
 bool is_hop_by_hop(std::string_view name);
 

@@ -1,9 +1,9 @@
 #include "bridge/net/request_parser.hpp"
+#include "bridge/net/http_util.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
-#include <boost/beast/http/rfc7230.hpp>
 
 #include <cctype>
 
@@ -24,6 +24,9 @@ public:
         case parse_error::bad_header: return "malformed header field";
         case parse_error::missing_host: return "HTTP/1.1 request without exactly one Host";
         case parse_error::bad_target: return "malformed request-target";
+        case parse_error::unsupported_transfer_coding: return "transfer coding not implemented";
+        case parse_error::bad_version: return "malformed HTTP-version";
+        case parse_error::version_not_supported: return "HTTP major version not supported";
         case parse_error::bad_transfer_encoding: return "unsupported Transfer-Encoding";
         }
         return "unknown";
@@ -75,11 +78,23 @@ void request_parser::on_request_impl(http::verb, boost::beast::string_view metho
         ec = make_error(parse_error::bad_target);
         return;
     }
+    request_line_done_ = true;
     head_.method.assign(method);
     head_.target.assign(target);
     head_.version = static_cast<unsigned>(version);
     head_.head_method = method == "HEAD";
     head_.headers.reserve(16);
+}
+
+std::size_t request_parser::put_head(boost::asio::mutable_buffer buf, error_code& ec) {
+    // Beast parses the request line as soon as it is complete and may
+    // consume it before the rest of the head arrives: only until then do the
+    // buffer's first bytes hold it.
+    if (!request_line_done_) {
+        ec = check_request_line(static_cast<char*>(buf.data()), buf.size());
+        if (ec) return 0;
+    }
+    return put(buf, ec);
 }
 
 void request_parser::on_field_impl(http::field f, boost::beast::string_view name, boost::beast::string_view value,
@@ -105,7 +120,8 @@ void request_parser::on_field_impl(http::field f, boost::beast::string_view name
         return;
     }
     if (f == http::field::transfer_encoding) {
-        if (!transfer_encoding_.empty()) transfer_encoding_ += ',';
+        // Joined as one list; an empty line stays an (invalid) empty element.
+        if (te_lines_++ > 0) transfer_encoding_ += ',';
         transfer_encoding_.append(value);
     }
     if (f == http::field::expect && boost::beast::iequals(value, "100-continue"))
@@ -120,25 +136,22 @@ void request_parser::on_header_impl(error_code& ec) {
         ec = make_error(parse_error::missing_host);
         return;
     }
-    if (!transfer_encoding_.empty() && head_.version == 10) {
+    if (te_lines_ > 0 && head_.version == 10) {
         // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request is faulty
         // framing; another parser could read the body by length instead.
         ec = make_error(parse_error::bad_transfer_encoding);
         return;
     }
-    if (!transfer_encoding_.empty()) {
-        // RFC 9112 6.1: only `chunked` framing is understood, it must come
-        // last, and it must appear once. Anything else could be read in two
-        // ways by two parsers, so it is refused.
-        int chunked = 0, other = 0;
-        bool last_chunked = false;
-        for (auto tok : http::token_list{transfer_encoding_}) {
-            last_chunked = boost::beast::iequals(tok, "chunked");
-            (last_chunked ? chunked : other)++;
-        }
-        if (chunked != 1 || other != 0 || !last_chunked) {
-            ec = make_error(parse_error::bad_transfer_encoding);
-            return;
+    if (te_lines_ > 0) {
+        // The whole value is checked (Beast reads only up to the first
+        // character it does not expect, so `chunked x` or `chunked;foo`
+        // looked like chunked): only exactly one final `chunked` frames a
+        // body here. Anything another parser could read another way is a
+        // 400; a well-formed coding Trestle does not implement is a 501.
+        switch (check_transfer_encoding(transfer_encoding_)) {
+        case transfer_coding::chunked: break;
+        case transfer_coding::malformed: ec = make_error(parse_error::bad_transfer_encoding); return;
+        case transfer_coding::unsupported: ec = make_error(parse_error::unsupported_transfer_coding); return;
         }
     }
     if (auto cl = content_length()) head_.content_length = *cl;
@@ -157,6 +170,24 @@ std::size_t request_parser::on_chunk_body_impl(std::uint64_t, boost::beast::stri
     body_.append(body);
     ec = {};
     return body.size();
+}
+
+error_code check_request_line(char* data, std::size_t size) {
+    std::string_view all(data, size);
+    auto nl = all.find('\n');
+    if (nl == std::string_view::npos) return {};
+    std::string_view line = all.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    auto sp = line.rfind(' ');
+    // No space at all: HTTP/0.9 or garbage, which Beast refuses at once.
+    if (sp == std::string_view::npos) return {};
+    std::string_view v = line.substr(sp + 1);
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || !digit(v[5]) || v[6] != '.' || !digit(v[7]))
+        return make_error(parse_error::bad_version);
+    if (v[5] != '1') return make_error(parse_error::version_not_supported);
+    if (v[7] > '1') data[sp + 1 + 7] = '1';   // HTTP/1.x, x > 1: served as 1.1
+    return {};
 }
 
 error_code check_raw_head(std::string_view raw) {
@@ -182,6 +213,8 @@ unsigned status_for_parse_error(const error_code& ec) {
     if (ec.category() == parse_category()) {
         switch (static_cast<parse_error>(ec.value())) {
         case parse_error::too_many_headers: return 431;
+        case parse_error::unsupported_transfer_coding: return 501;
+        case parse_error::version_not_supported: return 505;
         default: return 400;
         }
     }

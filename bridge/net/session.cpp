@@ -136,7 +136,7 @@ asio::awaitable<bool> session::read_head(request_parser& p) {
         if (buf_.size() > 0) {
             if (phase_ == phase::idle) set_phase(phase::head);
             error_code ec;
-            std::size_t n = p.put(buf_.data(), ec);
+            std::size_t n = p.put_head(buf_.data(), ec);   // judges the version early
             if (!ec && p.is_header_done()) {
                 auto raw = std::string_view(static_cast<const char*>(buf_.data().data()), n);
                 ec = check_raw_head(raw);
@@ -232,6 +232,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
         co_return false;
     }
     bool expect = h.expect_continue;
+    continue_sent_ = false;   // per request: each one that expects it gets its own 100
     bool preread = !h.chunked && h.content_length && *h.content_length <= ctx_.preread_bytes &&
                    (!expect || *h.content_length == 0);
     std::string body;
@@ -319,8 +320,8 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep)
             ex.output_written();
         }
         if (w.file) {
-            bool sent = co_await send_file(w.file->fd, w.file->offset, w.file->count);
-            ::close(w.file->fd);
+            bool sent = co_await send_file(w.file->fd.get(), w.file->offset, w.file->count);
+            w.file.reset();   // closes it now; any early return closes it too (unique_fd)
             ex.file_sent(sent);
             if (!sent) {
                 ex.abort();
@@ -328,7 +329,11 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep)
             }
         }
         if (w.want_body) {
-            if (ex.head().expect_continue && !continue_sent_) {
+            // An interim response must come before the final one (RFC 9110
+            // 15.2): once the app has started its response, the 100 is
+            // skipped and the body read as it arrives; a client waiting for
+            // the 100 sends it after its own timeout (RFC 9110 10.1.1).
+            if (ex.head().expect_continue && !continue_sent_ && !ex.output_started()) {
                 continue_sent_ = true;
                 if (!co_await write("HTTP/1.1 100 Continue\r\n\r\n")) {
                     ex.abort();

@@ -1,6 +1,7 @@
 #include "bridge/observability/access_log.hpp"
 
 #include "bridge/net/exchange.hpp"
+#include "bridge/net/http_date.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -52,11 +53,8 @@ void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point
     if (finished < started) finished = std::chrono::steady_clock::now();
     auto elapsed = std::chrono::duration<double>(finished - started).count();
     const auto& h = ex.head();
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    char stamp[40];
-    std::strftime(stamp, sizeof stamp, "[%d/%b/%Y:%H:%M:%S +0000]", &tm);
+    // Not strftime: its month names follow the locale an app may set.
+    std::string stamp = net::format_log_date(std::time(nullptr));
 
     std::string line;
     line.reserve(256);
@@ -67,9 +65,12 @@ void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point
     std::string request = h.method + " " + h.target + (h.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
     append_quoted(line, &request);
     line += ' ';
-    line += ex.status() ? std::to_string(ex.status()) : "-";
+    // Each read once: an aborted exchange's app may still be changing them.
+    unsigned status = ex.status();
+    std::uint64_t bytes = ex.body_bytes();
+    line += status ? std::to_string(status) : "-";
     line += ' ';
-    line += ex.body_bytes() ? std::to_string(ex.body_bytes()) : "-";
+    line += bytes ? std::to_string(bytes) : "-";
     line += ' ';
     append_quoted(line, h.find("referer"));
     line += ' ';

@@ -229,5 +229,69 @@ def test_an_h2c_upgrade_to_a_proxy_mount_stays_http(serve):
         assert statuses(data) == [200, 200], data[:300]   # no 101: the pipelined request is answered as HTTP/1.1
         got = up.requests[0]
         assert got.header("Upgrade") is None and got.header("HTTP2-Settings") is None
+
+
+# ---- Transfer-Encoding values read whole (issue 10 item 9) --------------------------------------
+# Beast's token list stopped at the first character it did not expect, so these were taken as
+# `chunked`: a parser differential a front end could read the other way. Now the whole value must
+# match the list grammar: a malformed value is a 400, a well-formed coding other than `chunked` is a
+# 501 (RFC 9112 6.1), and either way the connection closes with nothing behind it answered.
+
+TE_BODY = b"3\r\nabc\r\n0\r\n\r\n" + SMUGGLED
+
+TE_REJECTED = {
+    "chunked x": 400,
+    "chunked;foo": 400,
+    "chunked; q=1": 400,             # chunked takes no parameters
+    "chunked, junk": 400,            # chunked not last (RFC 9112 6.3), whatever junk is
+    "chunked,": 400,                 # an empty element
+    ",chunked": 400,
+    "chunked,,": 400,
+    "chunked , chunked": 400,
+    "chun ked": 400,
+    "chunked\"": 400,
+    "gzip, chunked": 501,
+    "compress": 501,
+    "gzip;level=\"9\", chunked": 501,
+    "x-custom, chunked": 501,
+    "chunked, gzip": 400,            # chunked must be the last coding
+}
+
+
+@pytest.mark.parametrize("value", sorted(TE_REJECTED))
+def test_a_transfer_encoding_value_is_read_whole(srv, value):
+    before = hits(srv)
+    s = srv.connect()
+    s.sendall(post(b"Transfer-Encoding: " + value.encode() + b"\r\n", TE_BODY) + NEXT)
+    data = recv_until_closed(s)
+    s.close()
+    assert statuses(data) == [TE_REJECTED[value]], (value, data[:300])
+    assert b"Connection: close" in data
+    assert b'"hits"' not in data and b"/smuggled" not in data
+    assert hits(srv) == before + 1, "a request behind the rejected one reached the app"
+
+
+@pytest.mark.parametrize("value", ["chunked", "Chunked", "chunked  ", "CHUNKED"])
+def test_a_plain_chunked_value_is_still_chunked(srv, value):
+    s = srv.connect()
+    s.sendall(post(b"Transfer-Encoding: " + value.encode() + b"\r\n", b"3\r\nabc\r\n0\r\n\r\n") + NEXT)
+    data = recv_until_closed(s)
+    assert statuses(data) == [200, 200], data[:300]
+    assert b"\r\n\r\nabc" in data
+
+
+@pytest.mark.parametrize("value", ["chunked x", "chunked;foo", "chunked, chunked", "gzip, chunked", "chunked,"])
+def test_an_upstream_transfer_encoding_is_read_whole(serve, value):
+    # The proxy's response parser had the same loose reading: a bad value from
+    # the upstream is an invalid response (502), not a chunked body.
+    from upstream_server import Upstream
+    from urllib.parse import quote
+    up = Upstream()
+    try:
+        srv = serve("proxy:" + up.url())
+        r = requests.get(srv.url + "/bad?kind=te&te=" + quote(value), timeout=10)
+        assert r.status_code == 502 and "invalid response" in r.text, (value, r.status_code, r.text[:200])
+        r = requests.get(srv.url + "/bad?kind=te&te=chunked", timeout=10)
+        assert r.status_code == 200 and r.content == b"abc"
     finally:
         up.stop()

@@ -16,6 +16,7 @@ any prefix mapping:
   .../interim                   a 103 Early Hints before the 200
   .../bye                       answers, then closes without Connection: close
   .../bad?kind=garbage|clte     an invalid response
+  .../bad?kind=te&te=VALUE      a chunked body under Transfer-Encoding: VALUE
   .../switch                    101 (asked or not), "HELLO" in the same write, then echoes raw
                                 bytes until end of stream, then "BYE" and close
   .../h2c                       101 to a request with Upgrade: h2c (as an h2c
@@ -324,6 +325,10 @@ class Upstream:
     def _r_bad(self, conn, req, q):
         if q.get("kind") == "clte":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        elif q.get("kind") == "te":
+            # A chunked body under the Transfer-Encoding value given as ?te=
+            te = q.get("te", "chunked").encode("latin-1")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + te + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
         else:
             conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
         return False

@@ -65,7 +65,12 @@ TEST(response_parser, refuses_ambiguous_framing) {
                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"}) {
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                          // the whole value is read, not its first token (issue 10 item 9)
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked x\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked;foo\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,\r\n\r\n"}) {
         response_parser p(64 * 1024, false);
         EXPECT_TRUE(feed(p, r)) << r;
     }

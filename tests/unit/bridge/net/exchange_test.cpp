@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fcntl.h>
+#include <unistd.h>
 #include <thread>
 
 namespace trestle::net {
@@ -157,6 +159,83 @@ TEST(exchange_threads, waker_is_called_for_body_and_drain) {
     io_thread.join();
     EXPECT_EQ(io.written, io.body);
     EXPECT_GT(wakes.load(), 0);
+}
+
+// The access log reads an aborted exchange's status and byte count on the io
+// thread while its app may still be setting them (issue 10 item 12); they
+// are atomic, which .ci/tsan checks here.
+TEST(exchange_threads, log_facts_are_read_while_the_app_writes_them) {
+    asio::io_context ioc;
+    endpoint_info ep;
+    auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+    ex->abort();
+    std::thread app([&] {
+        ex->set_status(200);
+        for (int i = 0; i < 10000; ++i) ex->add_body_bytes(1);
+        std::string last;
+        ex->finish(false, last);
+    });
+    std::uint64_t seen = 0;
+    for (int i = 0; i < 10000; ++i) {
+        unsigned st = ex->status();
+        EXPECT_TRUE(st == 0 || st == 200);
+        std::uint64_t b = ex->body_bytes();
+        EXPECT_GE(b, seen);
+        seen = b;
+        (void)ex->finished_at();
+    }
+    app.join();
+    EXPECT_EQ(ex->body_bytes(), 10000u);
+}
+
+// A file job owns its descriptor wherever it is dropped: queued and never
+// taken, taken by an io side that gives up before sending it, or refused
+// because the client is gone (issue 10 item 1).
+bool fd_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+TEST(exchange_files, every_dropped_file_job_closes_its_descriptor) {
+    asio::io_context ioc;
+    endpoint_info ep;
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    unique_fd keep_write(p[1]);
+    {   // queued, never taken: the exchange's end closes it
+        auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+        int fd = ::dup(p[0]);
+        ex->queue_file({unique_fd(fd), 0, 1});
+        ex.reset();
+        EXPECT_FALSE(fd_open(fd));
+    }
+    {   // queued, then the client leaves: abort closes it at once
+        auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+        int fd = ::dup(p[0]);
+        ex->queue_file({unique_fd(fd), 0, 1});
+        ex->abort();
+        EXPECT_FALSE(fd_open(fd));
+    }
+    {   // taken by the io side, which returns before sending it
+        auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+        int fd = ::dup(p[0]);
+        ex->queue_file({unique_fd(fd), 0, 1});
+        {
+            io_work w;
+            ASSERT_TRUE(ex->take(w));
+            ASSERT_TRUE(w.file);
+            EXPECT_TRUE(fd_open(fd));
+        }
+        EXPECT_FALSE(fd_open(fd));
+    }
+    {   // refused after abort
+        auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+        ex->abort();
+        int fd = ::dup(p[0]);
+        EXPECT_FALSE(ex->send_file({unique_fd(fd), 0, 1}));
+        EXPECT_FALSE(fd_open(fd));
+        fd = ::dup(p[0]);
+        ex->queue_file({unique_fd(fd), 0, 1});
+        EXPECT_FALSE(fd_open(fd));
+    }
+    ::close(p[0]);
 }
 
 } // namespace

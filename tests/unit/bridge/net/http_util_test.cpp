@@ -71,5 +71,23 @@ TEST(http_util, valid_field_value_allows_text_tab_and_obs_text_only) {
     EXPECT_FALSE(valid_field_value("a\x7f"));
 }
 
+TEST(transfer_encoding, the_whole_value_is_checked) {
+    using tc = transfer_coding;
+    struct c { const char* v; tc want; };
+    for (auto [v, want] : {
+             c{"chunked", tc::chunked}, c{"Chunked", tc::chunked}, c{" chunked\t", tc::chunked},
+             c{"gzip, chunked", tc::unsupported}, c{"gzip,chunked", tc::unsupported},
+             c{"compress", tc::unsupported}, c{"gzip;q=\"a\\\"b\", chunked", tc::unsupported},
+             c{"x ; a = b , chunked", tc::unsupported}, c{"chunked, junk", tc::malformed},
+             c{"", tc::malformed}, c{" ", tc::malformed}, c{"chunked x", tc::malformed},
+             c{"chunked;foo", tc::malformed}, c{"chunked;a=b", tc::malformed}, c{"chunked;a=", tc::malformed},
+             c{"chunked,", tc::malformed}, c{",chunked", tc::malformed}, c{"gzip,,chunked", tc::malformed},
+             c{"chunked, chunked", tc::malformed}, c{"chunked, gzip", tc::malformed},
+             c{"gzip;q=\"open, chunked", tc::malformed}, c{"chun\x01ked", tc::malformed},
+             c{"chunked\"", tc::malformed}, c{"gzip;q=\"\x01\", chunked", tc::malformed}}) {
+        EXPECT_EQ(check_transfer_encoding(v), want) << "'" << v << "'";
+    }
+}
+
 } // namespace
 } // namespace trestle::net

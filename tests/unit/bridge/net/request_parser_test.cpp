@@ -23,7 +23,9 @@ parsed parse(std::string_view in, std::size_t max_bytes = 8192, std::size_t max_
     parsed r;
     request_parser p(max_bytes, max_count, max_body);
     p.eager(false);
-    r.consumed = p.put(boost::asio::buffer(in.data(), in.size()), r.ec);
+    std::string bytes(in);   // put_head may fix the version in place
+    in = bytes;
+    r.consumed = p.put_head(boost::asio::buffer(bytes.data(), bytes.size()), r.ec);
     if (!r.ec && p.is_header_done()) r.ec = check_raw_head(in.substr(0, r.consumed));
     while (!r.ec && p.is_header_done() && !p.is_done() && r.consumed < in.size()) {
         auto rest = in.substr(r.consumed);
@@ -110,7 +112,14 @@ INSTANTIATE_TEST_SUITE_P(
         rejected_case{"conflicting_cl", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400},
         rejected_case{"signed_cl", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\n", 400},
         rejected_case{"te_not_last", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 400},
-        rejected_case{"te_gzip", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+        rejected_case{"te_gzip", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+        rejected_case{"te_gzip_chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+        rejected_case{"te_gzip_line_then_chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501},
+        rejected_case{"te_chunked_junk", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked x\r\n\r\n", 400},
+        rejected_case{"te_chunked_bad_param", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked;foo\r\n\r\n", 400},
+        rejected_case{"te_chunked_param", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked;a=b\r\n\r\n", 400},
+        rejected_case{"te_trailing_comma", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked,\r\n\r\n", 400},
+        rejected_case{"te_empty_line_then_chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n", 400},
         rejected_case{"no_host", "GET / HTTP/1.1\r\nX: y\r\n\r\n", 400},
         rejected_case{"two_hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
         rejected_case{"obs_fold", "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400},
@@ -119,8 +128,13 @@ INSTANTIATE_TEST_SUITE_P(
         rejected_case{"too_many_fields", "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n\r\n", 431},
         rejected_case{"head_too_large", "GET / HTTP/1.1\r\nHost: x\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", 431},
         rejected_case{"body_too_large", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n", 413},
-        rejected_case{"http2_version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400},
-        rejected_case{"http12_version", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 400},
+        rejected_case{"http2_version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+        rejected_case{"http3_version", "GET / HTTP/3.0\r\nHost: x\r\n\r\n", 505},
+        rejected_case{"http0_version", "GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505},
+        rejected_case{"empty_version", "GET / \r\n\r\n", 400},
+        rejected_case{"empty_version_line_only", "GET / \r\n", 400},
+        rejected_case{"two_digit_minor", "GET / HTTP/1.10\r\nHost: x\r\n\r\n", 400},
+        rejected_case{"lowercase_version", "GET / http/1.1\r\nHost: x\r\n\r\n", 400},
         rejected_case{"bad_method", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         rejected_case{"http10_chunked", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
         rejected_case{"two_content_types", "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n", 400},
@@ -142,6 +156,44 @@ TEST(request_parser, chunked_body_over_limit_is_413) {
                    8192, 100, 100);
     ASSERT_TRUE(r.ec);
     EXPECT_EQ(status_for_parse_error(r.ec), 413u);
+}
+
+// RFC 9110 2.5 / RFC 9112 2.3: a higher minor version of HTTP/1 is served
+// as the highest one implemented (issue 10 item 12).
+TEST(request_parser, http_1_2_is_served_as_1_1) {
+    for (const char* v : {"1.2", "1.9"}) {
+        auto r = parse(std::string("GET / HTTP/") + v + "\r\nHost: x\r\n\r\n");
+        ASSERT_FALSE(r.ec) << v << ": " << r.ec.message();
+        EXPECT_EQ(r.head.version, 11u) << v;
+        EXPECT_TRUE(r.head.keep_alive) << v;
+    }
+}
+
+TEST(request_parser, a_version_is_judged_in_pieces_too) {
+    // The request line first, alone: Beast parses (and consumes) it before
+    // the head is complete; the field lines that follow are not request lines.
+    request_parser p(8192, 100, 1 << 20);
+    std::string a = "GET / HTTP/1.1\r\nHo";
+    boost::system::error_code ec;
+    std::size_t n = p.put_head(boost::asio::buffer(a.data(), a.size()), ec);
+    ASSERT_EQ(ec, http::error::need_more);
+    EXPECT_EQ(n, 16u);   // the request line is gone from the buffer
+    std::string b = a.substr(n) + "st: x y\r\nX-A: b\r\n";
+    n = p.put_head(boost::asio::buffer(b.data(), b.size()), ec);
+    ASSERT_EQ(ec, http::error::need_more) << ec.message();
+    std::string c = b.substr(n) + "\r\n";
+    p.put_head(boost::asio::buffer(c.data(), c.size()), ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_TRUE(p.is_header_done());
+}
+
+TEST(request_parser, a_version_is_judged_once_its_line_is_complete) {
+    std::string partial = "GET / HTTP/1.1\r\nHost: x\r\n";   // the head goes on
+    EXPECT_FALSE(check_request_line(partial.data(), partial.size()));
+    std::string unfinished = "GET / HTT";                       // the line goes on
+    EXPECT_FALSE(check_request_line(unfinished.data(), unfinished.size()));
+    std::string empty = "GET / \r\n";
+    EXPECT_EQ(status_for_parse_error(check_request_line(empty.data(), empty.size())), 400u);
 }
 
 } // namespace
