@@ -229,6 +229,8 @@ def test_an_h2c_upgrade_to_a_proxy_mount_stays_http(serve):
         assert statuses(data) == [200, 200], data[:300]   # no 101: the pipelined request is answered as HTTP/1.1
         got = up.requests[0]
         assert got.header("Upgrade") is None and got.header("HTTP2-Settings") is None
+    finally:
+        up.stop()
 
 
 # ---- Transfer-Encoding values read whole (issue 10 item 9) --------------------------------------
