@@ -7,6 +7,10 @@ so the test can check that together they got the body exactly once.
 POST /leave-reader/<name>: starts a thread that reads the whole of wsgi.input and returns at once,
 while the client has sent only part of the body. The thread records what became of its read
 under <name> (GET /state/<name>): the bytes, or the exception it got.
+GET /two-writers: the same on the response side: a thread calls write() 40 times (64 KiB each)
+while the app iterates its own 40 chunks; the app's iterable ends after the thread is done.
+GET /leave-writer/<name>: starts a thread that calls write() in a loop, and returns at once; the
+thread records the exception that stops it under <name>.
 GET /sane: the interpreter and the server still work.
 """
 import collections
@@ -92,6 +96,45 @@ def app(environ, start_response):
                 break
             threading.Event().wait(0.005)
         return _json(start_response, {"started": True, "blocked": seen >= 4})
+    if path == "/two-writers":
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        errors = []
+
+        def writer():
+            try:
+                for _ in range(40):
+                    write(b"x" * 65536)
+            except BaseException as e:  # noqa: B902 - reported to the test
+                errors.append(repr(e))
+
+        t = threading.Thread(target=writer)
+        t.start()
+
+        def body():
+            for _ in range(40):
+                yield b"y" * 65536
+            t.join(60)
+            if errors or t.is_alive():
+                raise RuntimeError("writer failed: %r" % (errors or "still running",))
+        return body()
+    if path.startswith("/leave-writer/"):
+        name = path.rsplit("/", 1)[1]
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def writer():
+            n = 0
+            try:
+                for n in range(100000):
+                    write(b"z" * 1000)
+                result = {"error": None}
+            except BaseException as e:  # noqa: B902 - reported to the test
+                result = {"error": type(e).__name__, "message": str(e)}
+            result["writes"] = n
+            with lock:
+                STATE[name] = result
+
+        threading.Thread(target=writer, daemon=True).start()
+        return [b"main\n"]
     if path.startswith("/state/"):
         with lock:
             return _json(start_response, STATE.get(path.rsplit("/", 1)[1]))

@@ -17,6 +17,8 @@ so the tests that leave a reader set it short). That wait belongs to the connect
 """
 import collections
 import json
+import socket
+import time
 
 import requests
 
@@ -87,4 +89,78 @@ def test_a_reader_left_blocked_when_the_client_goes_gets_an_exception(serve):
         got = requests.get(srv.url + "/state/" + name, timeout=TIMEOUT).json()
         assert got["error"] in ("OSError", "ValueError") and got["again"] in ("OSError", "ValueError"), got
     assert requests.get(srv.url + "/sane", timeout=TIMEOUT).json() == {"type_ok": True, "sum": 5}
+    assert srv.proc.poll() is None
+
+
+# --- a sibling on the response side: write() from threads of the app's ---------------------------
+
+def slow_get(srv, path):
+    """GET `path` with a small receive buffer, reading slowly, so the app's output stays above
+    --output-hwm and its writes wait for the client (the GIL released). Returns the whole answer."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(TIMEOUT)
+    s.connect((srv.host, srv.port))
+    try:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+        data = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            chunk = s.recv(8192)
+            if not chunk:
+                break
+            data += chunk
+            time.sleep(0.0005)   # the client's pace, not a wait for the server
+        return data
+    finally:
+        s.close()
+
+
+def dechunk(body):
+    out, rest = b"", body
+    for _ in range(100000):
+        line, _, rest = rest.partition(b"\r\n")
+        n = int(line, 16)
+        if n == 0:
+            return out
+        out, rest = out + rest[:n], rest[n + 2:]
+    raise AssertionError("no last chunk")
+
+
+def test_write_from_another_thread_while_the_app_iterates_keeps_each_chunk_whole(serve):
+    """Before the fix, the thread's write() appended to the response buffer while the pool thread,
+    GIL released, handed that buffer to the exchange: ASan saw a read of freed memory, and the
+    body could come out torn."""
+    srv = serve(APP, "--output-hwm", "16384")
+    for _ in range(3):
+        data = slow_get(srv, "/two-writers")
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK"), data[:300]
+        out = dechunk(body)
+        assert len(out) == 80 * 65536
+        for at in range(0, len(out), 65536):
+            assert out[at:at + 65536] in (b"x" * 65536, b"y" * 65536), at
+        assert out.count(b"x") == 40 * 65536
+    assert requests.get(srv.url + "/sane", timeout=TIMEOUT).json() == {"type_ok": True, "sum": 5}
+
+
+def test_write_left_running_after_the_response_gets_an_exception(serve):
+    """A thread that goes on calling write() after the app returned: the response still ends
+    where it should (the next response on the connection parses) and the thread gets
+    RuntimeError."""
+    srv = serve(APP)
+    for i in range(5):
+        name = "writer%d" % i
+        s = srv.connect(timeout=TIMEOUT)
+        try:
+            s.sendall(b"GET /leave-writer/%s HTTP/1.1\r\nHost: x\r\n\r\nGET /sane HTTP/1.1\r\nHost: x\r\n\r\n"
+                      % name.encode())
+            status, _, _, rest = read_response(s, timeout=TIMEOUT)
+            assert status == 200
+            status, _, body, _ = read_response(s, rest, timeout=TIMEOUT)
+            assert status == 200 and json.loads(body) == {"type_ok": True, "sum": 5}, body
+        finally:
+            s.close()
+        got = poll(lambda: requests.get(srv.url + "/state/" + name, timeout=TIMEOUT).json(), timeout=10)
+        assert got and got["error"] == "RuntimeError", got
     assert srv.proc.poll() is None
