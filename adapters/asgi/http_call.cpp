@@ -181,7 +181,9 @@ PyObject* http_call::send_body(PyObject* message) {
     if (!body && PyErr_Occurred()) return nullptr;
     PyObject* more_o = PyDict_GetItemWithError(message, M->more_body);  // borrowed
     if (!more_o && PyErr_Occurred()) return nullptr;
-    bool more = more_o && PyObject_IsTrue(more_o) == 1;
+    int more_body = more_o ? PyObject_IsTrue(more_o) : 0;
+    if (more_body < 0) return nullptr;   // bool() raised: the app's error, not a final body
+    bool more = more_body == 1;
     Py_buffer buf{};
     std::string_view data;
     if (body && !bytes_view(body, buf, data)) return nullptr;

@@ -238,7 +238,9 @@ PyObject* ws_call::denial(PyObject* message, const std::string& type) {
         release_view(buf);
     }
     PyObject* more = PyDict_GetItemString(message, "more_body");   // borrowed
-    if (!more || PyObject_IsTrue(more) != 1) {
+    int more_body = more ? PyObject_IsTrue(more) : 0;
+    if (more_body < 0) return nullptr;   // bool() raised: the app's error
+    if (!more_body) {
         ch_->command(std::move(denial_));
         state_ = state::closed;
     }

@@ -7,68 +7,149 @@
 #include "bridge/net/exchange.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <utility>
 
 namespace trestle::wsgi {
 
 namespace {
 
+// What one stream shares between the Python threads that use it. An app may
+// hand wsgi.input to other threads, so each read call holds the stream
+// (`busy`) from start to end: the buffer fields are then touched by that
+// thread only, with the GIL, or without it while the exchange fills the
+// buffer. `ex`, `readers` and `busy` are under `m`.
+struct input_state {
+    std::mutex m;
+    std::condition_variable cv;   // busy cleared, or readers down to 0
+    net::exchange* ex = nullptr;  // null once the request is over
+    int readers = 0;              // threads inside ex->read(), GIL released
+    bool busy = false;
+    std::string buf;              // received, not yet returned (look-ahead for readline)
+    std::size_t pos = 0;
+    std::uint64_t remaining = 0;  // body bytes still to come when the length is known
+    bool known_length = false;
+    bool eof = false;
+};
+
 struct input_object {
     PyObject_HEAD
-    net::exchange* ex;    // null once the request is over
-    std::string* buf;     // received, not yet returned (look-ahead for readline)
-    std::size_t pos;
-    std::uint64_t remaining;   // body bytes still to come when the length is known
-    bool known_length;
-    bool eof;
+    input_state* st;   // owned
 };
 
 PyTypeObject* input_type = nullptr;   // owned for the process
 constexpr std::size_t default_chunk = 64 * 1024;
 
-std::size_t avail(input_object* o) { return o->buf->size() - o->pos; }
+input_state& state(PyObject* self) { return *reinterpret_cast<input_object*>(self)->st; }
 
-// Adds at least one byte to the buffer, or reaches end of body.
-// Returns -1 with an exception set, 0 at end of body, else bytes added.
-Py_ssize_t fill(input_object* o, std::size_t want) {
-    if (!o->ex) {
-        PyErr_SetString(PyExc_ValueError, "wsgi.input used after the request ended");
-        return -1;
+// Holds the stream for one read call. A second thread waits for it with the
+// GIL released, so the holder, which may itself be waiting for the body
+// without the GIL, can take the GIL back and finish.
+class hold {
+public:
+    explicit hold(input_state& st) : st_(st) {
+        {
+            std::lock_guard lock(st.m);
+            if (!st.busy) {
+                st.busy = true;
+                return;
+            }
+        }
+        py::gil_release nogil;
+        std::unique_lock lock(st.m);
+        st.cv.wait(lock, [&] { return !st.busy; });
+        st.busy = true;
     }
-    if (o->eof) return 0;
-    if (o->pos == o->buf->size()) {
-        o->buf->clear();
-        o->pos = 0;
+    ~hold() {
+        {
+            std::lock_guard lock(st_.m);
+            st_.busy = false;
+        }
+        st_.cv.notify_all();
+    }
+    hold(const hold&) = delete;
+    hold& operator=(const hold&) = delete;
+
+private:
+    input_state& st_;
+};
+
+std::size_t avail(const input_state& o) { return o.buf.size() - o.pos; }
+
+Py_ssize_t request_ended() {
+    PyErr_SetString(PyExc_ValueError, "wsgi.input used after the request ended");
+    return -1;
+}
+
+// Every read call starts here, holding the stream: after the request, even
+// bytes already buffered are not returned.
+bool live(input_state& o) {
+    std::lock_guard lock(o.m);
+    if (o.ex) return true;
+    PyErr_SetString(PyExc_ValueError, "wsgi.input used after the request ended");
+    return false;
+}
+
+// Adds at least one byte to the buffer, or reaches end of body. The caller
+// holds the stream. Returns -1 with an exception set, 0 at end of body, else
+// bytes added.
+Py_ssize_t fill(input_state& o, std::size_t want) {
+    net::exchange* ex;
+    {
+        std::lock_guard lock(o.m);
+        ex = o.ex;
+    }
+    if (!ex) return request_ended();
+    if (o.eof) return 0;
+    if (o.pos == o.buf.size()) {
+        o.buf.clear();
+        o.pos = 0;
     }
     std::size_t chunk = std::max<std::size_t>(want, 1);
-    if (o->known_length) chunk = std::min<std::uint64_t>(std::max<std::uint64_t>(o->remaining, 1), std::max(chunk, default_chunk));
+    if (o.known_length) chunk = std::min<std::uint64_t>(std::max<std::uint64_t>(o.remaining, 1), std::max(chunk, default_chunk));
     chunk = std::min(chunk, std::size_t{16} << 20);
-    std::size_t old = o->buf->size();
-    o->buf->resize(old + chunk);
-    char* dst = o->buf->data() + old;
-    auto got = o->ex->try_read(dst, chunk);
+    std::size_t old = o.buf.size();
+    o.buf.resize(old + chunk);
+    char* dst = o.buf.data() + old;   // stable: no other thread touches buf while we hold the stream
+    // The GIL is held, so the request cannot end (detach_input needs it) and
+    // `ex` is alive here.
+    auto got = ex->try_read(dst, chunk);
     if (!got) {
-        net::exchange* ex = o->ex;
-        Py_BEGIN_ALLOW_THREADS
+        {
+            std::lock_guard lock(o.m);
+            ++o.readers;
+        }
+        py::gil_release nogil;
+        // detach_input waits until `readers` is back to 0 before the request
+        // may end, and wakes this read if it is still waiting for the body.
         got = ex->read(dst, chunk);
-        Py_END_ALLOW_THREADS
+        std::lock_guard lock(o.m);
+        if (--o.readers == 0) o.cv.notify_all();
     }
     if (!got) {
-        o->buf->resize(old);
+        o.buf.resize(old);
+        bool over;
+        {
+            std::lock_guard lock(o.m);
+            over = !o.ex;
+        }
+        if (over) return request_ended();
         PyErr_SetString(PyExc_OSError, "the request body could not be read (client gone, timeout or limit)");
         return -1;
     }
-    o->buf->resize(old + *got);
-    if (*got == 0) o->eof = true;
-    if (o->known_length) o->remaining -= std::min<std::uint64_t>(o->remaining, *got);
+    o.buf.resize(old + *got);
+    if (*got == 0) o.eof = true;
+    if (o.known_length) o.remaining -= std::min<std::uint64_t>(o.remaining, *got);
     return static_cast<Py_ssize_t>(*got);
 }
 
-PyObject* take(input_object* o, std::size_t n) {
+PyObject* take(input_state& o, std::size_t n) {
     n = std::min(n, avail(o));
-    PyObject* r = PyBytes_FromStringAndSize(o->buf->data() + o->pos, static_cast<Py_ssize_t>(n));
-    o->pos += n;
+    PyObject* r = PyBytes_FromStringAndSize(o.buf.data() + o.pos, static_cast<Py_ssize_t>(n));
+    o.pos += n;
     return r;
 }
 
@@ -86,9 +167,11 @@ bool parse_size(PyObject* const* args, Py_ssize_t nargs, Py_ssize_t& size, const
 }
 
 PyObject* input_read(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
-    auto* o = reinterpret_cast<input_object*>(self);
     Py_ssize_t size;
     if (!parse_size(args, nargs, size, "read")) return nullptr;
+    input_state& o = state(self);
+    hold held(o);
+    if (!live(o)) return nullptr;
     if (size < 0) {
         for (;;) {
             Py_ssize_t r = fill(o, default_chunk);
@@ -97,16 +180,17 @@ PyObject* input_read(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
         }
         return take(o, avail(o));
     }
-    while (avail(o) < static_cast<std::size_t>(size) && !o->eof) {
+    while (avail(o) < static_cast<std::size_t>(size) && !o.eof) {
         if (fill(o, static_cast<std::size_t>(size) - avail(o)) < 0) return nullptr;
     }
     return take(o, static_cast<std::size_t>(size));
 }
 
-PyObject* readline_impl(input_object* o, Py_ssize_t size) {
+// The caller holds the stream.
+PyObject* readline_impl(input_state& o, Py_ssize_t size) {
     std::size_t scanned = 0;
     for (;;) {
-        const char* start = o->buf->data() + o->pos;
+        const char* start = o.buf.data() + o.pos;
         std::size_t n = avail(o);
         if (const void* nl = std::memchr(start + scanned, '\n', n - scanned)) {
             std::size_t len = static_cast<const char*>(nl) - start + 1;
@@ -115,7 +199,7 @@ PyObject* readline_impl(input_object* o, Py_ssize_t size) {
         }
         scanned = n;
         if (size >= 0 && n >= static_cast<std::size_t>(size)) return take(o, static_cast<std::size_t>(size));
-        if (o->eof) return take(o, n);
+        if (o.eof) return take(o, n);
         if (fill(o, 8192) < 0) return nullptr;
     }
 }
@@ -123,7 +207,9 @@ PyObject* readline_impl(input_object* o, Py_ssize_t size) {
 PyObject* input_readline(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     Py_ssize_t size;
     if (!parse_size(args, nargs, size, "readline")) return nullptr;
-    return readline_impl(reinterpret_cast<input_object*>(self), size);
+    hold held(state(self));
+    if (!live(state(self))) return nullptr;
+    return readline_impl(state(self), size);
 }
 
 PyObject* input_readlines(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
@@ -131,9 +217,11 @@ PyObject* input_readlines(PyObject* self, PyObject* const* args, Py_ssize_t narg
     if (!parse_size(args, nargs, hint, "readlines")) return nullptr;
     py::ref lines = py::ref::steal(PyList_New(0));
     if (!lines) return nullptr;
+    hold held(state(self));
+    if (!live(state(self))) return nullptr;
     Py_ssize_t total = 0;
     for (;;) {
-        py::ref line = py::ref::steal(readline_impl(reinterpret_cast<input_object*>(self), -1));
+        py::ref line = py::ref::steal(readline_impl(state(self), -1));
         if (!line) return nullptr;
         Py_ssize_t n = PyBytes_GET_SIZE(line.get());
         if (n == 0) break;
@@ -145,7 +233,9 @@ PyObject* input_readlines(PyObject* self, PyObject* const* args, Py_ssize_t narg
 }
 
 PyObject* input_iternext(PyObject* self) {
-    PyObject* line = readline_impl(reinterpret_cast<input_object*>(self), -1);
+    hold held(state(self));
+    if (!live(state(self))) return nullptr;
+    PyObject* line = readline_impl(state(self), -1);
     if (line && PyBytes_GET_SIZE(line) == 0) {
         Py_DECREF(line);
         return nullptr;   // StopIteration
@@ -162,7 +252,7 @@ PyObject* input_true(PyObject*, PyObject*) { Py_RETURN_TRUE; }
 
 void input_dealloc(PyObject* self) {
     auto* o = reinterpret_cast<input_object*>(self);
-    delete o->buf;
+    delete o->st;   // no read is running: each holds a reference to the stream
     PyTypeObject* tp = Py_TYPE(self);
     tp->tp_free(self);
     Py_DECREF(tp);
@@ -198,18 +288,32 @@ void init_input_type() {
 py::ref new_input(net::exchange* ex) {
     auto* o = PyObject_New(input_object, input_type);
     if (!o) return {};
-    o->ex = ex;
-    o->buf = new std::string();
-    o->pos = 0;
-    o->eof = false;
+    o->st = new input_state();
+    o->st->ex = ex;
     auto& h = ex->head();
-    o->known_length = !h.chunked;
-    o->remaining = h.chunked ? 0 : h.content_length.value_or(0);
+    o->st->known_length = !h.chunked;
+    o->st->remaining = h.chunked ? 0 : h.content_length.value_or(0);
     return py::ref::steal(reinterpret_cast<PyObject*>(o));
 }
 
 void detach_input(PyObject* input) {
-    reinterpret_cast<input_object*>(input)->ex = nullptr;
+    input_state& st = state(input);
+    net::exchange* ex;
+    {
+        std::lock_guard lock(st.m);
+        ex = std::exchange(st.ex, nullptr);
+    }
+    if (!ex) return;
+    // Threads the app left reading: wake them (their read fails), and let
+    // them all leave the exchange before the request may end and free it.
+    ex->cancel_reads();
+    {
+        std::lock_guard lock(st.m);
+        if (st.readers == 0) return;
+    }
+    py::gil_release nogil;   // a woken reader needs the GIL to return
+    std::unique_lock lock(st.m);
+    st.cv.wait(lock, [&] { return st.readers == 0; });
 }
 
 } // namespace trestle::wsgi

@@ -1,6 +1,8 @@
 // start_response, write() and the framing of a WSGI response (PEP 3333).
 #include "adapters/wsgi/wsgi.hpp"
 
+#include "adapters/wsgi/output_gate.hpp"
+
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
@@ -20,7 +22,8 @@ namespace {
 
 struct start_response_object {
     PyObject_HEAD
-    call* owner;   // null once the request is over
+    call* owner;          // null once the request is over; read and written holding `gate`
+    output_gate* gate;    // owned: threads still waiting on it may outlive the call
 };
 
 PyTypeObject* start_response_type = nullptr;   // owned for the process
@@ -32,6 +35,7 @@ PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", const_cast<char**>(kwlist),
                                      &status, &headers, &exc_info))
         return nullptr;
+    gate_hold held(*o->gate);
     if (!o->owner) {
         PyErr_SetString(PyExc_RuntimeError, "start_response() called after the request ended");
         return nullptr;
@@ -41,11 +45,12 @@ PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) 
 
 PyObject* write_call(PyObject* self, PyObject* data) {
     auto* o = reinterpret_cast<start_response_object*>(self);
-    if (!o->owner) {
+    gate_hold held(*o->gate);
+    if (!o->owner || o->owner->finished()) {
         PyErr_SetString(PyExc_RuntimeError, "write() called after the request ended");
         return nullptr;
     }
-    if (!o->owner->on_body(data)) {
+    if (!o->owner->on_body_held(data)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_OSError, "client disconnected");
         return nullptr;
     }
@@ -103,10 +108,18 @@ PyObject* checked_exc_info(PyObject* exc_info, PyObject*& tb) {
     return v;
 }
 
+void start_response_dealloc(PyObject* self) {
+    delete reinterpret_cast<start_response_object*>(self)->gate;   // no thread is in it: each holds a reference
+    PyTypeObject* tp = Py_TYPE(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
 } // namespace
 
 void init_response_type() {
     static PyType_Slot slots[] = {
+        {Py_tp_dealloc, reinterpret_cast<void*>(start_response_dealloc)},
         {Py_tp_call, reinterpret_cast<void*>(start_response_call)},
         {Py_tp_doc, const_cast<char*>("The start_response callable of one WSGI request.")},
         {0, nullptr},
@@ -118,14 +131,25 @@ void init_response_type() {
 
 call::call(net::exchange& ex, const net::server_context& ctx) : ex_(ex), w_(ex, ctx) {
     auto* o = PyObject_New(start_response_object, start_response_type);
-    if (o) o->owner = this;
+    if (o) {
+        o->owner = this;
+        o->gate = new output_gate();
+    }
     start_response_ = py::ref::steal(reinterpret_cast<PyObject*>(o));
 }
 
 call::~call() {
-    if (start_response_) reinterpret_cast<start_response_object*>(start_response_.get())->owner = nullptr;
+    if (!start_response_) {
+        w_.finish(true);
+        return;
+    }
+    auto* o = reinterpret_cast<start_response_object*>(start_response_.get());
+    gate_hold held(*o->gate);   // a thread of the app's may be inside
+    o->owner = nullptr;
     w_.finish(true);   // no-op unless the request ended without a verdict
 }
+
+output_gate& call::gate() const { return *reinterpret_cast<start_response_object*>(start_response_.get())->gate; }
 
 PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject* exc_info) {
     if (exc_info != Py_None) {
@@ -254,6 +278,11 @@ bool call::flush() {
 }
 
 bool call::on_body(PyObject* data) {
+    gate_hold held(gate());
+    return on_body_held(data);
+}
+
+bool call::on_body_held(PyObject* data) {
     if (!PyBytes_Check(data)) {
         type_error("WSGI body chunks must be bytes, not %.100s", data);
         return false;
@@ -266,6 +295,7 @@ bool call::on_body(PyObject* data) {
 }
 
 bool call::on_sequence(PyObject* seq) {
+    gate_hold held(gate());
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject** items = PySequence_Fast_ITEMS(seq);   // borrowed
     std::uint64_t total = 0;
@@ -284,6 +314,7 @@ bool call::on_sequence(PyObject* seq) {
 }
 
 bool call::on_file(const file_region& r) {
+    gate_hold held(gate());
     std::uint64_t count = r.size > r.offset ? r.size - r.offset : 0;
     auto declared = w_.declared_length();
     if (declared && *declared < count) count = *declared;
@@ -310,11 +341,12 @@ bool call::on_file(const file_region& r) {
 }
 
 void call::complete() {
+    gate_hold held(gate());
     if (w_.finished()) return;
     if (!w_.head_emitted()) {
         if (!started_) {
             log::error("the app returned without calling start_response(); answering 500");
-            reject(500);
+            reject_held(500);
             return;
         }
         w_.emit_head(std::uint64_t{0});
@@ -324,6 +356,7 @@ void call::complete() {
 }
 
 void call::fail(std::string_view context) {
+    gate_hold held(gate());
     if (w_.finished()) return;
     if (!gone_) {
         log::error("exception in app while handling " + std::string(context) + ":");
@@ -333,7 +366,7 @@ void call::fail(std::string_view context) {
     }
     if (!w_.head_emitted()) {
         unsigned status = ex_.body_error_status();
-        reject(status ? status : 500);
+        reject_held(status ? status : 500);
         return;
     }
     // Too late for a 500: send what is buffered, without a final chunk, and
@@ -343,6 +376,11 @@ void call::fail(std::string_view context) {
 }
 
 void call::reject(unsigned status) {
+    gate_hold held(gate());
+    reject_held(status);
+}
+
+void call::reject_held(unsigned status) {
     if (w_.finished()) return;
     w_.error_response(status);
     w_.finish(gone_);

@@ -33,6 +33,11 @@ struct file_region { int fd; std::uint64_t offset; std::uint64_t size; };
 std::optional<file_region> file_wrapper_region(PyObject* obj);
 
 // ---- the response side of one call ------------------------------------------
+struct output_gate;
+
+// Every public method below takes the call's output gate (output_gate.hpp)
+// for its length, so threads of the app's may call write() and
+// start_response() while the pool thread sends the body.
 class call {
 public:
     call(net::exchange& ex, const net::server_context& ctx);
@@ -46,6 +51,7 @@ public:
     // write(data) and each chunk of the iterable. Returns false with an
     // exception set on a type error; false with none when the client is gone.
     bool on_body(PyObject* data);
+    bool on_body_held(PyObject* data);   // the caller holds the gate
     // A whole body known in advance (list/tuple): one buffer, Content-Length.
     bool on_sequence(PyObject* seq);
     // A FileWrapper over a real file, sent with sendfile(2).
@@ -58,9 +64,12 @@ public:
     void reject(unsigned status);
 
     bool started() const { return started_; }
+    bool finished() const { return w_.finished(); }
     bool client_gone() const { return gone_; }
 
 private:
+    output_gate& gate() const;
+    void reject_held(unsigned status);
     bool emit_head(std::optional<std::uint64_t> known_length);
     bool flush();
 

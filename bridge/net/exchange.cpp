@@ -62,13 +62,19 @@ std::optional<std::size_t> exchange::read(char* dst, std::size_t n) {
     std::unique_lock lock(m_);
     for (;;) {
         if (auto got = copy_body_locked(dst, n)) return got;
-        if (body_failed_ || aborted_) return std::nullopt;
+        if (body_failed_ || aborted_ || reads_cancelled_) return std::nullopt;
         if (!body_wanted_) {
             body_wanted_ = true;
             wake_io_locked();
         }
         cv_.wait(lock);
     }
+}
+
+void exchange::cancel_reads() {
+    std::lock_guard lock(m_);
+    reads_cancelled_ = true;
+    cv_.notify_all();
 }
 
 bool exchange::body_consumed() {

@@ -65,6 +65,10 @@ public:
     // read blocks until data, end of body (0) or failure (nullopt).
     std::optional<std::size_t> try_read(char* dst, std::size_t n);
     std::optional<std::size_t> read(char* dst, std::size_t n);
+    // The request is over for the app: every read still waiting returns
+    // nullopt now, and so does every later one (threads the app left
+    // reading must not wait on an exchange about to be freed).
+    void cancel_reads();
     // True once the whole body has been received and consumed.
     bool body_consumed();
 
@@ -168,6 +172,7 @@ private:
     bool body_failed_ = false;
     unsigned body_error_status_ = 0;
     bool body_wanted_ = false;
+    bool reads_cancelled_ = false;
     // output: app -> io
     std::string out_;
     std::size_t in_flight_ = 0;

@@ -7,6 +7,9 @@ websocket.close message is CASES[case]). send() either returns or raises; the ap
 (GET /record/<step>/<case> over HTTP) and lets any exception propagate, as an app would.
 /closer/<code>: accepts, closes with `code`, then records the websocket.disconnect code it receives.
 /echo: accepts and echoes until the peer goes; records the disconnect code under /echo.
+/more-body-raises (WebSocket): a denial whose body's more_body raises in bool(); over HTTP,
+/http-more-body-raises: an http.response.body whose more_body does the same. send() must raise
+that error, with no other exception left set.
 Every app wait is bounded in time.
 """
 import asyncio
@@ -83,10 +86,19 @@ async def _send_recorded(send, key, message):
     RECORDS[key] = {"raised": None}
 
 
+class BadBool:
+    def __bool__(self):
+        raise ZeroDivisionError("bool() of more_body")
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         return
     path = scope["path"]
+    if scope["type"] == "http" and path == "/http-more-body-raises":
+        await send({"type": "http.response.start", "status": 200})
+        await _send_recorded(send, path, {"type": "http.response.body", "body": b"x", "more_body": BadBool()})
+        return
     if scope["type"] == "http":
         for m in _json(RECORDS.get(path[len("/record"):]) if path.startswith("/record/") else None):
             await send(m)
@@ -104,6 +116,11 @@ async def app(scope, receive, send):
     elif step == "close":
         await send({"type": "websocket.accept"})
         await _send_recorded(send, path, dict(CLOSE[case], type="websocket.close"))
+        return
+    elif step == "more-body-raises":
+        await send({"type": "websocket.http.response.start", "status": 401})
+        await _send_recorded(send, path, {"type": "websocket.http.response.body", "body": b"x",
+                                          "more_body": BadBool()})
         return
     elif step == "closer":
         await send({"type": "websocket.accept"})

@@ -184,3 +184,18 @@ def test_valid_close_goes_out(shared, case, code, reason):
     finally:
         s.close()
     assert record(shared, "/close/" + case)["raised"] is None
+
+
+# --- a sibling: an exception from bool(more_body) was left set while send() went on ---------------
+
+def test_more_body_whose_bool_raises_is_the_apps_error(shared):
+    s, head, _ = open_handshake(shared, "/more-body-raises")
+    s.close()
+    assert status_of(head) == 500, head
+    assert record(shared, "/more-body-raises") == {"raised": "ZeroDivisionError", "message": "bool() of more_body"}
+    # Over HTTP, as any malformed body after http.response.start
+    # (test_broken_apps.py::test_asgi_malformed_body_after_the_start_closes_the_connection).
+    with pytest.raises(requests.ConnectionError):
+        requests.get(shared.url + "/http-more-body-raises", timeout=TIMEOUT)
+    assert record(shared, "/http-more-body-raises") == {"raised": "ZeroDivisionError",
+                                                        "message": "bool() of more_body"}

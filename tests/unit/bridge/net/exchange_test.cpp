@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <thread>
+#include <vector>
 
 namespace trestle::net {
 namespace {
@@ -128,6 +129,30 @@ TEST(exchange_threads, abort_releases_an_app_blocked_in_write) {
     EXPECT_LT(writes, 100000);
     std::string rest = "late";
     ex->finish(true, rest);           // finishing after an abort is harmless
+}
+
+TEST(exchange_threads, cancel_reads_releases_every_blocked_reader_for_good) {
+    // Threads an app left reading wsgi.input when its request ends: no body
+    // ever comes (no io side here), so only cancel_reads() can wake them.
+    asio::io_context ioc;
+    endpoint_info ep;
+    auto ex = std::make_shared<exchange>(ioc.get_executor(), post_head(100), ep, 4096);
+    std::atomic<int> woken{0}, failed{0};
+    std::vector<std::thread> readers;
+    for (int i = 0; i < 3; ++i)
+        readers.emplace_back([&] {
+            char buf[10];
+            auto n = ex->read(buf, sizeof buf);
+            if (!n) ++failed;
+            ++woken;
+        });
+    // The readers may or may not be waiting yet; either way they must end.
+    ex->cancel_reads();
+    for (auto& t : readers) t.join();
+    EXPECT_EQ(woken.load(), 3);
+    EXPECT_EQ(failed.load(), 3);
+    char buf[10];
+    EXPECT_FALSE(ex->read(buf, sizeof buf).has_value());   // and any later read
 }
 
 TEST(exchange_threads, waker_is_called_for_body_and_drain) {
