@@ -1,5 +1,6 @@
 #include "bridge/net/server.hpp"
 
+#include "bridge/net/cloexec.hpp"
 #include "bridge/net/session.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
@@ -122,6 +123,9 @@ struct server::impl {
                 co_await t.async_wait(use_tuple);
                 continue;
             }
+            // Asio accepts with accept(), not accept4(SOCK_CLOEXEC): flag it
+            // at once, before an app's child can be spawned with it.
+            set_cloexec(sock.native_handle());
             endpoint_info ep;
             asio::any_io_executor ex = w.ioc.get_executor();
             generic_socket gs = adopt(sock, ep, ex);
@@ -162,7 +166,7 @@ struct server::impl {
             if (::stat(b.host.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(b.host.c_str());
             auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
             asio::local::stream_protocol::endpoint ep(b.host);
-            acc->open(ep.protocol(), ec);
+            open_cloexec(*acc, ep.protocol(), ec);
             if (!ec) acc->bind(ep, ec);
             if (!ec) acc->listen(backlog, ec);
             if (ec) throw bind_error("cannot listen on unix:" + b.host + ": " + ec.message(), false);
@@ -178,7 +182,7 @@ struct server::impl {
             throw bind_error("cannot resolve --bind host '" + b.host + "': " + ec.message(), true);
         tcp::endpoint ep = results.begin()->endpoint();
         auto acc = std::make_unique<tcp::acceptor>(ioc);
-        acc->open(ep.protocol(), ec);
+        open_cloexec(*acc, ep.protocol(), ec);
         if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
         if (!ec && ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
         if (!ec) acc->bind(ep, ec);
