@@ -18,8 +18,10 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -110,26 +112,43 @@ struct server::impl {
 
     // Accepts forever on one listener. `adopt` turns a new socket into the
     // generic socket a session runs on, filling in the endpoint facts.
+    // accept4(SOCK_CLOEXEC) rather than Asio's accept(), whose socket a fork
+    // in another thread could inherit before the flag is set: the loop waits
+    // for the (non-blocking) listener to be readable and takes every pending
+    // connection. The wait cannot miss one: Asio re-arms the descriptor when
+    // the wait starts, so a listener already readable completes it at once.
     template <class Acceptor, class Adopt>
     asio::awaitable<void> accept_loop(Acceptor& acc, Adopt adopt) {
+        error_code ec;
+        acc.non_blocking(true, ec);
+        auto protocol = acc.local_endpoint(ec).protocol();
         for (;;) {
-            io_worker& w = pick();
-            auto [ec, sock] = co_await acc.async_accept(w.ioc.get_executor(), use_tuple);
-            if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
-            if (ec) {
-                // EMFILE and friends: back off instead of spinning.
-                log::warning("accept failed: " + ec.message());
-                asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
-                co_await t.async_wait(use_tuple);
-                continue;
+            auto [wec] = co_await acc.async_wait(Acceptor::wait_read, use_tuple);
+            if (wec == asio::error::operation_aborted || !acc.is_open()) co_return;
+            for (;;) {
+                int fd = ::accept4(acc.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0) {
+                    int err = errno;
+                    if (err == EINTR || err == ECONNABORTED) continue;
+                    if (err == EAGAIN || err == EWOULDBLOCK) break;
+                    // EMFILE and friends: back off instead of spinning.
+                    log::warning("accept failed: " + error_code(err, boost::system::system_category()).message());
+                    asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
+                    co_await t.async_wait(use_tuple);
+                    break;
+                }
+                io_worker& w = pick();
+                typename Acceptor::protocol_type::socket sock(w.ioc);
+                sock.assign(protocol, fd, ec);
+                if (ec) {
+                    ::close(fd);
+                    continue;
+                }
+                endpoint_info ep;
+                asio::any_io_executor ex = w.ioc.get_executor();
+                generic_socket gs = adopt(sock, ep, ex);
+                spawn(std::move(gs), std::move(ep), w);
             }
-            // Asio accepts with accept(), not accept4(SOCK_CLOEXEC): flag it
-            // at once, before an app's child can be spawned with it.
-            set_cloexec(sock.native_handle());
-            endpoint_info ep;
-            asio::any_io_executor ex = w.ioc.get_executor();
-            generic_socket gs = adopt(sock, ep, ex);
-            spawn(std::move(gs), std::move(ep), w);
         }
     }
 
