@@ -4,6 +4,7 @@
 #include "adapters/proxy/response_parser.hpp"
 #include "adapters/proxy/rewrite.hpp"
 #include "adapters/proxy/tunnel.hpp"
+#include "bridge/net/cloexec.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/response_writer.hpp"
@@ -220,6 +221,13 @@ asio::awaitable<error_code> call::connect(const upstream& u) {
         }
         close_upstream();
         timed_out_ = false;
+        // Opened here, close-on-exec, rather than by async_connect.
+        error_code oec;
+        net::open_cloexec(sock_, ep.protocol(), oec);
+        if (oec) {
+            ec = oec;
+            continue;
+        }
         arm(write_deadline_, left);
         auto [cec] = co_await sock_.async_connect(ep, use_tuple);
         disarm(write_deadline_);

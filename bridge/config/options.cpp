@@ -4,10 +4,13 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <sstream>
 
 namespace trestle {
 namespace {
@@ -26,6 +29,28 @@ double ms_to_seconds(std::chrono::milliseconds ms) { return static_cast<double>(
 [[noreturn]] void config_error(const std::string& where, const std::string& msg) {
     std::fprintf(stderr, "trestle: error: %s: %s\n", where.c_str(), msg.c_str());
     std::exit(2);
+}
+
+// A bound as a person writes it: 0.1, 86400 (not 0.100000).
+std::string plain(double v) {
+    std::ostringstream o;
+    o << v;
+    return o.str();
+}
+
+// A number of seconds from lo to hi. CLI::Range is not enough for a double:
+// NaN compares false both ways, so "nan" passed it, and then became an
+// undefined conversion to milliseconds.
+CLI::Validator seconds_in(double lo, double hi) {
+    std::string range = plain(lo) + " to " + plain(hi);
+    return CLI::Validator(
+        [lo, hi, range](std::string& in) -> std::string {
+            double v = 0;
+            if (!CLI::detail::lexical_cast(in, v) || !std::isfinite(v) || v < lo || v > hi)
+                return "Value " + in + " not in range " + range + " (seconds)";
+            return {};
+        },
+        "SECONDS in [" + range + "]");
 }
 
 // Values a flag holds in another unit (seconds) until they are stored.
@@ -85,7 +110,7 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(CLI::IsMember({"shared", "own"}));
     cli.add_option("--loop-block-warn", v.block_warn, "Log a warning with the loop thread's stack when the event loop is blocked "
                                                       "this many seconds; 0 turns the watchdog off (default 0.5)")
-        ->check(CLI::Range(0.0, 3600.0));
+        ->check(seconds_in(0.0, 3600.0));
     cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT or unix:/path; repeatable (default 127.0.0.1:8000)")
         ->allow_extra_args(false)->take_all();
     cli.add_option("--forwarded-allow-ips", o.forwarded_allow_ips,
@@ -105,7 +130,8 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(CLI::Range(1, 64));
     cli.add_option("--max-queue", o.max_queue, "Requests that may wait for a pool thread; beyond it 503 (default 1024)")
         ->check(CLI::Range(1, 1 << 24));
-    cli.add_option("--retry-after", o.retry_after, "Retry-After seconds sent with a 503 on queue overflow (default 1)");
+    cli.add_option("--retry-after", o.retry_after, "Retry-After seconds sent with a 503 on queue overflow (default 1)")
+        ->check(CLI::Range(0, 86400));
     cli.add_option("--output-hwm", o.output_hwm, "Bytes of response output buffered per connection before the app is paused (default 262144)")
         ->check(CLI::Range(4096, 1 << 30));
     cli.add_option("--backlog", o.backlog, "listen() backlog (default 1024)")->check(CLI::Range(1, 65535));
@@ -113,22 +139,24 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--ws-max-size", o.ws_max_size, "Largest WebSocket message in bytes; beyond it the connection closes with 1009 (default 16777216)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40));
     cli.add_option("--ws-idle-timeout", v.ws_idle, "Seconds a WebSocket may stay silent; pings go out at half of it, so a live peer answers (default 60)")
-        ->check(CLI::Range(1.0, 86400.0));
+        ->check(seconds_in(1.0, 86400.0));
     cli.add_option("--max-header-bytes", o.limits.max_header_bytes, "Request line plus headers, in bytes; beyond it 431 (default 8192)")
         ->check(CLI::Range(256, 1 << 24));
     cli.add_option("--max-header-count", o.limits.max_header_count, "Header fields per request; beyond it 431 (default 100)")
         ->check(CLI::Range(1, 10000));
-    cli.add_option("--max-body-bytes", o.limits.max_body_bytes, "Request body bytes; beyond it 413 (default 1073741824)");
+    // Checked as a signed number: "-1" must not wrap to "no limit".
+    cli.add_option("--max-body-bytes", o.limits.max_body_bytes, "Request body bytes; beyond it 413 (default 1073741824)")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
     cli.add_option("--header-timeout", v.header_timeout, "Seconds to receive a whole request head; then 408 and close (default 10)")
-        ->check(CLI::Range(0.1, 86400.0));
+        ->check(seconds_in(0.1, 86400.0));
     cli.add_option("--keepalive-timeout", v.keepalive_timeout, "Seconds an idle keep-alive connection is kept (default 5)")
-        ->check(CLI::Range(0.1, 86400.0));
+        ->check(seconds_in(0.1, 86400.0));
     cli.add_option("--io-timeout", v.io_timeout, "Seconds a body read or response write may stall before the connection is closed (default 60)")
-        ->check(CLI::Range(0.1, 86400.0));
+        ->check(seconds_in(0.1, 86400.0));
     cli.add_option("--graceful-timeout", v.graceful, "Seconds in-flight requests get to finish after SIGTERM/SIGINT (default 30)")
-        ->check(CLI::Range(0.0, 86400.0));
+        ->check(seconds_in(0.0, 86400.0));
     cli.add_option("--startup-timeout", v.startup, "Seconds the ASGI lifespan startup and trestle.flask startup hooks get; then exit 1 (default 60)")
-        ->check(CLI::Range(0.1, 86400.0));
+        ->check(seconds_in(0.1, 86400.0));
 
     cli.add_option("--chdir", o.chdir, "Change to this directory before loading the app");
     cli.add_option("--pythonpath", o.pythonpath, "Prepend a directory to sys.path; repeatable")
@@ -184,7 +212,8 @@ bool flag_args(const toml::node& n, std::vector<std::string>& out) {
 
 double seconds_value(const toml::node& n, const std::string& at, const std::string& key) {
     auto d = n.value<double>();
-    if (!d || *d <= 0 || *d > 86400) config_error(at, key + " must be a number of seconds (0 < s <= 86400)");
+    if (!d || !std::isfinite(*d) || *d <= 0 || *d > 86400)   // nan compares false: refused explicitly
+        config_error(at, key + " must be a number of seconds (0 < s <= 86400)");
     return *d;
 }
 

@@ -1,5 +1,6 @@
 #include "bridge/net/server.hpp"
 
+#include "bridge/net/cloexec.hpp"
 #include "bridge/net/session.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
@@ -17,8 +18,10 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -109,23 +112,43 @@ struct server::impl {
 
     // Accepts forever on one listener. `adopt` turns a new socket into the
     // generic socket a session runs on, filling in the endpoint facts.
+    // accept4(SOCK_CLOEXEC) rather than Asio's accept(), whose socket a fork
+    // in another thread could inherit before the flag is set: the loop waits
+    // for the (non-blocking) listener to be readable and takes every pending
+    // connection. The wait cannot miss one: Asio re-arms the descriptor when
+    // the wait starts, so a listener already readable completes it at once.
     template <class Acceptor, class Adopt>
     asio::awaitable<void> accept_loop(Acceptor& acc, Adopt adopt) {
+        error_code ec;
+        acc.non_blocking(true, ec);
+        auto protocol = acc.local_endpoint(ec).protocol();
         for (;;) {
-            io_worker& w = pick();
-            auto [ec, sock] = co_await acc.async_accept(w.ioc.get_executor(), use_tuple);
-            if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
-            if (ec) {
-                // EMFILE and friends: back off instead of spinning.
-                log::warning("accept failed: " + ec.message());
-                asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
-                co_await t.async_wait(use_tuple);
-                continue;
+            auto [wec] = co_await acc.async_wait(Acceptor::wait_read, use_tuple);
+            if (wec == asio::error::operation_aborted || !acc.is_open()) co_return;
+            for (;;) {
+                int fd = ::accept4(acc.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0) {
+                    int err = errno;
+                    if (err == EINTR || err == ECONNABORTED) continue;
+                    if (err == EAGAIN || err == EWOULDBLOCK) break;
+                    // EMFILE and friends: back off instead of spinning.
+                    log::warning("accept failed: " + error_code(err, boost::system::system_category()).message());
+                    asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
+                    co_await t.async_wait(use_tuple);
+                    break;
+                }
+                io_worker& w = pick();
+                typename Acceptor::protocol_type::socket sock(w.ioc);
+                sock.assign(protocol, fd, ec);
+                if (ec) {
+                    ::close(fd);
+                    continue;
+                }
+                endpoint_info ep;
+                asio::any_io_executor ex = w.ioc.get_executor();
+                generic_socket gs = adopt(sock, ep, ex);
+                spawn(std::move(gs), std::move(ep), w);
             }
-            endpoint_info ep;
-            asio::any_io_executor ex = w.ioc.get_executor();
-            generic_socket gs = adopt(sock, ep, ex);
-            spawn(std::move(gs), std::move(ep), w);
         }
     }
 
@@ -162,7 +185,7 @@ struct server::impl {
             if (::stat(b.host.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(b.host.c_str());
             auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
             asio::local::stream_protocol::endpoint ep(b.host);
-            acc->open(ep.protocol(), ec);
+            open_cloexec(*acc, ep.protocol(), ec);
             if (!ec) acc->bind(ep, ec);
             if (!ec) acc->listen(backlog, ec);
             if (ec) throw bind_error("cannot listen on unix:" + b.host + ": " + ec.message(), false);
@@ -178,7 +201,7 @@ struct server::impl {
             throw bind_error("cannot resolve --bind host '" + b.host + "': " + ec.message(), true);
         tcp::endpoint ep = results.begin()->endpoint();
         auto acc = std::make_unique<tcp::acceptor>(ioc);
-        acc->open(ep.protocol(), ec);
+        open_cloexec(*acc, ep.protocol(), ec);
         if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
         if (!ec && ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
         if (!ec) acc->bind(ep, ec);

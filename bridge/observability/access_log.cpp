@@ -16,7 +16,7 @@ access_log::access_log(const std::string& path) {
         owned_ = false;
         return;
     }
-    out_ = std::fopen(path.c_str(), "a");
+    out_ = std::fopen(path.c_str(), "ae");   // e: O_CLOEXEC, not inherited by an app's child
     if (!out_) throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(errno));
     owned_ = true;
 }

@@ -199,3 +199,62 @@ def test_access_log_lines(serve, tmp_path):
     assert m.group(4) == "http://r/" and m.group(5) == "tester/1.0"
     m = pat.match(lines[1])
     assert m and m.group(1) == "POST /echo HTTP/1.1" and m.group(3) == "5"
+
+
+# ---- every numeric option is range-checked (issue 10 item 19) -----------------------------------
+# (flag, lowest, highest, seconds?) for every numeric flag. A value outside the range (negative
+# numbers that used to wrap to "no limit", 2^64, nan) is a one-line error naming the flag and the
+# range, exit 2. The app named does not exist, so a value wrongly accepted ends in an import error
+# (which names no flag) instead of a running server.
+NUMERIC = [
+    ("--threads", 1, 1024, False),
+    ("--io-threads", 1, 64, False),
+    ("--max-queue", 1, 1 << 24, False),
+    ("--retry-after", 0, 86400, False),
+    ("--output-hwm", 4096, 1 << 30, False),
+    ("--backlog", 1, 65535, False),
+    ("--ws-max-size", 1, 1 << 40, False),
+    ("--ws-idle-timeout", 1, 86400, True),
+    ("--max-header-bytes", 256, 1 << 24, False),
+    ("--max-header-count", 1, 10000, False),
+    ("--max-body-bytes", 0, 1 << 40, False),
+    ("--header-timeout", 0.1, 86400, True),
+    ("--keepalive-timeout", 0.1, 86400, True),
+    ("--io-timeout", 0.1, 86400, True),
+    ("--graceful-timeout", 0, 86400, True),
+]
+NO_APP = "no_such_module_for_range_checks:app"
+
+
+def out_of_range(lo, hi, seconds):
+    below = lo - 0.05 if seconds and lo > 0 else lo - 1
+    return [str(below), str(hi + 1), "-1", str(2 ** 64), "nan", "-nan", "inf"]
+
+
+def range_text(lo, hi):
+    return "%s to %s" % (lo, hi)
+
+
+def test_every_numeric_flag_is_in_the_table():
+    numeric = {f for f, _, _, _ in NUMERIC}
+    assert numeric <= set(FLAGS)
+    assert set(FLAGS) - numeric == {"--bind", "--chdir", "--pythonpath", "--venv", "--access-log", "--server-header",
+                                    "--log-level", "--version", "--help", "--interface", "--loop", "--lifespan"}
+
+
+@pytest.mark.parametrize("flag,lo,hi,seconds", NUMERIC)
+def test_a_numeric_flag_out_of_range_is_one_line_and_exit_2(flag, lo, hi, seconds):
+    for value in out_of_range(lo, hi, seconds):
+        r = run_trestle(NO_APP, flag + "=" + value)
+        assert r.returncode == 2, (flag, value, r)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("trestle: error: " + flag + ":"), (value, r.stderr)
+        assert "not in range " + range_text(lo, hi) in lines[0], (value, r.stderr)
+
+
+@pytest.mark.parametrize("flag,lo,hi,seconds", NUMERIC)
+def test_a_numeric_flag_takes_its_bounds(flag, lo, hi, seconds):
+    # The bounds themselves pass the check: the run goes on to the (missing) app.
+    for value in (lo, hi):
+        r = run_trestle(NO_APP, "%s=%s" % (flag, value))
+        assert r.returncode == 2 and "cannot import app module" in r.stderr, (flag, value, r.stderr)

@@ -152,3 +152,58 @@ def test_relative_paths_are_relative_to_the_file(serve, tmp_path):
     cfg.write_text('[server]\nchdir = "."\n\n[[mount]]\nprefix = "/"\napp = "myapp:app"\n')
     srv = serve("--config=" + str(cfg), cwd=str(tmp_path))   # started from elsewhere
     assert requests.get(srv.url + "/", timeout=10).text == "from the config folder"
+
+
+# ---- numeric [server] settings are range-checked like their flags (issue 10 item 19) -----------
+from test_cli import NUMERIC, NO_APP, range_text  # noqa: E402
+
+
+def toml_values(lo, hi, seconds):
+    below = lo - 0.05 if seconds and lo > 0 else lo - 1
+    return [repr(below) if isinstance(below, float) else str(below), str(hi + 1), "-1", "nan", "-inf",
+            "1.8446744073709552e19"]
+
+
+@pytest.mark.parametrize("flag,lo,hi,seconds", NUMERIC)
+def test_a_numeric_setting_out_of_range_is_one_line_and_exit_2(tmp_path, flag, lo, hi, seconds):
+    key = flag[2:].replace("-", "_")
+    cfg = tmp_path / "range.toml"
+    for value in toml_values(lo, hi, seconds):
+        cfg.write_text("[server]\n%s = %s\n" % (key, value))
+        r = run_trestle(NO_APP, "--config", str(cfg))
+        assert r.returncode == 2, (key, value, r)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1, (value, r.stderr)
+        assert lines[0].startswith("trestle: error: %s:2: %s:" % (cfg, flag)), (value, r.stderr)
+        assert "not in range " + range_text(lo, hi) in lines[0], (value, r.stderr)
+
+
+def test_an_integer_past_64_bits_in_the_file_is_one_line_and_exit_2(tmp_path):
+    cfg = tmp_path / "big.toml"
+    cfg.write_text("[server]\nmax_body_bytes = %d\n" % 2 ** 64)
+    r = run_trestle(NO_APP, "--config", str(cfg))
+    assert r.returncode == 2, r
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("trestle: error: %s:2" % cfg), r.stderr
+
+
+@pytest.mark.parametrize("key", ["connect_timeout", "read_timeout", "fail_timeout"])
+@pytest.mark.parametrize("value", ["nan", "-inf", "inf", "0", "86401", "-1"])
+def test_a_proxy_mount_timeout_out_of_range_is_refused(tmp_path, key, value):
+    cfg = tmp_path / "mount.toml"
+    cfg.write_text('[[mount]]\nprefix = "/a"\nproxy = "http://127.0.0.1:9"\n%s = %s\n' % (key, value))
+    r = run_trestle(NO_APP, "--config", str(cfg))
+    assert r.returncode == 2, r
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "%s must be a number of seconds (0 < s <= 86400)" % key in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("key,hi", [("max_fails", 1000), ("max_idle", 100000)])
+def test_a_proxy_mount_count_out_of_range_is_refused(tmp_path, key, hi):
+    cfg = tmp_path / "mount.toml"
+    for value in ("-1", str(hi + 1), "1.5", "nan"):
+        cfg.write_text('[[mount]]\nprefix = "/a"\nproxy = "http://127.0.0.1:9"\n%s = %s\n' % (key, value))
+        r = run_trestle(NO_APP, "--config", str(cfg))
+        assert r.returncode == 2, r
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and "%s must be an integer from 0 to %d" % (key, hi) in lines[0], (value, r.stderr)
