@@ -71,6 +71,10 @@ bool mount_table::watches_disconnect(const net::request_head& head) const {
     return match(head.path()).watches_disconnect(head);
 }
 
+bool mount_table::buffers_body(const net::request_head& head) const {
+    return match(head.path()).buffers_body(head);
+}
+
 void mount_table::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
     match(ch->head().path()).submit_websocket(std::move(ch));
 }
