@@ -16,6 +16,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -260,10 +261,13 @@ asio::awaitable<bool> session::buffer_body(request_parser& p, std::string& memor
     if (h.chunked) {
         h.chunked = false;
         h.content_length = b.size();
-        std::erase_if(h.headers, [](const header_field& f) {
-            return f.known == static_cast<int>(http::field::transfer_encoding);
-        });
-        h.headers.push_back({"Content-Length", std::to_string(b.size()), static_cast<int>(http::field::content_length)});
+        // In the place of the (first) Transfer-Encoding field, so the
+        // fields keep the order they were sent in.
+        auto is_te = [](const header_field& f) { return f.known == static_cast<int>(http::field::transfer_encoding); };
+        header_field cl{"Content-Length", std::to_string(b.size()), static_cast<int>(http::field::content_length)};
+        if (auto te = std::find_if(h.headers.begin(), h.headers.end(), is_te); te != h.headers.end()) *te = std::move(cl);
+        else h.headers.push_back(std::move(cl));
+        std::erase_if(h.headers, is_te);
     }
     h.expect_continue = false;   // answered: the 100 went out and the body is here
     co_return true;
