@@ -262,6 +262,20 @@ def test_unusable_body_temp_dir_is_refused_at_startup(serve):
     assert r.returncode == 2 and "--body-temp-dir" in r.stderr
 
 
+def test_a_temp_file_that_cannot_be_made_is_500_with_a_reason(serve):
+    """The temporary directory disappears after startup: a body past --body-buffer-bytes gets 500
+    (as from nginx), the log says why, the app is not called, and the server keeps serving."""
+    tmp = tempfile.mkdtemp(prefix="trestle-gone-")
+    srv = serve(APP, "--body-temp-dir", tmp, "--body-buffer-bytes", "1000")
+    os.rmdir(tmp)
+    r = requests.post(srv.url + "/hash?name=gone", data=body_of(100000), timeout=10)   # past the 64 KiB preread
+    assert r.status_code == 500
+    assert "cannot create a temporary file in " + tmp in srv.wait_log("cannot create a temporary file")
+    r = requests.post(srv.url + "/hash?name=small", data=body_of(500), timeout=10)
+    check_hash(r.status_code, r.content, body_of(500))
+    assert state(srv)["calls"] == ["small"]
+
+
 # --- the minimum body rate: 408 in both modes ----------------------------------------------------
 
 def trickle_until_closed(s, interval=0.2, limit=8.0):
