@@ -22,6 +22,11 @@ public:
     // event loop, which can react; a blocked WSGI thread could not).
     virtual bool watches_disconnect(const net::request_head&) const { return false; }
 
+    // Whether the connection should gather the whole request body (memory,
+    // then a temporary file) before it submits the request: apps that hold
+    // a pool thread while they read (WSGI), so a slow upload cannot hold one.
+    virtual bool buffers_body(const net::request_head&) const { return false; }
+
     // WebSocket upgrades. A handler that does not take them (WSGI) makes
     // the connection answer 400 to the handshake.
     virtual bool accepts_websocket(const net::request_head&) const { return false; }

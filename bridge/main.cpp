@@ -154,6 +154,8 @@ int main(int argc, char** argv) {
     ctx.limits = opt.limits;
     ctx.output_hwm = opt.output_hwm;
     ctx.preread_bytes = opt.preread_bytes;
+    ctx.body_buffer_bytes = opt.body_buffer_bytes;
+    ctx.body_temp_dir = opt.body_temp_dir;
     ctx.server_header = opt.server_header;
     ctx.retry_after = std::to_string(opt.retry_after);
     ctx.ws_max_size = opt.ws_max_size;
@@ -253,9 +255,12 @@ int main(int argc, char** argv) {
             continue;
         }
         if (m.iface == "wsgi") {
-            m.h = std::make_unique<wsgi::wsgi_handler>(m.app, pool, ctx, spec.prefix);
+            m.h = std::make_unique<wsgi::wsgi_handler>(m.app, pool, ctx, spec.prefix,
+                                                       spec.buffer_body.value_or(opt.buffer_body));
             continue;
         }
+        if (spec.buffer_body.value_or(false))
+            log::warning(spec.origin + ": buffer_body applies to WSGI apps; " + spec.app + " is ASGI and streams its body");
         auto h = std::make_unique<asgi::asgi_handler>(m.app, *loop, ctx, spec.prefix);
         if (!spec.prefix.empty()) {
             py::ref excludes = call_asgi_helper("path_excludes_root", m.app.get());

@@ -21,8 +21,9 @@ void init_types() {
 }
 
 wsgi_handler::wsgi_handler(py::ref app, runtime::thread_pool& pool, const net::server_context& ctx,
-                           std::string script_name)
-    : app_(std::move(app)), pool_(pool), ctx_(ctx), environ_((init_types(), std::move(script_name))) {}
+                           std::string script_name, bool buffer_body)
+    : app_(std::move(app)), pool_(pool), ctx_(ctx), environ_((init_types(), std::move(script_name))),
+      buffer_body_(buffer_body) {}
 
 wsgi_handler::~wsgi_handler() = default;
 

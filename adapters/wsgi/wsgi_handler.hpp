@@ -13,10 +13,13 @@ namespace trestle::wsgi {
 class wsgi_handler : public handler {
 public:
     // Requires the GIL. `app` is the WSGI callable.
+    // `buffer_body`: the connection gathers each request's body before the
+    // app runs (see handler::buffers_body); false streams it to wsgi.input.
     wsgi_handler(py::ref app, runtime::thread_pool& pool, const net::server_context& ctx,
-                 std::string script_name = {});
+                 std::string script_name = {}, bool buffer_body = true);
     ~wsgi_handler() override;
     bool submit(std::shared_ptr<net::exchange> ex) override;
+    bool buffers_body(const net::request_head&) const override { return buffer_body_; }
 
     // Handles one request on the calling thread, which must hold the GIL.
     void run(net::exchange& ex);
@@ -26,6 +29,7 @@ private:
     runtime::thread_pool& pool_;
     const net::server_context& ctx_;
     environ_builder environ_;
+    bool buffer_body_;
 };
 
 } // namespace trestle::wsgi

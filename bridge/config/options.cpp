@@ -55,8 +55,8 @@ CLI::Validator seconds_in(double lo, double hi) {
 
 // Values a flag holds in another unit (seconds) until they are stored.
 struct cli_values {
-    double header_timeout, keepalive_timeout, io_timeout, graceful, startup, block_warn, ws_idle;
-    bool no_flask_async;
+    double header_timeout, keepalive_timeout, io_timeout, graceful, startup, block_warn, ws_idle, body_rate_window;
+    bool no_flask_async, no_buffer_body;
     std::string app;
     std::vector<std::string> mounts;
     std::string config;
@@ -69,7 +69,8 @@ struct cli_values {
           startup(ms_to_seconds(o.startup_timeout)),
           block_warn(ms_to_seconds(o.loop_block_warn)),
           ws_idle(ms_to_seconds(o.ws_idle_timeout)),
-          no_flask_async(!o.flask_async) {}
+          body_rate_window(ms_to_seconds(o.limits.body_rate_window)),
+          no_flask_async(!o.flask_async), no_buffer_body(!o.buffer_body) {}
 
     void store(options& o) const {
         o.limits.header_timeout = seconds_to_ms(header_timeout);
@@ -80,6 +81,8 @@ struct cli_values {
         o.loop_block_warn = seconds_to_ms(block_warn);
         o.ws_idle_timeout = seconds_to_ms(ws_idle);
         o.flask_async = !no_flask_async;
+        o.limits.body_rate_window = seconds_to_ms(body_rate_window);
+        o.buffer_body = !no_buffer_body;
     }
 };
 
@@ -147,6 +150,18 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     // Checked as a signed number: "-1" must not wrap to "no limit".
     cli.add_option("--max-body-bytes", o.limits.max_body_bytes, "Request body bytes; beyond it 413 (default 1073741824)")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
+    cli.add_option("--body-buffer-bytes", o.body_buffer_bytes, "Bytes of a WSGI request body kept in memory while it is gathered; "
+                                                               "the rest goes to a temporary file (default 1048576)")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30));
+    cli.add_option("--body-temp-dir", o.body_temp_dir, "Directory for the temporary files of large WSGI request bodies; "
+                                                       "they are unlinked at once (default $TMPDIR, else /tmp)");
+    cli.add_flag("--no-buffer-body", v.no_buffer_body, "Stream WSGI request bodies to wsgi.input as they arrive instead of "
+                                                       "gathering them before the app runs (a pool thread waits for a slow upload)");
+    cli.add_option("--min-body-rate", o.limits.min_body_rate, "Bytes a second a request body must keep arriving at, judged over "
+                                                              "each --body-rate-window of waiting; below it 408 (0: no minimum; default 1024)")
+        ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
+    cli.add_option("--body-rate-window", v.body_rate_window, "Seconds over which --min-body-rate is judged (default 10)")
+        ->check(seconds_in(0.1, 86400.0));
     cli.add_option("--header-timeout", v.header_timeout, "Seconds to receive a whole request head; then 408 and close (default 10)")
         ->check(seconds_in(0.1, 86400.0));
     cli.add_option("--keepalive-timeout", v.keepalive_timeout, "Seconds an idle keep-alive connection is kept (default 5)")
@@ -297,6 +312,8 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
         } else if (k == "flask_loop") {
             m.flask_loop = string_value(node, kat, k);
             if (*m.flask_loop != "shared" && *m.flask_loop != "own") config_error(kat, "flask_loop must be \"shared\" or \"own\"");
+        } else if (k == "buffer_body") {
+            m.buffer_body = bool_value(node, kat, k);
         } else if (k == "static") {
             m.type = mount_spec::kind::static_files;
             m.files.root = beside(file, string_value(node, kat, k));
@@ -343,7 +360,7 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
         for (const char* k : keys)
             if (t.contains(k) && m.type != kind) config_error(where(file, t.at(k).source()), std::string(k) + " applies to " + what + " mounts only");
     };
-    only_for({"interface", "flask_async", "flask_loop"}, mount_spec::kind::app, "app");
+    only_for({"interface", "flask_async", "flask_loop", "buffer_body"}, mount_spec::kind::app, "app");
     only_for({"index", "cache_control", "follow_symlinks", "precompressed"}, mount_spec::kind::static_files, "static");
     only_for({"connect_timeout", "read_timeout", "fail_timeout", "max_fails", "max_idle", "preserve_host", "upgrades"},
              mount_spec::kind::proxy, "proxy");
@@ -372,13 +389,16 @@ void load_config(const std::string& file, options& o) {
                 if (sk == "config" || sk == "help" || sk == "version") config_error(sat, "'" + sk + "' cannot be set in a config file");
                 if (sk == "flask_async") {
                     if (!bool_value(value, sat, sk)) args.push_back("--no-flask-async");
+                } else if (sk == "buffer_body") {
+                    if (!bool_value(value, sat, sk)) args.push_back("--no-buffer-body");
                 } else {
                     std::string flag = "--" + sk;
                     for (char& c : flag) c = c == '_' ? '-' : c;
                     if (flag == "--no-flask-async") config_error(sat, "write flask_async = false");
+                    if (flag == "--no-buffer-body") config_error(sat, "write buffer_body = false");
                     std::vector<std::string> vals;
                     if (!flag_args(value, vals)) config_error(sat, sk + " has a value of the wrong type");
-                    if (sk == "chdir" || sk == "pythonpath" || sk == "venv")
+                    if (sk == "chdir" || sk == "pythonpath" || sk == "venv" || sk == "body_temp_dir")
                         for (auto& val : vals) val = beside(file, val);
                     for (auto& val : vals) args.push_back(flag + "=" + val);
                     if (vals.empty()) args.push_back(flag);
@@ -530,6 +550,18 @@ options parse_options(int argc, char** argv) {
         if (const char* env = std::getenv("VIRTUAL_ENV"); env && *env) o.venv = env;
     }
     if (o.preread_bytes > o.output_hwm) o.preread_bytes = o.output_hwm;
+    if (o.body_temp_dir.empty()) {
+        const char* env = std::getenv("TMPDIR");
+        o.body_temp_dir = env && *env ? env : "/tmp";
+    }
+    if (std::error_code ec; o.body_temp_dir.front() != '/') {   // before --chdir moves us
+        auto abs = std::filesystem::absolute(o.body_temp_dir, ec);
+        if (!ec) o.body_temp_dir = abs.lexically_normal().string();
+    }
+    // Checked now rather than at the first large upload (nginx does the same
+    // for client_body_temp_path).
+    if (std::error_code ec; !std::filesystem::is_directory(o.body_temp_dir, ec))
+        usage_error("--body-temp-dir: '" + o.body_temp_dir + "' is not a directory");
     return o;
 }
 

@@ -18,6 +18,10 @@ struct http_limits {
     std::chrono::milliseconds header_timeout{10'000};
     std::chrono::milliseconds keepalive_timeout{5'000};
     std::chrono::milliseconds io_timeout{60'000}; // body read / response write stall
+    // A request body must keep arriving at this rate, in bytes a second,
+    // judged over each window of waiting; below it 408 (0: no minimum).
+    std::uint64_t min_body_rate = 1024;
+    std::chrono::milliseconds body_rate_window{10'000};
 };
 
 // A directory served by the io threads (adapters/static).
@@ -52,6 +56,7 @@ struct mount_spec {
     std::string interface;               // auto, wsgi, asgi; empty: --interface
     std::optional<bool> flask_async;     // unset: the server-wide setting
     std::optional<std::string> flask_loop;   // "shared" or "own"; unset: the server-wide setting
+    std::optional<bool> buffer_body;     // unset: the server-wide setting (WSGI apps)
     static_mount_options files;
     proxy_mount_options proxy;
     std::string origin;                  // "command line" or "FILE:LINE", for messages
@@ -87,6 +92,11 @@ struct options {
     bool flask_async = true;                   // run Flask async views on the shared loop
     std::string flask_loop = "shared";         // or "own": each Flask app's async views get a loop of their own
     std::chrono::milliseconds loop_block_warn{500};   // the loop watchdog's threshold; 0: off
+    // WSGI request bodies are gathered before the app runs: this much in
+    // memory, the rest in an unlinked file in body_temp_dir.
+    bool buffer_body = true;
+    std::size_t body_buffer_bytes = 1 << 20;
+    std::string body_temp_dir;                 // "" until parsed: $TMPDIR, else /tmp
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
     // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.

@@ -41,6 +41,12 @@ void exchange::preload_body(std::string body) {
     body_eof_ = true;
 }
 
+void exchange::preload_body_file(body_file file) {
+    body_file_ = std::move(file);
+    body_file_pos_ = 0;
+    body_eof_ = true;
+}
+
 std::optional<std::size_t> exchange::copy_body_locked(char* dst, std::size_t n) {
     std::size_t avail = body_.size() - body_pos_;
     if (avail > 0 || n == 0) {
@@ -55,11 +61,22 @@ std::optional<std::size_t> exchange::copy_body_locked(char* dst, std::size_t n) 
 
 std::optional<std::size_t> exchange::try_read(char* dst, std::size_t n) {
     std::lock_guard lock(m_);
+    if (n > 0 && body_file_pos_ < body_file_.size()) return std::nullopt;   // a disk read: read()
     return copy_body_locked(dst, n);
 }
 
 std::optional<std::size_t> exchange::read(char* dst, std::size_t n) {
     std::unique_lock lock(m_);
+    if (n > 0 && body_file_pos_ < body_file_.size()) {
+        // The range is claimed under the lock and read outside it: the file
+        // never changes once the app runs, so readers need no more than that.
+        std::uint64_t at = body_file_pos_;
+        std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, body_file_.size() - at));
+        body_file_pos_ += k;
+        lock.unlock();
+        if (!body_file_.read_at(at, dst, k)) return std::nullopt;
+        return k;
+    }
     for (;;) {
         if (auto got = copy_body_locked(dst, n)) return got;
         if (body_failed_ || aborted_ || reads_cancelled_) return std::nullopt;
@@ -79,7 +96,7 @@ void exchange::cancel_reads() {
 
 bool exchange::body_consumed() {
     std::lock_guard lock(m_);
-    return body_eof_ && body_pos_ == body_.size();
+    return body_eof_ && body_pos_ == body_.size() && body_file_pos_ == body_file_.size();
 }
 
 void exchange::push_body(std::string& data, bool eof) {

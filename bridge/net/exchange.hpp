@@ -3,6 +3,7 @@
 // app that answers it (a pool thread). The app side may block: the callers in
 // adapters/ release the GIL first. The io side never blocks; it is woken by a
 // post to its executor and then takes what the app produced.
+#include "bridge/net/body_buffer.hpp"
 #include "bridge/net/request.hpp"
 #include "bridge/net/unique_fd.hpp"
 
@@ -62,7 +63,9 @@ public:
 
     // ---- app side -------------------------------------------------------
     // Body reads: try_read never blocks and returns nullopt when it would.
-    // read blocks until data, end of body (0) or failure (nullopt).
+    // read blocks until data, end of body (0) or failure (nullopt). A body
+    // spilled to a file (preload_body_file) is read only by read(), which
+    // the callers run without the GIL: try_read never waits on the disk.
     std::optional<std::size_t> try_read(char* dst, std::size_t n);
     std::optional<std::size_t> read(char* dst, std::size_t n);
     // The request is over for the app: every read still waiting returns
@@ -140,6 +143,8 @@ public:
     void file_sent(bool ok);
     void abort();                   // the client has gone: fail every app-side wait
     void preload_body(std::string body);
+    // The whole body, gathered before the app ran, in an unlinked file.
+    void preload_body_file(body_file file);
 
 private:
     void wake_io_locked();
@@ -173,6 +178,8 @@ private:
     unsigned body_error_status_ = 0;
     bool body_wanted_ = false;
     bool reads_cancelled_ = false;
+    body_file body_file_;            // set before the app runs; read with pread
+    std::uint64_t body_file_pos_ = 0;
     // output: app -> io
     std::string out_;
     std::size_t in_flight_ = 0;

@@ -16,6 +16,8 @@ struct server_context {
     http_limits limits;
     std::size_t output_hwm = 256 * 1024;
     std::size_t preread_bytes = 64 * 1024;
+    std::size_t body_buffer_bytes = 1 << 20;   // see options::body_buffer_bytes
+    std::string body_temp_dir = "/tmp";
     std::string server_header = "trestle";
     std::string retry_after = "1";
     std::size_t ws_max_size = 16 * 1024 * 1024;

@@ -8,12 +8,15 @@
 #include "bridge/net/server_context.hpp"
 #include "bridge/net/ws_session.hpp"
 #include "bridge/observability/access_log.hpp"
+#include "bridge/observability/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/http/field.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -35,7 +38,8 @@ constexpr std::uint64_t drain_limit = 1 << 20;
 } // namespace
 
 session::session(generic_socket socket, endpoint_info ep, server_context& ctx, session_registry& reg)
-    : socket_(std::move(socket)), ep_(std::move(ep)), ctx_(ctx), reg_(reg) {
+    : socket_(std::move(socket)), ep_(std::move(ep)), ctx_(ctx), reg_(reg),
+      rate_(ctx.limits.min_body_rate, ctx.limits.body_rate_window) {
     reg_pos_ = reg_.add(this);
     ep_.trusted_peer = !ctx_.trusted.empty() && ctx_.trusted.trusts(ep_);
 }
@@ -53,6 +57,9 @@ void session::set_phase(phase ph) {
         if (phase_ != phase::head) deadline_ = now + ctx_.limits.header_timeout;
         break;
     case phase::body:
+        // A stall ends at --io-timeout; a trickle, at the rate's deadline.
+        deadline_ = std::min(now + ctx_.limits.io_timeout, rate_.deadline());
+        break;
     case phase::write: deadline_ = now + ctx_.limits.io_timeout; break;
     case phase::app: deadline_ = clock::time_point::max(); break;
     }
@@ -186,12 +193,15 @@ asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& o
             }
         }
         if (closed_) co_return false;
+        rate_.resume(clock::now());
         set_phase(phase::body);
         auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(body_chunk), use_tuple);
+        rate_.pause(clock::now());
         if (ec) {
             body_status_ = timed_out_ ? 408 : 400;
             co_return false;
         }
+        rate_.add(n, clock::now());
         buf_.commit(n);
     }
 }
@@ -223,6 +233,50 @@ asio::awaitable<void> session::serve_tunnel(std::shared_ptr<exchange> ex) {
     co_await ctx_.app->tunnel(std::move(ex), client);
 }
 
+asio::awaitable<bool> session::buffer_body(request_parser& p, std::string& memory, body_file& file) {
+    request_head& h = p.head();
+    // The app can no longer refuse the body before it is sent: the client is
+    // told to go ahead now, as nginx does when it buffers. (--max-body-bytes
+    // was already checked against the Content-Length: 413 before any 100.)
+    if (h.expect_continue) {
+        continue_sent_ = true;
+        if (!co_await write("HTTP/1.1 100 Continue\r\n\r\n")) {
+            body_status_ = 0;
+            co_return false;
+        }
+    }
+    body_buffer b(ctx_.body_buffer_bytes, ctx_.body_temp_dir, h.chunked ? std::nullopt : h.content_length);
+    std::string chunk;
+    while (!p.is_done()) {
+        if (!co_await read_body_chunk(p, chunk)) co_return false;
+        // A spill writes a few KiB to the page cache on the io thread, as
+        // nginx does with client_body_temp_path.
+        if (!b.append(chunk)) {
+            log::error("request body of " + h.method + " " + h.target + ": " + b.error());
+            body_status_ = 500;
+            co_return false;
+        }
+    }
+    if (b.spilled()) file = b.take_file();
+    else memory = b.take_memory();
+    // The app sees a body of known length, as behind nginx, which sent it on
+    // to gunicorn with a Content-Length: a dechunked body gets one too (so
+    // apps that need CONTENT_LENGTH, such as Django, see chunked uploads).
+    if (h.chunked) {
+        h.chunked = false;
+        h.content_length = b.size();
+        // In the place of the (first) Transfer-Encoding field, so the
+        // fields keep the order they were sent in.
+        auto is_te = [](const header_field& f) { return f.known == static_cast<int>(http::field::transfer_encoding); };
+        header_field cl{"Content-Length", std::to_string(b.size()), static_cast<int>(http::field::content_length)};
+        if (auto te = std::find_if(h.headers.begin(), h.headers.end(), is_te); te != h.headers.end()) *te = std::move(cl);
+        else h.headers.push_back(std::move(cl));
+        std::erase_if(h.headers, is_te);
+    }
+    h.expect_continue = false;   // answered: the 100 went out and the body is here
+    co_return true;
+}
+
 asio::awaitable<bool> session::serve(request_parser& p) {
     const request_head& h = p.head();
     // A mount that relays upgrades takes the handshake as a request.
@@ -236,7 +290,16 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     bool preread = !h.chunked && h.content_length && *h.content_length <= ctx_.preread_bytes &&
                    (!expect || *h.content_length == 0);
     std::string body;
-    if (preread) {
+    body_file spooled;
+    rate_.start();
+    if (!preread && !p.is_done() && ctx_.app->buffers_body(h)) {
+        // The request goes to the app only once its body is here, so a slow
+        // upload holds this coroutine, never a pool thread.
+        if (!co_await buffer_body(p, body, spooled)) {
+            if (body_status_) co_await reject(body_status_);
+            co_return false;
+        }
+    } else if (preread) {
         while (!p.is_done()) {
             if (!co_await read_body_chunk(p, body)) {
                 co_await reject(body_status_);
@@ -255,7 +318,8 @@ asio::awaitable<bool> session::serve(request_parser& p) {
         ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep_, ctx_.output_hwm);
     }
     if (ctx_.app->watches_disconnect(ex->head())) ex->set_direct_fd(socket_.native_handle());
-    if (preread || p.is_done()) ex->preload_body(std::move(body));
+    if (spooled.valid()) ex->preload_body_file(std::move(spooled));
+    else if (preread || p.is_done()) ex->preload_body(std::move(body));
     current_ = ex;
     set_phase(phase::app);
     if (!ctx_.app->submit(ex)) {

@@ -3,6 +3,7 @@
 // request to the app through an exchange, pumps body and output between the
 // socket and the exchange, and loops for keep-alive. Requests on one
 // connection are answered strictly in order, so pipelining is safe.
+#include "bridge/net/body_buffer.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/request.hpp"
 
@@ -54,6 +55,7 @@ private:
 
     boost::asio::awaitable<bool> read_head(request_parser& p);
     boost::asio::awaitable<bool> read_body_chunk(request_parser& p, std::string& out);
+    boost::asio::awaitable<bool> buffer_body(request_parser& p, std::string& memory, body_file& file);
     boost::asio::awaitable<bool> serve(request_parser& p);
     boost::asio::awaitable<void> serve_websocket(request_parser& p);
     boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<exchange> ex);
@@ -76,7 +78,8 @@ private:
     bool timed_out_ = false;
     bool closed_ = false;
     bool continue_sent_ = false;
-    unsigned body_status_ = 400;
+    unsigned body_status_ = 400;   // 0: the client is gone, no answer
+    body_rate rate_;               // --min-body-rate, per request body
     std::shared_ptr<exchange> current_;
     std::shared_ptr<ws_channel> current_ws_;
     bool ws_closing_ = false;

@@ -69,6 +69,10 @@ bool mount_table::watches_disconnect(const net::request_head& head) const {
     return match(head).watches_disconnect(head);
 }
 
+bool mount_table::buffers_body(const net::request_head& head) const {
+    return match(head.path()).buffers_body(head);
+}
+
 void mount_table::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
     match(ch->head()).submit_websocket(std::move(ch));
 }

@@ -31,6 +31,7 @@ public:
     bool submit(std::shared_ptr<net::exchange> ex) override;
     bool accepts_websocket(const net::request_head& head) const override;
     bool watches_disconnect(const net::request_head& head) const override;
+    bool buffers_body(const net::request_head& head) const override;
     void submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
     bool tunnels_upgrade(const net::request_head& head) const override;
     boost::asio::awaitable<void> tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) override;

@@ -173,13 +173,14 @@ def test_many_slowloris_connections_are_cut_by_the_header_timeout(serve):
 
 # --- slow body -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("prefix,size,count", [
-    ("", 1000, 20),        # WSGI, small body: read before the app runs
-    ("", 1 << 20, 3),      # WSGI, streamed body: each holds a pool thread (4) while it reads
-    ("/a", 1000, 20),      # ASGI, small body
-    ("/a", 1 << 20, 50),   # ASGI, streamed body: holds no thread, so many at once
-], ids=["wsgi-preread", "wsgi-streamed", "asgi-preread", "asgi-streamed"])
-def test_slow_body_is_cut_by_the_io_timeout(serve, prefix, size, count):
+@pytest.mark.parametrize("prefix,size,count,flags", [
+    ("", 1000, 20, ()),        # WSGI, small body: read before the app runs
+    ("", 1 << 20, 20, ()),     # WSGI, large body: gathered before the app runs (the default)
+    ("", 1 << 20, 3, ("--no-buffer-body",)),   # WSGI, streamed body: each holds a pool thread (4) while it reads
+    ("/a", 1000, 20, ()),      # ASGI, small body
+    ("/a", 1 << 20, 50, ()),   # ASGI, streamed body: holds no thread, so many at once
+], ids=["wsgi-preread", "wsgi-buffered", "wsgi-streamed", "asgi-preread", "asgi-streamed"])
+def test_slow_body_is_cut_by_the_io_timeout(serve, prefix, size, count, flags):
     """POSTs that upload their body one byte a second, against --io-timeout 0.5: each is cut within
     the timeout + 250 ms + slack of its last byte, and closed. A body small enough to be read before
     the app runs (up to 64 KiB) gets 408 and the app never sees it; a streamed body makes the WSGI
@@ -187,8 +188,9 @@ def test_slow_body_is_cut_by_the_io_timeout(serve, prefix, size, count):
     return http.disconnect, after which the client gets 408 (it got 500, and the app was blamed in the
     log, before the fix in http_call::on_done). Meanwhile a normal request is answered in under 0.5 s. Bounds: RSS grows
     by less than 8 MiB, descriptors return to the baseline. Checked by hand: with --io-timeout 1000
-    nothing is cut and this fails."""
-    srv = serve(*APP, "--io-timeout", "0.5", "--threads", "4")
+    nothing is cut and this fails. A large WSGI body is gathered before the app runs unless the
+    mount streams (--no-buffer-body; issue 10 item 6), so it is answered 408 like a small one."""
+    srv = serve(*APP, "--io-timeout", "0.5", "--threads", "4", *flags)
     pid = srv.proc.pid
     base_fds, base_rss = baseline(srv)
     names = ["b%d" % i for i in range(count)]
@@ -238,7 +240,7 @@ def test_slow_body_is_cut_by_the_io_timeout(serve, prefix, size, count):
     for s in socks.values():
         s.close()
     uploads = {u["name"]: u for u in app_state(srv)["uploads"]}
-    if size <= 65536:
+    if size <= 65536 or (not prefix and not flags):
         assert all(got[n].startswith(b"HTTP/1.1 408 ") for n in names), [got[n][:40] for n in names][:3]
         assert not set(names) & set(uploads), "the app was called with an incomplete small body"
     else:
@@ -447,8 +449,9 @@ def test_clients_vanishing_mid_request_body(serve, prefix):
     connection (SO_LINGER 0). The server does not crash; the WSGI app's wsgi.input.read() raises
     OSError and the close() of the iterable it then returns is still called; the ASGI app's
     receive() returns http.disconnect. Nothing is logged as an app error, the descriptors return to
-    the baseline within 3 s and the server keeps serving."""
-    srv = serve(*APP)
+    the baseline within 3 s and the server keeps serving. The WSGI app streams its body
+    (--no-buffer-body) so that it is reading when the clients vanish."""
+    srv = serve(*APP, "--no-buffer-body")
     base_fds, _ = baseline(srv)
     names = ["v%d" % i for i in range(6)]
     socks = []
@@ -629,3 +632,101 @@ def test_websocket_version_other_than_13_is_426_with_the_supported_version(serve
     if status == 426:
         assert ("Sec-WebSocket-Version", "13") in fields
     assert requests.get(srv.url + "/record/connects", timeout=10).json() is None
+
+
+# --- slow uploads against a small pool (issue 10, item 6) ----------------------------------------
+# WSGI request bodies are gathered before the app runs (docs/configuration.md, "Request bodies"),
+# so slow uploads hold connections, never pool threads. More in test_body_buffering.py.
+
+def test_two_slow_uploads_do_not_stop_a_get_with_two_threads(serve):
+    """The audit's repro: --threads 2, two POSTs with Content-Length: 100000 and 10 bytes of body
+    each; a GET is then answered at once (it got no answer before the fix, when each upload held a
+    pool thread in wsgi.input.read(); checked with --no-buffer-body --min-body-rate 0). The app is
+    not called for an upload until its body is complete, and then reads every byte."""
+    srv = serve(*APP, "--threads", "2", "--min-body-rate", "0")
+    socks = []
+    for i in range(2):
+        s = srv.connect()
+        s.sendall(b"POST /upload?name=s%d HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" % i + b"x" * 10)
+        socks.append(s)
+    for _ in range(3):
+        probe(srv, "/ok", budget=2)
+    assert not [u for u in app_state(srv)["uploads"] if u["name"] in ("s0", "s1")]
+    for s in socks:
+        s.sendall(b"x" * (100000 - 10))
+        status, _, body, _ = read_response(s)
+        assert (status, body) == (200, b"read 100000")
+        s.close()
+
+
+def test_eight_slow_uploaders_of_every_framing_do_not_stop_gets(serve):
+    """--threads 2 and 8 slow uploaders (Content-Length, chunked, Expect: 100-continue) each send a
+    head and a few bytes: GETs are answered within 2 s each, for 3 s, while the uploads stay open;
+    the descriptors the uploads held return to the baseline after they are reset."""
+    srv = serve(*APP, "--threads", "2", "--min-body-rate", "0")
+    base_fds, _ = baseline(srv)
+    socks = []
+    for i in range(8):
+        s = srv.connect()
+        head = b"POST /upload?name=e%d HTTP/1.1\r\nHost: x\r\n" % i
+        if i % 3 == 0:
+            s.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nxxxxx\r\n")
+        elif i % 3 == 1:
+            s.sendall(head + b"Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+            s.settimeout(5)
+            assert s.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+            s.sendall(b"xxxxx")
+        else:
+            s.sendall(head + b"Content-Length: 100000\r\n\r\nxxxxx")
+        socks.append(s)
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        probe(srv, "/ok", budget=2)
+        probe(srv, "/a/ok", budget=2)
+    assert not [u for u in app_state(srv)["uploads"] if u["name"].startswith("e")]
+    for s in socks:
+        rst_close(s)
+    assert back_to(srv, base_fds, timeout=5) <= base_fds
+    probe(srv)
+
+
+@pytest.mark.parametrize("prefix", ["", "/a"], ids=["wsgi", "asgi"])
+def test_trickled_body_is_cut_by_the_minimum_body_rate(serve, prefix):
+    """A body sent a byte every 0.1 s never stalls long enough for --io-timeout (3 s here), but
+    falls below --min-body-rate 1000 over --body-rate-window 1: 408 and closed within about 1 s.
+    The WSGI app is never called (its body was being gathered); the ASGI app's receive() returns
+    http.disconnect. Before the fix the trickle held the connection (and, for WSGI, a pool thread)
+    for as long as it went on."""
+    srv = serve(*APP, "--io-timeout", "3", "--min-body-rate", "1000", "--body-rate-window", "1")
+    s = srv.connect()
+    s.sendall(b"POST %s/upload?name=t HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" % prefix.encode())
+    s.setblocking(False)
+    start = time.monotonic()
+    data = b""
+    closed = False
+    next_byte = start
+    while time.monotonic() - start < 6 and not closed:
+        if time.monotonic() >= next_byte:
+            next_byte += 0.1
+            try:
+                s.send(b"x")
+            except OSError:
+                pass
+        if select.select([s], [], [], 0.02)[0]:
+            try:
+                more = s.recv(65536)
+            except OSError:
+                more = b""
+            data += more
+            closed = not more
+    took = time.monotonic() - start
+    s.close()
+    assert closed and data.startswith(b"HTTP/1.1 408 "), data[:100]
+    assert took < 2.5, took
+    ups = [u for u in app_state(srv)["uploads"] if u["name"] == "t"]
+    if prefix:
+        assert poll(lambda: [u for u in app_state(srv)["uploads"] if u["name"] == "t" and u["done"]])
+        assert [u["error"] for u in app_state(srv)["uploads"] if u["name"] == "t"] == ["http.disconnect"]
+    else:
+        assert ups == []
+    probe(srv)

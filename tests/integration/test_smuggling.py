@@ -119,9 +119,11 @@ def test_rejected_and_nothing_follows(srv, name):
     assert len(got) == 1 and got[0] in (400, 431, 501, 505), (name, data[:300])
     assert b"Connection: close" in data
     assert b'"hits"' not in data and b"/smuggled" not in data
-    # Only the crafted request itself may have reached the app (when its head
-    # was valid and its body was not), never what was behind it.
-    expected = before + (2 if name in BODY_LEVEL else 1)
+    # Nothing reaches the app: not what was behind the crafted request, and,
+    # since a WSGI body is gathered before the app runs (issue 10 item 6), not
+    # the crafted request either, even when its head was valid and its body
+    # was not (BODY_LEVEL). Only the /hits request is counted.
+    expected = before + 1
     assert hits(srv) == expected, "a request behind the rejected one reached the app"
 
 
@@ -297,3 +299,24 @@ def test_an_upstream_transfer_encoding_is_read_whole(serve, value):
         assert r.status_code == 200 and r.content == b"abc"
     finally:
         up.stop()
+
+
+# --- body-level framing errors with streamed bodies (issue 10, item 6) ---------------------------
+
+@pytest.mark.parametrize("name", sorted(BODY_LEVEL))
+def test_body_level_errors_with_a_streamed_body_leave_nothing_behind(serve, name):
+    """The same malformed chunked bodies against a WSGI app that streams its body
+    (--no-buffer-body): the app is called with the valid head and its wsgi.input read fails, the
+    client gets one 4xx with the connection closed, and nothing behind the request reaches the app.
+    (Buffered, the default, the app is not called at all: test_rejected_and_nothing_follows.)"""
+    srv = serve(APP, "--no-buffer-body")
+    before = hits(srv)
+    s = srv.connect()
+    s.sendall(REJECTED[name] + NEXT)
+    data = recv_until_closed(s)
+    s.close()
+    got = statuses(data)
+    assert len(got) == 1 and got[0] in (400, 431, 501, 505), (name, data[:300])
+    assert b"Connection: close" in data
+    assert b'"hits"' not in data and b"/smuggled" not in data
+    assert hits(srv) == before + 2, "a request behind the rejected one reached the app"
