@@ -70,7 +70,7 @@ bool mount_table::watches_disconnect(const net::request_head& head) const {
 }
 
 bool mount_table::buffers_body(const net::request_head& head) const {
-    return match(head.path()).buffers_body(head);
+    return match(head).buffers_body(head);
 }
 
 void mount_table::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
