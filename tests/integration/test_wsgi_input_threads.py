@@ -20,6 +20,7 @@ import json
 import socket
 import time
 
+import pytest
 import requests
 
 from conftest import poll, read_response
@@ -28,8 +29,11 @@ TIMEOUT = 30
 APP = "input_threads:app"
 
 
-def test_two_threads_reading_one_stream_get_the_body_exactly_once(serve):
-    srv = serve(APP)
+# Gathered (the body is in a temporary file, read with pread) and streamed
+# (read from the socket into the stream's buffer as the threads ask).
+@pytest.mark.parametrize("flags", [[], ["--no-buffer-body"]], ids=["buffered", "streamed"])
+def test_two_threads_reading_one_stream_get_the_body_exactly_once(serve, flags):
+    srv = serve(APP, *flags)
     body = bytes(i % 251 for i in range(3 * 1024 * 1024 + 17))
     expected = collections.Counter(body)
     for _ in range(3):
@@ -54,7 +58,7 @@ def test_a_reader_left_blocked_when_the_request_ends_gets_an_exception(serve):
     the body; the client has sent 10 bytes of 100000 and keeps the connection open. The thread's
     read must fail as soon as the request is over, and so must its next read (even of the 10
     bytes already buffered)."""
-    srv = serve(APP, "--io-timeout", "2")
+    srv = serve(APP, "--io-timeout", "2", "--no-buffer-body")   # a reader can only block on a streamed body
     s = srv.connect(timeout=TIMEOUT)
     try:
         s.sendall(b"POST /leave-reader/open HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789")
@@ -75,7 +79,7 @@ def test_a_reader_left_blocked_when_the_request_ends_gets_an_exception(serve):
 def test_a_reader_left_blocked_when_the_client_goes_gets_an_exception(serve):
     """The same, but the client closes right after the response: the exchange goes away with the
     connection, and the thread must have left it first."""
-    srv = serve(APP, "--io-timeout", "2")
+    srv = serve(APP, "--io-timeout", "2", "--no-buffer-body")   # a reader can only block on a streamed body
     for i in range(4):
         name = "gone%d" % i
         s = srv.connect(timeout=TIMEOUT)
