@@ -13,19 +13,6 @@ unsigned check_segment(std::string_view seg) {
     return 0;
 }
 
-bool path_char(unsigned char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-    case '-': case '.': case '_': case '~':                       // unreserved
-    case '!': case '$': case '&': case '\'': case '(': case ')':  // sub-delims
-    case '*': case '+': case ',': case ';': case '=':
-    case ':': case '@': case '/':
-        return true;
-    default:
-        return false;
-    }
-}
-
 } // namespace
 
 decoded_path file_path(std::string_view rest) {
@@ -56,22 +43,6 @@ decoded_path file_path(std::string_view rest) {
         pos = end;
     }
     return r;
-}
-
-std::string encode_path(std::string_view rel) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(rel.size());
-    for (unsigned char c : rel) {
-        if (path_char(c)) {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
 }
 
 bool valid_utf8(std::string_view s) {

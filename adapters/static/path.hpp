@@ -26,10 +26,6 @@ struct decoded_path {
 // - empty and "." segments are dropped ("a//./b" is "a/b").
 decoded_path file_path(std::string_view rest);
 
-// `rel` percent-encoded for a Location header: every byte outside the
-// path characters of RFC 3986 is escaped, '/' stays a separator.
-std::string encode_path(std::string_view rel);
-
 // True if `s` is well-formed UTF-8 (no overlong forms, no surrogates,
 // nothing above U+10FFFF).
 bool valid_utf8(std::string_view s);

@@ -180,7 +180,7 @@ void static_handler::serve(net::exchange& ex, net::response_writer& w) const {
         return small_response(w, status);
     }
     if (sel.file.directory() && !p.trailing_slash) {
-        std::string location = encode_path(prefix_) + "/" + encode_path(p.rel) + (p.rel.empty() ? "" : "/");
+        std::string location = net::encode_path(prefix_) + "/" + net::encode_path(p.rel) + (p.rel.empty() ? "" : "/");
         if (!h.query().empty()) location += "?" + std::string(h.query());
         return small_response(w, 301, "Location: " + location + "\r\n");
     }

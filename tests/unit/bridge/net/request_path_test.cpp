@@ -92,6 +92,7 @@ TEST(raw_rest, drops_as_many_segments_as_the_decoded_prefix_had) {
 TEST(encode_path, escapes_what_is_not_a_path_character) {
     EXPECT_EQ(encode_path("/my app/caf\xC3\xA9?#%"), "/my%20app/caf%C3%A9%3F%23%25");
     EXPECT_EQ(encode_path("/keep-._~!$&'()*+,;=:@"), "/keep-._~!$&'()*+,;=:@");
+    EXPECT_EQ(encode_path(std::string("\r\n", 2)), "%0D%0A");   // a static mount's Location header
 }
 
 } // namespace
