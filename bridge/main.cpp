@@ -76,7 +76,7 @@ std::string choose_interface(const std::string& wanted, PyObject* app) {
         py::print_exception();
         die(1, "cannot inspect the app");
     }
-    std::string detected = PyUnicode_AsUTF8(kind.get());
+    std::string detected = py::text(kind.get());
     if (wanted == "wsgi") return "wsgi";
     if (wanted == "asgi") return detected == "asgi2" ? "asgi2" : "asgi3";
     return detected;
@@ -115,7 +115,7 @@ flask_attached attach_flask(PyObject* app, bool automatic, bool own_loop, const 
         die(1, "cannot set up the Flask integration for " + name);
     }
     PyObject* note = PyTuple_GET_ITEM(r.get(), 1);   // borrowed
-    if (note != Py_None) log::info(name + ": " + PyUnicode_AsUTF8(note));
+    if (note != Py_None) log::info(name + ": " + py::text(note));
     flask_attached out;
     out.shared_loop = PyTuple_GET_ITEM(r.get(), 0) == Py_True;
     PyObject* runner = PyTuple_GET_ITEM(r.get(), 2);   // borrowed
@@ -281,7 +281,7 @@ int main(int argc, char** argv) {
             }
             if (PyTuple_GET_ITEM(result.get(), 0) != Py_True) {
                 PyObject* why = PyTuple_GET_ITEM(result.get(), 1);   // borrowed
-                die(1, "ASGI lifespan startup failed for " + spec.app + ": " + PyUnicode_AsUTF8(why));
+                die(1, "ASGI lifespan startup failed for " + spec.app + ": " + py::text(why));
             }
             py::ref supported = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "supported"));
             if (supported.get() == Py_True) {
@@ -342,7 +342,7 @@ int main(int argc, char** argv) {
         py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
         if (!result) py::print_exception();
         else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
-            log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + PyUnicode_AsUTF8(PyTuple_GET_ITEM(result.get(), 1)));
+            log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + py::text(PyTuple_GET_ITEM(result.get(), 1)));
     }
     for (auto& own : own_loops)
         if (!own->stop(left())) loop_stuck();

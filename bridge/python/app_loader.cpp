@@ -25,9 +25,7 @@ std::string current_exception_text() {
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
     ref t = ref::steal(type), v = ref::steal(value), b = ref::steal(tb);
-    ref s = ref::steal(v ? PyObject_Str(v.get()) : nullptr);
-    PyErr_Clear();
-    return s ? PyUnicode_AsUTF8(s.get()) : "unknown error";
+    return text(v.get(), "unknown error");
 }
 
 // True when the ModuleNotFoundError is about `module` itself (or one of its
@@ -41,7 +39,7 @@ bool missing_is_target(const std::string& module) {
     if (value) {
         ref name = ref::steal(PyObject_GetAttrString(value, "name"));
         if (name && PyUnicode_Check(name.get())) {
-            std::string n = PyUnicode_AsUTF8(name.get());
+            std::string n = text(name.get());
             target = module == n || module.rfind(n + ".", 0) == 0;
         }
         PyErr_Clear();

@@ -4,6 +4,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <string>
 #include <utility>
 
 namespace trestle::py {
@@ -56,5 +57,20 @@ public:
 private:
     PyGILState_STATE state_;
 };
+
+// str(o) as UTF-8 for a log line or an error message: lone surrogates are
+// escaped, and no exception is left set. PyUnicode_AsUTF8 returns NULL for a
+// str holding a lone surrogate (an app's lifespan failure message, say),
+// and a std::string made from that NULL is undefined behaviour.
+inline std::string text(PyObject* o, const char* fallback = "?") {
+    if (!o) return fallback;
+    ref s = ref::steal(PyObject_Str(o));
+    ref b = ref::steal(s ? PyUnicode_AsEncodedString(s.get(), "utf-8", "backslashreplace") : nullptr);
+    if (!b) {
+        PyErr_Clear();
+        return fallback;
+    }
+    return std::string(PyBytes_AS_STRING(b.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(b.get())));
+}
 
 } // namespace trestle::py

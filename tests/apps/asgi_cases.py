@@ -645,6 +645,13 @@ async def lifespan_failed_app(scope, receive, send):
         await respond(send, 200, b"served without lifespan")
 
 
+async def lifespan_failed_surrogate_app(scope, receive, send):
+    """A failure message that UTF-8 cannot encode (a lone surrogate)."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "bad \ud800 byte"})
+
+
 async def lifespan_raise_app(scope, receive, send):
     if scope["type"] == "lifespan":
         await receive()

@@ -768,6 +768,15 @@ def test_lifespan_startup_failed_exits_with_the_message(mode):
     assert "listening on" not in r.stderr
 
 
+def test_lifespan_startup_failed_with_an_unencodable_message_exits_1():
+    # The message went through PyUnicode_AsUTF8 unchecked: NULL for a lone
+    # surrogate, then a std::string made from NULL (a crash).
+    r = run_trestle("asgi_cases:lifespan_failed_surrogate_app", "--bind", "127.0.0.1:0", timeout=20)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert ("trestle: error: ASGI lifespan startup failed for asgi_cases:lifespan_failed_surrogate_app: "
+            "bad \\ud800 byte") in r.stderr.splitlines(), r.stderr
+
+
 def test_lifespan_failed_app_serves_with_lifespan_off(serve):
     srv = serve("asgi_cases:lifespan_failed_app", "--lifespan", "off")
     assert requests.get(srv.url + "/", timeout=TIMEOUT).text == "served without lifespan"
