@@ -1,6 +1,7 @@
 #include "bridge/python/interpreter.hpp"
 
 #include "bridge/observability/log.hpp"
+#include "bridge/python/package_dir.hpp"
 #include "bridge/python/ref.hpp"
 
 #include <cerrno>
@@ -94,7 +95,15 @@ void initialize(const interpreter_options& o) {
     std::error_code ec;
     front.push_back(fs::current_path(ec).string());
     prepend_sys_path(front);
-    append_sys_path(TRESTLE_PYTHON_PACKAGE_DIR);
+    // Next to the binary when installed, else the source tree it was built
+    // from (see package_dir.hpp).
+    fs::path package = own_package_dir();
+    if (package.empty())
+        log::warning(std::string("Trestle's Python package is neither installed beside the binary (")
+                     + TRESTLE_PYTHON_PACKAGE_REL + ") nor in " + TRESTLE_PYTHON_PACKAGE_DIR
+                     + ": `import trestle` will fail");
+    else
+        append_sys_path(package.string());
 }
 
 void release_main_thread() { main_state = PyEval_SaveThread(); }
