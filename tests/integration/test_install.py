@@ -3,13 +3,17 @@
 `cmake --install` of the build under test into a temporary prefix; the
 installed binary serves an app written outside the checkout, from any
 working directory, finds its own `trestle` package beside itself (not in the
-source tree), and still does after the whole prefix is moved.
+source tree), and still does after the whole prefix is moved. `cpack -G DEB`
+builds a package whose control data and contents are checked; as root, on a
+machine without a trestle of its own, the package is installed with dpkg,
+serves, and is removed again.
 """
 import http.client
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -161,3 +165,63 @@ def test_installed_tree_serves_from_anywhere_and_after_a_move(tmp_path):
     os.symlink(os.path.join(moved, "bin", "trestle"), str(link_dir / "trestle"))
     check_serves(str(link_dir / "trestle"), os.path.join(moved, "share", "trestle", "python"),
                  app_dir, app_dir, logs)
+
+
+def deb_field(info, name):
+    for line in info.splitlines():
+        line = line.strip()
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_deb_package(tmp_path):
+    need_build_tree()
+    if not shutil.which("cpack") or not shutil.which("dpkg-deb") or not shutil.which("dpkg-shlibdeps"):
+        pytest.skip("cpack, dpkg-deb or dpkg-shlibdeps (dpkg-dev) missing")
+    out = str(tmp_path / "pkg")
+    run = subprocess.run(["cpack", "-G", "DEB", "-B", out], cwd=BUILD, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=300)
+    assert run.returncode == 0, run.stdout.decode(errors="replace")
+    debs = [f for f in os.listdir(out) if f.endswith(".deb")]
+    assert len(debs) == 1, os.listdir(out)
+    deb = os.path.join(out, debs[0])
+    assert debs[0].startswith("trestle_0.1.0_"), debs[0]
+
+    info = subprocess.run(["dpkg-deb", "-I", deb], check=True, stdout=subprocess.PIPE, timeout=60).stdout.decode()
+    assert deb_field(info, "Package") == "trestle"
+    assert deb_field(info, "Version") == "0.1.0"
+    assert deb_field(info, "Maintainer")
+    assert deb_field(info, "Description")
+    depends = [d.strip().split(" ")[0] for d in (deb_field(info, "Depends") or "").split(",")]
+    # dpkg-shlibdeps' libraries (the static libpython brings zlib and expat)
+    # and the Python the binary embeds, for its standard library.
+    for dep in ("libc6", "libstdc++6", "python3.11", "python3-minimal"):
+        assert dep in depends, info
+
+    contents = subprocess.run(["dpkg-deb", "-c", deb], check=True, stdout=subprocess.PIPE,
+                              timeout=60).stdout.decode()
+    paths = {line.split()[-1] for line in contents.splitlines() if line.strip()}
+    assert "./usr/bin/trestle" in paths, contents
+    for name in PACKAGE_FILES:
+        assert "./usr/share/trestle/python/trestle/" + name in paths, contents
+    assert "./usr/share/doc/trestle/copyright" in paths, contents
+    assert not any("__pycache__" in p for p in paths), contents
+
+    # Installing it on this machine: only as root, and only where it cannot
+    # replace a trestle of the machine's own.
+    if os.geteuid() != 0:
+        pytest.skip("not root: the .deb was built and inspected but not installed")
+    if os.path.exists("/usr/bin/trestle") or subprocess.run(
+            ["dpkg", "-s", "trestle"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+        pytest.skip("a trestle is already installed on this machine: the .deb was not installed over it")
+    site = tempfile.mkdtemp(prefix="trestle-deb-site-", dir="/tmp")
+    try:
+        run = subprocess.run(["dpkg", "-i", deb], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        assert run.returncode == 0, run.stdout.decode(errors="replace")
+        write_app(site)
+        check_serves("/usr/bin/trestle", "/usr/share/trestle/python", site, site, str(tmp_path))
+    finally:
+        subprocess.run(["dpkg", "-r", "trestle"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        shutil.rmtree(site, ignore_errors=True)
+    assert not os.path.exists("/usr/bin/trestle")
