@@ -36,7 +36,7 @@ py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, P
 // The least time the steps after the drain get, however long the drain took.
 constexpr std::chrono::seconds kCleanupFloor{2};
 
-// After the drain, SIGINT/SIGTERM end the process at once (async-signal-safe:
+// After the drain, SIGINT/SIGTERM/SIGQUIT end the process at once (async-signal-safe:
 // one write, then _exit).
 void stop_now_on_signal() {
     struct sigaction sa {};
@@ -48,11 +48,18 @@ void stop_now_on_signal() {
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGQUIT, &sa, nullptr);
+    // The server's signal set put these back to their default (which ends the
+    // process) when it went away; during the cleanup they do nothing. A
+    // handler, not SIG_IGN, which an app's child would inherit over exec.
+    struct sigaction quiet {};
+    quiet.sa_handler = [](int) {};
+    sigemptyset(&quiet.sa_mask);
+    for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) ::sigaction(sig, &quiet, nullptr);
     // Asio may have left them blocked in this thread; unblock them here.
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) sigaddset(&set, sig);
     ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 

@@ -93,6 +93,22 @@ void log_exception(std::exception_ptr e) {
 
 } // namespace
 
+void reopen_logs(access_log* access) {
+    // The error log is stderr, which the process does not own (systemd's
+    // journal, or the shell's redirection): nothing to reopen there.
+    std::string why;
+    if (!access || !access->to_file()) log::info("received SIGUSR1: no log file to reopen (logs go to stderr)");
+    else if (access->reopen(why)) log::info("received SIGUSR1: access log reopened");
+    else log::error("received SIGUSR1: " + why);
+}
+
+void quit_now(access_log* access) {
+    log::info("received SIGQUIT: stopping now, without a drain");
+    if (access) access->flush();
+    std::fflush(stderr);
+    ::_exit(0);
+}
+
 struct server::impl {
     impl(server_context& c, int b) : ctx(c), backlog(b) {}
     server_context& ctx;
@@ -295,6 +311,42 @@ bool server::run(std::chrono::milliseconds graceful) {
         });
     };
     wait_signal();
+    // The rest of gunicorn's signal set. With one process and no supervisor
+    // there is no worker to reload, add or remove: those signals are logged
+    // and ignored rather than left to their default action (which ends the
+    // process without a drain).
+    asio::signal_set others(control, SIGHUP, SIGUSR1, SIGUSR2);
+    others.add(SIGQUIT);
+    others.add(SIGTTIN);
+    others.add(SIGTTOU);
+    std::function<void()> wait_other = [&] {
+        others.async_wait([&](error_code ec, int sig) {
+            if (ec) return;
+            switch (sig) {
+            case SIGUSR1:
+                reopen_logs(im.ctx.access);
+                break;
+            case SIGHUP:
+                log::warning("received SIGHUP: a reload needs worker processes, which this server does not "
+                             "run yet; still serving the code already loaded");
+                break;
+            case SIGUSR2:
+                log::warning("received SIGUSR2: a binary upgrade needs worker processes, which this server "
+                             "does not run yet; still serving");
+                break;
+            case SIGTTIN:
+            case SIGTTOU:
+                log::info(std::string("received ") + (sig == SIGTTIN ? "SIGTTIN" : "SIGTTOU") +
+                          ": one process, no workers to add or remove; ignored");
+                break;
+            case SIGQUIT:
+                // gunicorn's quick shutdown: no drain, exit 0.
+                quit_now(im.ctx.access);
+            }
+            wait_other();
+        });
+    };
+    wait_other();
     // The access log is buffered; the main thread flushes it once a second.
     asio::steady_timer flush_timer(control);
     std::function<void()> flush_access = [&] {

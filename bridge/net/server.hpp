@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+namespace trestle { class access_log; }
+
 namespace trestle::net {
 
 // A --bind value that cannot be parsed (exit 2) or bound (exit 1).
@@ -17,6 +19,12 @@ struct bind_error : std::runtime_error {
     bind_error(const std::string& m, bool usage) : std::runtime_error(m), usage(usage) {}
     bool usage;
 };
+
+// SIGUSR1: reopens the access log file (logrotate). SIGQUIT: stops the
+// process at once, exit 0 (no drain, Python not finalized). Both are also
+// used by main after the drain, when the server's signal sets are gone.
+void reopen_logs(access_log* access);
+[[noreturn]] void quit_now(access_log* access);
 
 // HOST:PORT, [V6]:PORT, :PORT or unix:/path.
 struct bind_spec {

@@ -10,7 +10,7 @@
 
 namespace trestle {
 
-access_log::access_log(const std::string& path) {
+access_log::access_log(const std::string& path) : path_(path) {
     if (path == "-") {
         out_ = stderr;
         owned_ = false;
@@ -80,6 +80,20 @@ void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point
     line += dur;
     std::lock_guard lock(m_);
     std::fwrite(line.data(), 1, line.size(), out_);
+}
+
+bool access_log::reopen(std::string& why) {
+    if (!owned_) return true;
+    std::FILE* f = std::fopen(path_.c_str(), "ae");
+    if (!f) {
+        why = "cannot reopen access log " + path_ + ": " + std::strerror(errno);
+        return false;
+    }
+    std::lock_guard lock(m_);
+    std::fflush(out_);
+    std::fclose(out_);
+    out_ = f;
+    return true;
 }
 
 void access_log::flush() {
