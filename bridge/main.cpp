@@ -7,6 +7,7 @@
 #include "bridge/net/server.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/observability/sd_notify.hpp"
 #include "bridge/python/app_loader.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/router/mount_table.hpp"
@@ -175,6 +176,11 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    // Before Python starts: it takes its os.environ copy then, and the
+    // variables are unset so an app's children do not see them.
+    sd::notifier notify;
+    notify.from_environment();
+
     py::initialize({opt.chdir, opt.pythonpath, opt.venv});
 
     // Every Python app is loaded before anything starts.
@@ -310,6 +316,7 @@ int main(int argc, char** argv) {
     ctx.app = apps.size() == 1 && root ? root : static_cast<handler*>(&table);
 
     net::server srv(ctx, opt.io_threads, opt.backlog);
+    srv.set_notifier(&notify);
     try {
         srv.listen(opt.binds);
     } catch (const net::bind_error& e) {

@@ -4,6 +4,7 @@
 #include "bridge/net/session.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/observability/sd_notify.hpp"
 #include "bridge/runtime/scheduling.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -102,8 +103,9 @@ void reopen_logs(access_log* access) {
     else log::error("received SIGUSR1: " + why);
 }
 
-void quit_now(access_log* access) {
+void quit_now(access_log* access, sd::notifier* notify) {
     log::info("received SIGQUIT: stopping now, without a drain");
+    if (notify) notify->send("STOPPING=1\nSTATUS=stopping now (SIGQUIT)");
     if (access) access->flush();
     std::fflush(stderr);
     ::_exit(0);
@@ -265,6 +267,27 @@ bool server::run(std::chrono::milliseconds graceful) {
         });
     }
 
+    // The watchdog pings come from io thread 0, not the main thread: if that
+    // thread stops turning, systemd notices.
+    std::unique_ptr<asio::steady_timer> watchdog;
+    std::function<void()> ping;
+    if (notify_ && notify_->enabled() && notify_->watchdog_interval().count() > 0) {
+        watchdog = std::make_unique<asio::steady_timer>(io0);
+        ping = [&, interval = notify_->watchdog_interval()] {
+            notify_->send("WATCHDOG=1");
+            watchdog->expires_after(interval);
+            watchdog->async_wait([&](error_code ec) {
+                if (!ec) ping();
+            });
+        };
+        asio::post(io0, [&] { ping(); });
+    }
+    if (notify_) {
+        std::size_t n = im.tcp_acceptors.size() + im.unix_acceptors.size();
+        notify_->send("READY=1\nSTATUS=serving on " + std::to_string(n) + " listener(s)\nMAINPID=" +
+                      std::to_string(::getpid()));
+    }
+
     // The main thread only waits for signals and supervises the drain.
     asio::io_context control{1};
     asio::signal_set signals(control, SIGINT, SIGTERM);
@@ -302,6 +325,7 @@ bool server::run(std::chrono::milliseconds graceful) {
             }
             log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
                       ", shutting down gracefully");
+            if (notify_) notify_->send("STOPPING=1\nSTATUS=draining " + std::to_string(im.live.load()) + " connection(s)");
             im.ctx.draining = true;
             deadline = std::chrono::steady_clock::now() + graceful;
             asio::post(io0, [&im] { im.close_acceptors(); });
@@ -341,7 +365,7 @@ bool server::run(std::chrono::milliseconds graceful) {
                 break;
             case SIGQUIT:
                 // gunicorn's quick shutdown: no drain, exit 0.
-                quit_now(im.ctx.access);
+                quit_now(im.ctx.access, notify_);
             }
             wait_other();
         });
@@ -375,6 +399,7 @@ bool server::run(std::chrono::milliseconds graceful) {
     for (auto& w : im.workers) w->ioc.stop();
     for (auto& w : im.workers)
         if (w->thread.joinable()) w->thread.join();
+    watchdog.reset();   // io0 no longer runs: its handler cannot be racing this
     return clean;
 }
 

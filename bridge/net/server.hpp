@@ -11,6 +11,7 @@
 #include <vector>
 
 namespace trestle { class access_log; }
+namespace trestle::sd { class notifier; }
 
 namespace trestle::net {
 
@@ -24,7 +25,7 @@ struct bind_error : std::runtime_error {
 // process at once, exit 0 (no drain, Python not finalized). Both are also
 // used by main after the drain, when the server's signal sets are gone.
 void reopen_logs(access_log* access);
-[[noreturn]] void quit_now(access_log* access);
+[[noreturn]] void quit_now(access_log* access, sd::notifier* notify);
 
 // HOST:PORT, [V6]:PORT, :PORT or unix:/path.
 struct bind_spec {
@@ -39,6 +40,10 @@ public:
     server(server_context& ctx, std::size_t io_threads, int backlog);
     ~server();
     void listen(const std::vector<std::string>& binds);   // throws bind_error
+    // systemd's notify socket (may be disabled): run() sends READY=1 once it
+    // serves, STOPPING=1 when a stop begins, and WATCHDOG=1 from io thread 0
+    // (so a stuck io thread stops the pings).
+    void set_notifier(sd::notifier* n) { notify_ = n; }
     // Serves until SIGINT/SIGTERM, then drains for up to `graceful`.
     // Returns true if every connection finished in time.
     bool run(std::chrono::milliseconds graceful);
@@ -49,6 +54,7 @@ public:
     std::chrono::steady_clock::time_point graceful_deadline() const { return graceful_deadline_; }
 
 private:
+    sd::notifier* notify_ = nullptr;
     bool interrupted_ = false;
     std::chrono::steady_clock::time_point graceful_deadline_{};
     struct impl;
