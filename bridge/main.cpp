@@ -4,6 +4,7 @@
 #include "adapters/static/static_handler.hpp"
 #include "adapters/wsgi/wsgi_handler.hpp"
 #include "bridge/config/options.hpp"
+#include "bridge/net/inherited_fds.hpp"
 #include "bridge/net/server.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
@@ -138,10 +139,35 @@ int main(int argc, char** argv) {
     log::set_level(opt.log_level);
     std::signal(SIGPIPE, SIG_IGN);
 
+    // systemd's socket activation: its sockets replace the default bind (an
+    // explicit --bind wins, and may name them as fd://N).
+    auto inherited = net::take_listen_fds();
+    if (!inherited.empty() && opt.binds_defaulted) {
+        opt.binds.clear();
+        std::string list;
+        for (auto& s : inherited) {
+            opt.binds.push_back("fd://" + std::to_string(s.fd));
+            list += (list.empty() ? " fd " : ", fd ") + std::to_string(s.fd) + (s.name.empty() ? "" : " (" + s.name + ")");
+        }
+        log::info("socket activation: serving on " + std::to_string(inherited.size()) + " socket(s) from systemd:" + list);
+    } else if (!inherited.empty()) {
+        log::info("socket activation: --bind given, so the " + std::to_string(inherited.size()) +
+                  " socket(s) from systemd serve only where --bind names them (fd://N)");
+    }
+
     // Bind addresses are checked before Python starts: a typo costs no import.
+    std::vector<int> fds_named;
     for (auto& b : opt.binds) {
         try {
-            net::parse_bind(b);
+            net::bind_spec spec = net::parse_bind(b);
+            if (spec.fd >= 0) {
+                if (std::find(fds_named.begin(), fds_named.end(), spec.fd) != fds_named.end())
+                    throw net::bind_error("--bind " + b + ": named twice", true);
+                fds_named.push_back(spec.fd);
+                if (std::string why = net::check_listener(spec.fd); !why.empty())
+                    throw net::bind_error("--bind " + b + ": " + why, true);
+                net::set_cloexec(spec.fd);   // one thread yet: see inherited_fds.hpp
+            }
         } catch (const net::bind_error& e) {
             std::fprintf(stderr, "trestle: error: %s\n", e.what());
             return 2;

@@ -1,6 +1,7 @@
 #include "bridge/net/server.hpp"
 
 #include "bridge/net/cloexec.hpp"
+#include "bridge/net/inherited_fds.hpp"
 #include "bridge/net/session.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
@@ -36,6 +37,15 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 bind_spec parse_bind(const std::string& text) {
     bind_spec b;
+    if (text.rfind("fd://", 0) == 0) {
+        std::string n = text.substr(5);
+        unsigned value = 0;
+        auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), value);
+        if (n.empty() || ec != std::errc{} || p != n.data() + n.size() || value > 1 << 20)
+            throw bind_error("--bind " + text + ": expected fd://N, N a descriptor number", true);
+        b.fd = static_cast<int>(value);
+        return b;
+    }
     if (text.rfind("unix:", 0) == 0) {
         b.is_unix = true;
         b.host = text.substr(5);
@@ -194,8 +204,40 @@ struct server::impl {
         return generic_socket(ex, asio::generic::stream_protocol(AF_UNIX, 0), sock.release(ignored));
     }
 
+    // fd://N: a listening socket this process was given. It is not unlinked
+    // (unix) when the server stops: its owner (systemd) made it.
+    void adopt_listener(const std::string& text, int fd) {
+        if (std::string why = check_listener(fd); !why.empty())
+            throw bind_error("--bind " + text + ": " + why, true);
+        auto& ioc = workers.front()->ioc;
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        error_code ec;
+        std::string suffix = " (inherited fd " + std::to_string(fd) + ")";
+        if (ss.ss_family == AF_UNIX) {
+            auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
+            acc->assign(asio::local::stream_protocol(), fd, ec);
+            if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
+            auto path = acc->local_endpoint(ec).path();
+            if (!path.empty() && path[0] == '\0') path = "@" + path.substr(1);
+            log::info("listening on unix:" + path + suffix);
+            unix_acceptors.push_back(std::move(acc));
+            return;
+        }
+        auto acc = std::make_unique<tcp::acceptor>(ioc);
+        acc->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+        if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
+        auto bound = acc->local_endpoint(ec);
+        std::string host = bound.address().to_string();
+        if (bound.address().is_v6()) host = "[" + host + "]";
+        log::info("listening on http://" + host + ":" + std::to_string(bound.port()) + suffix);
+        tcp_acceptors.push_back(std::move(acc));
+    }
+
     void listen_one(const std::string& text) {
         bind_spec b = parse_bind(text);
+        if (b.fd >= 0) return adopt_listener(text, b.fd);
         auto& ioc = workers.front()->ioc;
         error_code ec;
         if (b.is_unix) {

@@ -27,8 +27,10 @@ struct bind_error : std::runtime_error {
 void reopen_logs(access_log* access);
 [[noreturn]] void quit_now(access_log* access, sd::notifier* notify);
 
-// HOST:PORT, [V6]:PORT, :PORT or unix:/path.
+// HOST:PORT, [V6]:PORT, :PORT, unix:/path or fd://N (an inherited
+// listening socket: systemd's socket activation, or a parent's).
 struct bind_spec {
+    int fd = -1;   // fd://N
     bool is_unix = false;
     std::string host;   // or the unix path
     unsigned short port = 0;
