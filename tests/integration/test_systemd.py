@@ -3,6 +3,7 @@
 the example unit files under examples/systemd."""
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -157,7 +158,7 @@ class Activated:
     """systemd-socket-activate listening on a free port, execing trestle on
     the first connection (it keeps its pid, so LISTEN_PID is trestle's)."""
 
-    def __init__(self, tmp_path, *trestle_args, extra=()):
+    def __init__(self, tmp_path, *trestle_args, extra=(), env=None):
         tool = find_socket_activate()
         if not tool:
             pytest.skip("systemd-socket-activate not installed (Debian's systemd package)")
@@ -165,7 +166,11 @@ class Activated:
         for _ in range(5):   # a port freed by free_port() may be taken again meanwhile
             self.port = free_port()
             self.log_fh = open(self.log_path, "w")
-            self.proc = subprocess.Popen([tool, "-l", "127.0.0.1:%d" % self.port] + list(extra) + [BIN] + list(trestle_args),
+            # The tool passes its children only TERM, PATH, USER and HOME
+            # of its environment, and what -E names.
+            setenv = ["-E%s=%s" % kv for kv in sorted(dict(env or {}, PYTHONDONTWRITEBYTECODE="1").items())]
+            self.proc = subprocess.Popen([tool, "-l", "127.0.0.1:%d" % self.port] + setenv + list(extra) +
+                                         [BIN] + list(trestle_args),
                                          cwd=APPS, env=server_env(), stdout=self.log_fh, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
             if poll(lambda: "Listening on" in self.log() or self.proc.poll() is not None, timeout=10) and \
@@ -337,3 +342,70 @@ def test_listen_fds_for_another_pid_is_ignored(serve):
     srv = serve("hello:app", env={"LISTEN_FDS": "1", "LISTEN_PID": "1"})
     assert "socket activation" not in srv.log()
     assert get((srv.host, srv.port)) == (200, b"Hello, World!")
+
+
+# ---------------------------------------------------------------- examples/systemd
+
+EXAMPLES = os.path.join(ROOT, "examples", "systemd")
+
+
+def unit(name):
+    """A unit file as {section: {key: [values]}} (keys may repeat)."""
+    out, section = {}, None
+    with open(os.path.join(EXAMPLES, name)) as fh:
+        for line in fh:
+            line = line.strip()
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("["):
+                section = out.setdefault(line.strip("[]"), {})
+                continue
+            key, _, value = line.partition("=")
+            section.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def test_example_units_use_only_flags_trestle_has():
+    service, sock = unit("trestle.service"), unit("trestle.socket")
+    assert service["Service"]["Type"] == ["notify"]
+    assert "trestle.socket" in service["Unit"]["Requires"][0]
+    assert sock["Socket"]["ListenStream"]
+    argv = shlex.split(service["Service"]["ExecStart"][0])
+    help_text = run_trestle("--help").stdout
+    flags = [a.split("=")[0] for a in argv[1:] if a.startswith("-")]
+    assert flags
+    for flag in flags:
+        assert re.search(r"(^|[ ,])%s\b" % re.escape(flag), help_text, re.M), "%s not in trestle --help" % flag
+    # With the socket unit, the service binds nothing itself.
+    assert "--bind" not in argv and "-b" not in argv
+    # The stop timeout leaves room for the drain and the 2 s after it.
+    graceful = float(argv[argv.index("--graceful-timeout") + 1])
+    assert float(service["Service"]["TimeoutStopSec"][0]) > graceful + 2
+
+
+def test_example_units_run_under_socket_activation(tmp_path):
+    """Starts trestle as the units would: the ExecStart flags, the socket's
+    FileDescriptorName, NOTIFY_SOCKET and WATCHDOG_USEC from WatchdogSec."""
+    service, sock = unit("trestle.service"), unit("trestle.socket")
+    argv = shlex.split(service["Service"]["ExecStart"][0])
+    args = argv[1:]
+    args[0] = "hello:app"   # the unit's app is the user's
+    access = str(tmp_path / "access.log")
+    args[args.index("--access-log") + 1] = access
+    watchdog_usec = int(float(service["Service"]["WatchdogSec"][0]) * 1000000)
+    notify = NotifySocket(str(tmp_path / "notify"))
+    act = Activated(tmp_path, *args, extra=["--fdname=" + sock["Socket"]["FileDescriptorName"][0]],
+                    env={"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": str(watchdog_usec)})
+    try:
+        assert get(("127.0.0.1", act.port), "/through-the-unit") == (200, b"Hello, World!")
+        ready = notify.wait_for("READY=1")[0]
+        assert "MAINPID=%d" % act.proc.pid in ready
+        assert "fd 3 (web)" in act.log()
+        assert notify.wait_for("WATCHDOG=1")
+        assert poll(lambda: os.path.exists(access) and "/through-the-unit" in open(access).read(), timeout=5)
+        act.proc.send_signal(signal.SIGTERM)
+        notify.wait_for("STOPPING=1")
+        assert act.proc.wait(float(service["Service"]["TimeoutStopSec"][0])) == 0
+    finally:
+        act.stop()
+        notify.close()
