@@ -38,7 +38,27 @@ py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, P
 // The least time the steps after the drain get, however long the drain took.
 constexpr std::chrono::seconds kCleanupFloor{2};
 
-// After the drain, SIGINT/SIGTERM/SIGQUIT end the process at once (async-signal-safe:
+// Outside net::server::run (while the apps load, and after the drain), where
+// the server's signal sets are not there: QUIT stops at once as it does
+// while serving, and HUP, USR1, USR2, TTIN and TTOU do nothing instead of
+// their default action (ending the process). A handler, not SIG_IGN, which
+// an app's child would inherit over exec. Async-signal-safe: one write, then _exit.
+void quiet_signals_outside_run() {
+    struct sigaction quit {};
+    quit.sa_handler = [](int) {
+        static const char msg[] = "trestle: SIGQUIT: stopping now\n";
+        [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+        ::_exit(0);
+    };
+    sigemptyset(&quit.sa_mask);
+    ::sigaction(SIGQUIT, &quit, nullptr);
+    struct sigaction quiet {};
+    quiet.sa_handler = [](int) {};
+    sigemptyset(&quiet.sa_mask);
+    for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) ::sigaction(sig, &quiet, nullptr);
+}
+
+// After the drain, SIGINT/SIGTERM end the process at once (async-signal-safe:
 // one write, then _exit).
 void stop_now_on_signal() {
     struct sigaction sa {};
@@ -50,14 +70,9 @@ void stop_now_on_signal() {
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
-    ::sigaction(SIGQUIT, &sa, nullptr);
-    // The server's signal set put these back to their default (which ends the
-    // process) when it went away; during the cleanup they do nothing. A
-    // handler, not SIG_IGN, which an app's child would inherit over exec.
-    struct sigaction quiet {};
-    quiet.sa_handler = [](int) {};
-    sigemptyset(&quiet.sa_mask);
-    for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) ::sigaction(sig, &quiet, nullptr);
+    // The server's signal sets put the others back to their default when
+    // they went away.
+    quiet_signals_outside_run();
     // Asio may have left them blocked in this thread; unblock them here.
     sigset_t set;
     sigemptyset(&set);
@@ -138,6 +153,7 @@ int main(int argc, char** argv) {
     options opt = parse_options(argc, argv);
     log::set_level(opt.log_level);
     std::signal(SIGPIPE, SIG_IGN);
+    quiet_signals_outside_run();   // a HUP while the apps import must not kill the server
 
     // systemd's socket activation: its sockets replace the default bind (an
     // explicit --bind wins, and may name them as fd://N).

@@ -99,3 +99,28 @@ def test_quit_stops_at_once_with_a_request_in_flight(serve):
     s.settimeout(5)
     assert s.recv(100) == b""   # the connection went with the process
     s.close()
+
+
+# While the apps load, the server's signal handling is not running yet: the
+# same signals must not kill it then either.
+
+def test_hup_and_usr1_while_the_app_imports_do_not_kill_it(serve, tmp_path):
+    gate = str(tmp_path / "gate")
+    srv = serve("slow_import:app", env={"SLOW_IMPORT_GATE": gate}, expect_ready=False)
+    srv.wait_log(r"slow_import: waiting for the gate")
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU):
+        srv.proc.send_signal(sig)
+    open(gate, "w").close()
+    srv.wait_ready()
+    assert get(srv) == (200, b"ready")
+    assert srv.stop() == 0
+
+
+def test_quit_while_the_app_imports_exits_0(serve, tmp_path):
+    srv = serve("slow_import:app", env={"SLOW_IMPORT_GATE": str(tmp_path / "never")}, expect_ready=False)
+    srv.wait_log(r"slow_import: waiting for the gate")
+    started = time.monotonic()
+    srv.proc.send_signal(signal.SIGQUIT)
+    assert srv.proc.wait(5) == 0
+    assert time.monotonic() - started < 3
+    assert "SIGQUIT: stopping now" in srv.log()
