@@ -324,11 +324,6 @@ bool server::run(std::chrono::milliseconds graceful) {
         };
         asio::post(io0, [&] { ping(); });
     }
-    if (notify_) {
-        std::size_t n = im.tcp_acceptors.size() + im.unix_acceptors.size();
-        notify_->send("READY=1\nSTATUS=serving on " + std::to_string(n) + " listener(s)\nMAINPID=" +
-                      std::to_string(::getpid()));
-    }
 
     // The main thread only waits for signals and supervises the drain.
     asio::io_context control{1};
@@ -424,6 +419,13 @@ bool server::run(std::chrono::milliseconds graceful) {
         });
     };
     flush_access();
+    // Ready once every signal is handled: systemd may send TERM or HUP as
+    // soon as it reads this.
+    if (notify_) {
+        std::size_t n = im.tcp_acceptors.size() + im.unix_acceptors.size();
+        notify_->send("READY=1\nSTATUS=serving on " + std::to_string(n) + " listener(s)\nMAINPID=" +
+                      std::to_string(::getpid()));
+    }
     control.run();
     interrupted_ = signals_seen > 1;
     graceful_deadline_ = deadline;
