@@ -6,11 +6,18 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <stdexcept>
 
 namespace trestle {
 
 access_log::access_log(const std::string& path) : path_(path) {
+    // Absolute now: --chdir moves the working directory after the file is
+    // opened, and SIGUSR1 must reopen the same path.
+    if (std::error_code ec; path != "-" && !path.empty() && path.front() != '/') {
+        auto abs = std::filesystem::absolute(path, ec);
+        if (!ec) path_ = abs.lexically_normal().string();
+    }
     if (path == "-") {
         out_ = stderr;
         owned_ = false;

@@ -124,3 +124,23 @@ def test_quit_while_the_app_imports_exits_0(serve, tmp_path):
     assert srv.proc.wait(5) == 0
     assert time.monotonic() - started < 3
     assert "SIGQUIT: stopping now" in srv.log()
+
+
+def test_usr1_reopens_a_relative_access_log_after_chdir(serve, tmp_path):
+    # The path is relative to where trestle started, not to --chdir's folder.
+    appdir = tmp_path / "app"
+    appdir.mkdir()
+    with open(str(appdir / "relapp.py"), "w") as fh:
+        fh.write("def app(environ, start_response):\n"
+                 "    start_response('200 OK', [('Content-Length', '2')])\n"
+                 "    return [b'ok']\n")
+    srv = serve("relapp:app", "--chdir", str(appdir), "--access-log", "access.log", cwd=str(tmp_path))
+    log_path = str(tmp_path / "access.log")
+    assert get(srv, "/one")[0] == 200
+    assert poll(lambda: "/one" in file_text(log_path), timeout=5)
+    os.rename(log_path, log_path + ".1")
+    srv.proc.send_signal(signal.SIGUSR1)
+    srv.wait_log(r"access log reopened")
+    assert get(srv, "/two")[0] == 200
+    assert poll(lambda: "/two" in file_text(log_path), timeout=5), srv.log()
+    assert not os.path.exists(str(appdir / "access.log"))
