@@ -131,6 +131,12 @@ struct server::impl {
     std::vector<std::string> unix_paths;
     std::atomic<std::size_t> live{0};
     std::size_t next = 0;
+    // The main thread's context for signals and the drain. The signal sets
+    // exist from the server's construction, before main logs that it serves:
+    // a signal that comes before run() waits in them instead of being lost
+    // (or, for TERM, ending the process without a drain).
+    asio::io_context control{1};
+    std::unique_ptr<asio::signal_set> signals, others;
 
     io_worker& pick() { return *workers[next++ % workers.size()]; }
 
@@ -284,6 +290,11 @@ struct server::impl {
 
 server::server(server_context& ctx, std::size_t io_threads, int backlog)
     : impl_(std::make_unique<impl>(ctx, backlog)) {
+    impl_->signals = std::make_unique<asio::signal_set>(impl_->control, SIGINT, SIGTERM);
+    impl_->others = std::make_unique<asio::signal_set>(impl_->control, SIGHUP, SIGUSR1, SIGUSR2);
+    impl_->others->add(SIGQUIT);
+    impl_->others->add(SIGTTIN);
+    impl_->others->add(SIGTTOU);
     for (std::size_t i = 0; i < io_threads; ++i) impl_->workers.push_back(std::make_unique<io_worker>());
 }
 
@@ -326,8 +337,8 @@ bool server::run(std::chrono::milliseconds graceful) {
     }
 
     // The main thread only waits for signals and supervises the drain.
-    asio::io_context control{1};
-    asio::signal_set signals(control, SIGINT, SIGTERM);
+    auto& control = im.control;
+    auto& signals = *im.signals;
     asio::steady_timer poll(control);
     bool clean = true;
     int signals_seen = 0;
@@ -376,10 +387,7 @@ bool server::run(std::chrono::milliseconds graceful) {
     // there is no worker to reload, add or remove: those signals are logged
     // and ignored rather than left to their default action (which ends the
     // process without a drain).
-    asio::signal_set others(control, SIGHUP, SIGUSR1, SIGUSR2);
-    others.add(SIGQUIT);
-    others.add(SIGTTIN);
-    others.add(SIGTTOU);
+    auto& others = *im.others;
     std::function<void()> wait_other = [&] {
         others.async_wait([&](error_code ec, int sig) {
             if (ec) return;
@@ -427,6 +435,9 @@ bool server::run(std::chrono::milliseconds graceful) {
                       std::to_string(::getpid()));
     }
     control.run();
+    // Asio puts the signals back to their default; main installs its own.
+    im.signals.reset();
+    im.others.reset();
     interrupted_ = signals_seen > 1;
     graceful_deadline_ = deadline;
 

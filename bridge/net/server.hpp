@@ -39,6 +39,8 @@ bind_spec parse_bind(const std::string& text);   // throws bind_error(usage=true
 
 class server {
 public:
+    // Takes over the signals (TERM, INT, QUIT, HUP, USR1, USR2, TTIN, TTOU)
+    // at once: one that comes before run() is handled when run() starts.
     server(server_context& ctx, std::size_t io_threads, int backlog);
     ~server();
     void listen(const std::vector<std::string>& binds);   // throws bind_error

@@ -168,7 +168,11 @@ class Activated:
             self.log_fh = open(self.log_path, "w")
             # The tool passes its children only TERM, PATH, USER and HOME
             # of its environment, and what -E names.
-            setenv = ["-E%s=%s" % kv for kv in sorted(dict(env or {}, PYTHONDONTWRITEBYTECODE="1").items())]
+            # The sanitizer settings of a sanitized build are passed on too.
+            passed = {k: v for k, v in os.environ.items()
+                      if k in ("ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONMALLOC", "TRESTLE_SANITIZED")}
+            passed.update(env or {}, PYTHONDONTWRITEBYTECODE="1")
+            setenv = ["-E%s=%s" % kv for kv in sorted(passed.items())]
             self.proc = subprocess.Popen([tool, "-l", "127.0.0.1:%d" % self.port] + setenv + list(extra) +
                                          [BIN] + list(trestle_args),
                                          cwd=APPS, env=server_env(), stdout=self.log_fh, stderr=subprocess.STDOUT,
