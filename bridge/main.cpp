@@ -4,9 +4,11 @@
 #include "adapters/static/static_handler.hpp"
 #include "adapters/wsgi/wsgi_handler.hpp"
 #include "bridge/config/options.hpp"
+#include "bridge/net/inherited_fds.hpp"
 #include "bridge/net/server.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/observability/sd_notify.hpp"
 #include "bridge/python/app_loader.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/router/mount_table.hpp"
@@ -36,6 +38,26 @@ py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, P
 // The least time the steps after the drain get, however long the drain took.
 constexpr std::chrono::seconds kCleanupFloor{2};
 
+// Outside net::server::run (while the apps load, and after the drain), where
+// the server's signal sets are not there: QUIT stops at once as it does
+// while serving, and HUP, USR1, USR2, TTIN and TTOU do nothing instead of
+// their default action (ending the process). A handler, not SIG_IGN, which
+// an app's child would inherit over exec. Async-signal-safe: one write, then _exit.
+void quiet_signals_outside_run() {
+    struct sigaction quit {};
+    quit.sa_handler = [](int) {
+        static const char msg[] = "trestle: SIGQUIT: stopping now\n";
+        [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+        ::_exit(0);
+    };
+    sigemptyset(&quit.sa_mask);
+    ::sigaction(SIGQUIT, &quit, nullptr);
+    struct sigaction quiet {};
+    quiet.sa_handler = [](int) {};
+    sigemptyset(&quiet.sa_mask);
+    for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) ::sigaction(sig, &quiet, nullptr);
+}
+
 // After the drain, SIGINT/SIGTERM end the process at once (async-signal-safe:
 // one write, then _exit).
 void stop_now_on_signal() {
@@ -48,11 +70,13 @@ void stop_now_on_signal() {
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
+    // The server's signal sets put the others back to their default when
+    // they went away.
+    quiet_signals_outside_run();
     // Asio may have left them blocked in this thread; unblock them here.
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) sigaddset(&set, sig);
     ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
@@ -129,11 +153,37 @@ int main(int argc, char** argv) {
     options opt = parse_options(argc, argv);
     log::set_level(opt.log_level);
     std::signal(SIGPIPE, SIG_IGN);
+    quiet_signals_outside_run();   // a HUP while the apps import must not kill the server
+
+    // systemd's socket activation: its sockets replace the default bind (an
+    // explicit --bind wins, and may name them as fd://N).
+    auto inherited = net::take_listen_fds();
+    if (!inherited.empty() && opt.binds_defaulted) {
+        opt.binds.clear();
+        std::string list;
+        for (auto& s : inherited) {
+            opt.binds.push_back("fd://" + std::to_string(s.fd));
+            list += (list.empty() ? " fd " : ", fd ") + std::to_string(s.fd) + (s.name.empty() ? "" : " (" + s.name + ")");
+        }
+        log::info("socket activation: serving on " + std::to_string(inherited.size()) + " socket(s) from systemd:" + list);
+    } else if (!inherited.empty()) {
+        log::info("socket activation: --bind given, so the " + std::to_string(inherited.size()) +
+                  " socket(s) from systemd serve only where --bind names them (fd://N)");
+    }
 
     // Bind addresses are checked before Python starts: a typo costs no import.
+    std::vector<int> fds_named;
     for (auto& b : opt.binds) {
         try {
-            net::parse_bind(b);
+            net::bind_spec spec = net::parse_bind(b);
+            if (spec.fd >= 0) {
+                if (std::find(fds_named.begin(), fds_named.end(), spec.fd) != fds_named.end())
+                    throw net::bind_error("--bind " + b + ": named twice", true);
+                fds_named.push_back(spec.fd);
+                if (std::string why = net::check_listener(spec.fd); !why.empty())
+                    throw net::bind_error("--bind " + b + ": " + why, true);
+                net::set_cloexec(spec.fd);   // one thread yet: see inherited_fds.hpp
+            }
         } catch (const net::bind_error& e) {
             std::fprintf(stderr, "trestle: error: %s\n", e.what());
             return 2;
@@ -167,6 +217,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "trestle: error: --forwarded-allow-ips: %s\n", why.c_str());
         return 2;
     }
+
+    // Before Python starts: it takes its os.environ copy then, and the
+    // variables are unset so an app's children do not see them.
+    sd::notifier notify;
+    notify.from_environment();
 
     py::initialize({opt.chdir, opt.pythonpath, opt.venv});
 
@@ -303,6 +358,7 @@ int main(int argc, char** argv) {
     ctx.app = apps.size() == 1 && root ? root : static_cast<handler*>(&table);
 
     net::server srv(ctx, opt.io_threads, opt.backlog);
+    srv.set_notifier(&notify);
     try {
         srv.listen(opt.binds);
     } catch (const net::bind_error& e) {

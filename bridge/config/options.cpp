@@ -114,7 +114,7 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--loop-block-warn", v.block_warn, "Log a warning with the loop thread's stack when the event loop is blocked "
                                                       "this many seconds; 0 turns the watchdog off (default 0.5)")
         ->check(seconds_in(0.0, 3600.0));
-    cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT or unix:/path; repeatable (default 127.0.0.1:8000)")
+    cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT, unix:/path or fd://N (an inherited socket); repeatable (default 127.0.0.1:8000, or systemd's LISTEN_FDS sockets)")
         ->allow_extra_args(false)->take_all();
     cli.add_option("--forwarded-allow-ips", o.forwarded_allow_ips,
                    "Peers (IPs or CIDRs, comma-separated or repeated; '*' for any) whose X-Forwarded-For/-Proto/-Host and "
@@ -544,7 +544,7 @@ options parse_options(int argc, char** argv) {
 
     for (auto& cidr : o.forwarded_allow_ips)
         if (cidr.empty()) usage_error("--forwarded-allow-ips: empty entry");
-    if (o.binds.empty()) o.binds.push_back("127.0.0.1:8000");
+    if (o.binds.empty()) o.binds_defaulted = true, o.binds.push_back("127.0.0.1:8000");
     if (o.access_log && o.access_log->empty()) o.access_log = "-";
     if (o.venv.empty()) {
         if (const char* env = std::getenv("VIRTUAL_ENV"); env && *env) o.venv = env;

@@ -68,7 +68,8 @@ struct options {
     // a root, paths no mount claims get 404.
     std::vector<mount_spec> mounts;
     std::string config_file;                   // --config, "" when none
-    std::vector<std::string> binds;            // HOST:PORT or unix:/path
+    std::vector<std::string> binds;            // HOST:PORT, unix:/path or fd://N
+    bool binds_defaulted = false;              // no --bind given: systemd's sockets may stand in
     std::size_t threads = 8;
     std::size_t blocking_threads = 32;         // the loop's executor, grown on demand up to this
     std::size_t io_threads = 1;

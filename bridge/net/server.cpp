@@ -1,9 +1,11 @@
 #include "bridge/net/server.hpp"
 
 #include "bridge/net/cloexec.hpp"
+#include "bridge/net/inherited_fds.hpp"
 #include "bridge/net/session.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/observability/sd_notify.hpp"
 #include "bridge/runtime/scheduling.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -35,6 +37,15 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 bind_spec parse_bind(const std::string& text) {
     bind_spec b;
+    if (text.rfind("fd://", 0) == 0) {
+        std::string n = text.substr(5);
+        unsigned value = 0;
+        auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), value);
+        if (n.empty() || ec != std::errc{} || p != n.data() + n.size() || value > 1 << 20)
+            throw bind_error("--bind " + text + ": expected fd://N, N a descriptor number", true);
+        b.fd = static_cast<int>(value);
+        return b;
+    }
     if (text.rfind("unix:", 0) == 0) {
         b.is_unix = true;
         b.host = text.substr(5);
@@ -93,6 +104,23 @@ void log_exception(std::exception_ptr e) {
 
 } // namespace
 
+void reopen_logs(access_log* access) {
+    // The error log is stderr, which the process does not own (systemd's
+    // journal, or the shell's redirection): nothing to reopen there.
+    std::string why;
+    if (!access || !access->to_file()) log::info("received SIGUSR1: no log file to reopen (logs go to stderr)");
+    else if (access->reopen(why)) log::info("received SIGUSR1: access log reopened");
+    else log::error("received SIGUSR1: " + why);
+}
+
+void quit_now(access_log* access, sd::notifier* notify) {
+    log::info("received SIGQUIT: stopping now, without a drain");
+    if (notify) notify->send("STOPPING=1\nSTATUS=stopping now (SIGQUIT)");
+    if (access) access->flush();
+    std::fflush(stderr);
+    ::_exit(0);
+}
+
 struct server::impl {
     impl(server_context& c, int b) : ctx(c), backlog(b) {}
     server_context& ctx;
@@ -103,6 +131,12 @@ struct server::impl {
     std::vector<std::string> unix_paths;
     std::atomic<std::size_t> live{0};
     std::size_t next = 0;
+    // The main thread's context for signals and the drain. The signal sets
+    // exist from the server's construction, before main logs that it serves:
+    // a signal that comes before run() waits in them instead of being lost
+    // (or, for TERM, ending the process without a drain).
+    asio::io_context control{1};
+    std::unique_ptr<asio::signal_set> signals, others;
 
     io_worker& pick() { return *workers[next++ % workers.size()]; }
 
@@ -176,8 +210,40 @@ struct server::impl {
         return generic_socket(ex, asio::generic::stream_protocol(AF_UNIX, 0), sock.release(ignored));
     }
 
+    // fd://N: a listening socket this process was given. It is not unlinked
+    // (unix) when the server stops: its owner (systemd) made it.
+    void adopt_listener(const std::string& text, int fd) {
+        if (std::string why = check_listener(fd); !why.empty())
+            throw bind_error("--bind " + text + ": " + why, true);
+        auto& ioc = workers.front()->ioc;
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        error_code ec;
+        std::string suffix = " (inherited fd " + std::to_string(fd) + ")";
+        if (ss.ss_family == AF_UNIX) {
+            auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
+            acc->assign(asio::local::stream_protocol(), fd, ec);
+            if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
+            auto path = acc->local_endpoint(ec).path();
+            if (!path.empty() && path[0] == '\0') path = "@" + path.substr(1);
+            log::info("listening on unix:" + path + suffix);
+            unix_acceptors.push_back(std::move(acc));
+            return;
+        }
+        auto acc = std::make_unique<tcp::acceptor>(ioc);
+        acc->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+        if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
+        auto bound = acc->local_endpoint(ec);
+        std::string host = bound.address().to_string();
+        if (bound.address().is_v6()) host = "[" + host + "]";
+        log::info("listening on http://" + host + ":" + std::to_string(bound.port()) + suffix);
+        tcp_acceptors.push_back(std::move(acc));
+    }
+
     void listen_one(const std::string& text) {
         bind_spec b = parse_bind(text);
+        if (b.fd >= 0) return adopt_listener(text, b.fd);
         auto& ioc = workers.front()->ioc;
         error_code ec;
         if (b.is_unix) {
@@ -224,6 +290,11 @@ struct server::impl {
 
 server::server(server_context& ctx, std::size_t io_threads, int backlog)
     : impl_(std::make_unique<impl>(ctx, backlog)) {
+    impl_->signals = std::make_unique<asio::signal_set>(impl_->control, SIGINT, SIGTERM);
+    impl_->others = std::make_unique<asio::signal_set>(impl_->control, SIGHUP, SIGUSR1, SIGUSR2);
+    impl_->others->add(SIGQUIT);
+    impl_->others->add(SIGTTIN);
+    impl_->others->add(SIGTTOU);
     for (std::size_t i = 0; i < io_threads; ++i) impl_->workers.push_back(std::make_unique<io_worker>());
 }
 
@@ -249,9 +320,25 @@ bool server::run(std::chrono::milliseconds graceful) {
         });
     }
 
+    // The watchdog pings come from io thread 0, not the main thread: if that
+    // thread stops turning, systemd notices.
+    std::unique_ptr<asio::steady_timer> watchdog;
+    std::function<void()> ping;
+    if (notify_ && notify_->enabled() && notify_->watchdog_interval().count() > 0) {
+        watchdog = std::make_unique<asio::steady_timer>(io0);
+        ping = [&, interval = notify_->watchdog_interval()] {
+            notify_->send("WATCHDOG=1");
+            watchdog->expires_after(interval);
+            watchdog->async_wait([&](error_code ec) {
+                if (!ec) ping();
+            });
+        };
+        asio::post(io0, [&] { ping(); });
+    }
+
     // The main thread only waits for signals and supervises the drain.
-    asio::io_context control{1};
-    asio::signal_set signals(control, SIGINT, SIGTERM);
+    auto& control = im.control;
+    auto& signals = *im.signals;
     asio::steady_timer poll(control);
     bool clean = true;
     int signals_seen = 0;
@@ -286,6 +373,7 @@ bool server::run(std::chrono::milliseconds graceful) {
             }
             log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
                       ", shutting down gracefully");
+            if (notify_) notify_->send("STOPPING=1\nSTATUS=draining " + std::to_string(im.live.load()) + " connection(s)");
             im.ctx.draining = true;
             deadline = std::chrono::steady_clock::now() + graceful;
             asio::post(io0, [&im] { im.close_acceptors(); });
@@ -295,6 +383,39 @@ bool server::run(std::chrono::milliseconds graceful) {
         });
     };
     wait_signal();
+    // The rest of gunicorn's signal set. With one process and no supervisor
+    // there is no worker to reload, add or remove: those signals are logged
+    // and ignored rather than left to their default action (which ends the
+    // process without a drain).
+    auto& others = *im.others;
+    std::function<void()> wait_other = [&] {
+        others.async_wait([&](error_code ec, int sig) {
+            if (ec) return;
+            switch (sig) {
+            case SIGUSR1:
+                reopen_logs(im.ctx.access);
+                break;
+            case SIGHUP:
+                log::warning("received SIGHUP: a reload needs worker processes, which this server does not "
+                             "run yet; still serving the code already loaded");
+                break;
+            case SIGUSR2:
+                log::warning("received SIGUSR2: a binary upgrade needs worker processes, which this server "
+                             "does not run yet; still serving");
+                break;
+            case SIGTTIN:
+            case SIGTTOU:
+                log::info(std::string("received ") + (sig == SIGTTIN ? "SIGTTIN" : "SIGTTOU") +
+                          ": one process, no workers to add or remove; ignored");
+                break;
+            case SIGQUIT:
+                // gunicorn's quick shutdown: no drain, exit 0.
+                quit_now(im.ctx.access, notify_);
+            }
+            wait_other();
+        });
+    };
+    wait_other();
     // The access log is buffered; the main thread flushes it once a second.
     asio::steady_timer flush_timer(control);
     std::function<void()> flush_access = [&] {
@@ -306,7 +427,17 @@ bool server::run(std::chrono::milliseconds graceful) {
         });
     };
     flush_access();
+    // Ready once every signal is handled: systemd may send TERM or HUP as
+    // soon as it reads this.
+    if (notify_) {
+        std::size_t n = im.tcp_acceptors.size() + im.unix_acceptors.size();
+        notify_->send("READY=1\nSTATUS=serving on " + std::to_string(n) + " listener(s)\nMAINPID=" +
+                      std::to_string(::getpid()));
+    }
     control.run();
+    // Asio puts the signals back to their default; main installs its own.
+    im.signals.reset();
+    im.others.reset();
     interrupted_ = signals_seen > 1;
     graceful_deadline_ = deadline;
 
@@ -323,6 +454,7 @@ bool server::run(std::chrono::milliseconds graceful) {
     for (auto& w : im.workers) w->ioc.stop();
     for (auto& w : im.workers)
         if (w->thread.joinable()) w->thread.join();
+    watchdog.reset();   // io0 no longer runs: its handler cannot be racing this
     return clean;
 }
 

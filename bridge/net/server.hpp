@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+namespace trestle { class access_log; }
+namespace trestle::sd { class notifier; }
+
 namespace trestle::net {
 
 // A --bind value that cannot be parsed (exit 2) or bound (exit 1).
@@ -18,8 +21,16 @@ struct bind_error : std::runtime_error {
     bool usage;
 };
 
-// HOST:PORT, [V6]:PORT, :PORT or unix:/path.
+// SIGUSR1: reopens the access log file (logrotate). SIGQUIT: stops the
+// process at once, exit 0 (no drain, Python not finalized). Both are also
+// used by main after the drain, when the server's signal sets are gone.
+void reopen_logs(access_log* access);
+[[noreturn]] void quit_now(access_log* access, sd::notifier* notify);
+
+// HOST:PORT, [V6]:PORT, :PORT, unix:/path or fd://N (an inherited
+// listening socket: systemd's socket activation, or a parent's).
 struct bind_spec {
+    int fd = -1;   // fd://N
     bool is_unix = false;
     std::string host;   // or the unix path
     unsigned short port = 0;
@@ -28,9 +39,15 @@ bind_spec parse_bind(const std::string& text);   // throws bind_error(usage=true
 
 class server {
 public:
+    // Takes over the signals (TERM, INT, QUIT, HUP, USR1, USR2, TTIN, TTOU)
+    // at once: one that comes before run() is handled when run() starts.
     server(server_context& ctx, std::size_t io_threads, int backlog);
     ~server();
     void listen(const std::vector<std::string>& binds);   // throws bind_error
+    // systemd's notify socket (may be disabled): run() sends READY=1 once it
+    // serves, STOPPING=1 when a stop begins, and WATCHDOG=1 from io thread 0
+    // (so a stuck io thread stops the pings).
+    void set_notifier(sd::notifier* n) { notify_ = n; }
     // Serves until SIGINT/SIGTERM, then drains for up to `graceful`.
     // Returns true if every connection finished in time.
     bool run(std::chrono::milliseconds graceful);
@@ -41,6 +58,7 @@ public:
     std::chrono::steady_clock::time_point graceful_deadline() const { return graceful_deadline_; }
 
 private:
+    sd::notifier* notify_ = nullptr;
     bool interrupted_ = false;
     std::chrono::steady_clock::time_point graceful_deadline_{};
     struct impl;

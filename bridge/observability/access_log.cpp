@@ -6,11 +6,18 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <stdexcept>
 
 namespace trestle {
 
-access_log::access_log(const std::string& path) {
+access_log::access_log(const std::string& path) : path_(path) {
+    // Absolute now: --chdir moves the working directory after the file is
+    // opened, and SIGUSR1 must reopen the same path.
+    if (std::error_code ec; path != "-" && !path.empty() && path.front() != '/') {
+        auto abs = std::filesystem::absolute(path, ec);
+        if (!ec) path_ = abs.lexically_normal().string();
+    }
     if (path == "-") {
         out_ = stderr;
         owned_ = false;
@@ -80,6 +87,20 @@ void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point
     line += dur;
     std::lock_guard lock(m_);
     std::fwrite(line.data(), 1, line.size(), out_);
+}
+
+bool access_log::reopen(std::string& why) {
+    if (!owned_) return true;
+    std::FILE* f = std::fopen(path_.c_str(), "ae");
+    if (!f) {
+        why = "cannot reopen access log " + path_ + ": " + std::strerror(errno);
+        return false;
+    }
+    std::lock_guard lock(m_);
+    std::fflush(out_);
+    std::fclose(out_);
+    out_ = f;
+    return true;
 }
 
 void access_log::flush() {

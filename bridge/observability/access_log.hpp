@@ -21,8 +21,15 @@ public:
     void record(net::exchange& ex, std::chrono::steady_clock::time_point started,
                 std::chrono::steady_clock::time_point finished = {});
     void flush();
+    // SIGUSR1 (logrotate): opens the path again and writes there from now on;
+    // the lines written so far stay in the old (renamed) file. Returns false
+    // with `why` if the path cannot be opened, and keeps writing to the old file.
+    // A no-op for stderr.
+    bool reopen(std::string& why);
+    bool to_file() const { return owned_; }
 
 private:
+    std::string path_;
     std::FILE* out_;
     bool owned_;
     std::mutex m_;
