@@ -124,8 +124,11 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                    "Which headers a trusted peer sets the client with: x-forwarded (X-Forwarded-For/-Proto, as nginx "
                    "writes them) or forwarded (RFC 7239); the other family is ignored (default x-forwarded)")
         ->check(CLI::IsMember({"x-forwarded", "forwarded"}));
-    cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
+    cli.add_option("--threads", o.threads, "Pool threads that run the app (default 8)")
         ->check(CLI::Range(1, 1024));
+    // Refused after parsing (parse_into): gunicorn's -t is --timeout, and a
+    // gunicorn user's `-t 30` must not quietly become 30 threads.
+    cli.add_option("-t")->expected(0, 1)->group("");
     cli.add_option("--blocking-threads", o.blocking_threads, "Most threads for the event loop's executor (asyncio.to_thread, "
                                                              "run_in_executor, Quart's sync views), started on demand (default 32)")
         ->check(CLI::Range(1, 1024));
@@ -202,6 +205,9 @@ void parse_into(options& o, cli_values& v, std::vector<std::string> args) {
     } catch (const CLI::CallForVersion& e) {
         std::exit(cli.exit(e));
     }
+    if (cli.count("-t"))
+        throw CLI::ValidationError("-t is gunicorn's --timeout (the worker timeout), not a thread count; "
+                                   "Trestle's pool thread count is --threads");
     v.store(o);
 }
 

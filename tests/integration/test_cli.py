@@ -258,3 +258,19 @@ def test_a_numeric_flag_takes_its_bounds(flag, lo, hi, seconds):
     for value in (lo, hi):
         r = run_trestle(NO_APP, "%s=%s" % (flag, value))
         assert r.returncode == 2 and "cannot import app module" in r.stderr, (flag, value, r.stderr)
+
+
+# ---- gunicorn's and uvicorn's flags: aliases, or a loud refusal (issue 11 item 6) ---------------
+@pytest.mark.parametrize("args", [["-t", "4"], ["-t"], ["-t=4"]])
+def test_dash_t_is_refused_as_gunicorns_timeout(args):
+    # gunicorn's -t is --timeout; it used to set the thread count here, silently.
+    r = run_trestle(NO_APP, *args)
+    assert r.returncode == 2, r
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("trestle: error:"), r.stderr
+    assert "gunicorn's --timeout" in lines[0] and "--threads" in lines[0], lines[0]
+
+
+def test_threads_still_works(serve):
+    srv = serve("hello:app", "--threads", "3")
+    assert requests.get(srv.url, timeout=10).status_code == 200
