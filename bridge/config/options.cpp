@@ -4,6 +4,9 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <unistd.h>
+
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -14,6 +17,10 @@
 
 namespace trestle {
 namespace {
+
+// The group of gunicorn's and uvicorn's names for Trestle's flags: they have
+// no TRESTLE_* variable (one variable per setting).
+const char* const compat_group = "gunicorn and uvicorn names";
 
 std::chrono::milliseconds seconds_to_ms(double s) {
     return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
@@ -209,6 +216,93 @@ void parse_into(options& o, cli_values& v, std::vector<std::string> args) {
         throw CLI::ValidationError("-t is gunicorn's --timeout (the worker timeout), not a thread count; "
                                    "Trestle's pool thread count is --threads");
     v.store(o);
+}
+
+// ---- the environment: TRESTLE_<FLAG> --------------------------------------
+
+// The variable of a long flag: --max-body-bytes is TRESTLE_MAX_BODY_BYTES.
+std::string env_name(const std::string& long_name) {
+    std::string n = "TRESTLE_";
+    for (char c : long_name) n += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return n;
+}
+
+// TRESTLE_* variables that belong to the build, test and benchmark tools,
+// not to the server: they pass without a warning.
+bool tool_variable(std::string_view name) {
+    for (std::string_view p : {"TRESTLE_TEST_", "TRESTLE_FUZZ", "TRESTLE_PYTHON", "TRESTLE_SOAK_"})
+        if (name.starts_with(p)) return true;
+    for (std::string_view n : {"TRESTLE_BIN", "TRESTLE_SOURCE_DIR", "TRESTLE_SANITIZED", "TRESTLE_ARGS"})
+        if (name == n) return true;
+    return false;
+}
+
+std::optional<bool> truth(std::string v) {
+    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+    if (v == "0" || v == "false" || v == "no" || v == "off") return false;
+    return std::nullopt;
+}
+
+// Applies every TRESTLE_<FLAG> variable to `o`, each parsed as that flag
+// alone (with its checks), so an error names the variable. The variables are
+// derived from the flags themselves: a new flag has one without more code.
+void load_environment(options& o) {
+    options probe_o;
+    cli_values probe_v(probe_o);
+    CLI::App probe;
+    build_cli(probe, probe_o, probe_v);
+    std::map<std::string, const CLI::Option*> known;
+    for (const CLI::Option* opt : probe.get_options()) {
+        // Positionals have no long name; hidden ones (group "") are refusals.
+        if (opt->get_lnames().empty() || opt->get_group().empty() || opt->get_group() == compat_group) continue;
+        const std::string& name = opt->get_lnames().front();
+        if (name == "help" || name == "version" || name == "config") continue;   // TRESTLE_CONFIG: find_config
+        known.emplace(env_name(name), opt);
+    }
+    std::map<std::string, std::string> given;   // sorted: the same order every run
+    for (char** e = environ; *e; ++e) {
+        std::string_view kv(*e);
+        auto eq = kv.find('=');
+        if (!kv.starts_with("TRESTLE_") || eq == std::string_view::npos) continue;
+        given.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+    for (auto& [name, value] : given) {
+        if (name == "TRESTLE_CONFIG" || tool_variable(name)) continue;
+        auto it = known.find(name);
+        if (it == known.end()) {
+            // A typo must not be silent; a warning, not an error, because
+            // the variable may be meant for another version of Trestle.
+            std::fprintf(stderr, "trestle: warning: unknown variable %s ignored (a setting is TRESTLE_ and its long flag, "
+                                 "such as TRESTLE_THREADS)\n", name.c_str());
+            continue;
+        }
+        const CLI::Option* opt = it->second;
+        std::string flag = "--" + opt->get_lnames().front();
+        std::vector<std::string> args{"trestle"};
+        if (opt->get_expected_max() == 0) {   // a flag
+            std::optional<bool> on = truth(value);
+            if (!on) config_error(name, "expected 1, true, yes or on, or 0, false, no or off, not '" + value + "'");
+            args.push_back(*on ? flag : flag + "=false");
+        } else if (opt->get_multi_option_policy() == CLI::MultiOptionPolicy::TakeAll) {
+            // A repeatable flag: its values separated by commas or whitespace.
+            std::size_t pos = 0;
+            while ((pos = value.find_first_not_of(", \t\n", pos)) != std::string::npos) {
+                std::size_t end = value.find_first_of(", \t\n", pos);
+                args.push_back(flag + "=" + value.substr(pos, end == std::string::npos ? end : end - pos));
+                pos = end;
+            }
+            if (args.size() == 1) continue;   // empty: as if unset
+        } else {
+            args.push_back(flag + "=" + value);
+        }
+        cli_values v(o);
+        try {
+            parse_into(o, v, args);
+        } catch (const CLI::ParseError& e) {
+            config_error(name, first_line(e.what()));
+        }
+    }
 }
 
 // ---- the config file ------------------------------------------------------
@@ -501,11 +595,15 @@ bool parse_mount_target(const std::string& target, mount_spec& m, std::string& w
 
 options parse_options(int argc, char** argv) {
     options o;
+    // Layers, each over the one before: the config file, the environment,
+    // the command line.
     std::string config = find_config(argc, argv);
+    if (const char* env = std::getenv("TRESTLE_CONFIG"); config.empty() && env && *env) config = env;
     if (!config.empty()) {
         load_config(config, o);
         o.config_file = config;
     }
+    load_environment(o);
 
     cli_values v(o);
     try {
