@@ -64,6 +64,9 @@ CLI::Validator seconds_in(double lo, double hi) {
 struct cli_values {
     double header_timeout, keepalive_timeout, io_timeout, graceful, startup, block_warn, ws_idle, body_rate_window;
     bool no_flask_async, no_buffer_body;
+    bool proxy_headers = false;                  // uvicorn's --proxy-headers: accepted, changes nothing
+    bool no_proxy_headers = false;               // uvicorn's --no-proxy-headers
+    std::optional<std::string> access_logfile;   // gunicorn's --access-logfile: "-" is stdout
     std::string app;
     std::vector<std::string> mounts;
     std::string config;
@@ -90,7 +93,24 @@ struct cli_values {
         o.flask_async = !no_flask_async;
         o.limits.body_rate_window = seconds_to_ms(body_rate_window);
         o.buffer_body = !no_buffer_body;
+        if (access_logfile) o.access_log = *access_logfile == "-" ? "/dev/stdout" : *access_logfile;
+        if (no_proxy_headers) o.forwarded_allow_ips.clear();
     }
+};
+
+// Flags of gunicorn and uvicorn that Trestle refuses, each with the reason:
+// a user who types one must learn it does nothing here, not guess.
+struct refused_flag {
+    const char* flag;
+    const char* why;
+};
+const refused_flag refused_flags[] = {
+    {"--limit-request-line", "Trestle limits the request line and the header lines together, with --max-header-bytes "
+                             "(default 8192)"},
+    {"--limit-concurrency", "Trestle answers 503 when more than --max-queue requests wait for the --threads pool "
+                            "threads; set those"},
+    {"--root-path", "Trestle sets root_path (and SCRIPT_NAME) from a mount's prefix, for requests that arrive with it: "
+                    "mount the app there (trestle /api=module:app) and let the proxy keep the prefix"},
 };
 
 // Every flag. Bound to `o` and `v`; CLI11 writes only the flags it is given,
@@ -190,8 +210,27 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--access-log", o.access_log, "Write an access log (combined format plus duration) to FILE, or '-' for stderr")
         ->expected(0, 1)->default_str("-");
     cli.add_option("--server-header", o.server_header, "Value of the Server header; empty disables it (default trestle)");
+    cli.add_option("--error-log", o.error_log, "Write the error log (Trestle's lines and everything else on stderr, "
+                                               "Python tracebacks included) to FILE, appended; '-' for stderr (default -)");
     cli.add_option("--log-level", o.log_level, "debug, info, warning or error (default info)")
         ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+
+    // Other servers' names for the same settings (docs/configuration.md,
+    // "Coming from gunicorn or uvicorn"), with the same checks.
+    cli.add_option("--keep-alive", v.keepalive_timeout, "gunicorn's name for --keepalive-timeout")
+        ->check(seconds_in(0.1, 86400.0))->group(compat_group);
+    cli.add_option("--timeout-keep-alive", v.keepalive_timeout, "uvicorn's name for --keepalive-timeout")
+        ->check(seconds_in(0.1, 86400.0))->group(compat_group);
+    cli.add_option("--limit-request-fields", o.limits.max_header_count, "gunicorn's name for --max-header-count")
+        ->check(CLI::Range(1, 10000))->group(compat_group);
+    cli.add_option("--access-logfile", v.access_logfile, "gunicorn's --access-log: FILE, or '-' for stdout")
+        ->group(compat_group);
+    cli.add_option("--error-logfile", o.error_log, "gunicorn's name for --error-log")->group(compat_group);
+    cli.add_flag("--proxy-headers", v.proxy_headers, "uvicorn's; does nothing more here: forwarded headers are believed only from "
+                                    "--forwarded-allow-ips peers")->group(compat_group);
+    cli.add_flag("--no-proxy-headers", v.no_proxy_headers, "uvicorn's: ignore forwarded headers (empties --forwarded-allow-ips)")
+        ->group(compat_group);
+    for (const refused_flag& r : refused_flags) cli.add_option(r.flag)->expected(0, 1)->group("");
 }
 
 std::string first_line(std::string what) {
@@ -215,6 +254,8 @@ void parse_into(options& o, cli_values& v, std::vector<std::string> args) {
     if (cli.count("-t"))
         throw CLI::ValidationError("-t is gunicorn's --timeout (the worker timeout), not a thread count; "
                                    "Trestle's pool thread count is --threads");
+    for (const refused_flag& r : refused_flags)
+        if (cli.count(r.flag)) throw CLI::ValidationError(r.flag, std::string("not supported: ") + r.why);
     v.store(o);
 }
 

@@ -11,8 +11,10 @@
 namespace trestle {
 
 access_log::access_log(const std::string& path) {
-    if (path == "-") {
-        out_ = stderr;
+    // The standard streams are used as they are, not reopened: /dev/stdout
+    // cannot be opened when it is a socket (systemd's journal).
+    if (path == "-" || path == "/dev/stderr" || path == "/dev/stdout") {
+        out_ = path == "/dev/stdout" ? stdout : stderr;
         owned_ = false;
         return;
     }

@@ -1,6 +1,11 @@
 #include "bridge/observability/log.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -18,6 +23,23 @@ void set_level(std::string_view name) {
     else if (name == "warning") l = level::warning;
     else if (name == "error") l = level::error;
     min_level = static_cast<int>(l);
+}
+
+bool redirect_stderr(const std::string& path, std::string& why) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        why = "cannot open error log " + path + ": " + std::strerror(errno);
+        return false;
+    }
+    std::fflush(stderr);
+    int r = ::dup2(fd, STDERR_FILENO);   // fd 2 itself is inherited, as a process's stderr is
+    int err = errno;
+    ::close(fd);
+    if (r < 0) {
+        why = "cannot redirect stderr to " + path + ": " + std::strerror(err);
+        return false;
+    }
+    return true;
 }
 
 bool enabled(level l) { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }

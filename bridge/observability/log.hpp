@@ -9,6 +9,9 @@ namespace trestle::log {
 enum class level { debug, info, warning, error };
 
 void set_level(std::string_view name);
+// Points fd 2 (so this log, CPython's tracebacks and an app's own stderr)
+// at `path`, appended. False with `why` set when it cannot be opened.
+bool redirect_stderr(const std::string& path, std::string& why);
 bool enabled(level l);
 void write(level l, std::string_view msg);
 
