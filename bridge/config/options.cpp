@@ -66,6 +66,7 @@ struct cli_values {
     bool no_flask_async, no_buffer_body;
     bool proxy_headers = false;                  // uvicorn's --proxy-headers: accepted, changes nothing
     bool no_proxy_headers = false;               // uvicorn's --no-proxy-headers
+    bool no_access_log = false, no_server_header = false;   // uvicorn's
     std::optional<std::string> access_logfile;   // gunicorn's --access-logfile: "-" is stdout
     std::string app;
     std::vector<std::string> mounts;
@@ -95,6 +96,8 @@ struct cli_values {
         o.buffer_body = !no_buffer_body;
         if (access_logfile) o.access_log = *access_logfile == "-" ? "/dev/stdout" : *access_logfile;
         if (no_proxy_headers) o.forwarded_allow_ips.clear();
+        if (no_access_log) o.access_log.reset();
+        if (no_server_header) o.server_header.clear();
     }
 };
 
@@ -225,7 +228,10 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(CLI::Range(1, 10000))->group(compat_group);
     cli.add_option("--access-logfile", v.access_logfile, "gunicorn's --access-log: FILE, or '-' for stdout")
         ->group(compat_group);
-    cli.add_option("--error-logfile", o.error_log, "gunicorn's name for --error-log")->group(compat_group);
+    cli.add_option("--error-logfile,--log-file", o.error_log, "gunicorn's names for --error-log")->group(compat_group);
+    cli.add_flag("--no-access-log", v.no_access_log, "uvicorn's: no access log (the default here)")->group(compat_group);
+    cli.add_flag("--no-server-header", v.no_server_header, "uvicorn's: send no Server header (--server-header '')")
+        ->group(compat_group);
     cli.add_flag("--proxy-headers", v.proxy_headers, "uvicorn's; does nothing more here: forwarded headers are believed only from "
                                     "--forwarded-allow-ips peers")->group(compat_group);
     cli.add_flag("--no-proxy-headers", v.no_proxy_headers, "uvicorn's: ignore forwarded headers (empties --forwarded-allow-ips)")

@@ -21,7 +21,7 @@ FLAGS = ["--bind", "--threads", "--io-threads", "--max-queue", "--retry-after", 
          "--lifespan", "--ws-max-size", "--ws-idle-timeout", "--error-log",
          # gunicorn's and uvicorn's names (issue 11 item 6)
          "--keep-alive", "--timeout-keep-alive", "--limit-request-fields", "--access-logfile", "--error-logfile",
-         "--proxy-headers", "--no-proxy-headers"]
+         "--proxy-headers", "--no-proxy-headers", "--log-file", "--no-access-log", "--no-server-header"]
 
 
 def test_help_documents_every_flag():
@@ -248,7 +248,7 @@ def test_every_numeric_flag_is_in_the_table():
     assert set(FLAGS) - numeric == {"--bind", "--chdir", "--pythonpath", "--venv", "--access-log", "--server-header",
                                     "--log-level", "--version", "--help", "--interface", "--loop", "--lifespan",
                                     "--error-log", "--access-logfile", "--error-logfile", "--proxy-headers",
-                                    "--no-proxy-headers"}
+                                    "--no-proxy-headers", "--log-file", "--no-access-log", "--no-server-header"}
 
 
 @pytest.mark.parametrize("flag,lo,hi,seconds", NUMERIC)
@@ -381,7 +381,7 @@ def test_access_logfile_dash_is_stdout_and_access_log_dash_stderr(tmp_path):
     assert "GET /to-stderr" in err.read_text() and "GET /to-stderr" not in out.read_text()
 
 
-@pytest.mark.parametrize("flag", ["--error-log", "--error-logfile"])
+@pytest.mark.parametrize("flag", ["--error-log", "--error-logfile", "--log-file"])
 def test_error_log_file_gets_the_log_and_tracebacks(tmp_path, flag):
     elog, out, err = tmp_path / "error.log", tmp_path / "out", tmp_path / "err"
     proc = subprocess.Popen([BIN, "wsgi_cases:app", "--bind", "127.0.0.1:0", flag, str(elog)], cwd=APPS,
@@ -450,3 +450,23 @@ def test_refused_flag_in_the_config_file_names_the_line(tmp_path):
     cfg.write_text("[server]\nthreads = 2\nlimit_concurrency = 10\n")
     r = run_trestle(NO_APP, "--config", str(cfg))
     assert r.returncode == 2 and "t.toml:3: --limit-concurrency: not supported" in r.stderr, r.stderr
+
+
+def test_no_server_header_sends_none(serve):
+    srv = serve("hello:app", "--no-server-header")
+    assert "Server" not in requests.get(srv.url, timeout=10).headers
+
+
+def test_no_access_log_turns_off_the_config_files(serve, tmp_path):
+    log = tmp_path / "access.log"
+    cfg = tmp_path / "t.toml"
+    cfg.write_text('[server]\naccess_log = "%s"\n' % log)
+    srv = serve("hello:app", "--config", str(cfg))
+    requests.get(srv.url + "/logged", timeout=10)
+    srv.stop()
+    assert "GET /logged" in log.read_text()
+    log.unlink()
+    srv = serve("hello:app", "--config", str(cfg), "--no-access-log")
+    requests.get(srv.url + "/not-logged", timeout=10)
+    srv.stop()
+    assert not log.exists()
