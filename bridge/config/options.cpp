@@ -265,6 +265,19 @@ void parse_into(options& o, cli_values& v, std::vector<std::string> args) {
     v.store(o);
 }
 
+// True for a flag without a value (--no-proxy-headers): a [server] key
+// takes true or false for it, as TRESTLE_<FLAG> takes 1 or 0.
+bool takes_no_value(const std::string& flag) {
+    options probe_o;
+    cli_values probe_v(probe_o);
+    CLI::App probe;
+    build_cli(probe, probe_o, probe_v);
+    for (const CLI::Option* opt : probe.get_options())
+        for (const std::string& l : opt->get_lnames())
+            if ("--" + l == flag) return opt->get_expected_max() == 0;
+    return false;
+}
+
 // ---- the environment: TRESTLE_<FLAG> --------------------------------------
 
 // The variable of a long flag: --max-body-bytes is TRESTLE_MAX_BODY_BYTES.
@@ -544,11 +557,12 @@ void load_config(const std::string& file, options& o) {
                     if (flag == "--no-flask-async") config_error(sat, "write flask_async = false");
                     if (flag == "--no-buffer-body") config_error(sat, "write buffer_body = false");
                     std::vector<std::string> vals;
-                    if (!flag_args(value, vals)) config_error(sat, sk + " has a value of the wrong type");
+                    if (auto b = value.value_exact<bool>(); b && takes_no_value(flag)) args.push_back(*b ? flag : flag + "=false");
+                    else if (!flag_args(value, vals)) config_error(sat, sk + " has a value of the wrong type");
                     if (sk == "chdir" || sk == "pythonpath" || sk == "venv" || sk == "body_temp_dir")
                         for (auto& val : vals) val = beside(file, val);
                     for (auto& val : vals) args.push_back(flag + "=" + val);
-                    if (vals.empty()) args.push_back(flag);
+                    if (vals.empty() && args.size() == 1) args.push_back(flag);
                 }
                 cli_values v(o);
                 try {
