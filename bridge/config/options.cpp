@@ -215,8 +215,8 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--server-header", o.server_header, "Value of the Server header; empty disables it (default trestle)");
     cli.add_option("--error-log", o.error_log, "Write the error log (Trestle's lines and everything else on stderr, "
                                                "Python tracebacks included) to FILE, appended; '-' for stderr (default -)");
-    cli.add_option("--log-level", o.log_level, "debug, info, warning or error (default info)")
-        ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+    cli.add_option("--log-level", o.log_level, "debug, info, warning, error or critical (default info)")
+        ->check(CLI::IsMember({"debug", "info", "warning", "error", "critical"}));
 
     // Other servers' names for the same settings (docs/configuration.md,
     // "Coming from gunicorn or uvicorn"), with the same checks.

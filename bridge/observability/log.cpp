@@ -14,7 +14,7 @@ namespace trestle::log {
 namespace {
 std::atomic<int> min_level{static_cast<int>(level::info)};
 std::mutex out_mutex;
-const char* const names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+const char* const names[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
 } // namespace
 
 void set_level(std::string_view name) {
@@ -22,6 +22,7 @@ void set_level(std::string_view name) {
     if (name == "debug") l = level::debug;
     else if (name == "warning") l = level::warning;
     else if (name == "error") l = level::error;
+    else if (name == "critical") l = level::critical;
     min_level = static_cast<int>(l);
 }
 

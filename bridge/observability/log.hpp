@@ -6,7 +6,7 @@
 // a level. Python tracebacks are written to the same stream by CPython.
 namespace trestle::log {
 
-enum class level { debug, info, warning, error };
+enum class level { debug, info, warning, error, critical };
 
 void set_level(std::string_view name);
 // Points fd 2 (so this log, CPython's tracebacks and an app's own stderr)
@@ -19,5 +19,6 @@ inline void debug(std::string_view m) { if (enabled(level::debug)) write(level::
 inline void info(std::string_view m) { write(level::info, m); }
 inline void warning(std::string_view m) { write(level::warning, m); }
 inline void error(std::string_view m) { write(level::error, m); }
+inline void critical(std::string_view m) { write(level::critical, m); }
 
 } // namespace trestle::log

@@ -3,6 +3,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -470,3 +471,29 @@ def test_no_access_log_turns_off_the_config_files(serve, tmp_path):
     requests.get(srv.url + "/not-logged", timeout=10)
     srv.stop()
     assert not log.exists()
+
+
+def raise_with_log_level(serve, tmp_path, level):
+    """Serves wsgi_cases on a unix socket at `level` (the TCP port is logged at info only), gets
+    /raise (a ValueError in the app: 500) and returns the whole log after a clean stop."""
+    sock = tmp_path / ("%s.sock" % level)
+    srv = serve("wsgi_cases:app", "--bind", "unix:%s" % sock, "--log-level", level, bind=False, expect_ready=False)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not sock.exists():
+        assert srv.proc.poll() is None, srv.log()
+        time.sleep(0.02)
+    c = socket.socket(socket.AF_UNIX)
+    c.settimeout(10)
+    c.connect(str(sock))
+    c.sendall(b"GET /raise HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert c.recv(100).startswith(b"HTTP/1.1 500 ")
+    c.close()
+    assert srv.stop() == 0
+    return srv.log()
+
+
+def test_log_level_critical_drops_error_lines_and_tracebacks(serve, tmp_path):
+    log = raise_with_log_level(serve, tmp_path, "error")
+    assert "[ERROR] exception in app" in log and "Traceback" in log and "[INFO]" not in log, log
+    log = raise_with_log_level(serve, tmp_path, "critical")
+    assert "[ERROR]" not in log and "Traceback" not in log and "ValueError" not in log and "[INFO]" not in log, log
