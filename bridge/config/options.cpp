@@ -121,6 +121,10 @@ const refused_flag refused_flags[] = {
 void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.set_version_flag("--version", "trestle " TRESTLE_VERSION);
     cli.get_formatter()->column_width(36);
+    cli.footer("Every long flag can also be set from the environment as TRESTLE_<FLAG> (TRESTLE_MAX_BODY_BYTES=1024, "
+               "TRESTLE_NO_FLASK_ASYNC=1); the command line wins over it, and it over --config (also TRESTLE_CONFIG). "
+               "gunicorn's -t, --limit-request-line, and uvicorn's --limit-concurrency and --root-path are refused, "
+               "with the reason. See docs/configuration.md.");
     cli.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
     cli.add_option("app", v.app, "The root app: module:attr, module:factory() or module (attr 'application' or 'app'); "

@@ -306,14 +306,14 @@ def idle_close_after(srv, limit=8.0):
 @pytest.mark.parametrize("flag", ["--keep-alive", "--timeout-keep-alive", "--keepalive-timeout"])
 def test_keep_alive_aliases_set_the_idle_timeout(serve, flag):
     took = idle_close_after(serve("hello:app", flag, "1"))
-    assert 0.7 < took < 2.5, took   # the default is 5 s; timeouts fire up to 250 ms late
+    assert 0.7 < took < 3.5, took   # the default is 5 s; timeouts fire up to 250 ms late, more on a busy machine
 
 
 def test_keep_alive_alias_in_the_config_file(serve, tmp_path):
     cfg = tmp_path / "t.toml"
     cfg.write_text("[server]\nkeep_alive = 1\n")
     took = idle_close_after(serve("hello:app", "--config", str(cfg)))
-    assert 0.7 < took < 2.5, took
+    assert 0.7 < took < 3.5, took
 
 
 def header_count_status(srv, fields):
