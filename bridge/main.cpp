@@ -152,6 +152,10 @@ flask_attached attach_flask(PyObject* app, bool automatic, bool own_loop, const 
 int main(int argc, char** argv) {
     options opt = parse_options(argc, argv);
     log::set_level(opt.log_level);
+    if (std::string why; !opt.error_log.empty() && opt.error_log != "-" && !log::redirect_stderr(opt.error_log, why)) {
+        std::fprintf(stderr, "trestle: error: %s\n", why.c_str());
+        return 2;
+    }
     std::signal(SIGPIPE, SIG_IGN);
     quiet_signals_outside_run();   // a HUP while the apps import must not kill the server
 

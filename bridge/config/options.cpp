@@ -4,6 +4,9 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <unistd.h>
+
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -14,6 +17,10 @@
 
 namespace trestle {
 namespace {
+
+// The group of gunicorn's and uvicorn's names for Trestle's flags: they have
+// no TRESTLE_* variable (one variable per setting).
+const char* const compat_group = "gunicorn and uvicorn names";
 
 std::chrono::milliseconds seconds_to_ms(double s) {
     return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
@@ -57,6 +64,10 @@ CLI::Validator seconds_in(double lo, double hi) {
 struct cli_values {
     double header_timeout, keepalive_timeout, io_timeout, graceful, startup, block_warn, ws_idle, body_rate_window;
     bool no_flask_async, no_buffer_body;
+    bool proxy_headers = false;                  // uvicorn's --proxy-headers: accepted, changes nothing
+    bool no_proxy_headers = false;               // uvicorn's --no-proxy-headers
+    bool no_access_log = false, no_server_header = false;   // uvicorn's
+    std::optional<std::string> access_logfile;   // gunicorn's --access-logfile: "-" is stdout
     std::string app;
     std::vector<std::string> mounts;
     std::string config;
@@ -83,7 +94,26 @@ struct cli_values {
         o.flask_async = !no_flask_async;
         o.limits.body_rate_window = seconds_to_ms(body_rate_window);
         o.buffer_body = !no_buffer_body;
+        if (access_logfile) o.access_log = *access_logfile == "-" ? "/dev/stdout" : *access_logfile;
+        if (no_proxy_headers) o.forwarded_allow_ips.clear();
+        if (no_access_log) o.access_log.reset();
+        if (no_server_header) o.server_header.clear();
     }
+};
+
+// Flags of gunicorn and uvicorn that Trestle refuses, each with the reason:
+// a user who types one must learn it does nothing here, not guess.
+struct refused_flag {
+    const char* flag;
+    const char* why;
+};
+const refused_flag refused_flags[] = {
+    {"--limit-request-line", "Trestle limits the request line and the header lines together, with --max-header-bytes "
+                             "(default 8192)"},
+    {"--limit-concurrency", "Trestle answers 503 when more than --max-queue requests wait for the --threads pool "
+                            "threads; set those"},
+    {"--root-path", "Trestle sets root_path (and SCRIPT_NAME) from a mount's prefix, for requests that arrive with it: "
+                    "mount the app there (trestle /api=module:app) and let the proxy keep the prefix"},
 };
 
 // Every flag. Bound to `o` and `v`; CLI11 writes only the flags it is given,
@@ -91,6 +121,10 @@ struct cli_values {
 void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.set_version_flag("--version", "trestle " TRESTLE_VERSION);
     cli.get_formatter()->column_width(36);
+    cli.footer("Every long flag can also be set from the environment as TRESTLE_<FLAG> (TRESTLE_MAX_BODY_BYTES=1024, "
+               "TRESTLE_NO_FLASK_ASYNC=1); the command line wins over it, and it over --config (also TRESTLE_CONFIG). "
+               "gunicorn's -t, --limit-request-line, and uvicorn's --limit-concurrency and --root-path are refused, "
+               "with the reason. See docs/configuration.md.");
     cli.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
     cli.add_option("app", v.app, "The root app: module:attr, module:factory() or module (attr 'application' or 'app'); "
@@ -124,8 +158,11 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                    "Which headers a trusted peer sets the client with: x-forwarded (X-Forwarded-For/-Proto, as nginx "
                    "writes them) or forwarded (RFC 7239); the other family is ignored (default x-forwarded)")
         ->check(CLI::IsMember({"x-forwarded", "forwarded"}));
-    cli.add_option("-t,--threads", o.threads, "Pool threads that run the app (default 8)")
+    cli.add_option("--threads", o.threads, "Pool threads that run the app (default 8)")
         ->check(CLI::Range(1, 1024));
+    // Refused after parsing (parse_into): gunicorn's -t is --timeout, and a
+    // gunicorn user's `-t 30` must not quietly become 30 threads.
+    cli.add_option("-t")->expected(0, 1)->group("");
     cli.add_option("--blocking-threads", o.blocking_threads, "Most threads for the event loop's executor (asyncio.to_thread, "
                                                              "run_in_executor, Quart's sync views), started on demand (default 32)")
         ->check(CLI::Range(1, 1024));
@@ -180,8 +217,30 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--access-log", o.access_log, "Write an access log (combined format plus duration) to FILE, or '-' for stderr")
         ->expected(0, 1)->default_str("-");
     cli.add_option("--server-header", o.server_header, "Value of the Server header; empty disables it (default trestle)");
-    cli.add_option("--log-level", o.log_level, "debug, info, warning or error (default info)")
-        ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+    cli.add_option("--error-log", o.error_log, "Write the error log (Trestle's lines and everything else on stderr, "
+                                               "Python tracebacks included) to FILE, appended; '-' for stderr (default -)");
+    cli.add_option("--log-level", o.log_level, "debug, info, warning, error or critical (default info)")
+        ->check(CLI::IsMember({"debug", "info", "warning", "error", "critical"}));
+
+    // Other servers' names for the same settings (docs/configuration.md,
+    // "Coming from gunicorn or uvicorn"), with the same checks.
+    cli.add_option("--keep-alive", v.keepalive_timeout, "gunicorn's name for --keepalive-timeout")
+        ->check(seconds_in(0.1, 86400.0))->group(compat_group);
+    cli.add_option("--timeout-keep-alive", v.keepalive_timeout, "uvicorn's name for --keepalive-timeout")
+        ->check(seconds_in(0.1, 86400.0))->group(compat_group);
+    cli.add_option("--limit-request-fields", o.limits.max_header_count, "gunicorn's name for --max-header-count")
+        ->check(CLI::Range(1, 10000))->group(compat_group);
+    cli.add_option("--access-logfile", v.access_logfile, "gunicorn's --access-log: FILE, or '-' for stdout")
+        ->group(compat_group);
+    cli.add_option("--error-logfile,--log-file", o.error_log, "gunicorn's names for --error-log")->group(compat_group);
+    cli.add_flag("--no-access-log", v.no_access_log, "uvicorn's: no access log (the default here)")->group(compat_group);
+    cli.add_flag("--no-server-header", v.no_server_header, "uvicorn's: send no Server header (--server-header '')")
+        ->group(compat_group);
+    cli.add_flag("--proxy-headers", v.proxy_headers, "uvicorn's; does nothing more here: forwarded headers are believed only from "
+                                    "--forwarded-allow-ips peers")->group(compat_group);
+    cli.add_flag("--no-proxy-headers", v.no_proxy_headers, "uvicorn's: ignore forwarded headers (empties --forwarded-allow-ips)")
+        ->group(compat_group);
+    for (const refused_flag& r : refused_flags) cli.add_option(r.flag)->expected(0, 1)->group("");
 }
 
 std::string first_line(std::string what) {
@@ -202,7 +261,112 @@ void parse_into(options& o, cli_values& v, std::vector<std::string> args) {
     } catch (const CLI::CallForVersion& e) {
         std::exit(cli.exit(e));
     }
+    if (cli.count("-t"))
+        throw CLI::ValidationError("-t is gunicorn's --timeout (the worker timeout), not a thread count; "
+                                   "Trestle's pool thread count is --threads");
+    for (const refused_flag& r : refused_flags)
+        if (cli.count(r.flag)) throw CLI::ValidationError(r.flag, std::string("not supported: ") + r.why);
     v.store(o);
+}
+
+// True for a flag without a value (--no-proxy-headers): a [server] key
+// takes true or false for it, as TRESTLE_<FLAG> takes 1 or 0.
+bool takes_no_value(const std::string& flag) {
+    options probe_o;
+    cli_values probe_v(probe_o);
+    CLI::App probe;
+    build_cli(probe, probe_o, probe_v);
+    for (const CLI::Option* opt : probe.get_options())
+        for (const std::string& l : opt->get_lnames())
+            if ("--" + l == flag) return opt->get_expected_max() == 0;
+    return false;
+}
+
+// ---- the environment: TRESTLE_<FLAG> --------------------------------------
+
+// The variable of a long flag: --max-body-bytes is TRESTLE_MAX_BODY_BYTES.
+std::string env_name(const std::string& long_name) {
+    std::string n = "TRESTLE_";
+    for (char c : long_name) n += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return n;
+}
+
+// TRESTLE_* variables that belong to the build, test and benchmark tools,
+// not to the server: they pass without a warning.
+bool tool_variable(std::string_view name) {
+    for (std::string_view p : {"TRESTLE_TEST_", "TRESTLE_FUZZ", "TRESTLE_PYTHON", "TRESTLE_SOAK_"})
+        if (name.starts_with(p)) return true;
+    for (std::string_view n : {"TRESTLE_BIN", "TRESTLE_SOURCE_DIR", "TRESTLE_SANITIZED", "TRESTLE_ARGS"})
+        if (name == n) return true;
+    return false;
+}
+
+std::optional<bool> truth(std::string v) {
+    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+    if (v == "0" || v == "false" || v == "no" || v == "off") return false;
+    return std::nullopt;
+}
+
+// Applies every TRESTLE_<FLAG> variable to `o`, each parsed as that flag
+// alone (with its checks), so an error names the variable. The variables are
+// derived from the flags themselves: a new flag has one without more code.
+void load_environment(options& o) {
+    options probe_o;
+    cli_values probe_v(probe_o);
+    CLI::App probe;
+    build_cli(probe, probe_o, probe_v);
+    std::map<std::string, const CLI::Option*> known;
+    for (const CLI::Option* opt : probe.get_options()) {
+        // Positionals have no long name; hidden ones (group "") are refusals.
+        if (opt->get_lnames().empty() || opt->get_group().empty() || opt->get_group() == compat_group) continue;
+        const std::string& name = opt->get_lnames().front();
+        if (name == "help" || name == "version" || name == "config") continue;   // TRESTLE_CONFIG: find_config
+        known.emplace(env_name(name), opt);
+    }
+    std::map<std::string, std::string> given;   // sorted: the same order every run
+    for (char** e = environ; *e; ++e) {
+        std::string_view kv(*e);
+        auto eq = kv.find('=');
+        if (!kv.starts_with("TRESTLE_") || eq == std::string_view::npos) continue;
+        given.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+    for (auto& [name, value] : given) {
+        if (name == "TRESTLE_CONFIG" || tool_variable(name)) continue;
+        auto it = known.find(name);
+        if (it == known.end()) {
+            // A typo must not be silent; a warning, not an error, because
+            // the variable may be meant for another version of Trestle.
+            std::fprintf(stderr, "trestle: warning: unknown variable %s ignored (a setting is TRESTLE_ and its long flag, "
+                                 "such as TRESTLE_THREADS)\n", name.c_str());
+            continue;
+        }
+        const CLI::Option* opt = it->second;
+        std::string flag = "--" + opt->get_lnames().front();
+        std::vector<std::string> args{"trestle"};
+        if (opt->get_expected_max() == 0) {   // a flag
+            std::optional<bool> on = truth(value);
+            if (!on) config_error(name, "expected 1, true, yes or on, or 0, false, no or off, not '" + value + "'");
+            args.push_back(*on ? flag : flag + "=false");
+        } else if (opt->get_multi_option_policy() == CLI::MultiOptionPolicy::TakeAll) {
+            // A repeatable flag: its values separated by commas or whitespace.
+            std::size_t pos = 0;
+            while ((pos = value.find_first_not_of(", \t\n", pos)) != std::string::npos) {
+                std::size_t end = value.find_first_of(", \t\n", pos);
+                args.push_back(flag + "=" + value.substr(pos, end == std::string::npos ? end : end - pos));
+                pos = end;
+            }
+            if (args.size() == 1) continue;   // empty: as if unset
+        } else {
+            args.push_back(flag + "=" + value);
+        }
+        cli_values v(o);
+        try {
+            parse_into(o, v, args);
+        } catch (const CLI::ParseError& e) {
+            config_error(name, first_line(e.what()));
+        }
+    }
 }
 
 // ---- the config file ------------------------------------------------------
@@ -397,11 +561,12 @@ void load_config(const std::string& file, options& o) {
                     if (flag == "--no-flask-async") config_error(sat, "write flask_async = false");
                     if (flag == "--no-buffer-body") config_error(sat, "write buffer_body = false");
                     std::vector<std::string> vals;
-                    if (!flag_args(value, vals)) config_error(sat, sk + " has a value of the wrong type");
+                    if (auto b = value.value_exact<bool>(); b && takes_no_value(flag)) args.push_back(*b ? flag : flag + "=false");
+                    else if (!flag_args(value, vals)) config_error(sat, sk + " has a value of the wrong type");
                     if (sk == "chdir" || sk == "pythonpath" || sk == "venv" || sk == "body_temp_dir")
                         for (auto& val : vals) val = beside(file, val);
                     for (auto& val : vals) args.push_back(flag + "=" + val);
-                    if (vals.empty()) args.push_back(flag);
+                    if (vals.empty() && args.size() == 1) args.push_back(flag);
                 }
                 cli_values v(o);
                 try {
@@ -495,11 +660,15 @@ bool parse_mount_target(const std::string& target, mount_spec& m, std::string& w
 
 options parse_options(int argc, char** argv) {
     options o;
+    // Layers, each over the one before: the config file, the environment,
+    // the command line.
     std::string config = find_config(argc, argv);
+    if (const char* env = std::getenv("TRESTLE_CONFIG"); config.empty() && env && *env) config = env;
     if (!config.empty()) {
         load_config(config, o);
         o.config_file = config;
     }
+    load_environment(o);
 
     cli_values v(o);
     try {

@@ -18,8 +18,10 @@ access_log::access_log(const std::string& path) : path_(path) {
         auto abs = std::filesystem::absolute(path, ec);
         if (!ec) path_ = abs.lexically_normal().string();
     }
-    if (path == "-") {
-        out_ = stderr;
+    // The standard streams are used as they are, not reopened: /dev/stdout
+    // cannot be opened when it is a socket (systemd's journal).
+    if (path == "-" || path == "/dev/stderr" || path == "/dev/stdout") {
+        out_ = path == "/dev/stdout" ? stdout : stderr;
         owned_ = false;
         return;
     }

@@ -14,7 +14,7 @@ namespace trestle {
 
 class access_log {
 public:
-    // path "-" means stderr. Throws std::runtime_error if the file cannot be opened.
+    // path "-" (or /dev/stderr) means stderr, /dev/stdout stdout. Throws std::runtime_error if the file cannot be opened.
     explicit access_log(const std::string& path);
     ~access_log();
     // `finished`: when the app completed the response (default: now).

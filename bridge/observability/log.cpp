@@ -1,6 +1,11 @@
 #include "bridge/observability/log.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -9,7 +14,7 @@ namespace trestle::log {
 namespace {
 std::atomic<int> min_level{static_cast<int>(level::info)};
 std::mutex out_mutex;
-const char* const names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+const char* const names[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
 } // namespace
 
 void set_level(std::string_view name) {
@@ -17,7 +22,25 @@ void set_level(std::string_view name) {
     if (name == "debug") l = level::debug;
     else if (name == "warning") l = level::warning;
     else if (name == "error") l = level::error;
+    else if (name == "critical") l = level::critical;
     min_level = static_cast<int>(l);
+}
+
+bool redirect_stderr(const std::string& path, std::string& why) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        why = "cannot open error log " + path + ": " + std::strerror(errno);
+        return false;
+    }
+    std::fflush(stderr);
+    int r = ::dup2(fd, STDERR_FILENO);   // fd 2 itself is inherited, as a process's stderr is
+    int err = errno;
+    ::close(fd);
+    if (r < 0) {
+        why = "cannot redirect stderr to " + path + ": " + std::strerror(err);
+        return false;
+    }
+    return true;
 }
 
 bool enabled(level l) { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }

@@ -6,9 +6,12 @@
 // a level. Python tracebacks are written to the same stream by CPython.
 namespace trestle::log {
 
-enum class level { debug, info, warning, error };
+enum class level { debug, info, warning, error, critical };
 
 void set_level(std::string_view name);
+// Points fd 2 (so this log, CPython's tracebacks and an app's own stderr)
+// at `path`, appended. False with `why` set when it cannot be opened.
+bool redirect_stderr(const std::string& path, std::string& why);
 bool enabled(level l);
 void write(level l, std::string_view msg);
 
@@ -16,5 +19,6 @@ inline void debug(std::string_view m) { if (enabled(level::debug)) write(level::
 inline void info(std::string_view m) { write(level::info, m); }
 inline void warning(std::string_view m) { write(level::warning, m); }
 inline void error(std::string_view m) { write(level::error, m); }
+inline void critical(std::string_view m) { write(level::critical, m); }
 
 } // namespace trestle::log

@@ -120,6 +120,13 @@ void finalize() {
 }
 
 void print_exception() {
+    // A traceback is an error-level line: --log-level critical drops it
+    // with the line that introduces it. Startup failures still end in
+    // die()'s one line.
+    if (!log::enabled(log::level::error)) {
+        PyErr_Clear();
+        return;
+    }
     if (PyErr_Occurred()) PyErr_PrintEx(0);
     std::fflush(stderr);
 }

@@ -23,6 +23,7 @@ void acquire_main_thread();
 void finalize();
 // Prints the current Python exception with its traceback to stderr and
 // clears it, without setting sys.last_* (which would keep frames alive).
+// Below --log-level error (critical) it only clears it.
 void print_exception();
 
 } // namespace trestle::py

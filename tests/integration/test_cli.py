@@ -3,6 +3,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,10 @@ FLAGS = ["--bind", "--threads", "--io-threads", "--max-queue", "--retry-after", 
          "--max-header-bytes", "--max-header-count", "--max-body-bytes", "--header-timeout",
          "--keepalive-timeout", "--io-timeout", "--graceful-timeout", "--chdir", "--pythonpath", "--venv",
          "--access-log", "--server-header", "--log-level", "--version", "--help", "--interface", "--loop",
-         "--lifespan", "--ws-max-size", "--ws-idle-timeout"]
+         "--lifespan", "--ws-max-size", "--ws-idle-timeout", "--error-log",
+         # gunicorn's and uvicorn's names (issue 11 item 6)
+         "--keep-alive", "--timeout-keep-alive", "--limit-request-fields", "--access-logfile", "--error-logfile",
+         "--proxy-headers", "--no-proxy-headers", "--log-file", "--no-access-log", "--no-server-header"]
 
 
 def test_help_documents_every_flag():
@@ -222,6 +226,10 @@ NUMERIC = [
     ("--keepalive-timeout", 0.1, 86400, True),
     ("--io-timeout", 0.1, 86400, True),
     ("--graceful-timeout", 0, 86400, True),
+    # aliases: gunicorn's --keep-alive and --limit-request-fields, uvicorn's --timeout-keep-alive
+    ("--keep-alive", 0.1, 86400, True),
+    ("--timeout-keep-alive", 0.1, 86400, True),
+    ("--limit-request-fields", 1, 10000, False),
 ]
 NO_APP = "no_such_module_for_range_checks:app"
 
@@ -239,7 +247,9 @@ def test_every_numeric_flag_is_in_the_table():
     numeric = {f for f, _, _, _ in NUMERIC}
     assert numeric <= set(FLAGS)
     assert set(FLAGS) - numeric == {"--bind", "--chdir", "--pythonpath", "--venv", "--access-log", "--server-header",
-                                    "--log-level", "--version", "--help", "--interface", "--loop", "--lifespan"}
+                                    "--log-level", "--version", "--help", "--interface", "--loop", "--lifespan",
+                                    "--error-log", "--access-logfile", "--error-logfile", "--proxy-headers",
+                                    "--no-proxy-headers", "--log-file", "--no-access-log", "--no-server-header"}
 
 
 @pytest.mark.parametrize("flag,lo,hi,seconds", NUMERIC)
@@ -258,3 +268,232 @@ def test_a_numeric_flag_takes_its_bounds(flag, lo, hi, seconds):
     for value in (lo, hi):
         r = run_trestle(NO_APP, "%s=%s" % (flag, value))
         assert r.returncode == 2 and "cannot import app module" in r.stderr, (flag, value, r.stderr)
+
+
+# ---- gunicorn's and uvicorn's flags: aliases, or a loud refusal (issue 11 item 6) ---------------
+@pytest.mark.parametrize("args", [["-t", "4"], ["-t"], ["-t=4"]])
+def test_dash_t_is_refused_as_gunicorns_timeout(args):
+    # gunicorn's -t is --timeout; it used to set the thread count here, silently.
+    r = run_trestle(NO_APP, *args)
+    assert r.returncode == 2, r
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("trestle: error:"), r.stderr
+    assert "gunicorn's --timeout" in lines[0] and "--threads" in lines[0], lines[0]
+
+
+def test_threads_still_works(serve):
+    srv = serve("hello:app", "--threads", "3")
+    assert requests.get(srv.url, timeout=10).status_code == 200
+
+
+def idle_close_after(srv, limit=8.0):
+    """Seconds until the server closes a keep-alive connection left idle after one request."""
+    s = srv.connect(timeout=limit)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or not data.endswith(b"Hello, World!"):
+        more = s.recv(4096)
+        assert more, data
+        data += more
+    start = time.monotonic()
+    try:
+        assert s.recv(1) == b""
+    finally:
+        s.close()
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("flag", ["--keep-alive", "--timeout-keep-alive", "--keepalive-timeout"])
+def test_keep_alive_aliases_set_the_idle_timeout(serve, flag):
+    took = idle_close_after(serve("hello:app", flag, "1"))
+    assert 0.7 < took < 3.5, took   # the default is 5 s; timeouts fire up to 250 ms late, more on a busy machine
+
+
+def test_keep_alive_alias_in_the_config_file(serve, tmp_path):
+    cfg = tmp_path / "t.toml"
+    cfg.write_text("[server]\nkeep_alive = 1\n")
+    took = idle_close_after(serve("hello:app", "--config", str(cfg)))
+    assert 0.7 < took < 3.5, took
+
+
+def header_count_status(srv, fields):
+    s = srv.connect()
+    extra = b"".join(b"X-F%d: v\r\n" % i for i in range(fields - 2))   # with Host and Connection
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + extra + b"Connection: close\r\n\r\n")
+    data = s.recv(100)
+    s.close()
+    return int(data.split(b" ")[1])
+
+
+def test_limit_request_fields_is_max_header_count(serve):
+    srv = serve("hello:app", "--limit-request-fields", "5")
+    assert header_count_status(srv, 5) == 200
+    assert header_count_status(srv, 6) == 431
+
+
+def start_split(args, out, err):
+    """Starts trestle with stdout and stderr in separate files; returns (proc, port)."""
+    proc = subprocess.Popen([BIN] + args, cwd=APPS, stdout=open(out, "wb"), stderr=open(err, "wb"),
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", open(err, errors="replace").read())
+        if m and "serving " in open(err, errors="replace").read():
+            return proc, int(m.group(1))
+        assert proc.poll() is None, open(err).read()
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("not ready: " + open(err).read())
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_access_logfile_writes_the_access_log(tmp_path):
+    log = tmp_path / "access.log"
+    proc, port = start_split(["hello:app", "--bind", "127.0.0.1:0", "--access-logfile", str(log)],
+                             tmp_path / "out", tmp_path / "err")
+    try:
+        assert requests.get("http://127.0.0.1:%d/via-logfile" % port, timeout=10).status_code == 200
+    finally:
+        stop(proc)
+    assert '"GET /via-logfile HTTP/1.1" 200' in log.read_text()
+
+
+def test_access_logfile_dash_is_stdout_and_access_log_dash_stderr(tmp_path):
+    out, err = tmp_path / "out", tmp_path / "err"
+    proc, port = start_split(["hello:app", "--bind", "127.0.0.1:0", "--access-logfile", "-"], out, err)
+    try:
+        requests.get("http://127.0.0.1:%d/to-stdout" % port, timeout=10)
+    finally:
+        stop(proc)
+    assert "GET /to-stdout" in out.read_text() and "GET /to-stdout" not in err.read_text()
+    proc, port = start_split(["hello:app", "--bind", "127.0.0.1:0", "--access-log", "-"], out, err)
+    try:
+        requests.get("http://127.0.0.1:%d/to-stderr" % port, timeout=10)
+    finally:
+        stop(proc)
+    assert "GET /to-stderr" in err.read_text() and "GET /to-stderr" not in out.read_text()
+
+
+@pytest.mark.parametrize("flag", ["--error-log", "--error-logfile", "--log-file"])
+def test_error_log_file_gets_the_log_and_tracebacks(tmp_path, flag):
+    elog, out, err = tmp_path / "error.log", tmp_path / "out", tmp_path / "err"
+    proc = subprocess.Popen([BIN, "wsgi_cases:app", "--bind", "127.0.0.1:0", flag, str(elog)], cwd=APPS,
+                            stdout=open(out, "wb"), stderr=open(err, "wb"), stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        m = None
+        while time.monotonic() < deadline and not m:
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", elog.read_text() if elog.exists() else "")
+            assert proc.poll() is None, err.read_text()
+            time.sleep(0.02)
+        assert m, err.read_text()
+        assert requests.get("http://127.0.0.1:%s/raise" % m.group(1), timeout=10).status_code == 500
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "raised before start_response" not in elog.read_text():
+            time.sleep(0.02)
+    finally:
+        stop(proc)
+    text = elog.read_text()
+    assert "Traceback" in text and "raised before start_response" in text, text
+    assert err.read_text() == "", err.read_text()
+
+
+def test_error_log_that_cannot_be_opened_is_exit_2(tmp_path):
+    r = run_trestle("hello:app", "--error-logfile", str(tmp_path / "no" / "such" / "dir.log"))
+    assert r.returncode == 2 and r.stderr.startswith("trestle: error: cannot open error log"), r
+
+
+SPOOF = {"X-Forwarded-For": "203.0.113.7"}
+
+
+def test_proxy_headers_is_an_accepted_no_op(serve):
+    # Forwarded headers are believed from --forwarded-allow-ips peers, with or without it.
+    srv = serve("wsgi_cases:app", "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1")
+    assert requests.get(srv.url + "/environ", headers=SPOOF, timeout=10).json()["REMOTE_ADDR"] == "203.0.113.7"
+    srv = serve("wsgi_cases:app", "--proxy-headers")
+    assert requests.get(srv.url + "/environ", headers=SPOOF, timeout=10).json()["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_no_proxy_headers_ignores_forwarded_headers(serve, tmp_path):
+    srv = serve("wsgi_cases:app", "--forwarded-allow-ips", "127.0.0.1", "--no-proxy-headers")
+    assert requests.get(srv.url + "/environ", headers=SPOOF, timeout=10).json()["REMOTE_ADDR"] == "127.0.0.1"
+    # over a config file's forwarded_allow_ips too
+    cfg = tmp_path / "t.toml"
+    cfg.write_text('[server]\nforwarded_allow_ips = ["127.0.0.1"]\n')
+    srv = serve("wsgi_cases:app", "--config", str(cfg), "--no-proxy-headers")
+    assert requests.get(srv.url + "/environ", headers=SPOOF, timeout=10).json()["REMOTE_ADDR"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--limit-request-line", "4094"], "--max-header-bytes"),
+    (["--limit-concurrency", "100"], "--max-queue"),
+    (["--root-path", "/api"], "mount the app"),
+    (["--root-path"], "mount the app"),
+])
+def test_refused_flags_are_one_line_with_the_reason(args, needle):
+    r = run_trestle(NO_APP, *args)
+    assert r.returncode == 2, r
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("trestle: error: %s: not supported: " % args[0]), r.stderr
+    assert needle in lines[0], lines[0]
+
+
+def test_refused_flag_in_the_config_file_names_the_line(tmp_path):
+    cfg = tmp_path / "t.toml"
+    cfg.write_text("[server]\nthreads = 2\nlimit_concurrency = 10\n")
+    r = run_trestle(NO_APP, "--config", str(cfg))
+    assert r.returncode == 2 and "t.toml:3: --limit-concurrency: not supported" in r.stderr, r.stderr
+
+
+def test_no_server_header_sends_none(serve):
+    srv = serve("hello:app", "--no-server-header")
+    assert "Server" not in requests.get(srv.url, timeout=10).headers
+
+
+def test_no_access_log_turns_off_the_config_files(serve, tmp_path):
+    log = tmp_path / "access.log"
+    cfg = tmp_path / "t.toml"
+    cfg.write_text('[server]\naccess_log = "%s"\n' % log)
+    srv = serve("hello:app", "--config", str(cfg))
+    requests.get(srv.url + "/logged", timeout=10)
+    srv.stop()
+    assert "GET /logged" in log.read_text()
+    log.unlink()
+    srv = serve("hello:app", "--config", str(cfg), "--no-access-log")
+    requests.get(srv.url + "/not-logged", timeout=10)
+    srv.stop()
+    assert not log.exists()
+
+
+def raise_with_log_level(serve, tmp_path, level):
+    """Serves wsgi_cases on a unix socket at `level` (the TCP port is logged at info only), gets
+    /raise (a ValueError in the app: 500) and returns the whole log after a clean stop."""
+    sock = tmp_path / ("%s.sock" % level)
+    srv = serve("wsgi_cases:app", "--bind", "unix:%s" % sock, "--log-level", level, bind=False, expect_ready=False)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not sock.exists():
+        assert srv.proc.poll() is None, srv.log()
+        time.sleep(0.02)
+    c = socket.socket(socket.AF_UNIX)
+    c.settimeout(10)
+    c.connect(str(sock))
+    c.sendall(b"GET /raise HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert c.recv(100).startswith(b"HTTP/1.1 500 ")
+    c.close()
+    assert srv.stop() == 0
+    return srv.log()
+
+
+def test_log_level_critical_drops_error_lines_and_tracebacks(serve, tmp_path):
+    log = raise_with_log_level(serve, tmp_path, "error")
+    assert "[ERROR] exception in app" in log and "Traceback" in log and "[INFO]" not in log, log
+    log = raise_with_log_level(serve, tmp_path, "critical")
+    assert "[ERROR]" not in log and "Traceback" not in log and "ValueError" not in log and "[INFO]" not in log, log

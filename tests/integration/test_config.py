@@ -78,6 +78,7 @@ BAD = [
     ("[server]\nbind = [1, [2]]\n", 2, "wrong type"),
     ("[server]\nloop = \"tornado\"\n", 2, "loop"),
     ("[server]\nflask_async = \"no\"\n", 2, "true or false"),
+    ("[server]\nserver_header = true\n", 2, "wrong type"),   # true/false only for flags without a value
     ("[servers]\nthreads = 2\n", 1, "unknown table or key 'servers'"),
     ("[[mount]]\nprefix = \"/a\"\n", 1, "exactly one of app, static or proxy"),
     ("[[mount]]\napp = \"hello:app\"\n", 1, "needs a prefix"),
@@ -207,3 +208,20 @@ def test_a_proxy_mount_count_out_of_range_is_refused(tmp_path, key, hi):
         assert r.returncode == 2, r
         lines = [x for x in r.stderr.splitlines() if x.strip()]
         assert len(lines) == 1 and "%s must be an integer from 0 to %d" % (key, hi) in lines[0], (value, r.stderr)
+
+
+def test_a_flag_without_a_value_takes_true_or_false(serve, tmp_path):
+    # Any such flag, gunicorn's and uvicorn's names included (issue 11): true gives it, false not.
+    cfg = write(tmp_path, """
+        [server]
+        no_server_header = true
+        proxy_headers = true
+        """)
+    srv = serve("hello:app", "--config", cfg)
+    assert "Server" not in requests.get(srv.url, timeout=10).headers
+    cfg = write(tmp_path, """
+        [server]
+        no_server_header = false
+        """)
+    srv = serve("hello:app", "--config", cfg)
+    assert requests.get(srv.url, timeout=10).headers["Server"] == "trestle"
