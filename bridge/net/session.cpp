@@ -31,6 +31,9 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 constexpr std::size_t read_chunk = 16 * 1024;
+// How long a connection closed after a refused body keeps reading (and
+// dropping) what the client still sends; see session::linger.
+constexpr auto linger_time = std::chrono::seconds(2);
 constexpr std::size_t body_chunk = 64 * 1024;
 // After the app answers without reading the whole body, up to this much is
 // read and discarded to keep the connection; beyond it the connection closes.
@@ -62,6 +65,7 @@ void session::set_phase(phase ph) {
         break;
     case phase::write: deadline_ = now + ctx_.limits.io_timeout; break;
     case phase::app: deadline_ = clock::time_point::max(); break;
+    case phase::linger: deadline_ = now + linger_time; break;
     }
     phase_ = ph;
 }
@@ -130,7 +134,29 @@ asio::awaitable<void> session::run() {
         if (ctx_.draining.load(std::memory_order_relaxed)) break;
         set_phase(buf_.size() > 0 ? phase::head : phase::idle);
     }
+    if (linger_ && !closed_) co_await linger();
     close_now();
+}
+
+// A response that refuses a body (413, or 400/408 partway through it) goes
+// out while the client may still be sending that body. Closing at once with
+// its bytes unread makes the kernel answer them with a reset, which can
+// reach the client before it has read the response: it then sees a broken
+// pipe instead of the 413. So, as nginx's lingering close does, the sending
+// side is shut (the client reads the response and then end of stream) and
+// what still arrives is read and dropped, until the client closes or for at
+// most linger_time.
+asio::awaitable<void> session::linger() {
+    error_code ec;
+    socket_.shutdown(asio::socket_base::shutdown_send, ec);
+    if (ec) co_return;
+    set_phase(phase::linger);
+    while (!closed_) {
+        auto [rec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
+        if (rec) break;   // end of stream, an error, or linger_time passed (cancelled)
+        buf_.commit(n);
+        buf_.consume(buf_.size());
+    }
 }
 
 asio::awaitable<bool> session::read_head(request_parser& p) {
@@ -151,7 +177,9 @@ asio::awaitable<bool> session::read_head(request_parser& p) {
                 if (!ec) co_return true;
             }
             if (ec && ec != http::error::need_more) {
-                co_await reject(status_for_parse_error(ec));
+                unsigned status = status_for_parse_error(ec);
+                linger_ = status == 413;   // refused by its Content-Length: the body may be on its way
+                co_await reject(status);
                 co_return false;
             }
             buf_.consume(n);
@@ -296,12 +324,14 @@ asio::awaitable<bool> session::serve(request_parser& p) {
         // The request goes to the app only once its body is here, so a slow
         // upload holds this coroutine, never a pool thread.
         if (!co_await buffer_body(p, body, spooled)) {
+            linger_ = true;
             if (body_status_) co_await reject(body_status_);
             co_return false;
         }
     } else if (preread) {
         while (!p.is_done()) {
             if (!co_await read_body_chunk(p, body)) {
+                linger_ = true;
                 co_await reject(body_status_);
                 co_return false;
             }

@@ -51,7 +51,7 @@ public:
     void close_now();
 
 private:
-    enum class phase { idle, head, body, app, write };
+    enum class phase { idle, head, body, app, write, linger };
 
     boost::asio::awaitable<bool> read_head(request_parser& p);
     boost::asio::awaitable<bool> read_body_chunk(request_parser& p, std::string& out);
@@ -64,6 +64,7 @@ private:
     boost::asio::awaitable<bool> drain(request_parser& p);
     boost::asio::awaitable<bool> write(std::string_view bytes);
     boost::asio::awaitable<void> reject(unsigned status, bool head_only = false);
+    boost::asio::awaitable<void> linger();
     void set_phase(phase ph);
     void interrupt_watch() override;
 
@@ -84,6 +85,7 @@ private:
     std::shared_ptr<ws_channel> current_ws_;
     bool ws_closing_ = false;
     bool tunnelling_ = false;
+    bool linger_ = false;          // closing after refusing a body the client may still be sending
     bool watch_reading_ = false;   // pump waits on the socket (see io_watch)
 };
 

@@ -730,3 +730,39 @@ def test_trickled_body_is_cut_by_the_minimum_body_rate(serve, prefix):
     else:
         assert ups == []
     probe(srv)
+
+
+# --- a refused body the client is still sending (lingering close) ---------------------------------
+# The 413 (or a body-level 400/408) goes out while the client is still sending the body. Closed
+# with those bytes unread, the connection answered them with a reset: a client that sends its whole
+# body before it reads (requests, http.client) got a broken pipe and never saw the 413. The server
+# now shuts its sending side and drops what still arrives, for at most 2 s, as nginx's lingering
+# close does.
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_refused_body_still_being_sent_gets_its_413(serve, framing):
+    srv = serve("wsgi_cases:app", "--max-body-bytes", "1000")
+    total = 1024 * 1024
+    for _ in range(3):
+        s = srv.connect()
+        s.settimeout(10)
+        if framing == "content-length":
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
+            piece = b"x" * 65536
+        else:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            piece = b"10000\r\n" + b"x" * 65536 + b"\r\n"
+        try:
+            for _ in range(total // 65536):   # the whole body, as http.client sends it
+                s.sendall(piece)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as err:
+            raise AssertionError("the client could not send its body and read the answer: %r" % err) from err
+        finally:
+            s.close()
+        assert data.startswith(b"HTTP/1.1 413 "), data[:200]
