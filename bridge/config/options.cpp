@@ -63,6 +63,7 @@ CLI::Validator seconds_in(double lo, double hi) {
 // Values a flag holds in another unit (seconds) until they are stored.
 struct cli_values {
     double header_timeout, keepalive_timeout, io_timeout, graceful, startup, block_warn, ws_idle, body_rate_window;
+    double timeout, timeout_grace;
     bool no_flask_async, no_buffer_body;
     bool proxy_headers = false;                  // uvicorn's --proxy-headers: accepted, changes nothing
     bool no_proxy_headers = false;               // uvicorn's --no-proxy-headers
@@ -81,6 +82,7 @@ struct cli_values {
           block_warn(ms_to_seconds(o.loop_block_warn)),
           ws_idle(ms_to_seconds(o.ws_idle_timeout)),
           body_rate_window(ms_to_seconds(o.limits.body_rate_window)),
+          timeout(ms_to_seconds(o.timeout)), timeout_grace(ms_to_seconds(o.timeout_grace)),
           no_flask_async(!o.flask_async), no_buffer_body(!o.buffer_body) {}
 
     void store(options& o) const {
@@ -93,6 +95,8 @@ struct cli_values {
         o.ws_idle_timeout = seconds_to_ms(ws_idle);
         o.flask_async = !no_flask_async;
         o.limits.body_rate_window = seconds_to_ms(body_rate_window);
+        o.timeout = seconds_to_ms(timeout);
+        o.timeout_grace = seconds_to_ms(timeout_grace);
         o.buffer_body = !no_buffer_body;
         if (access_logfile) o.access_log = *access_logfile == "-" ? "/dev/stdout" : *access_logfile;
         if (no_proxy_headers) o.forwarded_allow_ips.clear();
@@ -123,7 +127,7 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.get_formatter()->column_width(36);
     cli.footer("Every long flag can also be set from the environment as TRESTLE_<FLAG> (TRESTLE_MAX_BODY_BYTES=1024, "
                "TRESTLE_NO_FLASK_ASYNC=1); the command line wins over it, and it over --config (also TRESTLE_CONFIG). "
-               "gunicorn's -t, --limit-request-line, and uvicorn's --limit-concurrency and --root-path are refused, "
+               "gunicorn's --limit-request-line, and uvicorn's --limit-concurrency and --root-path are refused, "
                "with the reason. See docs/configuration.md.");
     cli.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
@@ -160,9 +164,6 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(CLI::IsMember({"x-forwarded", "forwarded"}));
     cli.add_option("--threads", o.threads, "Pool threads that run the app (default 8)")
         ->check(CLI::Range(1, 1024));
-    // Refused after parsing (parse_into): gunicorn's -t is --timeout, and a
-    // gunicorn user's `-t 30` must not quietly become 30 threads.
-    cli.add_option("-t")->expected(0, 1)->group("");
     cli.add_option("--blocking-threads", o.blocking_threads, "Most threads for the event loop's executor (asyncio.to_thread, "
                                                              "run_in_executor, Quart's sync views), started on demand (default 32)")
         ->check(CLI::Range(1, 1024));
@@ -209,6 +210,32 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(seconds_in(0.0, 86400.0));
     cli.add_option("--startup-timeout", v.startup, "Seconds the ASGI lifespan startup and trestle.flask startup hooks get; then exit 1 (default 60)")
         ->check(seconds_in(0.1, 86400.0));
+
+    cli.add_option("-w,--workers", o.workers, "Worker processes, each a whole server (io threads, pool, loop, its own Python) "
+                                              "sharing the listeners; more than 1 starts a supervisor (default $WEB_CONCURRENCY, else 1)")
+        ->check(CLI::Range(1, 1024));
+    cli.add_flag("--preload", o.preload, "Import the apps once in the supervisor and fork the workers from it (copy-on-write "
+                                         "memory; as in gunicorn, SIGHUP then restarts the workers from that same import: SIGUSR2 loads new code)");
+    cli.add_option("-t,--timeout", v.timeout, "Seconds a request may run in the app: then an exception is raised in it (WSGI) or it "
+                                              "is cancelled (ASGI), and the client gets 504 if nothing was sent; 0: off (default 0)")
+        ->check(seconds_in(0.0, 86400.0));
+    cli.add_option("--timeout-grace", v.timeout_grace, "Seconds a WSGI thread gets to come back after its --timeout; one that does "
+                                                       "not (stuck in C code) has its worker replaced (default 10)")
+        ->check(seconds_in(0.1, 86400.0));
+    cli.add_option("--max-requests", o.max_requests, "Replace a worker after it has served this many requests, a new one "
+                                                     "first; 0: never (default 0)")
+        ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
+    cli.add_option("--max-requests-jitter", o.max_requests_jitter, "Add a random 0..N to each worker's --max-requests, so "
+                                                                   "workers are not replaced together (default 0)")
+        ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
+    cli.add_option("--max-rss", o.max_rss_mb, "Replace a worker whose resident memory passes this many MiB, checked every "
+                                              "second; 0: never (default 0)")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 24));
+    cli.add_flag("--reload", o.reload, "Development: restart the workers when a Python file under --reload-dir or the "
+                                       "config file changes; a broken edit keeps the old workers serving");
+    cli.add_option("--reload-dir", o.reload_dirs, "A directory --reload watches (recursively); repeatable (default the working "
+                                                  "directory after --chdir)")
+        ->allow_extra_args(false)->take_all();
 
     cli.add_option("--chdir", o.chdir, "Change to this directory before loading the app");
     cli.add_option("--pythonpath", o.pythonpath, "Prepend a directory to sys.path; repeatable")
@@ -261,9 +288,6 @@ void parse_into(options& o, cli_values& v, std::vector<std::string> args) {
     } catch (const CLI::CallForVersion& e) {
         std::exit(cli.exit(e));
     }
-    if (cli.count("-t"))
-        throw CLI::ValidationError("-t is gunicorn's --timeout (the worker timeout), not a thread count; "
-                                   "Trestle's pool thread count is --threads");
     for (const refused_flag& r : refused_flags)
         if (cli.count(r.flag)) throw CLI::ValidationError(r.flag, std::string("not supported: ") + r.why);
     v.store(o);
@@ -713,6 +737,16 @@ options parse_options(int argc, char** argv) {
 
     for (auto& cidr : o.forwarded_allow_ips)
         if (cidr.empty()) usage_error("--forwarded-allow-ips: empty entry");
+    if (o.workers == 0) {
+        // gunicorn's default for --workers (Heroku and others set it).
+        o.workers = 1;
+        if (const char* env = std::getenv("WEB_CONCURRENCY"); env && *env) {
+            char* end = nullptr;
+            long n = std::strtol(env, &end, 10);
+            if (*end != '\0' || n < 1 || n > 1024) usage_error(std::string("WEB_CONCURRENCY: expected a worker count from 1 to 1024, not '") + env + "'");
+            o.workers = static_cast<std::size_t>(n);
+        }
+    }
     if (o.binds.empty()) o.binds_defaulted = true, o.binds.push_back("127.0.0.1:8000");
     if (o.access_log && o.access_log->empty()) o.access_log = "-";
     if (o.venv.empty()) {

@@ -104,6 +104,28 @@ struct options {
     // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.
     std::vector<std::string> forwarded_allow_ips;
     std::string forwarded_headers = "x-forwarded";   // or "forwarded" (RFC 7239)
+
+    // Worker processes (bridge/supervisor). 0 until parsed: then --workers,
+    // else $WEB_CONCURRENCY, else 1.
+    std::size_t workers = 0;
+    bool preload = false;                      // import the apps once, in the supervisor, before forking
+    // A request running longer gets an exception raised in it (WSGI) or is
+    // cancelled (ASGI), and 504 if nothing was sent; 0: off.
+    std::chrono::milliseconds timeout{0};
+    // A WSGI thread that has not come back this long after its timeout is
+    // stuck (in C code): its worker is replaced.
+    std::chrono::milliseconds timeout_grace{10'000};
+    std::uint64_t max_requests = 0;            // a worker that served this many is replaced; 0: never
+    std::uint64_t max_requests_jitter = 0;     // plus a random 0..this, per worker
+    std::size_t max_rss_mb = 0;                // a worker whose RSS passes this is replaced; 0: never
+    bool reload = false;                       // development: restart the workers when a watched file changes
+    std::vector<std::string> reload_dirs;      // --reload-dir; empty: the working directory (after --chdir)
+
+    // Whether a supervisor process runs the workers: more than one, or an
+    // option that replaces workers.
+    bool supervised() const {
+        return workers > 1 || preload || timeout.count() > 0 || max_requests > 0 || max_rss_mb > 0 || reload;
+    }
 };
 
 // Parses argv, and the TOML file --config names (whose [server] keys are the
