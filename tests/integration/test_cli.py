@@ -271,7 +271,7 @@ def test_a_numeric_flag_takes_its_bounds(flag, lo, hi, seconds):
 
 
 # ---- gunicorn's and uvicorn's flags: aliases, or a loud refusal (issue 11 item 6) ---------------
-@pytest.mark.parametrize("args", [["-t", "4"], ["-t=4"], ["--timeout", "4"]])
+@pytest.mark.parametrize("args", [["-t", "4"], ["-t4"], ["--timeout", "4"], ["--timeout=0.5"]])
 def test_dash_t_is_gunicorns_timeout(args):
     # gunicorn's -t is --timeout; it once set the thread count here, silently.
     # It is accepted as the timeout: the run goes on to the (missing) app.
