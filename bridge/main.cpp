@@ -13,6 +13,7 @@
 #include "bridge/python/interpreter.hpp"
 #include "bridge/router/mount_table.hpp"
 #include "bridge/runtime/loop_thread.hpp"
+#include "bridge/runtime/request_watchdog.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
 #include <algorithm>
@@ -84,6 +85,23 @@ void stop_now_on_signal() {
     log::warning("an event loop thread is stuck in a callback; exiting without finalizing Python");
     std::fflush(stderr);
     ::_exit(0);
+}
+
+// Stops the pool, waiting while `left()` allows for its running jobs, but
+// no longer once a thread is known stuck in C code (--timeout-grace): that
+// job never ends, and waiting for it would only delay the exit.
+template <class Left>
+bool stop_pool(runtime::thread_pool& pool, const runtime::request_watchdog* watchdog, Left left) {
+    using namespace std::chrono_literals;
+    for (;;) {
+        if (watchdog && watchdog->stuck_count() > 0) {
+            log::warning("a pool thread is stuck in C code (see above): not waiting for it");
+            return false;
+        }
+        auto slice = watchdog ? std::min(left(), std::chrono::milliseconds(100ms)) : left();
+        if (pool.stop(slice.count())) return true;
+        if (left().count() == 0) return false;
+    }
 }
 
 [[noreturn]] void die(int code, const std::string& msg) {
@@ -214,6 +232,7 @@ int main(int argc, char** argv) {
     ctx.retry_after = std::to_string(opt.retry_after);
     ctx.ws_max_size = opt.ws_max_size;
     ctx.ws_idle_timeout = opt.ws_idle_timeout;
+    ctx.request_timeout = opt.timeout;
     ctx.access = access.get();
     ctx.trusted.set_family(opt.forwarded_headers == "forwarded" ? net::forwarded_family::forwarded
                                                                 : net::forwarded_family::x_forwarded);
@@ -254,6 +273,15 @@ int main(int argc, char** argv) {
             }
         }
         apps.push_back(std::move(m));
+    }
+
+    // --timeout for WSGI requests: raising into their threads, and noticing
+    // the threads that never come back (ASGI requests need no thread of it).
+    std::unique_ptr<runtime::request_watchdog> watchdog;
+    bool any_wsgi = std::any_of(apps.begin(), apps.end(), [](const mounted& m) { return m.iface == "wsgi"; });
+    if (opt.timeout.count() > 0 && any_wsgi) {
+        watchdog = std::make_unique<runtime::request_watchdog>(opt.timeout, opt.timeout_grace);
+        ctx.watchdog = watchdog.get();
     }
 
     // One pool and, if any app needs it, one loop, shared by every mount.
@@ -375,6 +403,15 @@ int main(int argc, char** argv) {
         log::info("serving " + m.spec->describe() + what + (m.spec->prefix.empty() ? "" : " at " + m.spec->prefix));
     }
     log::info("serving with " + std::to_string(opt.threads) + " thread(s), pid " + std::to_string(::getpid()));
+    if (opt.timeout.count() > 0) {
+        auto secs = [](std::chrono::milliseconds ms) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%g", static_cast<double>(ms.count()) / 1000.0);
+            return std::string(buf);
+        };
+        log::info("request timeout: " + secs(opt.timeout) + " s (--timeout); a WSGI thread that has not come back " +
+                  secs(opt.timeout_grace) + " s later is stuck (--timeout-grace)");
+    }
 
     py::release_main_thread();
     srv.run(opt.graceful_timeout);
@@ -409,8 +446,13 @@ int main(int argc, char** argv) {
     if (loop && !loop->stop(left())) loop_stuck();
     // Jobs still queued or running get what is left of the cleanup time.
     bool threads_done = !blocking || blocking->stop(left().count());
-    if (!threads_done || !pool.stop(left().count())) {
+    if (!threads_done || !stop_pool(pool, watchdog.get(), left)) {
         log::warning("app threads still busy at shutdown; exiting without finalizing Python");
+        std::fflush(stderr);
+        ::_exit(0);
+    }
+    if (watchdog && !watchdog->stop(left() + std::chrono::seconds(1))) {
+        log::warning("the request watchdog is stuck waiting for the GIL; exiting without finalizing Python");
         std::fflush(stderr);
         ::_exit(0);
     }
@@ -418,6 +460,7 @@ int main(int argc, char** argv) {
         // The handler owns Python references: drop them with the GIL.
         py::gil_ensure gil;
         apps.clear();
+        watchdog.reset();
     }
     py::finalize();
     log::info("stopped");

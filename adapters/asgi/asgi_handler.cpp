@@ -5,6 +5,7 @@
 #include "bridge/observability/log.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/response_writer.hpp"
+#include "bridge/net/server_context.hpp"
 #include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
@@ -54,17 +55,19 @@ void asgi_handler::start(std::shared_ptr<net::exchange> ex) {
     py::ref receive = bound_receive(call.get());
     py::ref send = bound_send(call.get());
     py::ref done = bound_done(call.get());
-    if (!receive || !send || !done || !spawn(scope.get(), receive.get(), send.get(), done.get())) c->fail_early();
+    py::ref task = receive && send && done ? spawn(scope.get(), receive.get(), send.get(), done.get()) : py::ref{};
+    if (!task) return c->fail_early();
+    if (ctx_.request_timeout.count() > 0) c->arm_timeout(std::move(task), ctx_.request_timeout);
 }
 
-bool asgi_handler::spawn(PyObject* scope, PyObject* receive, PyObject* send, PyObject* done) {
+py::ref asgi_handler::spawn(PyObject* scope, PyObject* receive, PyObject* send, PyObject* done) {
     py::ref coro = py::ref::steal(PyObject_CallFunctionObjArgs(app_.get(), scope, receive, send, nullptr));
-    if (!coro) return false;
+    if (!coro) return {};
     // loop.create_task(coro) unless the app installed no task factory, in
     // which case the same Task is made directly, with a fixed name.
     static py::name get_task_factory{"get_task_factory"};
     py::ref factory = py::call_method(loop_.loop(), get_task_factory);
-    if (!factory) return false;
+    if (!factory) return {};
     py::ref task;
     if (factory.get() == Py_None && task_type_) {
         PyObject* args[] = {coro.get(), loop_.loop(), task_name_.get()};
@@ -72,11 +75,11 @@ bool asgi_handler::spawn(PyObject* scope, PyObject* receive, PyObject* send, PyO
     } else {
         task = py::ref::steal(PyObject_CallOneArg(create_task_.get(), coro.get()));
     }
-    if (!task) return false;
+    if (!task) return {};
     static py::name add_done_callback{"add_done_callback"};
     py::ref r = py::call_method(task.get(), add_done_callback, done);
     if (!r) py::print_exception();
-    return true;
+    return task;
 }
 
 void asgi_handler::submit_websocket(std::shared_ptr<net::ws_channel> ch) {

@@ -28,8 +28,9 @@ public:
 private:
     void start(std::shared_ptr<net::exchange> ex);   // on the loop thread
     void start_websocket(std::shared_ptr<net::ws_channel> ch);
-    // Runs app(scope, receive, send) as a task whose completion calls `done`.
-    bool spawn(PyObject* scope, PyObject* receive, PyObject* send, PyObject* done);
+    // Runs app(scope, receive, send) as a task whose completion calls
+    // `done`. Returns the task, or null with an exception set.
+    py::ref spawn(PyObject* scope, PyObject* receive, PyObject* send, PyObject* done);
 
     py::ref app_;
     runtime::loop_thread& loop_;

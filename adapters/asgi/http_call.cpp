@@ -10,6 +10,7 @@
 #include "bridge/runtime/scheduling.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -256,7 +257,37 @@ bool http_call::flush() {
     return r == net::exchange::write_result::ok;
 }
 
+void http_call::arm_timeout(py::ref task, std::chrono::milliseconds timeout) {
+    task_ = std::move(task);
+    timeout_ = timeout;
+    ex_->arm_timeout(std::chrono::steady_clock::now() + timeout);   // the waker tells us
+}
+
+void http_call::cancel_for_timeout() {
+    py::ref task = std::move(task_);
+    static py::ref fn;   // trestle._runtime.cancel_timed_out, for the process
+    if (!fn) {
+        py::ref m = py::ref::steal(PyImport_ImportModule("trestle._runtime"));
+        fn = py::ref::steal(m ? PyObject_GetAttrString(m.get(), "cancel_timed_out") : nullptr);
+    }
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.3g", std::chrono::duration<double>(timeout_).count());
+    std::string why = std::string("the request ran longer than --timeout (") + secs + " s)";
+    py::ref message = py::ref::steal(PyUnicode_FromString(("trestle: " + why).c_str()));
+    py::ref where = py::ref::steal(fn && message ? PyObject_CallFunctionObjArgs(fn.get(), task.get(), message.get(), nullptr)
+                                                 : nullptr);
+    const char* text = where ? PyUnicode_AsUTF8(where.get()) : nullptr;
+    std::string stack = text ? text : "  (the stack could not be read)";
+    if (!text) py::print_exception();
+    while (!stack.empty() && stack.back() == '\n') stack.pop_back();   // the log adds its own
+    log::error("request timeout: " + describe() + " ran longer than --timeout (" + secs + " s) in the ASGI app; " +
+               (!ex_->output_started() ? "answered 504" : "its response had started, so its connection was closed") +
+               "; cancelling its task, which waits at (most recent call last):\n" + stack);
+}
+
 void http_call::on_io_event() {
+    // A cancelled task's waiters are cancelled with it: nothing else to do.
+    if (task_ && ex_->timed_out()) return cancel_for_timeout();
     if (receive_waiter_) {
         if (!body_done_ && !disconnected_) {
             py::ref msg = read_message();
@@ -286,11 +317,14 @@ void http_call::fail_early() {
 }
 
 void http_call::on_done(PyObject* task) {
+    task_.reset();
     bool gone = ex_->client_gone();
+    bool timed_out = ex_->timed_out();   // then gone too: the client was answered already
     py::ref cancelled = py::call_method(task, n_cancelled);
     if (cancelled && cancelled.get() == Py_True) {
+        if (timed_out) log::info("ASGI task for " + describe() + " ended, cancelled after its --timeout");
+        else if (state_ != send_state::done) log::warning("ASGI task for " + describe() + " was cancelled");
         if (state_ != send_state::done) {
-            log::warning("ASGI task for " + describe() + " was cancelled");
             w_.abandon();
             w_.finish(gone);
         }
@@ -298,8 +332,9 @@ void http_call::on_done(PyObject* task) {
         py::ref exc = py::call_method(task, n_exception);
         if (!exc) PyErr_Clear();
         if (exc && exc.get() != Py_None) {
-            if (!gone) {
-                log::error("exception in ASGI app while handling " + describe() + ":");
+            if (!gone || timed_out) {
+                log::error("exception in ASGI app while handling " + describe() +
+                           (timed_out ? ", after its --timeout:" : ":"));
                 PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
                 py::print_exception();
             }

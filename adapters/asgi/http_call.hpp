@@ -7,6 +7,7 @@
 #include "bridge/python/ref.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,9 @@ public:
     PyObject* send(PyObject* message);   // new reference or null
     void on_done(PyObject* task);
     void on_io_event();
+    // --timeout: the request may run `timeout` from now; then `task` (the
+    // app's) is cancelled. The connection answers 504 or closes.
+    void arm_timeout(py::ref task, std::chrono::milliseconds timeout);
     // Fails the request before the app ran (scope or call error).
     void fail_early();
 
@@ -44,6 +48,7 @@ private:
     PyObject* send_path(PyObject* message);   // http.response.pathsend
     bool flush();                        // false: would block
     void complete_waiters();
+    void cancel_for_timeout();
     std::string describe() const;
 
     std::shared_ptr<net::exchange> ex_;
@@ -56,6 +61,8 @@ private:
     std::uint64_t body_read_ = 0;
     py::ref receive_waiter_;
     py::ref send_waiter_;
+    py::ref task_;                       // set while --timeout may still cancel it
+    std::chrono::milliseconds timeout_{0};
 };
 
 // The Python-facing object (trestle.HTTPCall) owning an http_call.

@@ -5,6 +5,7 @@
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/python/interpreter.hpp"
+#include "bridge/runtime/request_watchdog.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
 #include <boost/asio/post.hpp>
@@ -47,7 +48,10 @@ bool wsgi_handler::submit(std::shared_ptr<net::exchange> ex) {
 namespace {
 
 std::string describe(const net::exchange& ex) {
-    return ex.head().method + " " + ex.head().target;
+    std::string d = ex.head().method + " " + ex.head().target;
+    // The exception is then most likely trestle.RequestTimeout landing.
+    if (ex.timed_out()) d += ", after its --timeout";
+    return d;
 }
 
 // Sends the iterable an app returned. False with an exception set on an app
@@ -75,6 +79,8 @@ bool close_iterable(PyObject* result) {
 } // namespace
 
 void wsgi_handler::run(net::exchange& ex) {
+    // First, so it ends last: after every Python call of this request.
+    runtime::request_watchdog::request timing(ctx_.watchdog, ex);
     call c(ex, ctx_);
     py::ref input = new_input(&ex);
     unsigned bad = 0;
@@ -108,7 +114,7 @@ void wsgi_handler::run(net::exchange& ex) {
             }
             c.fail(describe(ex) + " (in the iterable's close())");
         } else if (c.client_gone()) {
-            log::debug("client went away during " + describe(ex));
+            if (!ex.timed_out()) log::debug("client went away during " + describe(ex));
         } else {
             c.complete();
         }

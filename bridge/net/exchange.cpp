@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -241,6 +242,39 @@ bool exchange::output_started() {
 bool exchange::client_gone() {
     std::lock_guard lock(m_);
     return aborted_;
+}
+
+// ---- request timeout -----------------------------------------------------
+
+void exchange::arm_timeout(std::chrono::steady_clock::time_point deadline, timeout_listener* l, void* tag) {
+    listener_ = l;
+    timeout_tag_ = tag;
+    // 0 means "not armed": a deadline at the clock's epoch is a nanosecond later.
+    auto ns = std::max<std::int64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count(), 1);
+    deadline_ns_.store(ns, std::memory_order_release);
+}
+
+exchange::timeout_verdict exchange::time_out() {
+    if (deadline_ns_.load(std::memory_order_acquire) == 0) return timeout_verdict::none;
+    std::lock_guard lock(m_);
+    // A finished response is the app's answer, however late the io side
+    // takes it; a gone client needs none.
+    if (done_ || aborted_) return timeout_verdict::none;
+    bool answer = !output_started_;
+    aborted_ = true;   // the app's later output is dropped, its waits fail
+    file_.reset();
+    io_waiting_ = false;
+    finished_at_ = std::chrono::steady_clock::now();
+    if (answer) status_.store(504, std::memory_order_relaxed);
+    cv_.notify_all();
+    wake_app_locked();
+    // Told before timed_out() turns true, under the lock: an app side that
+    // finishes and then sees timed_out() knows the listener has been told.
+    if (listener_) listener_->request_timed_out(*this, answer, timeout_tag_);
+    timed_out_.store(true, std::memory_order_release);
+    deadline_ns_.store(0, std::memory_order_relaxed);
+    return answer ? timeout_verdict::answer : timeout_verdict::close;
 }
 
 // ---- io side ------------------------------------------------------------

@@ -40,6 +40,21 @@ struct io_work {
     bool keep_alive = false;    // valid with done: the response allows reuse
 };
 
+class exchange;
+
+// Told when a request runs past its --timeout (see exchange::time_out). Set
+// by the app side when it arms the timeout; `tag` is the app side's own.
+class timeout_listener {
+public:
+    // Called on the io thread with the exchange's lock held, before the app
+    // side can see exchange::timed_out(): only hand off, never call back in.
+    // `answered`: nothing had been sent, so the client gets a 504.
+    virtual void request_timed_out(exchange& ex, bool answered, void* tag) = 0;
+
+protected:
+    ~timeout_listener() = default;
+};
+
 // The io side while it waits on the socket itself (for the next request or
 // the client's disconnect) instead of the wakeup timer: a wake must interrupt
 // that wait. Set and cleared on the io thread only.
@@ -111,6 +126,29 @@ public:
     unsigned status() const { return status_.load(std::memory_order_relaxed); }
     void add_body_bytes(std::uint64_t n) { body_bytes_.fetch_add(n, std::memory_order_relaxed); }
     std::uint64_t body_bytes() const { return body_bytes_.load(std::memory_order_relaxed); }
+
+    // ---- request timeout (--timeout) --------------------------------------
+    // The app side arms it when the app starts on the request; handlers that
+    // never do (static files, proxies) are never timed out. Once per request,
+    // before the io side can see it; `l` (may be null) is told at the deadline.
+    void arm_timeout(std::chrono::steady_clock::time_point deadline, timeout_listener* l = nullptr,
+                     void* tag = nullptr);
+    // io side, lock-free: whether the armed deadline has passed.
+    bool timeout_due(std::chrono::steady_clock::time_point now) const {
+        auto d = deadline_ns_.load(std::memory_order_acquire);
+        return d != 0 && std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() >= d;
+    }
+    // io side, at the deadline: what the connection must do. From here on
+    // the app side is treated as if the client had gone (its output is
+    // dropped, its waits fail), and the listener and the waker are told.
+    enum class timeout_verdict {
+        none,      // not armed, already finished (or gone, or timed out): nothing to do
+        answer,    // nothing was sent: the connection answers 504 and closes
+        close,     // the response had started: the connection closes
+    };
+    timeout_verdict time_out();
+    // Any side: time_out() cut this request. Lock-free.
+    bool timed_out() const { return timed_out_.load(std::memory_order_acquire); }
 
     // ---- io side --------------------------------------------------------
     // Takes pending work. Returns false (and arms the wakeup) if there is none.
@@ -189,6 +227,13 @@ private:
     bool done_ = false;
     bool keep_alive_ = false;
     bool output_started_ = false;
+
+    // --timeout: deadline_ns_ (steady clock, 0: not armed) is stored last
+    // with release, so listener_ and tag_ are set once it is seen.
+    std::atomic<std::int64_t> deadline_ns_{0};
+    timeout_listener* listener_ = nullptr;
+    void* timeout_tag_ = nullptr;
+    std::atomic<bool> timed_out_{false};
 
     std::atomic<unsigned> status_{0};
     std::atomic<std::uint64_t> body_bytes_{0};

@@ -7,6 +7,7 @@
 #include <string>
 
 namespace trestle { class handler; class access_log; }
+namespace trestle::runtime { class request_watchdog; }
 
 namespace trestle::net {
 
@@ -23,6 +24,12 @@ struct server_context {
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
     trusted_proxies trusted;   // --forwarded-allow-ips
+    // --timeout (0: off). Apps that run a request in Python arm it on the
+    // request's exchange; the connections' watchdog scan enforces it.
+    std::chrono::milliseconds request_timeout{0};
+    // Raises into WSGI threads whose request timed out and notices the ones
+    // that never come back; null when --timeout is 0.
+    runtime::request_watchdog* watchdog = nullptr;
     handler* app = nullptr;
     access_log* access = nullptr;
     std::atomic<bool> draining{false};

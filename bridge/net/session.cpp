@@ -81,6 +81,8 @@ void session::check_deadline(clock::time_point now) {
     // client that then stays quiet is noticed here, and its keep-alive
     // timeout starts.
     if (phase_ == phase::app && current_ && current_->finished_unwoken()) interrupt_watch();
+    // The request timeout rides on this scan too: no timer per request.
+    if (ctx_.request_timeout.count() > 0 && current_ && !closed_ && current_->timeout_due(now)) request_timed_out();
     if (closed_ || now < deadline_) return;
     timed_out_ = true;
     deadline_ = clock::time_point::max();
@@ -90,6 +92,25 @@ void session::check_deadline(clock::time_point now) {
     }
     error_code ec;
     socket_.cancel(ec);
+}
+
+void session::request_timed_out() {
+    auto verdict = current_->time_out();   // the app side learns of it from the exchange
+    if (verdict == exchange::timeout_verdict::none) return;
+    // Once the response has started, the client cannot be told: close. The
+    // same while a 100 Continue is being written, which must not be cut.
+    if (verdict == exchange::timeout_verdict::close || phase_ == phase::write) {
+        close_now();
+        return;
+    }
+    // Nothing sent: the pump stops waiting (for the app, or for body the
+    // app asked for) and serve() answers 504.
+    answer_timeout_ = true;
+    current_->wakeup_timer().cancel();
+    if (watch_reading_ || phase_ == phase::body) {
+        error_code ec;
+        socket_.cancel(ec);
+    }
 }
 
 void session::close_if_idle() {
@@ -361,6 +382,13 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     bool ok = co_await pump(p, *ex, keep);
     current_.reset();
     if (ctx_.access) ctx_.access->record(*ex, started, ex->finished_at());
+    if (answer_timeout_) {
+        // The app may still run (or be stuck); the connection does not wait
+        // for it, so the drain at shutdown does not either.
+        linger_ = !p.is_done();
+        co_await reject(504);
+        co_return false;
+    }
     if (tunnel && ex->status() == 101) {
         if (!ok || !keep || !p.is_done()) ex->abort();
         co_await serve_tunnel(std::move(ex));
@@ -377,6 +405,7 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep)
     bool watch = ctx_.app->watches_disconnect(ex.head());
     bool peer_gone = false;
     for (;;) {
+        if (answer_timeout_) co_return false;   // see request_timed_out
         io_work w;
         // Nothing more is expected from the client until the response is
         // out, so once the body is in, the wait is a read: it ends with the

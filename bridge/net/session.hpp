@@ -67,6 +67,8 @@ private:
     boost::asio::awaitable<void> linger();
     void set_phase(phase ph);
     void interrupt_watch() override;
+    // --timeout: the app has held the current request too long.
+    void request_timed_out();
 
     generic_socket socket_;
     endpoint_info ep_;
@@ -87,6 +89,7 @@ private:
     bool tunnelling_ = false;
     bool linger_ = false;          // closing after refusing a body the client may still be sending
     bool watch_reading_ = false;   // pump waits on the socket (see io_watch)
+    bool answer_timeout_ = false;  // the request ran past --timeout: pump returns, serve answers 504
 };
 
 // The sessions of one io_context, and a coarse watchdog that enforces their

@@ -118,8 +118,8 @@ def _start_heartbeat(loop, beat, interval):
     loop.call_soon(tick)
 
 
-def loop_stack(ident):
-    """The Python stack of thread `ident` (the loop thread), for the watchdog."""
+def thread_stack(ident):
+    """The Python stack of thread `ident`, for the watchdogs' log lines."""
     frame = sys._current_frames().get(ident)
     if frame is None:
         return "  (no Python frame: the thread is in C code)\n"
@@ -127,6 +127,59 @@ def loop_stack(ident):
         return "".join(traceback.format_stack(frame))
     finally:
         del frame
+
+
+loop_stack = thread_stack   # the loop watchdog's name for it
+
+
+def coroutine_stack(coro):
+    """Where a suspended coroutine waits, outermost call first. Follows its
+    awaits down (task.get_stack() shows only the outermost frame)."""
+    frames = []
+    while coro is not None and len(frames) < 200:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append((frame, frame.f_lineno))
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    if not frames:
+        return "  (no Python frame)\n"
+    return "".join(traceback.format_list(traceback.StackSummary.extract(frames)))
+
+
+# --timeout. Hooks called as hook(ident, message) for a WSGI thread whose
+# request ran past it (trestle.flask adds one, to cancel the coroutine a
+# Flask async view waits for); each returns text for the log, or None.
+timeout_hooks = []
+
+
+def timeout_report(ident, message):
+    """Called by the server's request watchdog, GIL held, before it raises
+    trestle.RequestTimeout in thread `ident`: that thread's stack, and what
+    the hooks add."""
+    text = thread_stack(ident)
+    for hook in timeout_hooks:
+        try:
+            extra = hook(ident, message)
+        except Exception:  # noqa: B902 - the report must still be made
+            extra = "  (timeout hook %s failed: %s)\n" % (_hook_name(hook), traceback.format_exc())
+        if extra:
+            text += extra
+    return text
+
+
+def absorb_pending():
+    """Does nothing. The server calls it at the end of a request that timed
+    out, so that a RequestTimeout raised into the thread and not landed yet
+    lands here (the call's first instruction checks) and is dropped,
+    instead of in the thread's next request."""
+
+
+def cancel_timed_out(task, message):
+    """An ASGI request ran past --timeout (on the loop thread): where its
+    task waits, for the log; then the task is cancelled."""
+    where = coroutine_stack(task.get_coro())
+    task.cancel(message)
+    return where
 
 
 def setup_loop(loop, submit, fd, drain, startup_timeout=None, beat=None, beat_interval=None, owner=None):

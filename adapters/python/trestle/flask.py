@@ -37,7 +37,7 @@ import queue
 import sys
 import threading
 
-from trestle import _runtime
+from trestle import RequestTimeout, _runtime
 
 __all__ = ["install", "run", "startup", "shutdown", "LoopThreadError", "LoopStoppedError"]
 
@@ -65,14 +65,17 @@ class _Call:
     waits only for what the view awaits.
     """
 
-    __slots__ = ("inbox", "open", "value", "error", "pending")
+    __slots__ = ("inbox", "open", "value", "error", "pending", "loop", "task", "timed_out")
 
-    def __init__(self, pending):
+    def __init__(self, pending, loop):
         self.inbox = queue.SimpleQueue()
         self.open = True
         self.value = None
         self.error = None
         self.pending = pending
+        self.loop = loop
+        self.task = None          # set on the loop thread by _start
+        self.timed_out = False    # the request ran past --timeout: see _on_timeout
 
     def finish(self):
         # Loop thread only, so no two finishes race.
@@ -87,7 +90,10 @@ async def _drive(call, coro):
         call.value = await coro
     except BaseException as exc:  # noqa: B902 - every outcome goes back to the waiting thread
         if isinstance(exc, asyncio.CancelledError):
-            call.error = LoopStoppedError("the coroutine was cancelled (is the server shutting down?)")
+            if call.timed_out:
+                call.error = RequestTimeout("the coroutine was cancelled: the request ran longer than --timeout")
+            else:
+                call.error = LoopStoppedError("the coroutine was cancelled (is the server shutting down?)")
             call.error.__cause__ = exc
             raise
         call.error = exc
@@ -100,7 +106,7 @@ def _start(loop, call, coro, ctx):
     # the calling thread's copy, so reading it back later sees what the
     # coroutine set.
     try:
-        loop.create_task(_drive(call, coro), name="trestle-flask", context=ctx)
+        call.task = loop.create_task(_drive(call, coro), name="trestle-flask", context=ctx)
     except BaseException as exc:  # noqa: B902 - handed to the waiting thread
         _discard(coro)
         call.error = exc
@@ -168,20 +174,25 @@ class _Runner:
                 "trestle.flask: an async function (an async Flask view or hook?) was called synchronously on the "
                 "event loop thread, where waiting for it would block the loop forever; await it instead, or call "
                 "it from a pool thread (loop.run_in_executor / asyncio.to_thread)")
-        call = _Call(self.pending)
+        call = _Call(self.pending, loop)
         ctx = contextvars.copy_context()
-        with self.lock:
-            if self.closed:
-                _discard(coro)
-                raise LoopStoppedError("trestle.flask: the server's event loop has stopped")
-            self.pending.add(call)
-            try:
-                loop.call_soon_threadsafe(_start, loop, call, coro, ctx)
-            except BaseException:
-                self.pending.discard(call)
-                _discard(coro)
-                raise
-        call.inbox.get()   # _DONE: nothing else is ever put there
+        me = threading.get_ident()
+        _waiting[me] = call   # before it can start, so a timeout always finds it
+        try:
+            with self.lock:
+                if self.closed:
+                    _discard(coro)
+                    raise LoopStoppedError("trestle.flask: the server's event loop has stopped")
+                self.pending.add(call)
+                try:
+                    loop.call_soon_threadsafe(_start, loop, call, coro, ctx)
+                except BaseException:
+                    self.pending.discard(call)
+                    _discard(coro)
+                    raise
+            call.inbox.get()   # _DONE: nothing else is ever put there
+        finally:
+            _waiting.pop(me, None)
         _copy_back(ctx)
         value, error = call.value, call.error
         call.value = call.error = None
@@ -204,6 +215,39 @@ class _Runner:
 
 _shared = _Runner(shared=True)
 _runtime.closing_callbacks.append(_shared.sweep)
+
+
+# --------------------------------------------------------------- --timeout
+
+# threading.get_ident() of a pool thread -> the call it waits for, on any runner.
+_waiting = {}
+
+
+def _cancel(call, message):
+    # On the loop thread, after _start (both went through call_soon_threadsafe).
+    if call.task is not None and not call.task.done():
+        call.task.cancel(message)
+
+
+def _on_timeout(ident, message):
+    """The server's request watchdog: the request on pool thread `ident` ran
+    past --timeout. If that thread waits for a coroutine here, the
+    coroutine is cancelled (the thread then raises RequestTimeout), since
+    the exception raised into the waiting thread cannot end its wait."""
+    call = _waiting.get(ident)
+    if call is None or not call.open:
+        return None
+    call.timed_out = True
+    task = call.task
+    where = _runtime.coroutine_stack(task.get_coro()) if task is not None else "  (not started yet)\n"
+    try:
+        call.loop.call_soon_threadsafe(_cancel, call, message)
+    except RuntimeError:   # the loop has closed: the sweep fails the call
+        pass
+    return "It waits for a coroutine on the event loop, cancelled now, which is at (most recent call last):\n" + where
+
+
+_runtime.timeout_hooks.append(_on_timeout)
 
 
 def run(coro):

@@ -263,5 +263,127 @@ TEST(exchange_files, every_dropped_file_job_closes_its_descriptor) {
     ::close(p[0]);
 }
 
+
+// --timeout: what the io side must do at the deadline, and what the app
+// side sees after it (issue 11).
+struct recording_listener : timeout_listener {
+    int calls = 0;
+    bool answered = false;
+    void* tag = nullptr;
+    bool timed_out_seen = true;
+    void request_timed_out(exchange& ex, bool a, void* t) override {
+        ++calls;
+        answered = a;
+        tag = t;
+        timed_out_seen = ex.timed_out();   // told before the app side can see it
+    }
+};
+
+std::shared_ptr<exchange> get_exchange(asio::io_context& ioc) {
+    endpoint_info ep;
+    request_head h;
+    h.method = "GET";
+    h.target = "/slow";
+    auto ex = std::make_shared<exchange>(ioc.get_executor(), h, ep, 4096);
+    ex->preload_body({});
+    return ex;
+}
+
+TEST(exchange_timeout, not_armed_never_due_never_cut) {
+    asio::io_context ioc;
+    auto ex = get_exchange(ioc);
+    EXPECT_FALSE(ex->timeout_due(std::chrono::steady_clock::now() + std::chrono::hours(24)));
+    EXPECT_EQ(ex->time_out(), exchange::timeout_verdict::none);
+    EXPECT_FALSE(ex->timed_out());
+    EXPECT_FALSE(ex->client_gone());
+}
+
+TEST(exchange_timeout, nothing_sent_is_answered_and_later_output_dropped) {
+    asio::io_context ioc;
+    auto ex = get_exchange(ioc);
+    recording_listener l;
+    int tag = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    ex->arm_timeout(t0 + std::chrono::seconds(1), &l, &tag);
+    EXPECT_FALSE(ex->timeout_due(t0));
+    EXPECT_TRUE(ex->timeout_due(t0 + std::chrono::seconds(1)));
+    std::atomic<int> wakes{0};
+    ex->set_app_waker([&] { ++wakes; });
+
+    EXPECT_EQ(ex->time_out(), exchange::timeout_verdict::answer);
+    EXPECT_EQ(l.calls, 1);
+    EXPECT_TRUE(l.answered);
+    EXPECT_EQ(l.tag, &tag);
+    EXPECT_FALSE(l.timed_out_seen);
+    EXPECT_TRUE(ex->timed_out());
+    EXPECT_EQ(ex->status(), 504u);   // for the access log
+    EXPECT_GT(wakes.load(), 0);      // an app on the loop learns of it
+    EXPECT_FALSE(ex->timeout_due(t0 + std::chrono::hours(1)));   // once
+    EXPECT_EQ(ex->time_out(), exchange::timeout_verdict::none);
+    EXPECT_EQ(l.calls, 1);
+
+    // The app's late answer goes nowhere.
+    std::string late = "HTTP/1.1 200 OK\r\n\r\n";
+    EXPECT_EQ(ex->try_write(late), exchange::write_result::gone);
+    EXPECT_FALSE(ex->write(late));
+    ex->finish(true, late);
+    io_work w;
+    ex->take(w);
+    EXPECT_TRUE(w.out.empty());
+}
+
+TEST(exchange_timeout, started_response_is_closed) {
+    asio::io_context ioc;
+    auto ex = get_exchange(ioc);
+    recording_listener l;
+    ex->arm_timeout(std::chrono::steady_clock::now(), &l);
+    std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    ASSERT_EQ(ex->try_write(head), exchange::write_result::ok);
+    EXPECT_EQ(ex->time_out(), exchange::timeout_verdict::close);
+    EXPECT_FALSE(l.answered);
+    EXPECT_NE(ex->status(), 504u);
+    EXPECT_TRUE(ex->client_gone());
+}
+
+TEST(exchange_timeout, finished_response_is_left_alone) {
+    asio::io_context ioc;
+    auto ex = get_exchange(ioc);
+    recording_listener l;
+    ex->arm_timeout(std::chrono::steady_clock::now(), &l);
+    std::string all = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    ex->finish(true, all);   // finished in time; the io side just has not taken it yet
+    EXPECT_EQ(ex->time_out(), exchange::timeout_verdict::none);
+    EXPECT_EQ(l.calls, 0);
+    EXPECT_FALSE(ex->timed_out());
+    io_work w;
+    ASSERT_TRUE(ex->take(w));
+    EXPECT_TRUE(w.done);
+    EXPECT_FALSE(w.out.empty());
+}
+
+TEST(exchange_timeout, releases_an_app_blocked_in_write_or_read) {
+    asio::io_context ioc;
+    endpoint_info ep;
+    auto ex = std::make_shared<exchange>(ioc.get_executor(), post_head(100), ep, 16);
+    ex->arm_timeout(std::chrono::steady_clock::now());
+    std::string big(64, 'x');
+    ASSERT_EQ(ex->try_write(big), exchange::write_result::ok);   // above the mark: the next write waits
+    std::atomic<bool> write_back{false}, read_back{false};
+    std::thread writer([&] {
+        std::string more(64, 'y');
+        EXPECT_FALSE(ex->write(more));
+        write_back = true;
+    });
+    std::thread reader([&] {
+        char buf[10];
+        EXPECT_FALSE(ex->read(buf, sizeof buf).has_value());
+        read_back = true;
+    });
+    EXPECT_EQ(ex->time_out(), exchange::timeout_verdict::close);
+    writer.join();
+    reader.join();
+    EXPECT_TRUE(write_back && read_back);
+}
+
 } // namespace
 } // namespace trestle::net
