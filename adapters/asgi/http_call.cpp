@@ -265,16 +265,16 @@ void http_call::arm_timeout(py::ref task, std::chrono::milliseconds timeout) {
 
 void http_call::cancel_for_timeout() {
     py::ref task = std::move(task_);
-    static py::ref fn;   // trestle._runtime.cancel_timed_out, for the process
+    static PyObject* fn = nullptr;   // trestle._runtime.cancel_timed_out: owned, never released
     if (!fn) {
         py::ref m = py::ref::steal(PyImport_ImportModule("trestle._runtime"));
-        fn = py::ref::steal(m ? PyObject_GetAttrString(m.get(), "cancel_timed_out") : nullptr);
+        fn = m ? PyObject_GetAttrString(m.get(), "cancel_timed_out") : nullptr;
     }
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.3g", std::chrono::duration<double>(timeout_).count());
     std::string why = std::string("the request ran longer than --timeout (") + secs + " s)";
     py::ref message = py::ref::steal(PyUnicode_FromString(("trestle: " + why).c_str()));
-    py::ref where = py::ref::steal(fn && message ? PyObject_CallFunctionObjArgs(fn.get(), task.get(), message.get(), nullptr)
+    py::ref where = py::ref::steal(fn && message ? PyObject_CallFunctionObjArgs(fn, task.get(), message.get(), nullptr)
                                                  : nullptr);
     const char* text = where ? PyUnicode_AsUTF8(where.get()) : nullptr;
     std::string stack = text ? text : "  (the stack could not be read)";

@@ -267,13 +267,14 @@ exchange::timeout_verdict exchange::time_out() {
     io_waiting_ = false;
     finished_at_ = std::chrono::steady_clock::now();
     if (answer) status_.store(504, std::memory_order_relaxed);
-    cv_.notify_all();
-    wake_app_locked();
-    // Told before timed_out() turns true, under the lock: an app side that
-    // finishes and then sees timed_out() knows the listener has been told.
+    // The listener is told before timed_out() turns true, and the waker
+    // after: an app side that finishes and then sees timed_out() knows the
+    // listener has been told, and one that is woken sees timed_out().
     if (listener_) listener_->request_timed_out(*this, answer, timeout_tag_);
     timed_out_.store(true, std::memory_order_release);
     deadline_ns_.store(0, std::memory_order_relaxed);
+    cv_.notify_all();
+    wake_app_locked();
     return answer ? timeout_verdict::answer : timeout_verdict::close;
 }
 
