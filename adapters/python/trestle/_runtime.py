@@ -177,9 +177,10 @@ def absorb_pending():
 def cancel_timed_out(task, message):
     """An ASGI request ran past --timeout (on the loop thread): where its
     task waits, for the log; then the task is cancelled."""
-    where = coroutine_stack(task.get_coro())
-    task.cancel(message)
-    return where
+    try:
+        return coroutine_stack(task.get_coro())
+    finally:
+        task.cancel(message)
 
 
 def setup_loop(loop, submit, fd, drain, startup_timeout=None, beat=None, beat_interval=None, owner=None):
