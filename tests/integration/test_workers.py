@@ -368,3 +368,16 @@ def test_usr1_reopens_every_workers_access_log(serve, tmp_path):
         requests.get(srv.url, headers={"Connection": "close"}, timeout=10)
     assert poll(lambda: log.exists() and log.read_text().count("GET / ") == 4, timeout=5)
     assert (tmp_path / "access.log.1").read_text().count("GET / ") == 4
+
+
+def test_reload_follows_the_config_file_and_a_broken_one_keeps_the_old_workers(serve, tmp_path):
+    conf = tmp_path / "trestle.toml"
+    conf.write_text('[server]\nserver_header = "one"\n')
+    srv = start(serve, "hello:app", "--reload", "--config", str(conf), "--reload-dir", str(tmp_path), workers=1)
+    assert requests.get(srv.url, timeout=10).headers["Server"] == "one"
+    conf.write_text('[server]\nserver_header = "two"\n')
+    # A worker reads the settings anew when it starts.
+    assert poll(lambda: requests.get(srv.url, timeout=10).headers["Server"] == "two", timeout=10 * SLOW)
+    conf.write_text('[server]\nserver_header = \n')
+    srv.wait_log(r"reload failed", timeout=20 * SLOW)
+    assert requests.get(srv.url, timeout=10).headers["Server"] == "two"
