@@ -318,7 +318,7 @@ std::string env_name(const std::string& long_name) {
 // TRESTLE_* variables that belong to the build, test and benchmark tools,
 // not to the server: they pass without a warning.
 bool tool_variable(std::string_view name) {
-    for (std::string_view p : {"TRESTLE_TEST_", "TRESTLE_FUZZ", "TRESTLE_PYTHON", "TRESTLE_SOAK_"})
+    for (std::string_view p : {"TRESTLE_TEST_", "TRESTLE_FUZZ", "TRESTLE_PYTHON", "TRESTLE_SOAK_", "TRESTLE_UPGRADE_"})
         if (name.starts_with(p)) return true;
     for (std::string_view n : {"TRESTLE_BIN", "TRESTLE_SOURCE_DIR", "TRESTLE_SANITIZED", "TRESTLE_ARGS"})
         if (name == n) return true;

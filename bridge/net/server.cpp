@@ -1,7 +1,7 @@
 #include "bridge/net/server.hpp"
 
-#include "bridge/net/cloexec.hpp"
 #include "bridge/net/inherited_fds.hpp"
+#include "bridge/net/listen_socket.hpp"
 #include "bridge/net/session.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
@@ -12,7 +12,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -105,12 +104,21 @@ void log_exception(std::exception_ptr e) {
 } // namespace
 
 void reopen_logs(access_log* access) {
-    // The error log is stderr, which the process does not own (systemd's
-    // journal, or the shell's redirection): nothing to reopen there.
+    // Without --error-log the error log is stderr, which the process does
+    // not own (systemd's journal, or the shell's redirection): nothing to
+    // reopen there.
     std::string why;
-    if (!access || !access->to_file()) log::info("received SIGUSR1: no log file to reopen (logs go to stderr)");
-    else if (access->reopen(why)) log::info("received SIGUSR1: access log reopened");
-    else log::error("received SIGUSR1: " + why);
+    if (log::has_error_log_file()) {
+        if (log::reopen_error_log(why)) log::info("received SIGUSR1: error log reopened");
+        else log::error("received SIGUSR1: " + why);
+    }
+    if (!access || !access->to_file()) {
+        if (!log::has_error_log_file()) log::info("received SIGUSR1: no log file to reopen (logs go to stderr)");
+    } else if (access->reopen(why)) {
+        log::info("received SIGUSR1: access log reopened");
+    } else {
+        log::error("received SIGUSR1: " + why);
+    }
 }
 
 void quit_now(access_log* access, sd::notifier* notify) {
@@ -125,6 +133,9 @@ struct server::impl {
     impl(server_context& c, int b) : ctx(c), backlog(b) {}
     server_context& ctx;
     int backlog;
+    bool supervised = false;   // a worker process: see server::set_supervised
+    bool announce = true;   // log each listener at info (a worker under a supervisor: at debug)
+    std::size_t accept_batch = 0;   // connections taken per wakeup; 0: all that are pending
     std::vector<std::unique_ptr<io_worker>> workers;
     std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
     std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors;
@@ -159,7 +170,7 @@ struct server::impl {
         for (;;) {
             auto [wec] = co_await acc.async_wait(Acceptor::wait_read, use_tuple);
             if (wec == asio::error::operation_aborted || !acc.is_open()) co_return;
-            for (;;) {
+            for (std::size_t taken = 0; accept_batch == 0 || taken < accept_batch; ++taken) {
                 int fd = ::accept4(acc.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd < 0) {
                     int err = errno;
@@ -210,9 +221,10 @@ struct server::impl {
         return generic_socket(ex, asio::generic::stream_protocol(AF_UNIX, 0), sock.release(ignored));
     }
 
-    // fd://N: a listening socket this process was given. It is not unlinked
-    // (unix) when the server stops: its owner (systemd) made it.
-    void adopt_listener(const std::string& text, int fd) {
+    // Serves on a listening descriptor: one given to this process (fd://N:
+    // systemd's, or its supervisor's), or one listen_one just opened. Only
+    // a unix socket this process made is unlinked when the server stops.
+    void adopt_listener(const std::string& text, int fd, const listener* own) {
         if (std::string why = check_listener(fd); !why.empty())
             throw bind_error("--bind " + text + ": " + why, true);
         auto& ioc = workers.front()->ioc;
@@ -220,64 +232,33 @@ struct server::impl {
         socklen_t len = sizeof ss;
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
         error_code ec;
-        std::string suffix = " (inherited fd " + std::to_string(fd) + ")";
         if (ss.ss_family == AF_UNIX) {
             auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
             acc->assign(asio::local::stream_protocol(), fd, ec);
             if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
-            auto path = acc->local_endpoint(ec).path();
-            if (!path.empty() && path[0] == '\0') path = "@" + path.substr(1);
-            log::info("listening on unix:" + path + suffix);
             unix_acceptors.push_back(std::move(acc));
-            return;
+            if (own && !own->unix_path.empty()) unix_paths.push_back(own->unix_path);
+        } else {
+            auto acc = std::make_unique<tcp::acceptor>(ioc);
+            acc->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+            if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
+            tcp_acceptors.push_back(std::move(acc));
         }
-        auto acc = std::make_unique<tcp::acceptor>(ioc);
-        acc->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-        if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
-        auto bound = acc->local_endpoint(ec);
-        std::string host = bound.address().to_string();
-        if (bound.address().is_v6()) host = "[" + host + "]";
-        log::info("listening on http://" + host + ":" + std::to_string(bound.port()) + suffix);
-        tcp_acceptors.push_back(std::move(acc));
+        std::string line = "listening on " + describe_listener(fd) + (own ? "" : " (inherited fd " + std::to_string(fd) + ")");
+        if (announce) log::info(line);
+        else log::debug(line);
     }
 
     void listen_one(const std::string& text) {
         bind_spec b = parse_bind(text);
-        if (b.fd >= 0) return adopt_listener(text, b.fd);
-        auto& ioc = workers.front()->ioc;
-        error_code ec;
-        if (b.is_unix) {
-            struct stat st{};
-            if (::stat(b.host.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(b.host.c_str());
-            auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
-            asio::local::stream_protocol::endpoint ep(b.host);
-            open_cloexec(*acc, ep.protocol(), ec);
-            if (!ec) acc->bind(ep, ec);
-            if (!ec) acc->listen(backlog, ec);
-            if (ec) throw bind_error("cannot listen on unix:" + b.host + ": " + ec.message(), false);
-            log::info("listening on unix:" + b.host);
-            unix_paths.push_back(b.host);
-            unix_acceptors.push_back(std::move(acc));
-            return;
+        if (b.fd >= 0) return adopt_listener(text, b.fd, nullptr);
+        listener l = open_listener(text, backlog);
+        try {
+            adopt_listener(text, l.fd, &l);
+        } catch (...) {
+            ::close(l.fd);
+            throw;
         }
-        tcp::resolver resolver(ioc);
-        auto results = resolver.resolve(b.host, std::to_string(b.port),
-                                        tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-        if (ec || results.empty())
-            throw bind_error("cannot resolve --bind host '" + b.host + "': " + ec.message(), true);
-        tcp::endpoint ep = results.begin()->endpoint();
-        auto acc = std::make_unique<tcp::acceptor>(ioc);
-        open_cloexec(*acc, ep.protocol(), ec);
-        if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
-        if (!ec && ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
-        if (!ec) acc->bind(ep, ec);
-        if (!ec) acc->listen(backlog, ec);
-        if (ec) throw bind_error("cannot listen on " + text + ": " + ec.message(), false);
-        auto bound = acc->local_endpoint(ec);
-        std::string host = bound.address().to_string();
-        if (bound.address().is_v6()) host = "[" + host + "]";
-        log::info("listening on http://" + host + ":" + std::to_string(bound.port()));
-        tcp_acceptors.push_back(std::move(acc));
     }
 
     void close_acceptors() {
@@ -299,6 +280,17 @@ server::server(server_context& ctx, std::size_t io_threads, int backlog)
 }
 
 server::~server() = default;
+
+void server::set_supervised(std::function<void()> on_ready) {
+    impl_->supervised = true;
+    impl_->announce = false;
+    // Several processes wait on one shared listener and all wake for a new
+    // connection; taking one per wakeup leaves the next to another process,
+    // so a burst spreads over the workers instead of going to whichever
+    // woke first (see docs/architecture.md, "Worker processes").
+    impl_->accept_batch = 1;
+    on_ready_ = std::move(on_ready);
+}
 
 void server::listen(const std::vector<std::string>& binds) {
     for (auto& b : binds) impl_->listen_one(b);
@@ -365,6 +357,16 @@ bool server::run(std::chrono::milliseconds graceful) {
     std::function<void()> wait_signal = [&] {
         signals.async_wait([&](error_code ec, int sig) {
             if (ec) return;
+            // A worker stops when its supervisor says so (TERM), and stops
+            // at once on QUIT. A terminal's Ctrl-C reaches the whole process
+            // group: the supervisor turns it into TERM, so the worker's own
+            // SIGINT is ignored, and so is a repeated TERM (systemd's default
+            // KillMode signals every process of the unit as well).
+            if (im.supervised && (sig == SIGINT || signals_seen > 0)) {
+                log::debug(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ": ignored (the supervisor decides)");
+                wait_signal();
+                return;
+            }
             if (++signals_seen > 1) {
                 log::warning("second signal: stopping now");
                 clean = false;
@@ -391,6 +393,11 @@ bool server::run(std::chrono::milliseconds graceful) {
     std::function<void()> wait_other = [&] {
         others.async_wait([&](error_code ec, int sig) {
             if (ec) return;
+            if (im.supervised && sig != SIGUSR1 && sig != SIGQUIT) {
+                log::debug("received signal " + std::to_string(sig) + ": the supervisor handles it; ignored");
+                wait_other();
+                return;
+            }
             switch (sig) {
             case SIGUSR1:
                 reopen_logs(im.ctx.access);
@@ -429,6 +436,7 @@ bool server::run(std::chrono::milliseconds graceful) {
     flush_access();
     // Ready once every signal is handled: systemd may send TERM or HUP as
     // soon as it reads this.
+    if (on_ready_) on_ready_();
     if (notify_) {
         std::size_t n = im.tcp_acceptors.size() + im.unix_acceptors.size();
         notify_->send("READY=1\nSTATUS=serving on " + std::to_string(n) + " listener(s)\nMAINPID=" +

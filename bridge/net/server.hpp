@@ -5,6 +5,7 @@
 #include "bridge/net/server_context.hpp"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -48,6 +49,12 @@ public:
     // serves, STOPPING=1 when a stop begins, and WATCHDOG=1 from io thread 0
     // (so a stuck io thread stops the pings).
     void set_notifier(sd::notifier* n) { notify_ = n; }
+    // A worker process under a supervisor: `on_ready` runs once it serves;
+    // SIGINT and a repeated SIGTERM are ignored (the supervisor escalates
+    // with SIGQUIT), as are HUP, USR2, TTIN and TTOU; listeners are logged
+    // at debug (the supervisor logs them once); and each wakeup accepts
+    // one connection, so the workers share a burst.
+    void set_supervised(std::function<void()> on_ready);
     // Serves until SIGINT/SIGTERM, then drains for up to `graceful`.
     // Returns true if every connection finished in time.
     bool run(std::chrono::milliseconds graceful);
@@ -59,6 +66,7 @@ public:
 
 private:
     sd::notifier* notify_ = nullptr;
+    std::function<void()> on_ready_;
     bool interrupted_ = false;
     std::chrono::steady_clock::time_point graceful_deadline_{};
     struct impl;

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 namespace trestle { class handler; class access_log; }
@@ -33,6 +35,11 @@ struct server_context {
     handler* app = nullptr;
     access_log* access = nullptr;
     std::atomic<bool> draining{false};
+    // --max-requests: after this many requests on_request_limit runs once,
+    // on an io thread (0: no limit, nothing counted).
+    std::uint64_t request_limit = 0;
+    std::function<void()> on_request_limit;
+    std::atomic<std::uint64_t> requests_seen{0};
 };
 
 } // namespace trestle::net

@@ -55,7 +55,10 @@ session::~session() {
 void session::set_phase(phase ph) {
     auto now = clock::now();
     switch (ph) {
-    case phase::idle: deadline_ = now + ctx_.limits.keepalive_timeout; break;
+    case phase::idle:
+        deadline_ = now + ctx_.limits.keepalive_timeout;
+        idle_since_ = now;
+        break;
     case phase::head:
         if (phase_ != phase::head) deadline_ = now + ctx_.limits.header_timeout;
         break;
@@ -116,7 +119,18 @@ void session::request_timed_out() {
 void session::close_if_idle() {
     // A tunnel has no message boundary to stop at, nor a protocol to say
     // goodbye in: it closes at once.
-    if (phase_ == phase::idle || tunnelling_) close_now();
+    if (tunnelling_) close_now();
+    // A keep-alive client that has just read its response may be sending
+    // its next request at this moment: closing under it fails that request
+    // (a reset, or an empty reply), which a reload under load must not do.
+    // So a connection closes here only once it has been idle for
+    // drain_idle_grace with nothing waiting to be read; a request that comes
+    // first is served, with Connection: close.
+    if (phase_ == phase::idle) {
+        error_code ec;
+        bool waiting = socket_.available(ec) > 0;
+        if (!waiting && clock::now() - idle_since_ >= drain_idle_grace) close_now();
+    }
     // On graceful shutdown a WebSocket is told the server is going away
     // (1001); the app then sees websocket.disconnect.
     if (current_ws_ && !ws_closing_) {
@@ -151,8 +165,14 @@ asio::awaitable<void> session::run() {
         request_parser parser(ctx_.limits.max_header_bytes, ctx_.limits.max_header_count,
                               ctx_.limits.max_body_bytes);
         if (!co_await read_head(parser)) break;
+        if (ctx_.request_limit > 0 &&
+            ctx_.requests_seen.fetch_add(1, std::memory_order_relaxed) + 1 == ctx_.request_limit)
+            ctx_.on_request_limit();
+        // A response that went out with keep-alive just before a drain
+        // began leaves the connection open: the client may already be
+        // sending its next request, which is then served with
+        // Connection: close. close_if_idle ends it if nothing comes.
         if (!co_await serve(parser)) break;
-        if (ctx_.draining.load(std::memory_order_relaxed)) break;
         set_phase(buf_.size() > 0 ? phase::head : phase::idle);
     }
     if (linger_ && !closed_) co_await linger();

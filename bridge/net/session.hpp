@@ -29,6 +29,10 @@ struct io_work;
 using generic_socket = boost::asio::generic::stream_protocol::socket;
 using clock = std::chrono::steady_clock;
 
+// On graceful stop, how long a connection must have been idle before it is
+// closed (see session::close_if_idle).
+constexpr std::chrono::milliseconds drain_idle_grace{200};
+
 // A connection handed to handler::tunnel(): its socket (still the
 // connection's, which closes it afterwards) and the bytes the client sent
 // past the request.
@@ -78,6 +82,7 @@ private:
     boost::beast::flat_buffer buf_;
     phase phase_ = phase::idle;
     clock::time_point deadline_ = clock::time_point::max();
+    clock::time_point idle_since_{};   // when the connection last went idle
     bool timed_out_ = false;
     bool closed_ = false;
     bool continue_sent_ = false;

@@ -15,6 +15,8 @@ namespace {
 std::atomic<int> min_level{static_cast<int>(level::info)};
 std::mutex out_mutex;
 const char* const names[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
+std::string error_log_path;   // set by redirect_stderr; main thread only, before threads start
+std::string tag_prefix;       // "[worker 2] ", set before threads start
 } // namespace
 
 void set_level(std::string_view name) {
@@ -40,8 +42,20 @@ bool redirect_stderr(const std::string& path, std::string& why) {
         why = "cannot redirect stderr to " + path + ": " + std::strerror(err);
         return false;
     }
+    error_log_path = path;
     return true;
 }
+
+bool has_error_log_file() { return !error_log_path.empty(); }
+
+bool reopen_error_log(std::string& why) {
+    if (error_log_path.empty()) return true;
+    std::string path = error_log_path;
+    std::lock_guard lock(out_mutex);
+    return redirect_stderr(path, why);
+}
+
+void set_tag(std::string tag) { tag_prefix = tag.empty() ? "" : "[" + tag + "] "; }
 
 bool enabled(level l) { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }
 
@@ -53,7 +67,7 @@ void write(level l, std::string_view msg) {
     char stamp[32];
     std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
     std::lock_guard lock(out_mutex);
-    std::fprintf(stderr, "[%s] [%s] %.*s\n", stamp, names[static_cast<int>(l)],
+    std::fprintf(stderr, "[%s] [%s] %s%.*s\n", stamp, names[static_cast<int>(l)], tag_prefix.c_str(),
                  static_cast<int>(msg.size()), msg.data());
     std::fflush(stderr);
 }

@@ -12,6 +12,13 @@ void set_level(std::string_view name);
 // Points fd 2 (so this log, CPython's tracebacks and an app's own stderr)
 // at `path`, appended. False with `why` set when it cannot be opened.
 bool redirect_stderr(const std::string& path, std::string& why);
+// SIGUSR1 (logrotate): opens the --error-log file again, if there is one.
+// True if there is none; false with `why` if it cannot be opened.
+bool reopen_error_log(std::string& why);
+bool has_error_log_file();
+// A label after the level on every line ("worker 2"), for the processes
+// under a supervisor; empty for none.
+void set_tag(std::string tag);
 bool enabled(level l);
 void write(level l, std::string_view msg);
 

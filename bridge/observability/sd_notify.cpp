@@ -22,8 +22,11 @@ bool parse_number(const char* text, unsigned long long& out) {
 }
 } // namespace
 
-notifier::~notifier() {
+notifier::~notifier() { close(); }
+
+void notifier::close() {
     if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
 }
 
 void notifier::from_environment() {
@@ -38,6 +41,7 @@ void notifier::from_environment() {
     ::unsetenv("WATCHDOG_USEC");
     ::unsetenv("WATCHDOG_PID");
     if (path.empty()) return;
+    name_ = path;
 
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;

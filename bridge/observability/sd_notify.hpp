@@ -3,7 +3,8 @@
 // per message to the unix socket named by NOTIFY_SOCKET (a path, or @name in
 // the abstract namespace). READY=1 once the server serves, STOPPING=1 when a
 // graceful stop begins, WATCHDOG=1 every WATCHDOG_USEC/2. A future
-// supervisor process sends the same messages through this class.
+// supervisor sends the same messages through this class, plus RELOADING=1
+// around a reload and MAINPID= after a binary upgrade.
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -29,10 +30,15 @@ public:
     // Sends one message ("READY=1\nSTATUS=..."). Thread-safe and nonblocking;
     // a failure is logged once, then ignored.
     void send(std::string_view message);
+    // NOTIFY_SOCKET as it was given (a binary upgrade hands it on); "" if none.
+    const std::string& socket_name() const { return name_; }
+    // In a forked worker: the supervisor keeps talking to systemd, not it.
+    void close();
 
 private:
     int fd_ = -1;
     std::string addr_;   // the sockaddr_un bytes
+    std::string name_;
     std::chrono::microseconds watchdog_{0};
     std::atomic<bool> failed_logged_{false};
 };

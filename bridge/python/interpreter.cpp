@@ -75,6 +75,7 @@ void initialize(const interpreter_options& o) {
     PyConfig_InitPythonConfig(&config);
     config.install_signal_handlers = 0;   // the server owns SIGINT/SIGTERM
     config.parse_argv = 0;
+    if (!o.write_bytecode) config.write_bytecode = 0;
     // CPython finds its standard library from the executable it believes it
     // is. Name Debian's (or the build's) interpreter explicitly so a python3
     // earlier on PATH cannot mislead it; for a virtualenv, name the venv's,

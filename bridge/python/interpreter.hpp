@@ -9,6 +9,10 @@ struct interpreter_options {
     std::string chdir;
     std::vector<std::string> pythonpath;
     std::string venv;
+    // False under --reload: a .pyc is judged fresh by its source's mtime in
+    // whole seconds and its size, so an edit within the second that keeps
+    // the size would be served from the stale one.
+    bool write_bytecode = true;
 };
 
 // Initializes CPython on the calling thread, which then holds the GIL.

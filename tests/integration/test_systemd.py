@@ -380,6 +380,8 @@ def test_example_units_use_only_flags_trestle_has():
     assert flags
     for flag in flags:
         assert re.search(r"(^|[ ,])%s\b" % re.escape(flag), help_text, re.M), "%s not in trestle --help" % flag
+    assert service["Service"]["KillMode"] == ["mixed"]
+    assert service["Service"]["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     # With the socket unit, the service binds nothing itself.
     assert "--bind" not in argv and "-b" not in argv
     # The stop timeout leaves room for the drain and the 2 s after it.
@@ -404,6 +406,13 @@ def test_example_units_run_under_socket_activation(tmp_path):
         assert get(("127.0.0.1", act.port), "/through-the-unit") == (200, b"Hello, World!")
         ready = notify.wait_for("READY=1")[0]
         assert "MAINPID=%d" % act.proc.pid in ready
+        workers = int(argv[argv.index("--workers") + 1])
+        assert "STATUS=%d worker(s) serving" % workers in ready
+        # ExecReload: a rolling reload, announced to systemd.
+        act.proc.send_signal(signal.SIGHUP)
+        notify.wait_for("RELOADING=1")
+        notify.wait_for("READY=1", count=2, timeout=30)
+        assert get(("127.0.0.1", act.port), "/through-the-unit") == (200, b"Hello, World!")
         assert "fd 3 (web)" in act.log()
         assert notify.wait_for("WATCHDOG=1")
         assert poll(lambda: os.path.exists(access) and "/through-the-unit" in open(access).read(), timeout=5)
@@ -413,3 +422,48 @@ def test_example_units_run_under_socket_activation(tmp_path):
     finally:
         act.stop()
         notify.close()
+
+
+def test_supervisor_notifies_ready_status_reloading_and_stopping(serve, tmp_path):
+    path = str(tmp_path / "notify")
+    ns = NotifySocket(path)
+    try:
+        srv = serve("hello:app", "--workers", "2", env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+        ready = ns.wait_for("READY=1", timeout=30)[0]
+        assert "MAINPID=%d" % srv.proc.pid in ready and "STATUS=2 worker(s) serving" in ready
+        assert sum("READY=1" in m for m in ns.messages) == 1   # once, from the supervisor, not per worker
+        ns.wait_for("WATCHDOG=1", count=3, timeout=5)
+        srv.proc.send_signal(signal.SIGHUP)
+        reloading = ns.wait_for("RELOADING=1")[0]
+        assert "MONOTONIC_USEC=" in reloading
+        ns.wait_for("READY=1", count=2, timeout=30)
+        assert "STATUS=2 worker(s) serving, 2 wanted" in ns.drain()
+        srv.proc.send_signal(signal.SIGTERM)
+        ns.wait_for("STOPPING=1")
+        assert srv.proc.wait(20) == 0
+    finally:
+        ns.close()
+
+
+def test_socket_activation_with_workers_shares_systemds_socket(tmp_path):
+    act = Activated(tmp_path, "pid_app:app", "--workers", "2")
+    try:
+        pids = set()
+        for _ in range(3):
+            status, body = get(("127.0.0.1", act.port))
+            assert status == 200
+            pids.add(body)
+        assert poll(lambda: "2 worker(s) serving" in act.log(), timeout=30)
+        # Connections open at once are shared by the two workers (one at a
+        # time, each may go to either).
+        for _ in range(5):
+            socks = [socket.create_connection(("127.0.0.1", act.port), timeout=10) for _ in range(16)]
+            for s in socks:
+                pids.add(get(s)[1])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, pids
+        assert "listening on http://127.0.0.1:%d (inherited fd 3)" % act.port in act.log()
+    finally:
+        rc = act.stop()
+    assert rc == 0, act.log()

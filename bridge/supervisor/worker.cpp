@@ -1,0 +1,459 @@
+// One server process; see worker.hpp.
+#include "bridge/supervisor/worker.hpp"
+
+#include "adapters/asgi/asgi_handler.hpp"
+#include "adapters/proxy/proxy_handler.hpp"
+#include "adapters/static/static_handler.hpp"
+#include "adapters/wsgi/wsgi_handler.hpp"
+#include "bridge/net/server.hpp"
+#include "bridge/observability/access_log.hpp"
+#include "bridge/observability/log.hpp"
+#include "bridge/observability/sd_notify.hpp"
+#include "bridge/python/app_loader.hpp"
+#include "bridge/python/interpreter.hpp"
+#include "bridge/router/mount_table.hpp"
+#include "bridge/runtime/loop_thread.hpp"
+#include "bridge/runtime/request_watchdog.hpp"
+#include "bridge/runtime/thread_pool.hpp"
+#include "bridge/supervisor/worker_link.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <pthread.h>
+#include <random>
+#include <signal.h>
+#include <unistd.h>
+
+namespace trestle::supervisor {
+namespace {
+
+// trestle._asgi.NAME(args...), GIL held. Null with the exception set.
+py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, PyObject* c = nullptr) {
+    py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._asgi"));
+    py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), name) : nullptr);
+    return py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), a, b, c, nullptr) : nullptr);
+}
+
+// The least time the steps after the drain get, however long the drain took.
+constexpr std::chrono::seconds kCleanupFloor{2};
+
+// After the drain, SIGINT/SIGTERM end the process at once (async-signal-safe:
+// one write, then _exit).
+void stop_now_on_signal() {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {
+        static const char msg[] = "trestle: second signal: stopping now\n";
+        [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+        ::_exit(0);
+    };
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    // The server's signal sets put the others back to their default when
+    // they went away.
+    quiet_signals_outside_run();
+    // Asio may have left them blocked in this thread; unblock them here.
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) sigaddset(&set, sig);
+    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+[[noreturn]] void loop_stuck() {
+    log::warning("an event loop thread is stuck in a callback; exiting without finalizing Python");
+    std::fflush(stderr);
+    ::_exit(0);
+}
+
+// Stops the pool, waiting while `left()` allows for its running jobs, but
+// no longer once a thread is known stuck in C code (--timeout-grace): that
+// job never ends, and waiting for it would only delay the exit.
+template <class Left>
+bool stop_pool(runtime::thread_pool& pool, const runtime::request_watchdog* watchdog, Left left) {
+    using namespace std::chrono_literals;
+    for (;;) {
+        if (watchdog && watchdog->stuck_count() > 0) {
+            log::warning("a pool thread is stuck in C code (see above): not waiting for it");
+            return false;
+        }
+        auto slice = watchdog ? std::min(left(), std::chrono::milliseconds(100ms)) : left();
+        if (pool.stop(slice.count())) return true;
+        if (left().count() == 0) return false;
+    }
+}
+
+[[noreturn]] void die(int code, const std::string& msg) {
+    std::fprintf(stderr, "trestle: error: %s\n", msg.c_str());
+    std::fflush(stderr);
+    ::_exit(code);
+}
+
+// "wsgi", "asgi3" or "asgi2" for the app, honouring the mount's interface
+// (or --interface).
+std::string choose_interface(const std::string& wanted, PyObject* app) {
+    py::ref kind = call_asgi_helper("detect", app);
+    if (!kind) {
+        py::print_exception();
+        die(1, "cannot inspect the app");
+    }
+    std::string detected = py::text(kind.get());
+    if (wanted == "wsgi") return "wsgi";
+    if (wanted == "asgi") return detected == "asgi2" ? "asgi2" : "asgi3";
+    return detected;
+}
+
+// One mount being set up: its spec, and for Python apps the loaded app.
+struct mounted {
+    const mount_spec* spec;
+    std::string iface;   // wsgi, asgi2, asgi3; empty for static and proxy mounts
+    py::ref app, lifespan;
+    std::unique_ptr<handler> h;
+};
+
+std::string where(const mount_spec& m) {
+    return m.prefix.empty() ? "the root mount" : "mount " + m.prefix;
+}
+
+// Flask async views on the shared loop (adapters/python/trestle/flask.py):
+// trestle.flask._attach installs the integration on a Flask app if
+// `automatic` (flask_async, per mount or server-wide), on the shared loop or,
+// with `own_loop` (flask_loop = "own"), on a loop of the app's own.
+struct flask_attached {
+    bool shared_loop = false;   // the shared loop must run: for this app, or
+                                // for the explicit installs and startup hooks so far
+    py::ref own_runner;         // set: start a loop of its own for this runner
+};
+
+flask_attached attach_flask(PyObject* app, bool automatic, bool own_loop, const std::string& name) {
+    py::ref mod = py::ref::steal(PyImport_ImportModule("trestle.flask"));
+    py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), "_attach") : nullptr);
+    PyObject* flag = automatic ? Py_True : Py_False;   // borrowed
+    PyObject* own = own_loop ? Py_True : Py_False;     // borrowed
+    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app, flag, own, nullptr) : nullptr);
+    if (!r) {
+        py::print_exception();
+        die(1, "cannot set up the Flask integration for " + name);
+    }
+    PyObject* note = PyTuple_GET_ITEM(r.get(), 1);   // borrowed
+    if (note != Py_None) log::info(name + ": " + py::text(note));
+    flask_attached out;
+    out.shared_loop = PyTuple_GET_ITEM(r.get(), 0) == Py_True;
+    PyObject* runner = PyTuple_GET_ITEM(r.get(), 2);   // borrowed
+    if (runner != Py_None) out.own_runner = py::ref::borrow(runner);
+    return out;
+}
+
+} // namespace
+
+struct loaded_apps {
+    std::vector<mounted> apps;
+    bool any_asgi = false, flask_loop = false;
+    std::vector<std::pair<std::string, py::ref>> own_loop_runners;   // app name, trestle.flask runner
+};
+
+void loaded_apps_deleter::operator()(loaded_apps* la) const {
+    // Python references: dropped with the GIL (held by this thread since load_apps).
+    delete la;
+}
+
+// Outside net::server::run (while the apps load, and after the drain), where
+// the server's signal sets are not there: QUIT stops at once as it does
+// while serving, and HUP, USR1, USR2, TTIN and TTOU do nothing instead of
+// their default action (ending the process). A handler, not SIG_IGN, which
+// an app's child would inherit over exec. Async-signal-safe: one write, then _exit.
+void quiet_signals_outside_run() {
+    struct sigaction quit {};
+    quit.sa_handler = [](int) {
+        static const char msg[] = "trestle: SIGQUIT: stopping now\n";
+        [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+        ::_exit(0);
+    };
+    sigemptyset(&quit.sa_mask);
+    ::sigaction(SIGQUIT, &quit, nullptr);
+    struct sigaction quiet {};
+    quiet.sa_handler = [](int) {};
+    sigemptyset(&quiet.sa_mask);
+    for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) ::sigaction(sig, &quiet, nullptr);
+}
+
+apps_ptr load_apps(const options& opt) {
+    py::interpreter_options io{opt.chdir, opt.pythonpath, opt.venv};
+    io.write_bytecode = !opt.reload;   // see interpreter_options
+    py::initialize(io);
+    apps_ptr la(new loaded_apps);
+    // Every Python app is loaded before anything starts.
+    for (auto& spec : opt.mounts) {
+        mounted m{&spec, {}, {}, {}, {}};
+        if (spec.type == mount_spec::kind::app) {
+            m.app = py::load_app(spec.app);
+            m.iface = choose_interface(spec.interface.empty() ? opt.interface : spec.interface, m.app.get());
+            if (m.iface == "asgi2") {
+                m.app = call_asgi_helper("asgi2_to_3", m.app.get());
+                if (!m.app) {
+                    py::print_exception();
+                    die(1, "cannot wrap the ASGI 2 app " + spec.app);
+                }
+            }
+            la->any_asgi = la->any_asgi || m.iface != "wsgi";
+            if (m.iface == "wsgi") {
+                bool own = spec.flask_loop.value_or(opt.flask_loop) == "own";
+                flask_attached f = attach_flask(m.app.get(), spec.flask_async.value_or(opt.flask_async), own, spec.app);
+                la->flask_loop = f.shared_loop || la->flask_loop;
+                if (f.own_runner) la->own_loop_runners.emplace_back(spec.app, std::move(f.own_runner));
+            }
+        }
+        la->apps.push_back(std::move(m));
+    }
+
+    return la;
+}
+
+int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& role) {
+    if (role.supervised) set_link(role.link_fd);
+    std::unique_ptr<access_log> access;
+    if (opt.access_log) {
+        try {
+            access = std::make_unique<access_log>(*opt.access_log);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "trestle: error: %s\n", e.what());
+            return 2;
+        }
+    }
+
+    net::server_context ctx;
+    ctx.limits = opt.limits;
+    ctx.output_hwm = opt.output_hwm;
+    ctx.preread_bytes = opt.preread_bytes;
+    ctx.body_buffer_bytes = opt.body_buffer_bytes;
+    ctx.body_temp_dir = opt.body_temp_dir;
+    ctx.server_header = opt.server_header;
+    ctx.retry_after = std::to_string(opt.retry_after);
+    ctx.ws_max_size = opt.ws_max_size;
+    ctx.ws_idle_timeout = opt.ws_idle_timeout;
+    ctx.request_timeout = opt.timeout;
+    ctx.access = access.get();
+    ctx.trusted.set_family(opt.forwarded_headers == "forwarded" ? net::forwarded_family::forwarded
+                                                                : net::forwarded_family::x_forwarded);
+    if (std::string why; !ctx.trusted.parse(opt.forwarded_allow_ips, why)) {
+        std::fprintf(stderr, "trestle: error: --forwarded-allow-ips: %s\n", why.c_str());
+        return 2;
+    }
+
+    if (!la) la = load_apps(opt);
+    auto& apps = la->apps;
+    const bool any_asgi = la->any_asgi, flask_loop = la->flask_loop;
+    auto& own_loop_runners = la->own_loop_runners;
+
+    // --timeout for WSGI requests: raising into their threads, and noticing
+    // the threads that never come back (ASGI requests need no thread of it).
+    // Made here, in the worker: threads do not survive a fork.
+    std::unique_ptr<runtime::request_watchdog> watchdog;
+    bool any_wsgi = std::any_of(apps.begin(), apps.end(), [](const mounted& m) { return m.iface == "wsgi"; });
+    if (opt.timeout.count() > 0 && any_wsgi) {
+        watchdog = std::make_unique<runtime::request_watchdog>(opt.timeout, opt.timeout_grace);
+        ctx.watchdog = watchdog.get();
+    }
+
+    // One pool and, if any app needs it, one loop, shared by every mount.
+    // The loop's executor jobs get threads of their own (see thread_pool.hpp).
+    runtime::thread_pool pool(opt.threads, opt.max_queue);
+    std::unique_ptr<runtime::thread_pool> blocking;
+    std::unique_ptr<runtime::loop_thread> loop;
+    // Loops of their own for the Flask apps that ask (flask_loop = "own").
+    std::vector<std::unique_ptr<runtime::loop_thread>> own_loops;
+    if (any_asgi || flask_loop || !own_loop_runners.empty()) {
+        runtime::thread_pool::settings bs;
+        bs.min_threads = 0;
+        bs.max_threads = opt.blocking_threads;
+        bs.max_queue = opt.max_queue;
+        bs.idle_timeout = std::chrono::seconds(30);   // docs/configuration.md
+        bs.name = "trestle-block";
+        blocking = std::make_unique<runtime::thread_pool>(bs);
+    }
+    runtime::loop_settings ls;
+    ls.kind = opt.loop;
+    ls.startup_timeout = opt.startup_timeout;
+    ls.block_warn = opt.loop_block_warn;
+    if (any_asgi || flask_loop) {
+        loop = std::make_unique<runtime::loop_thread>(ls, *blocking);
+        py::release_main_thread();
+        bool started = loop->start();
+        py::acquire_main_thread();
+        if (!started) die(1, "the event loop could not start, or a startup hook failed (see above)");
+    }
+    for (auto& [name, runner] : own_loop_runners) {
+        runtime::loop_settings own = ls;
+        own.label = "the event loop of " + name;
+        own.thread_name = "trestle-loop" + std::to_string(own_loops.size() + 1);
+        own_loops.push_back(std::make_unique<runtime::loop_thread>(own, *blocking, std::move(runner)));
+        py::release_main_thread();
+        bool started = own_loops.back()->start();
+        py::acquire_main_thread();
+        if (!started) die(1, "the event loop for " + name + " could not start (see above)");
+    }
+    own_loop_runners.clear();
+
+    for (auto& m : apps) {
+        const mount_spec& spec = *m.spec;
+        if (spec.type == mount_spec::kind::static_files) {
+            try {
+                m.h = std::make_unique<statics::static_handler>(spec.files, ctx, spec.prefix);
+            } catch (const std::exception& e) {
+                die(2, spec.origin + ": " + where(spec) + ": " + e.what());
+            }
+            continue;
+        }
+        if (spec.type == mount_spec::kind::proxy) {
+            try {
+                m.h = std::make_unique<proxy::proxy_handler>(spec.proxy, ctx, spec.prefix);
+            } catch (const std::exception& e) {
+                die(2, spec.origin + ": " + where(spec) + ": " + e.what());
+            }
+            continue;
+        }
+        if (m.iface == "wsgi") {
+            m.h = std::make_unique<wsgi::wsgi_handler>(m.app, pool, ctx, spec.prefix,
+                                                       spec.buffer_body.value_or(opt.buffer_body));
+            continue;
+        }
+        if (spec.buffer_body.value_or(false))
+            log::warning(spec.origin + ": buffer_body applies to WSGI apps; " + spec.app + " is ASGI and streams its body");
+        auto h = std::make_unique<asgi::asgi_handler>(m.app, *loop, ctx, spec.prefix);
+        if (!spec.prefix.empty()) {
+            py::ref excludes = call_asgi_helper("path_excludes_root", m.app.get());
+            if (!excludes) {
+                py::print_exception();
+                die(1, "cannot inspect the app " + spec.app);
+            }
+            h->scopes().set_path_excludes_root(excludes.get() == Py_True);
+        }
+        if (opt.lifespan != "off") {
+            py::ref mode = py::ref::steal(PyUnicode_FromString(opt.lifespan.c_str()));
+            m.lifespan = call_asgi_helper("Lifespan", m.app.get(), mode.get(), loop->loop());
+            py::ref limit = py::ref::steal(PyFloat_FromDouble(static_cast<double>(opt.startup_timeout.count()) / 1000.0));
+            py::ref result = m.lifespan ? call_asgi_helper("run_startup", m.lifespan.get(), limit.get()) : py::ref{};
+            if (!result) {
+                py::print_exception();
+                die(1, "ASGI lifespan startup failed for " + spec.app);
+            }
+            if (PyTuple_GET_ITEM(result.get(), 0) != Py_True) {
+                PyObject* why = PyTuple_GET_ITEM(result.get(), 1);   // borrowed
+                die(1, "ASGI lifespan startup failed for " + spec.app + ": " + py::text(why));
+            }
+            py::ref supported = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "supported"));
+            if (supported.get() == Py_True) {
+                py::ref state = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "state"));
+                h->scopes().set_state(state.get());
+            } else {
+                log::info("ASGI lifespan not supported by " + spec.app + "; continuing without it");
+                m.lifespan.reset();
+            }
+        }
+        m.h = std::move(h);
+    }
+    handler* root = nullptr;
+    for (auto& m : apps)
+        if (m.spec->prefix.empty()) root = m.h.get();
+    router::mount_table table(root, ctx.server_header);
+    for (auto& m : apps)
+        if (!m.spec->prefix.empty()) table.add(m.spec->prefix, *m.h);
+    ctx.app = apps.size() == 1 && root ? root : static_cast<handler*>(&table);
+
+    net::server srv(ctx, opt.io_threads, opt.backlog);
+    srv.set_notifier(&notify);
+    if (role.supervised) srv.set_supervised([] { tell(worker_event::ready); });
+    try {
+        srv.listen(opt.binds);
+    } catch (const net::bind_error& e) {
+        std::fprintf(stderr, "trestle: error: %s\n", e.what());
+        std::fflush(stderr);
+        ::_exit(e.usage ? 2 : 1);
+    }
+    for (auto& m : apps) {
+        std::string what = m.iface.empty() ? "" : m.iface == "wsgi" ? " (WSGI)" : " (ASGI, " + loop->kind() + " loop)";
+        log::info("serving " + m.spec->describe() + what + (m.spec->prefix.empty() ? "" : " at " + m.spec->prefix));
+    }
+    log::info("serving with " + std::to_string(opt.threads) + " thread(s), pid " + std::to_string(::getpid()));
+    if (opt.timeout.count() > 0) {
+        auto secs = [](std::chrono::milliseconds ms) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%g", static_cast<double>(ms.count()) / 1000.0);
+            return std::string(buf);
+        };
+        log::info("request timeout: " + secs(opt.timeout) + " s (--timeout); a WSGI thread that has not come back " +
+                  secs(opt.timeout_grace) + " s later is stuck (--timeout-grace)");
+    }
+    if (opt.max_requests > 0) {
+        // Each worker its own limit, so that they are not all replaced at
+        // once (gunicorn's --max-requests-jitter).
+        std::uint64_t jitter = 0;
+        if (opt.max_requests_jitter > 0) {
+            std::mt19937_64 rng(std::random_device{}() ^ static_cast<std::uint64_t>(::getpid()));
+            jitter = std::uniform_int_distribution<std::uint64_t>(0, opt.max_requests_jitter)(rng);
+        }
+        ctx.request_limit = opt.max_requests + jitter;
+        ctx.on_request_limit = [limit = ctx.request_limit] {
+            log::info("served " + std::to_string(limit) + " requests (--max-requests): asking for a replacement");
+            tell(worker_event::recycle);
+        };
+    }
+
+    py::release_main_thread();
+    srv.run(opt.graceful_timeout);
+    // From here a signal means "stop now", whatever is still being waited for.
+    stop_now_on_signal();
+    if (access) access->flush();
+
+    // Everything after the drain (lifespan shutdowns, shutdown hooks, the
+    // loop's cancelled tasks, the threads' last jobs) shares what is left of
+    // the graceful period, and at least kCleanupFloor; nothing after a
+    // second signal. Each step gives up on what overruns, so the process
+    // ends within --graceful-timeout + kCleanupFloor (plus the last second
+    // loop_thread::stop allows a stuck loop).
+    using clock = std::chrono::steady_clock;
+    const bool interrupted = srv.interrupted();
+    const auto cleanup_end = interrupted ? clock::now() : std::max(srv.graceful_deadline(), clock::now() + kCleanupFloor);
+    auto left = [&] {
+        return std::max(std::chrono::milliseconds(0),
+                        std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_end - clock::now()));
+    };
+    for (auto& m : apps) {
+        if (!m.lifespan || interrupted) continue;
+        py::gil_ensure gil;
+        py::ref timeout = py::ref::steal(PyFloat_FromDouble(static_cast<double>(left().count()) / 1000.0));
+        py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
+        if (!result) py::print_exception();
+        else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
+            log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + py::text(PyTuple_GET_ITEM(result.get(), 1)));
+    }
+    for (auto& own : own_loops)
+        if (!own->stop(left())) loop_stuck();
+    if (loop && !loop->stop(left())) loop_stuck();
+    // Jobs still queued or running get what is left of the cleanup time.
+    bool threads_done = !blocking || blocking->stop(left().count());
+    if (!threads_done || !stop_pool(pool, watchdog.get(), left)) {
+        log::warning("app threads still busy at shutdown; exiting without finalizing Python");
+        std::fflush(stderr);
+        ::_exit(0);
+    }
+    if (watchdog && !watchdog->stop(left() + std::chrono::seconds(1))) {
+        log::warning("the request watchdog is stuck waiting for the GIL; exiting without finalizing Python");
+        std::fflush(stderr);
+        ::_exit(0);
+    }
+    {
+        // The handler owns Python references: drop them with the GIL.
+        py::gil_ensure gil;
+        apps.clear();
+        watchdog.reset();
+    }
+    py::finalize();
+    log::info("stopped");
+    return 0;
+}
+
+
+} // namespace trestle::supervisor
