@@ -27,6 +27,7 @@ struct server_context {
     trusted_proxies trusted;   // --forwarded-allow-ips
     handler* app = nullptr;
     access_log* access = nullptr;
+    bool log_response_head = false;   // the access log's format shows response headers
     std::atomic<bool> draining{false};
     // --max-requests: after this many requests on_request_limit runs once,
     // on an io thread (0: no limit, nothing counted).

@@ -1,17 +1,47 @@
 #include "bridge/observability/access_log.hpp"
 
 #include "bridge/net/exchange.hpp"
-#include "bridge/net/http_date.hpp"
 
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <stdexcept>
 
 namespace trestle {
 
-access_log::access_log(const std::string& path) : path_(path) {
+namespace {
+
+std::atomic<long> pid_now{0};
+
+void note_pid() { pid_now.store(static_cast<long>(::getpid()), std::memory_order_relaxed); }
+
+// The pid for %(p)s and json, without a getpid(2) per line: kept current
+// across a fork, since workers may be forked after the log is opened.
+void track_pid() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        note_pid();
+        ::pthread_atfork(nullptr, nullptr, note_pid);
+    });
+}
+
+// The compiled format, or the error as the exception the constructor throws.
+access_format compile_or_throw(std::string_view format) {
+    std::string why;
+    auto f = access_format::compile(format, why);
+    if (!f) throw std::runtime_error("--access-log-format: " + why);
+    return std::move(*f);
+}
+
+} // namespace
+
+access_log::access_log(const std::string& path, std::string_view format)
+    : format_(compile_or_throw(format)), path_(path) {
+    track_pid();
     // Absolute now: --chdir moves the working directory after the file is
     // opened, and SIGUSR1 must reopen the same path.
     if (std::error_code ec; path != "-" && !path.empty() && path.front() != '/') {
@@ -35,60 +65,32 @@ access_log::~access_log() {
     if (owned_) std::fclose(out_);
 }
 
-namespace {
-// Quotes a header value for the log: '"' and control bytes are escaped so a
-// client cannot forge log lines.
-void append_quoted(std::string& line, const std::string* v) {
-    line += '"';
-    if (!v) {
-        line += '-';
-    } else {
-        for (unsigned char c : *v) {
-            if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
-                char esc[8];
-                std::snprintf(esc, sizeof esc, "\\x%02x", c);
-                line += esc;
-            } else {
-                line += static_cast<char>(c);
-            }
-        }
-    }
-    line += '"';
-}
-} // namespace
 
 void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point started,
                         std::chrono::steady_clock::time_point finished) {
     if (finished < started) finished = std::chrono::steady_clock::now();
-    auto elapsed = std::chrono::duration<double>(finished - started).count();
-    const auto& h = ex.head();
-    // Not strftime: its month names follow the locale an app may set.
-    std::string stamp = net::format_log_date(std::time(nullptr));
-
-    std::string line;
-    line.reserve(256);
-    line += ex.endpoint().remote_addr.empty() ? "-" : ex.endpoint().remote_addr;
-    line += " - - ";
-    line += stamp;
-    line += ' ';
-    std::string request = h.method + " " + h.target + (h.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
-    append_quoted(line, &request);
-    line += ' ';
+    access_record r;
+    r.head = &ex.head();
+    r.endpoint = &ex.endpoint();
     // Each read once: an aborted exchange's app may still be changing them.
-    unsigned status = ex.status();
-    std::uint64_t bytes = ex.body_bytes();
-    line += status ? std::to_string(status) : "-";
-    line += ' ';
-    line += bytes ? std::to_string(bytes) : "-";
-    line += ' ';
-    append_quoted(line, h.find("referer"));
-    line += ' ';
-    append_quoted(line, h.find("user-agent"));
-    char dur[32];
-    std::snprintf(dur, sizeof dur, " %.6f\n", elapsed);
-    line += dur;
-    std::lock_guard lock(m_);
-    std::fwrite(line.data(), 1, line.size(), out_);
+    r.status = ex.status();
+    r.bytes = ex.body_bytes();
+    r.duration = finished - started;
+    r.now = std::chrono::system_clock::now();
+    r.response_head = ex.response_head();
+    r.pid = pid_now.load(std::memory_order_relaxed);
+
+    // One buffer per io thread, reused: a line costs no allocation once the
+    // buffer has grown to the longest line so far.
+    thread_local std::string line;
+    line.clear();
+    format_.render(r, line);
+    {
+        std::lock_guard lock(m_);
+        std::fwrite(line.data(), 1, line.size(), out_);
+    }
+    // A request with huge headers must not pin that much memory for good.
+    if (line.capacity() > 64 * 1024) std::string().swap(line);
 }
 
 bool access_log::reopen(std::string& why) {
