@@ -2,11 +2,14 @@
 
 #include "bridge/net/exchange.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -37,6 +40,20 @@ access_format compile_or_throw(std::string_view format) {
     return std::move(*f);
 }
 
+// How much to keep before a write(2): a regular file takes any size whole
+// (O_APPEND); a pipe or socket only up to PIPE_BUF; a terminal, or stderr
+// (which was never buffered), gets each line at once.
+std::size_t buffer_limit(int fd, bool is_stderr) {
+    struct stat st {};
+    if (is_stderr || ::isatty(fd) || ::fstat(fd, &st) != 0) return 0;
+    return S_ISREG(st.st_mode) ? 64 * 1024 : PIPE_BUF;
+}
+
+int open_append(const std::string& path) {
+    // O_CLOEXEC: not inherited by an app's child.
+    return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+}
+
 } // namespace
 
 access_log::access_log(const std::string& path, std::string_view format)
@@ -51,20 +68,42 @@ access_log::access_log(const std::string& path, std::string_view format)
     // The standard streams are used as they are, not reopened: /dev/stdout
     // cannot be opened when it is a socket (systemd's journal).
     if (path == "-" || path == "/dev/stderr" || path == "/dev/stdout") {
-        out_ = path == "/dev/stdout" ? stdout : stderr;
-        owned_ = false;
-        return;
+        fd_ = path == "/dev/stdout" ? STDOUT_FILENO : STDERR_FILENO;
+    } else {
+        fd_ = open_append(path);
+        if (fd_ < 0) throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(errno));
+        owned_ = true;
     }
-    out_ = std::fopen(path.c_str(), "ae");   // e: O_CLOEXEC, not inherited by an app's child
-    if (!out_) throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(errno));
-    owned_ = true;
+    limit_ = buffer_limit(fd_, fd_ == STDERR_FILENO);
+    buf_.reserve(limit_);
 }
 
 access_log::~access_log() {
     flush();
-    if (owned_) std::fclose(out_);
+    if (owned_) ::close(fd_);
 }
 
+void access_log::write_out_locked() {
+    std::size_t done = 0;
+    while (done < buf_.size()) {
+        ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;   // a full disk or a closed pipe: these lines are lost, later ones may not be
+        done += static_cast<std::size_t>(n);
+    }
+    buf_.clear();
+}
+
+void access_log::append_locked(std::string_view line) {
+    if (buf_.size() + line.size() > limit_ && !buf_.empty()) write_out_locked();
+    buf_ += line;
+    if (buf_.size() >= limit_) write_out_locked();
+    // A line longer than the buffer must not keep its size for good.
+    if (buf_.capacity() > limit_ + 64 * 1024) {
+        std::string().swap(buf_);
+        buf_.reserve(limit_);
+    }
+}
 
 void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point started,
                         std::chrono::steady_clock::time_point finished) {
@@ -87,7 +126,7 @@ void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point
     format_.render(r, line);
     {
         std::lock_guard lock(m_);
-        std::fwrite(line.data(), 1, line.size(), out_);
+        append_locked(line);
     }
     // A request with huge headers must not pin that much memory for good.
     if (line.capacity() > 64 * 1024) std::string().swap(line);
@@ -95,21 +134,21 @@ void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point
 
 bool access_log::reopen(std::string& why) {
     if (!owned_) return true;
-    std::FILE* f = std::fopen(path_.c_str(), "ae");
-    if (!f) {
+    int fd = open_append(path_);
+    if (fd < 0) {
         why = "cannot reopen access log " + path_ + ": " + std::strerror(errno);
         return false;
     }
     std::lock_guard lock(m_);
-    std::fflush(out_);
-    std::fclose(out_);
-    out_ = f;
+    write_out_locked();
+    ::close(fd_);
+    fd_ = fd;
     return true;
 }
 
 void access_log::flush() {
     std::lock_guard lock(m_);
-    std::fflush(out_);
+    write_out_locked();
 }
 
 } // namespace trestle

@@ -3,11 +3,15 @@
 // by default the Apache/nginx "combined" format with the request duration
 // in seconds appended:
 //   REMOTE - - [27/Nov/2026:10:00:00 +0000] "GET /p?q HTTP/1.1" 200 13 "REFERER" "USER-AGENT" 0.000412
-// Lines are buffered and flushed at least once per second and on shutdown.
+// Lines to a file (or to stdout when it is not a terminal) are buffered and
+// written at least once per second and on shutdown; to stderr or a terminal,
+// each at once. Every write(2) holds whole lines only, so the lines of
+// several worker processes appending to one file (or one pipe, up to
+// PIPE_BUF a write) never cut into each other.
 #include "bridge/observability/access_format.hpp"
 
 #include <chrono>
-#include <cstdio>
+#include <cstddef>
 #include <mutex>
 #include <string>
 
@@ -36,10 +40,15 @@ public:
     bool needs_response_head() const { return format_.needs_response_head(); }
 
 private:
+    void write_out_locked();   // writes buf_ out, whole; m_ held
+    void append_locked(std::string_view line);
+
     access_format format_;
     std::string path_;
-    std::FILE* out_;
-    bool owned_;
+    int fd_ = -1;
+    bool owned_ = false;
+    std::size_t limit_ = 0;   // buffered bytes that trigger a write; 0: none kept
+    std::string buf_;         // whole lines not yet written
     std::mutex m_;
 };
 

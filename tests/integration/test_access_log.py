@@ -5,6 +5,7 @@ config file and gunicorn's flag name."""
 import json
 import os
 import re
+import threading
 
 import pytest
 import requests
@@ -143,3 +144,26 @@ def test_the_default_is_the_combined_line(serve, tmp_path):
 def test_a_format_without_a_log_is_a_warning(serve):
     srv = serve("hello:app", "--access-log-format", "json")
     srv.wait_log(r"\[WARNING\] --access-log-format is set, but there is no access log")
+
+
+def test_workers_log_whole_lines_with_their_own_pid(serve, tmp_path):
+    log = str(tmp_path / "access.log")
+    srv = serve("hello:app", "--workers", "2", "--access-log", log, "--access-log-format", "json")
+    url = srv.url + "/w/" + "x" * 200
+
+    def hit(n):
+        for _ in range(n):
+            assert requests.get(url, headers={"Connection": "close"}, timeout=10).status_code == 200
+
+    threads = [threading.Thread(target=hit, args=(100,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    records = [json.loads(line) for line in lines_of(log, 400)]   # every line whole
+    assert len(records) == 400
+    pids = {r["pid"] for r in records}
+    assert srv.proc.pid not in pids
+    for pid in pids:   # a worker: a child of the supervisor
+        with open("/proc/%d/stat" % pid) as fh:
+            assert int(fh.read().rsplit(")", 1)[1].split()[1]) == srv.proc.pid

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -101,6 +102,48 @@ TEST(access_log, a_bad_format_is_refused_when_the_log_opens) {
     } catch (const std::runtime_error& e) {
         EXPECT_EQ(std::string(e.what()).rfind("--access-log-format: unknown atom %(nope)s", 0), 0u) << e.what();
     }
+}
+
+// Worker processes append to one file: each write(2) must hold whole lines,
+// or a line of one is cut by a line of the other (stdio's buffer was written
+// out at 4 KiB, mid-line, and two workers' lines interleaved).
+TEST(access_log, lines_of_two_processes_never_cut_into_each_other) {
+    temp_log file;
+    constexpr int lines = 4000;
+    auto write_lines = [&](char fill) {
+        asio::io_context ioc;
+        net::request_head head;
+        head.method = "GET";
+        head.target = "/";
+        head.headers = {{"X-Pad", std::string(300, fill)}};
+        net::endpoint_info ep;
+        auto ex = std::make_shared<net::exchange>(ioc.get_executor(), head, ep, 4096);
+        access_log log(file.path, "%(p)s %({x-pad}i)s");
+        auto now = std::chrono::steady_clock::now();
+        for (int i = 0; i < lines; ++i) log.record(*ex, now, now);
+    };
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        write_lines('c');
+        ::_exit(0);
+    }
+    write_lines('p');
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    std::istringstream in(file.text());
+    std::string want_parent = "<" + std::to_string(::getpid()) + "> " + std::string(300, 'p');
+    std::string want_child = "<" + std::to_string(child) + "> " + std::string(300, 'c');
+    int parent_lines = 0, child_lines = 0, broken = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line == want_parent) ++parent_lines;
+        else if (line == want_child) ++child_lines;
+        else ++broken;
+    }
+    EXPECT_EQ(broken, 0);
+    EXPECT_EQ(parent_lines, lines);
+    EXPECT_EQ(child_lines, lines);
 }
 
 // The io side reads an aborted exchange's response head while its app may
