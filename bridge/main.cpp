@@ -77,7 +77,7 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
     // Checked once here, rather than as every worker's boot failure.
     if (opt.access_log) {
         try {
-            access_log probe(*opt.access_log);
+            access_log probe(*opt.access_log, opt.access_log_format);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "trestle: error: %s\n", e.what());
             return 2;
@@ -197,6 +197,10 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+
+    if (!opt.access_log && opt.access_log_format != "combined")   // once, not once per worker
+        // Likely a TRESTLE_ACCESS_LOG_FORMAT meant for a log that is not on.
+        log::warning("--access-log-format is set, but there is no access log (--access-log FILE)");
 
     if (opt.supervised() || up.listeners > 0) return supervise(opt, argc, argv, up);
     sd::notifier notify;

@@ -1,4 +1,5 @@
 #include "bridge/config/options.hpp"
+#include "bridge/observability/access_format.hpp"
 #include "bridge/router/mount_table.hpp"
 
 #include <CLI/CLI.hpp>
@@ -58,6 +59,16 @@ CLI::Validator seconds_in(double lo, double hi) {
             return {};
         },
         "SECONDS in [" + range + "]");
+}
+
+// An access log format, compiled to check it; the log compiles it again.
+CLI::Validator access_format_check() {
+    return CLI::Validator(
+        [](std::string& in) -> std::string {
+            std::string why;
+            return access_format::compile(in, why) ? std::string() : why;
+        },
+        "FORMAT");
 }
 
 // Values a flag holds in another unit (seconds) until they are stored.
@@ -241,8 +252,13 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--pythonpath", o.pythonpath, "Prepend a directory to sys.path; repeatable")
         ->allow_extra_args(false)->take_all();
     cli.add_option("--venv", o.venv, "Use this virtualenv's site-packages (default: $VIRTUAL_ENV if set)");
-    cli.add_option("--access-log", o.access_log, "Write an access log (combined format plus duration) to FILE, or '-' for stderr")
+    cli.add_option("--access-log", o.access_log, "Write an access log (see --access-log-format) to FILE, or '-' for stderr")
         ->expected(0, 1)->default_str("-");
+    cli.add_option("--access-log-format", o.access_log_format,
+                   "The access log's lines: combined (the combined log format plus the duration in seconds), common, "
+                   "json (one object per line), or a gunicorn format string such as '%(h)s \"%(r)s\" %(s)s %(M)s' "
+                   "(default combined)")
+        ->check(access_format_check());
     cli.add_option("--server-header", o.server_header, "Value of the Server header; empty disables it (default trestle)");
     cli.add_option("--error-log", o.error_log, "Write the error log (Trestle's lines and everything else on stderr, "
                                                "Python tracebacks included) to FILE, appended; '-' for stderr (default -)");
@@ -259,6 +275,8 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(CLI::Range(1, 10000))->group(compat_group);
     cli.add_option("--access-logfile", v.access_logfile, "gunicorn's --access-log: FILE, or '-' for stdout")
         ->group(compat_group);
+    cli.add_option("--access-logformat", o.access_log_format, "gunicorn's name for --access-log-format")
+        ->check(access_format_check())->group(compat_group);
     cli.add_option("--error-logfile,--log-file", o.error_log, "gunicorn's names for --error-log")->group(compat_group);
     cli.add_flag("--no-access-log", v.no_access_log, "uvicorn's: no access log (the default here)")->group(compat_group);
     cli.add_flag("--no-server-header", v.no_server_header, "uvicorn's: send no Server header (--server-header '')")

@@ -85,6 +85,7 @@ struct options {
     std::vector<std::string> pythonpath;
     std::string venv;
     std::optional<std::string> access_log;     // "-" means stderr
+    std::string access_log_format = "combined";   // a name or a gunicorn format string (access_format.hpp)
     std::string error_log;                     // "" or "-": stderr; else fd 2 goes to this file
     std::string server_header = "trestle";
     std::string log_level = "info";

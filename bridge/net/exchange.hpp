@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace trestle::net {
 
@@ -126,6 +127,17 @@ public:
     unsigned status() const { return status_.load(std::memory_order_relaxed); }
     void add_body_bytes(std::uint64_t n) { body_bytes_.fetch_add(n, std::memory_order_relaxed); }
     std::uint64_t body_bytes() const { return body_bytes_.load(std::memory_order_relaxed); }
+    // The response's header lines ("Name: value\r\n" each), kept only for an
+    // access log format that shows them. Set at most once; published with
+    // release, so the io side may read it while an aborted app runs on.
+    void set_response_head(std::string_view lines) {
+        if (response_head_set_.load(std::memory_order_relaxed)) return;
+        response_head_.assign(lines);
+        response_head_set_.store(true, std::memory_order_release);
+    }
+    std::string_view response_head() const {
+        return response_head_set_.load(std::memory_order_acquire) ? std::string_view(response_head_) : std::string_view();
+    }
 
     // ---- request timeout (--timeout) --------------------------------------
     // The app side arms it when the app starts on the request; handlers that
@@ -237,6 +249,8 @@ private:
 
     std::atomic<unsigned> status_{0};
     std::atomic<std::uint64_t> body_bytes_{0};
+    std::string response_head_;
+    std::atomic<bool> response_head_set_{false};
 };
 
 } // namespace trestle::net

@@ -45,6 +45,7 @@ void response_writer::emit_head(std::optional<std::uint64_t> known_length) {
     o += "HTTP/1.1 ";
     o += status_line_;
     o += "\r\n";
+    std::size_t fields_at = o.size();
     o += fields_;
     if (!ctx_.server_header.empty()) {
         o += "Server: ";
@@ -79,6 +80,7 @@ void response_writer::emit_head(std::optional<std::uint64_t> known_length) {
     }
     if (!keep_alive_) o += "Connection: close\r\n";
     else if (h.version == 10) o += "Connection: keep-alive\r\n";
+    if (ctx_.log_response_head) ex_.set_response_head(std::string_view(o).substr(fields_at, o.size() - fields_at));
     o += "\r\n";
     head_emitted_ = true;
     ex_.set_status(status_);
@@ -126,6 +128,11 @@ void response_writer::error_response(unsigned status) {
     // After a framing or limit error the rest of the body cannot be trusted.
     bool keep = can_keep_alive() && status != 413 && status != 408 && status != 400;
     out_ = simple_response(status, ctx_.server_header, !keep, {}, ex_.head().head_method);
+    if (ctx_.log_response_head) {
+        std::string_view head(out_);
+        std::size_t from = head.find("\r\n") + 2, to = head.find("\r\n\r\n") + 2;
+        ex_.set_response_head(head.substr(from, to - from));
+    }
     head_emitted_ = true;
     keep_alive_ = keep;
     status_ = status;

@@ -34,6 +34,7 @@ struct server_context {
     runtime::request_watchdog* watchdog = nullptr;
     handler* app = nullptr;
     access_log* access = nullptr;
+    bool log_response_head = false;   // the access log's format shows response headers
     std::atomic<bool> draining{false};
     // --max-requests: after this many requests on_request_limit runs once,
     // on an io thread (0: no limit, nothing counted).

@@ -1,17 +1,64 @@
 #include "bridge/observability/access_log.hpp"
 
 #include "bridge/net/exchange.hpp"
-#include "bridge/net/http_date.hpp"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <stdexcept>
 
 namespace trestle {
 
-access_log::access_log(const std::string& path) : path_(path) {
+namespace {
+
+std::atomic<long> pid_now{0};
+
+void note_pid() { pid_now.store(static_cast<long>(::getpid()), std::memory_order_relaxed); }
+
+// The pid for %(p)s and json, without a getpid(2) per line: kept current
+// across a fork, since workers may be forked after the log is opened.
+void track_pid() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        note_pid();
+        ::pthread_atfork(nullptr, nullptr, note_pid);
+    });
+}
+
+// The compiled format, or the error as the exception the constructor throws.
+access_format compile_or_throw(std::string_view format) {
+    std::string why;
+    auto f = access_format::compile(format, why);
+    if (!f) throw std::runtime_error("--access-log-format: " + why);
+    return std::move(*f);
+}
+
+// How much to keep before a write(2): a regular file takes any size whole
+// (O_APPEND); a pipe or socket only up to PIPE_BUF; a terminal, or stderr
+// (which was never buffered), gets each line at once.
+std::size_t buffer_limit(int fd, bool is_stderr) {
+    struct stat st {};
+    if (is_stderr || ::isatty(fd) || ::fstat(fd, &st) != 0) return 0;
+    return S_ISREG(st.st_mode) ? 64 * 1024 : PIPE_BUF;
+}
+
+int open_append(const std::string& path) {
+    // O_CLOEXEC: not inherited by an app's child.
+    return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+}
+
+} // namespace
+
+access_log::access_log(const std::string& path, std::string_view format)
+    : format_(compile_or_throw(format)), path_(path) {
+    track_pid();
     // Absolute now: --chdir moves the working directory after the file is
     // opened, and SIGUSR1 must reopen the same path.
     if (std::error_code ec; path != "-" && !path.empty() && path.front() != '/') {
@@ -21,93 +68,87 @@ access_log::access_log(const std::string& path) : path_(path) {
     // The standard streams are used as they are, not reopened: /dev/stdout
     // cannot be opened when it is a socket (systemd's journal).
     if (path == "-" || path == "/dev/stderr" || path == "/dev/stdout") {
-        out_ = path == "/dev/stdout" ? stdout : stderr;
-        owned_ = false;
-        return;
+        fd_ = path == "/dev/stdout" ? STDOUT_FILENO : STDERR_FILENO;
+    } else {
+        fd_ = open_append(path);
+        if (fd_ < 0) throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(errno));
+        owned_ = true;
     }
-    out_ = std::fopen(path.c_str(), "ae");   // e: O_CLOEXEC, not inherited by an app's child
-    if (!out_) throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(errno));
-    owned_ = true;
+    limit_ = buffer_limit(fd_, fd_ == STDERR_FILENO);
+    buf_.reserve(limit_);
 }
 
 access_log::~access_log() {
     flush();
-    if (owned_) std::fclose(out_);
+    if (owned_) ::close(fd_);
 }
 
-namespace {
-// Quotes a header value for the log: '"' and control bytes are escaped so a
-// client cannot forge log lines.
-void append_quoted(std::string& line, const std::string* v) {
-    line += '"';
-    if (!v) {
-        line += '-';
-    } else {
-        for (unsigned char c : *v) {
-            if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
-                char esc[8];
-                std::snprintf(esc, sizeof esc, "\\x%02x", c);
-                line += esc;
-            } else {
-                line += static_cast<char>(c);
-            }
-        }
+void access_log::write_out_locked() {
+    std::size_t done = 0;
+    while (done < buf_.size()) {
+        ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;   // a full disk or a closed pipe: these lines are lost, later ones may not be
+        done += static_cast<std::size_t>(n);
     }
-    line += '"';
+    buf_.clear();
 }
-} // namespace
+
+void access_log::append_locked(std::string_view line) {
+    if (buf_.size() + line.size() > limit_ && !buf_.empty()) write_out_locked();
+    buf_ += line;
+    if (buf_.size() >= limit_) write_out_locked();
+    // A line longer than the buffer must not keep its size for good.
+    if (buf_.capacity() > limit_ + 64 * 1024) {
+        std::string().swap(buf_);
+        buf_.reserve(limit_);
+    }
+}
 
 void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point started,
                         std::chrono::steady_clock::time_point finished) {
     if (finished < started) finished = std::chrono::steady_clock::now();
-    auto elapsed = std::chrono::duration<double>(finished - started).count();
-    const auto& h = ex.head();
-    // Not strftime: its month names follow the locale an app may set.
-    std::string stamp = net::format_log_date(std::time(nullptr));
-
-    std::string line;
-    line.reserve(256);
-    line += ex.endpoint().remote_addr.empty() ? "-" : ex.endpoint().remote_addr;
-    line += " - - ";
-    line += stamp;
-    line += ' ';
-    std::string request = h.method + " " + h.target + (h.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
-    append_quoted(line, &request);
-    line += ' ';
+    access_record r;
+    r.head = &ex.head();
+    r.endpoint = &ex.endpoint();
     // Each read once: an aborted exchange's app may still be changing them.
-    unsigned status = ex.status();
-    std::uint64_t bytes = ex.body_bytes();
-    line += status ? std::to_string(status) : "-";
-    line += ' ';
-    line += bytes ? std::to_string(bytes) : "-";
-    line += ' ';
-    append_quoted(line, h.find("referer"));
-    line += ' ';
-    append_quoted(line, h.find("user-agent"));
-    char dur[32];
-    std::snprintf(dur, sizeof dur, " %.6f\n", elapsed);
-    line += dur;
-    std::lock_guard lock(m_);
-    std::fwrite(line.data(), 1, line.size(), out_);
+    r.status = ex.status();
+    r.bytes = ex.body_bytes();
+    r.duration = finished - started;
+    r.now = std::chrono::system_clock::now();
+    r.response_head = ex.response_head();
+    r.pid = pid_now.load(std::memory_order_relaxed);
+
+    // One buffer per io thread, reused: a line costs no allocation once the
+    // buffer has grown to the longest line so far.
+    thread_local std::string line;
+    line.clear();
+    format_.render(r, line);
+    {
+        std::lock_guard lock(m_);
+        append_locked(line);
+    }
+    // A request with huge headers must not pin that much memory for good.
+    if (line.capacity() > 64 * 1024) std::string().swap(line);
 }
 
 bool access_log::reopen(std::string& why) {
     if (!owned_) return true;
-    std::FILE* f = std::fopen(path_.c_str(), "ae");
-    if (!f) {
+    int fd = open_append(path_);
+    if (fd < 0) {
         why = "cannot reopen access log " + path_ + ": " + std::strerror(errno);
         return false;
     }
     std::lock_guard lock(m_);
-    std::fflush(out_);
-    std::fclose(out_);
-    out_ = f;
+    write_out_locked();
+    ::close(fd_);
+    fd_ = fd;
     return true;
 }
 
 void access_log::flush() {
     std::lock_guard lock(m_);
-    std::fflush(out_);
+    write_out_locked();
 }
 
 } // namespace trestle

@@ -216,7 +216,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     std::unique_ptr<access_log> access;
     if (opt.access_log) {
         try {
-            access = std::make_unique<access_log>(*opt.access_log);
+            access = std::make_unique<access_log>(*opt.access_log, opt.access_log_format);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "trestle: error: %s\n", e.what());
             return 2;
@@ -235,6 +235,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     ctx.ws_idle_timeout = opt.ws_idle_timeout;
     ctx.request_timeout = opt.timeout;
     ctx.access = access.get();
+    ctx.log_response_head = access && access->needs_response_head();
     ctx.trusted.set_family(opt.forwarded_headers == "forwarded" ? net::forwarded_family::forwarded
                                                                 : net::forwarded_family::x_forwarded);
     if (std::string why; !ctx.trusted.parse(opt.forwarded_allow_ips, why)) {

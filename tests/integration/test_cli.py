@@ -18,11 +18,13 @@ from conftest import APPS, BIN, run_trestle
 FLAGS = ["--bind", "--threads", "--io-threads", "--max-queue", "--retry-after", "--output-hwm", "--backlog",
          "--max-header-bytes", "--max-header-count", "--max-body-bytes", "--header-timeout",
          "--keepalive-timeout", "--io-timeout", "--graceful-timeout", "--chdir", "--pythonpath", "--venv",
-         "--access-log", "--server-header", "--log-level", "--version", "--help", "--interface", "--loop",
+         "--access-log", "--access-log-format", "--server-header", "--log-level", "--version", "--help",
+         "--interface", "--loop",
          "--lifespan", "--ws-max-size", "--ws-idle-timeout", "--error-log",
          # gunicorn's and uvicorn's names (issue 11 item 6)
          "--keep-alive", "--timeout-keep-alive", "--limit-request-fields", "--access-logfile", "--error-logfile",
-         "--proxy-headers", "--no-proxy-headers", "--log-file", "--no-access-log", "--no-server-header"]
+         "--proxy-headers", "--no-proxy-headers", "--log-file", "--no-access-log", "--no-server-header",
+         "--access-logformat"]
 
 
 def test_help_documents_every_flag():
@@ -246,7 +248,8 @@ def range_text(lo, hi):
 def test_every_numeric_flag_is_in_the_table():
     numeric = {f for f, _, _, _ in NUMERIC}
     assert numeric <= set(FLAGS)
-    assert set(FLAGS) - numeric == {"--bind", "--chdir", "--pythonpath", "--venv", "--access-log", "--server-header",
+    assert set(FLAGS) - numeric == {"--bind", "--chdir", "--pythonpath", "--venv", "--access-log",
+                                    "--access-log-format", "--access-logformat", "--server-header",
                                     "--log-level", "--version", "--help", "--interface", "--loop", "--lifespan",
                                     "--error-log", "--access-logfile", "--error-logfile", "--proxy-headers",
                                     "--no-proxy-headers", "--log-file", "--no-access-log", "--no-server-header"}
