@@ -55,6 +55,14 @@ def stream(environ, start_response):
     return body()
 
 
+def ctypes_sleep(environ, start_response):
+    # libc's sleep(3) through ctypes: C code that never returns to Python
+    # until it is done, and does not retry on a signal the way time.sleep does.
+    import ctypes
+    ctypes.CDLL(None).sleep(30)
+    return respond(start_response, b"slept")
+
+
 def quick(environ, start_response):
     return respond(start_response, b"quick")
 
@@ -65,7 +73,7 @@ def slow(environ, start_response):
 
 
 ROUTES = {"/sleep": sleep_long, "/busy": busy, "/naps": naps, "/swallow": swallow, "/stream": stream,
-          "/quick": quick, "/slow": slow}
+          "/quick": quick, "/slow": slow, "/ctypes-sleep": ctypes_sleep}
 
 
 def app(environ, start_response):

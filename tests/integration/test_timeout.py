@@ -79,6 +79,27 @@ def test_wsgi_thread_stuck_in_c_code_has_its_worker_replaced(serve):
     assert requests.get(srv.url + "/quick", timeout=10).text == "quick"
 
 
+def test_a_view_stuck_in_ctypes_has_its_worker_replaced_while_other_requests_succeed(serve):
+    # The case: C code the exception cannot interrupt (libc sleep
+    # through ctypes), while a second client keeps doing requests back to
+    # back through the replacement of the worker.
+    from test_workers import Load
+    srv = serve(WSGI, *FLAGS, "--graceful-timeout", "30")
+    load = Load(srv.url, clients=2, max_seconds=60, path="/quick")
+    try:
+        load.wait_count(50)
+        r, elapsed = timed_get(srv, "/ctypes-sleep")
+        assert_answered_at_the_deadline(r, elapsed)
+        srv.wait_log(r"starting worker 2 .* to replace worker 1 .*\(a thread stuck past --timeout-grace\)", timeout=15)
+        srv.wait_log(r"worker 1 \(pid \d+\) stopped", timeout=15)
+        n = load.count()
+        load.wait_count(n + 50)
+    finally:
+        load.stop()
+    assert not load.failures(), load.failures()[:5]
+    assert {t for ok, t in load.results} == {"quick"}
+
+
 def test_graceful_shutdown_does_not_wait_for_a_timed_out_request(serve):
     # Its connection was closed at the timeout, so the drain is over at
     # once; the thread, not back yet, is let go when the grace ends.
