@@ -888,6 +888,9 @@ def targets_text(opts, results):
                 continue
             ratio = t["rps"] / b["rps"]
             ok = "met" if ratio >= target else "NOT met"
+            if workers == 1 and opts.no_pin:
+                # The one-process targets are for the pinned setup.
+                ok = "not judged: that target is for the pinned setup"
             lines.append(f"- {APPS[app].label}{conns}: {server} is {ratio:.2f}× "
                          f"{b_server if workers > 1 else label} ({t['rps']:,.0f} vs {b['rps']:,.0f} "
                          f"req/s); target ≥ {target:g}×: **{ok}**")
