@@ -90,10 +90,16 @@ SERVER_ALIASES = {"sync": "gunicorn-sync", "gthread": "gunicorn-gthread",
 
 # The server every ratio is taken against, per interface, and its label.
 BASELINE = {"wsgi": "gunicorn-sync", "asgi": "uvicorn-uvloop"}
+# ...and with several worker processes (any server name + "-wN"): the same
+# server with the same number of workers.
 BASELINE_LABEL = {"wsgi": "gunicorn sync", "asgi": "uvicorn uvloop+httptools"}
 
 # Acceptance targets: trestle req/s divided by the baseline's req/s, per app.
 TARGETS = {"hello": 4.0, "flask": 2.0, "asgi": 1.5, "quart": 1.1, "sleep": 0.9}
+# With several worker processes (issue 11): trestle -wN against gunicorn sync
+# -wN on Flask hello, and CPU per request against trestle with one worker.
+WORKERS_TARGETS = {"flask": 2.5}
+WORKERS_CPU_MAX = 1.10    # trestle -wN CPU µs/req ÷ one worker's: at most this
 SLEEP_S = 0.01            # what asgi_sleep.py awaits
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -101,12 +107,31 @@ READY_TIMEOUT = 30.0      # seconds for a server to start answering
 STOP_TIMEOUT = 20.0       # seconds after SIGTERM before SIGKILL
 NOISE_CPU0 = 5.0          # % of CPU 0 used by others during a run: "noisy"
 NOISE_CPU1 = 10.0         # % of CPU 1 used by others (besides wrk)
+NOISE_ALL = 10.0          # unpinned: % of one CPU used by others on both (besides server and wrk)
 NOISE_SPREAD = 10.0       # (max - min) / median req/s across runs, in %
 PROBE_INTERVAL = 0.25     # seconds between starvation-probe requests
 PROBE_SLOW = 1.0          # a probe answer slower than this means starvation
 QUIET_BUSY = 10.0         # % busy per CPU below which the machine counts as quiet
 TAIL_MAX = 1.0            # wrk max latency at or above this (s): long tail
 DRIFT_MAX = 10.0          # % change of an app's in-process cost, before vs after: noisy
+
+
+def split_workers(server):
+    """'gunicorn-sync-w2' -> ('gunicorn-sync', 2); 'trestle' -> ('trestle', 1)."""
+    m = re.fullmatch(r"(.+)-w(\d+)", server)
+    return (m.group(1), int(m.group(2))) if m else (server, 1)
+
+
+def base_of(server):
+    return split_workers(server)[0]
+
+
+def workers_of(server):
+    return split_workers(server)[1]
+
+
+def multi_worker(opts):
+    return any(workers_of(s) > 1 for s in opts.servers)
 
 
 def log(msg):
@@ -136,6 +161,34 @@ def parse_list(text, known, aliases, what):
     return out
 
 
+def parse_servers(text):
+    """Like parse_list, and any server may carry a worker count: 'trestle-w2',
+    'gunicorn-sync-w2' (or 'sync-w2'), 'uvicorn-uvloop-w2'. Without one it runs
+    one worker process; an explicit '-w1' passes the count (trestle --workers 1
+    is the same single process as plain trestle)."""
+    out = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        if item == "all":
+            out.extend(k for k in SERVERS if k not in out)
+            continue
+        base, n = split_workers(item)
+        suffixed = base != item
+        base = SERVER_ALIASES.get(base, base)
+        if base not in SERVER_INTERFACES:
+            sys.exit(f"bench: unknown server '{item}' (known: {', '.join(SERVERS)}, "
+                     "each optionally with -wN for N worker processes, e.g. trestle-w2)")
+        if n < 1:
+            sys.exit(f"bench: server '{item}': the worker count must be >= 1")
+        name = f"{base}-w{n}" if suffixed else base
+        if name not in out:
+            out.append(name)
+    if not out:
+        sys.exit("bench: no server selected")
+    return out
+
+
 def parse_duration(text):
     """wrk-style duration ('10s', '2s', '1m', '500ms' is not wrk's) -> seconds."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smh]?)", text.strip())
@@ -159,7 +212,8 @@ def options(argv):
     p.add_argument("--servers", default=env("SERVERS", ",".join(DEFAULT_SERVERS)),
                    help="comma list of: " + ", ".join(SERVERS) + ", all [SERVERS] (default all "
                         "but hypercorn-asyncio and trestle-no-flask-async); each runs only "
-                        "the apps of its interface")
+                        "the apps of its interface; NAME-wN runs N worker processes "
+                        "(e.g. trestle-w2, gunicorn-sync-w2, uvicorn-uvloop-w2; needs --no-pin)")
     p.add_argument("--duration", default=env("DURATION", "10s"),
                    help="wrk -d for each measured run [DURATION] (default 10s)")
     p.add_argument("--runs", type=int, default=int(env("RUNS", "3")),
@@ -195,9 +249,12 @@ def options(argv):
                    help="report file [OUTPUT] (default bench/results/latest.md)")
     a = p.parse_args(argv)
     a.apps = parse_list(a.apps, list(APPS), APP_ALIASES, "app")
-    a.servers = parse_list(a.servers, SERVERS, SERVER_ALIASES, "server")
+    a.servers = parse_servers(a.servers)
     a.pairs = [(app, server) for app in a.apps for server in a.servers
-               if APPS[app].interface in SERVER_INTERFACES[server]]
+               if APPS[app].interface in SERVER_INTERFACES[base_of(server)]]
+    if multi_worker(a) and not a.no_pin:
+        sys.exit("bench: servers with several worker processes need both cores: add --no-pin "
+                 "(server and wrk then both run unpinned, for every server of the run)")
     if not a.pairs:
         sys.exit("bench: none of the selected servers speaks the selected apps' interface "
                  "(WSGI: trestle, gunicorn-*; ASGI: trestle, uvicorn-*, hypercorn*)")
@@ -280,6 +337,19 @@ def cpu_jiffies():
 
 def tree_cpu(root_pid):
     """CPU seconds (user + system) used by root_pid and its live descendants."""
+    return tree_stats(root_pid)[0]
+
+
+def tree_stats(root_pid):
+    """(CPU seconds, number of processes) of root_pid and its live descendants:
+    a supervisor and its workers, gunicorn's arbiter and its workers,
+    uvicorn's parent and its workers."""
+    cpu, pids = tree_scan(root_pid)
+    return cpu, len(pids)
+
+
+def tree_scan(root_pid):
+    """(CPU seconds, [pids]) of root_pid and its live descendants, root first."""
     children, times = {}, {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -293,12 +363,53 @@ def tree_cpu(root_pid):
         pid, ppid = int(name), int(rest[1])
         children.setdefault(ppid, []).append(pid)
         times[pid] = int(rest[11]) + int(rest[12])
-    total, todo = 0, [root_pid]
+    total, todo, pids = 0, [root_pid], []
     while todo:
-        pid = todo.pop()
+        pid = todo.pop(0)
+        if pid in times:
+            pids.append(pid)
         total += times.get(pid, 0)
-        todo.extend(children.get(pid, []))
-    return total / CLK_TCK
+        todo.extend(sorted(children.get(pid, [])))
+    return total / CLK_TCK, pids
+
+
+def connections_per_worker(root_pid, port):
+    """How the server's established connections on port are spread over its
+    worker processes: [count per worker], in pid order. The workers are the
+    processes of the tree that hold the listening socket, less the root when
+    others do too (a supervisor, gunicorn's arbiter and uvicorn's parent keep
+    the listener but do not serve)."""
+    listen, established = set(), set()
+    suffix = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[1].endswith(suffix):
+                        (listen if parts[3] == "0A" else established if parts[3] == "01"
+                         else set()).add(parts[9])
+        except OSError:
+            continue
+    held = {}
+    for pid in tree_scan(root_pid)[1]:
+        inodes = []
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.append(link[8:-1])
+        except OSError:
+            continue
+        if any(i in listen for i in inodes):
+            held[pid] = len({i for i in inodes if i in established})
+    if len(held) > 1:
+        held.pop(root_pid, None)
+    return [held[pid] for pid in sorted(held)]
 
 
 # ---------------------------------------------------------------- servers
@@ -312,15 +423,19 @@ def free_port():
 def server_command(opts, server, app, port):
     target, appdir = APPS[app].target, APPS[app].dir
     bind = f"127.0.0.1:{port}"
+    name = server
+    server, workers = split_workers(name)
     if server.startswith("trestle"):
         # ASGI apps run on trestle's default loop (auto: uvloop when it imports).
         cmd = [opts.trestle, target, "--chdir", appdir, "--bind", bind,
                "--threads", str(opts.threads)] + shlex.split(opts.trestle_args)
         if server == "trestle-no-flask-async":
             cmd.append("--no-flask-async")
+        if name != server:   # trestle-wN: --workers N (more than 1 starts the supervisor)
+            cmd += ["--workers", str(workers)]
     elif server.startswith("gunicorn"):
         cmd = [PYTHON, "-m", "gunicorn", "--chdir", appdir, "--bind", bind,
-               "--workers", "1"]
+               "--workers", str(workers)]
         if server == "gunicorn-sync":
             cmd += ["--worker-class", "sync"]
         else:
@@ -331,13 +446,13 @@ def server_command(opts, server, app, port):
         # gunicorn and hypercorn do not.
         loop, http = ("uvloop", "httptools") if server == "uvicorn-uvloop" else ("asyncio", "h11")
         cmd = [PYTHON, "-m", "uvicorn", "--app-dir", appdir, "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1", "--loop", loop, "--http", http,
+               "--port", str(port), "--workers", str(workers), "--loop", loop, "--http", http,
                "--no-access-log", target]
     else:
         # hypercorn 0.13: -w 1 serves in this process (no worker subprocess);
         # it imports the module relative to the working directory (appdir).
         worker = "asyncio" if server == "hypercorn-asyncio" else "uvloop"
-        cmd = [PYTHON, "-m", "hypercorn", "--bind", bind, "--workers", "1",
+        cmd = [PYTHON, "-m", "hypercorn", "--bind", bind, "--workers", str(workers),
                "--worker-class", worker, target]
     if not opts.no_pin:
         cmd = ["taskset", "-c", "0"] + cmd
@@ -415,8 +530,16 @@ class Server:
             if rc not in (0, -signal.SIGTERM) and not any("SIGKILL" in n for n in self.notes):
                 self.notes.append(f"exit status {rc} after SIGTERM")
         # Workers left behind by a master that died (same session, same group).
+        # A helper may take a moment to notice its parent is gone (uvicorn
+        # --workers N leaves multiprocessing's resource tracker, which exits
+        # when its pipe closes): up to 2 s before it counts as left behind.
+        deadline = time.monotonic() + 2.0
         try:
-            os.killpg(self.proc.pid, 0)
+            while True:
+                os.killpg(self.proc.pid, 0)
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.notes.append("left processes behind after exiting: SIGKILLed them")
         except (ProcessLookupError, PermissionError):
@@ -558,14 +681,25 @@ def measured_run(opts, srv):
     cpu_before, srv_before, t0 = cpu_jiffies(), tree_cpu(srv.proc.pid), time.monotonic()
     if probe:
         probe.start()
+    # Halfway through: how wrk's connections are spread over the workers
+    # (they share one listener: whichever process accepts keeps the
+    # connection for the whole run).
+    spread = []
+    sampler = threading.Timer(opts.duration_s / 2, lambda: spread.append(
+        connections_per_worker(srv.proc.pid, srv.port)))
+    sampler.start()
     out, wrk_cpu = run_wrk(cmd)
+    sampler.join()
     probe_result = probe.finish() if probe else None
     wall = time.monotonic() - t0
-    srv_cpu = tree_cpu(srv.proc.pid) - srv_before
+    srv_after, procs = tree_stats(srv.proc.pid)
+    srv_cpu = srv_after - srv_before
     cpu_after = cpu_jiffies()
     r = parse_wrk(out)
     r["raw"], r["probe"] = out, probe_result
-    r["server_cpu"] = srv_cpu
+    r["server_cpu"], r["procs"], r["wall"] = srv_cpu, procs, wall
+    r["cores"] = srv_cpu / wall       # CPU seconds per second: how many cores the server kept busy
+    r["conns"] = spread[0] if spread else []
     r["cpu_us_per_req"] = srv_cpu / r["requests"] * 1e6 if r["requests"] else None
     # What else ran on the two CPUs: busy time minus ours (pinned runs only).
     r["other"] = {}
@@ -574,6 +708,11 @@ def measured_run(opts, srv):
             busy = (cpu_after[cpu][0] - cpu_before[cpu][0]) / CLK_TCK
             steal = (cpu_after[cpu][2] - cpu_before[cpu][2]) / CLK_TCK
             r["other"][cpu] = (max(0.0, busy - ours) / wall * 100, steal / wall * 100)
+    # Unpinned, only the sum over all CPUs says something: everything busy
+    # minus the server and wrk (the harness's own probe is in "others"), in %
+    # of one CPU.
+    busy_all = sum(cpu_after[c][0] - cpu_before[c][0] for c in cpu_after if c in cpu_before) / CLK_TCK
+    r["other"]["all"] = (max(0.0, busy_all - srv_cpu - wrk_cpu) / wall * 100, 0.0)
     return r
 
 
@@ -623,7 +762,12 @@ def flags_for(opts, runs):
         spread = (max(rps) - min(rps)) / statistics.median(rps) * 100
         if spread > NOISE_SPREAD:
             flags.append(f"noisy: req/s spread {spread:.0f}% across runs")
-    if not opts.no_pin:
+    if opts.no_pin:
+        worst = max((r["other"].get("all", (0, 0))[0] for r in runs), default=0)
+        if worst > NOISE_ALL:
+            flags.append(f"noisy: other work used up to {worst:.0f}% of a CPU (both CPUs together, "
+                         "besides the server and wrk)")
+    else:
         worst0 = max((r["other"].get("cpu0", (0, 0))[0] for r in runs), default=0)
         worst1 = max((r["other"].get("cpu1", (0, 0))[0] for r in runs), default=0)
         if worst0 > NOISE_CPU0:
@@ -656,58 +800,117 @@ def table_apps(opts, interface):
 
 
 def table_servers(opts, interface):
-    return [s for s in opts.servers if interface in SERVER_INTERFACES[s]]
+    return [s for s in opts.servers if interface in SERVER_INTERFACES[base_of(s)]]
 
 
-def baseline_rps(results, app):
-    base = results.get((app, BASELINE[APPS[app].interface]))
-    return median_run(base["runs"])["rps"] if base and base.get("runs") else None
+def baseline_server(opts, app, workers=1):
+    """The server a row's ratio is taken against: the interface's baseline
+    with the same number of worker processes."""
+    base = BASELINE[APPS[app].interface]
+    return next((s for s in opts.servers if split_workers(s) == (base, workers)), None)
+
+
+def median_of(results, app, server):
+    res = results.get((app, server)) if server else None
+    return median_run(res["runs"]) if res and res.get("runs") else None
+
+
+def baseline_rps(opts, results, app, workers=1):
+    m = median_of(results, app, baseline_server(opts, app, workers))
+    return m["rps"] if m else None
 
 
 def build_table(opts, results, interface):
-    """One Markdown table per interface; the WSGI one keeps its original columns."""
-    asgi = interface == "asgi"
+    """One Markdown table per interface; the WSGI one keeps its original columns.
+    With several worker processes in the run, each ratio is against the
+    baseline with the same worker count, and the CPU columns are for the
+    whole process tree: CPU seconds per 1,000 requests, and the cores it kept
+    busy (CPU seconds per second)."""
+    asgi, multi = interface == "asgi", multi_worker(opts)
+    ratio_head = f"× {BASELINE_LABEL[interface]}" + (", same workers" if multi else "")
+    cpu_head = ("processes | server CPU s per 1,000 req | server cores busy" if multi
+                else "server CPU µs/req")
     head = ("| app | server | " + ("conns | " if asgi else "") + "req/s | p50 | p99 | errors | "
-            f"× {BASELINE_LABEL[interface]} | server CPU µs/req | flags |\n"
-            "|---|---|" + ("---:|" if asgi else "") + "---:|---:|---:|---:|---:|---:|---|")
+            f"{ratio_head} | {cpu_head} | flags |\n"
+            "|---|---|" + ("---:|" if asgi else "") + "---:|---:|---:|---:|---:|"
+            + ("---:|---:|---:|" if multi else "---:|") + "---|")
     rows = [head]
     for app in table_apps(opts, interface):
-        base_rps = baseline_rps(results, app)
         conns = f"{connections_for(opts, app)} | " if asgi else ""
         for server in table_servers(opts, interface):
             res = results.get((app, server))
             label = APPS[app].label
             if not res or not res.get("runs"):
                 err = res.get("error", "not run") if res else "not run"
-                rows.append(f"| {label} | {server} | {conns}– | – | – | – | – | – | "
-                            f"FAILED: {err.splitlines()[0]} |")
+                rows.append(f"| {label} | {server} | {conns}– | – | – | – | – | "
+                            + ("– | – | – | " if multi else "– | ") + f"FAILED: {err.splitlines()[0]} |")
                 continue
             m = median_run(res["runs"])
+            base_rps = baseline_rps(opts, results, app, workers_of(server))
             ratio = f"{m['rps'] / base_rps:.2f}×" if base_rps else "–"
             errors = sum(r["errors"] for r in res["runs"])
-            cpu = f"{m['cpu_us_per_req']:.0f}" if m.get("cpu_us_per_req") else "?"
+            if multi:
+                cpu = (f"{m.get('procs', '?')} | "
+                       + (f"{m['cpu_us_per_req'] / 1000:.3f}" if m.get("cpu_us_per_req") else "?")
+                       + f" | {m['cores']:.2f}" if m.get("cores") is not None else " | ?")
+            else:
+                cpu = f"{m['cpu_us_per_req']:.0f}" if m.get("cpu_us_per_req") else "?"
             flags = "; ".join(dict.fromkeys(short_flag(f) for f in res["flags"] + res["server_notes"]))
             rows.append(f"| {label} | {server} | {conns}{m['rps']:,.0f} | {fmt_time(m['p50'])} | "
                         f"{fmt_time(m['p99'])} | {errors} | {ratio} | {cpu} | {flags} |")
     return "\n".join(rows) if len(rows) > 1 else ""
 
 
+def cpu_median(results, app, server):
+    """The median over an app and server's runs of the server CPU µs per request."""
+    res = results.get((app, server)) if server else None
+    cpu = [r["cpu_us_per_req"] for r in (res or {}).get("runs", []) if r.get("cpu_us_per_req")]
+    return statistics.median(cpu) if cpu else None
+
+
+def trestle_servers(opts):
+    """The selected plain trestle servers (any worker count), in order."""
+    return [s for s in opts.servers if base_of(s) == "trestle"]
+
+
 def targets_text(opts, results):
     lines = []
     for app in opts.apps:
-        if app not in TARGETS:
-            continue
-        base = BASELINE[APPS[app].interface]
-        t, b = results.get((app, "trestle")), results.get((app, base))
-        if not (t and t.get("runs") and b and b.get("runs")):
-            continue
-        t_rps, b_rps = median_run(t["runs"])["rps"], median_run(b["runs"])["rps"]
-        ratio = t_rps / b_rps
-        ok = "met" if ratio >= TARGETS[app] else "NOT met"
+        label = BASELINE_LABEL[APPS[app].interface]
         conns = f" at {connections_for(opts, app)} connections" if APPS[app].sleep else ""
-        lines.append(f"- {APPS[app].label}{conns}: trestle is {ratio:.2f}× "
-                     f"{BASELINE_LABEL[APPS[app].interface]} ({t_rps:,.0f} vs {b_rps:,.0f} req/s); "
-                     f"target ≥ {TARGETS[app]:g}×: **{ok}**")
+        for server in trestle_servers(opts):
+            workers = workers_of(server)
+            target = TARGETS.get(app) if workers == 1 else WORKERS_TARGETS.get(app)
+            t = median_of(results, app, server)
+            b_server = baseline_server(opts, app, workers)
+            b = median_of(results, app, b_server)
+            if target is None or not (t and b):
+                continue
+            ratio = t["rps"] / b["rps"]
+            ok = "met" if ratio >= target else "NOT met"
+            if workers == 1 and opts.no_pin:
+                # The one-process targets are for the pinned setup.
+                ok = "not judged: that target is for the pinned setup"
+            lines.append(f"- {APPS[app].label}{conns}: {server} is {ratio:.2f}× "
+                         f"{b_server if workers > 1 else label} ({t['rps']:,.0f} vs {b['rps']:,.0f} "
+                         f"req/s); target ≥ {target:g}×: **{ok}**")
+        # Several workers must not cost more CPU per request than one. The
+        # median over the runs of each one's CPU per request: the run with the
+        # median req/s is not necessarily the typical one for CPU.
+        one = next((s for s in trestle_servers(opts) if workers_of(s) == 1), None)
+        o = cpu_median(results, app, one)
+        for server in trestle_servers(opts):
+            if workers_of(server) == 1:
+                continue
+            t = cpu_median(results, app, server)
+            if not (o and t):
+                continue
+            ratio = t / o
+            ok = "met" if ratio <= WORKERS_CPU_MAX else "NOT met"
+            lines.append(f"- {APPS[app].label}{conns}: {server} used {ratio:.2f}× the CPU per "
+                         f"request of {one} ({t / 1000:.3f} vs {o / 1000:.3f} CPU s per 1,000 "
+                         f"requests, all processes, median of the runs); target ≤ "
+                         f"{WORKERS_CPU_MAX:g}×: **{ok}**")
     return "\n".join(lines)
 
 
@@ -717,15 +920,12 @@ def limits_table(opts, results, inproc):
             "trestle req/s | trestle, % of limit | trestle server overhead µs/req | "
             "baseline | baseline server overhead µs/req |",
             "|---|---:|---:|---:|---:|---:|---|---:|"]
-
-    def median_of(app, server):
-        res = results.get((app, server))
-        return median_run(res["runs"]) if res and res.get("runs") else None
-
+    # One worker process each: the limit is one core's.
+    trestle = next((s for s in trestle_servers(opts) if workers_of(s) == 1), "trestle")
     for app in opts.apps:
         spec = APPS[app]
-        base = BASELINE[spec.interface]
-        t, b = median_of(app, "trestle"), median_of(app, base)
+        base = baseline_server(opts, app) or BASELINE[spec.interface]
+        t, b = median_of(results, app, trestle), median_of(results, app, base)
         if spec.sleep and not (t or b):
             continue
         if spec.sleep:
@@ -785,11 +985,16 @@ def details_text(opts, results):
             if res.get("runs"):
                 out.append("| run | req/s | requests | p50 | p75 | p90 | p99 | max | errors "
                            "(connect/read/write/timeout/non-2xx) | server CPU µs/req | "
-                           "others on CPU0 / CPU1 | probe n, median, max |")
-                out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|")
+                           "server processes, cores busy, connections per worker halfway | "
+                           + ("others on both CPUs (% of one) | " if opts.no_pin else "others on CPU0 / CPU1 | ")
+                           + "probe n, median, max |")
+                out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---|")
                 for i, r in enumerate(res["runs"], 1):
                     o = r["other"]
-                    others = " / ".join(f"{o[c][0]:.1f}%" for c in ("cpu0", "cpu1") if c in o) or "?"
+                    cpus = ("all",) if opts.no_pin else ("cpu0", "cpu1")
+                    others = " / ".join(f"{o[c][0]:.1f}%" for c in cpus if c in o) or "?"
+                    tree = f"{r.get('procs', '?')}, {r['cores']:.2f}" if "cores" in r else "?"
+                    tree += f", {'/'.join(map(str, r['conns']))}" if r.get("conns") else ""
                     p = r.get("probe")
                     probe = (f"{p['n']}, {fmt_time(p['median'])}, {fmt_time(p['max'])}"
                              + (f" ({p['reconnects']} reconnects)" if p.get("reconnects") else "")
@@ -798,7 +1003,7 @@ def details_text(opts, results):
                     out.append(f"| {i} | {r['rps']:,.0f} | {r['requests']:,} | {fmt_time(r['p50'])} | "
                                f"{fmt_time(r['p75'])} | {fmt_time(r['p90'])} | {fmt_time(r['p99'])} | "
                                f"{fmt_time(r.get('lat_max'))} | {r['connect']}/{r['read']}/{r['write']}/"
-                               f"{r['timeout']}/{r['non2xx']} | {cpu} | {others} | {probe} |")
+                               f"{r['timeout']}/{r['non2xx']} | {cpu} | {tree} | {others} | {probe} |")
                 out.append("")
             for f in res.get("flags", []) + res.get("server_notes", []):
                 out.append(f"- {f}")
@@ -817,7 +1022,7 @@ def check_tools(opts):
         sys.exit(f"bench: missing {', '.join(missing)} (apt-get install wrk util-linux)")
     if any(s.startswith("trestle") for _, s in opts.pairs) and not os.access(opts.trestle, os.X_OK):
         sys.exit(f"bench: no trestle binary at {opts.trestle} (build it first, e.g. .ci/build)")
-    servers = {server for _, server in opts.pairs}
+    servers = {base_of(server) for _, server in opts.pairs}
     apps = {app for app, _ in opts.pairs}
     needs = []  # (module to import, Debian package)
     if any(s.startswith("gunicorn") for s in servers):
@@ -938,7 +1143,11 @@ class Bench:
             log(f"  run {i + 1}/{opts.runs}: {r['rps']:,.0f} req/s, p50 {fmt_time(r['p50'])}, "
                 f"p99 {fmt_time(r['p99'])}, max {fmt_time(r.get('lat_max'))}, errors {r['errors']}"
                 + (f", probe max {fmt_time(probe['max'])}" if probe and probe["n"] else "")
-                + f", CPU0 others {r['other'].get('cpu0', (0, 0))[0]:.0f}%")
+                + f", server CPU {r['cpu_us_per_req'] or 0:.0f} µs/req over {r['procs']} process(es), "
+                  f"{r['cores']:.2f} cores"
+                + (f", connections per worker {'/'.join(map(str, r['conns']))}" if len(r["conns"]) > 1 else "")
+                + (f", others {r['other'].get('all', (0, 0))[0]:.0f}% of a CPU" if opts.no_pin
+                   else f", CPU0 others {r['other'].get('cpu0', (0, 0))[0]:.0f}%"))
             if srv.proc.poll() is not None:
                 raise RuntimeError(f"{self.server} exited with {srv.proc.returncode} during the "
                                    f"run; log {srv.logpath}:\n{srv.log_tail()}")
@@ -1086,8 +1295,11 @@ def main(argv):
               + (" (interleaved: all of an app's servers up at once, measured in turns)"
                  if opts.interleave else " (one server after the other)")
               + f", the run with the median req/s reported; errors summed over all runs; trestle and gunicorn gthread "
-              f"with {opts.threads} threads, one worker process throughout; trestle on its default "
-              f"ASGI loop, uvicorn without its access log"
+              f"with {opts.threads} threads, "
+              + ("one worker process unless the server's name says -wN (N worker processes; the "
+                 "server CPU is that of the whole process tree: supervisor, arbiter or parent, and "
+                 "workers); " if multi_worker(opts) else "one worker process throughout; ")
+              + "trestle on its default ASGI loop, uvicorn without its access log"
               + (f"; before each run, waited up to {opts.quiet_wait:.0f} s for both CPUs to be idle."
                  if opts.quiet_wait > 0 else "."))
     titles = {"wsgi": "WSGI apps (ratio: ÷ gunicorn sync)",
