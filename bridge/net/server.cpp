@@ -84,10 +84,15 @@ struct io_worker {
 asio::awaitable<void> run_session(generic_socket sock, endpoint_info ep, server_context& ctx,
                                   session_registry& reg, std::atomic<std::size_t>& live) {
     ++live;
+    if (ctx.shared_load) ctx.shared_load->fetch_add(1, std::memory_order_relaxed);
     struct on_exit {
         std::atomic<std::size_t>& live;
-        ~on_exit() { --live; }
-    } guard{live};
+        std::atomic<std::int32_t>* shared;
+        ~on_exit() {
+            --live;
+            if (shared) shared->fetch_sub(1, std::memory_order_relaxed);
+        }
+    } guard{live, ctx.shared_load};
     auto s = std::make_shared<session>(std::move(sock), std::move(ep), ctx, reg);
     co_await s->run();
 }
@@ -136,6 +141,7 @@ struct server::impl {
     bool supervised = false;   // a worker process: see server::set_supervised
     bool announce = true;   // log each listener at info (a worker under a supervisor: at debug)
     std::size_t accept_batch = 0;   // connections taken per wakeup; 0: all that are pending
+    int deferred_ms = 0;            // leave_to_another_worker's wait so far (io thread 0 only)
     std::vector<std::unique_ptr<io_worker>> workers;
     std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
     std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors;
@@ -170,6 +176,7 @@ struct server::impl {
         for (;;) {
             auto [wec] = co_await acc.async_wait(Acceptor::wait_read, use_tuple);
             if (wec == asio::error::operation_aborted || !acc.is_open()) co_return;
+            if (co_await leave_to_another_worker(acc)) continue;
             for (std::size_t taken = 0; accept_batch == 0 || taken < accept_batch; ++taken) {
                 int fd = ::accept4(acc.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd < 0) {
@@ -195,6 +202,30 @@ struct server::impl {
                 spawn(std::move(gs), std::move(ep), w);
             }
         }
+    }
+
+    // Under a supervisor: when this worker holds clearly more connections
+    // than the least loaded other one, a new connection is left for up to
+    // 5 ms, in 1 ms steps, for that worker to take (every worker is woken
+    // for it; the busier one is usually the one awake). Then it is taken
+    // anyway: a busy or stuck worker must not leave it waiting.
+    template <class Acceptor>
+    asio::awaitable<bool> leave_to_another_worker(Acceptor& acc) {
+        if (!ctx.shared_load || !ctx.least_other_load) co_return false;
+        if (deferred_ms >= 5) {
+            deferred_ms = 0;
+            co_return false;
+        }
+        std::int32_t mine = ctx.shared_load->load(std::memory_order_relaxed);
+        std::int32_t least = ctx.least_other_load();
+        if (least < 0 || mine <= least + 1 + least / 16) {
+            deferred_ms = 0;
+            co_return false;
+        }
+        ++deferred_ms;
+        asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(1));
+        co_await t.async_wait(use_tuple);
+        co_return true;
     }
 
     template <class Socket>
@@ -377,6 +408,7 @@ bool server::run(std::chrono::milliseconds graceful) {
                       ", shutting down gracefully");
             if (notify_) notify_->send("STOPPING=1\nSTATUS=draining " + std::to_string(im.live.load()) + " connection(s)");
             im.ctx.draining = true;
+            if (im.ctx.shared_load) im.ctx.shared_load->fetch_add(1 << 30, std::memory_order_relaxed);   // never the least loaded now
             deadline = std::chrono::steady_clock::now() + graceful;
             asio::post(io0, [&im] { im.close_acceptors(); });
             for (auto& w : im.workers) asio::post(w->ioc, [&reg = w->registry] { reg.close_idle(); });

@@ -41,6 +41,12 @@ struct server_context {
     std::uint64_t request_limit = 0;
     std::function<void()> on_request_limit;
     std::atomic<std::uint64_t> requests_seen{0};
+    // A worker under a supervisor: its connection count in memory shared
+    // with the other workers, and the least count among them (-1: none).
+    // The accept loop leaves a new connection a moment to a worker that
+    // holds clearly fewer (supervisor/load_table.hpp).
+    std::atomic<std::int32_t>* shared_load = nullptr;
+    std::function<std::int32_t()> least_other_load;
 };
 
 } // namespace trestle::net

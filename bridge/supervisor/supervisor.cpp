@@ -2,6 +2,7 @@
 #include "bridge/observability/log.hpp"
 #include "bridge/observability/sd_notify.hpp"
 #include "bridge/supervisor/file_watch.hpp"
+#include "bridge/supervisor/load_table.hpp"
 #include "bridge/supervisor/process.hpp"
 #include "bridge/supervisor/worker_link.hpp"
 
@@ -94,6 +95,7 @@ struct worker {
     bool doomed = false;               // to be replaced, a new one first
     std::string doom_reason;           // "reload", "--max-requests", ...
     pid_t replaces = 0;                // booting to replace this worker
+    int slot = -1;                     // its counter in the load table
     bool killed = false;               // SIGKILLed by the supervisor
     clock::time_point deadline = clock::time_point::max();   // boot, or stop
 };
@@ -150,6 +152,8 @@ private:
     std::unique_ptr<file_watch> watch_;
     pid_t upgrade_pid_ = 0;
     int upgrade_read_ = -1;
+    load_table loads_;
+    int child_slot_ = -1;   // the slot of the worker being forked
 };
 
 worker* master::find(pid_t pid) {
@@ -189,6 +193,7 @@ void master::status() {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(0);
     if (hooks_.child) hooks_.child();
+    set_worker_load(loads_.valid() ? &loads_ : nullptr, child_slot_);
     int rc = main_(link_write, next_number_);
     std::fflush(nullptr);
     ::_exit(rc);
@@ -201,6 +206,7 @@ void master::spawn(pid_t replaces) {
         return;
     }
     ::fcntl(link[0], F_SETFL, O_NONBLOCK);
+    child_slot_ = loads_.take_slot();
     std::fflush(nullptr);   // what stdio holds would be written twice
     if (hooks_.before) hooks_.before();
     pid_t pid = ::fork();
@@ -213,6 +219,7 @@ void master::spawn(pid_t replaces) {
     if (pid < 0) {
         log::error(std::string("cannot start a worker: fork: ") + std::strerror(errno));
         ::close(link[0]);
+        loads_.free_slot(child_slot_);
         next_spawn_ = clock::now() + milliseconds(1000);
         return;
     }
@@ -221,6 +228,7 @@ void master::spawn(pid_t replaces) {
     w.number = next_number_++;
     w.link = link[0];
     w.replaces = replaces;
+    w.slot = child_slot_;
     w.deadline = clock::now() + s_.boot_timeout;
     if (worker* old = find(replaces)) log::info("starting worker " + std::to_string(w.number) + " (pid " + std::to_string(pid) + ") to replace " + name(*old) + " (" + old->doom_reason + ")");
     else log::info("starting worker " + std::to_string(w.number) + " (pid " + std::to_string(pid) + ")");
@@ -402,6 +410,7 @@ void master::on_exit(worker w, int status) {
     std::string how = describe_status(status);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (w.link >= 0) ::close(w.link);
+    loads_.free_slot(w.slot);
     // A booting replacement of this worker now only adds capacity.
     for (auto& r : workers_)
         if (r.replaces == w.pid) r.replaces = 0;
@@ -578,6 +587,7 @@ void master::on_upgrade_pipe() {
 
 int master::run() {
     install_handlers();
+    if (s_.workers > 1 && !loads_.create()) log::warning("no shared memory for the workers' connection counts; each accepts as if alone");
     if (s_.reload) {
         watch_ = std::make_unique<file_watch>();
         std::string why;

@@ -15,6 +15,7 @@
 #include "bridge/runtime/loop_thread.hpp"
 #include "bridge/runtime/request_watchdog.hpp"
 #include "bridge/runtime/thread_pool.hpp"
+#include "bridge/supervisor/load_table.hpp"
 #include "bridge/supervisor/worker_link.hpp"
 
 #include <algorithm>
@@ -365,7 +366,17 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
 
     net::server srv(ctx, opt.io_threads, opt.backlog);
     srv.set_notifier(&notify);
-    if (role.supervised) srv.set_supervised([] { tell(worker_event::ready); });
+    if (role.supervised) {
+        srv.set_supervised([] { tell(worker_event::ready); });
+        // Counted from now in the memory the workers share: the others may
+        // leave new connections to this one (see load_table.hpp).
+        if (load_table* loads = worker_load_table(); loads && worker_load_slot() >= 0) {
+            int slot = worker_load_slot();
+            ctx.shared_load = loads->counter(slot);
+            ctx.shared_load->store(0);
+            ctx.least_other_load = [loads, slot] { return loads->least_other(slot); };
+        }
+    }
     try {
         srv.listen(opt.binds);
     } catch (const net::bind_error& e) {

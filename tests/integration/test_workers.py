@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 import requests
 
 import conftest
-from conftest import APPS, poll, run_trestle
+from conftest import APPS, poll, recv_until_closed, run_trestle
 
 SANITIZED = bool(os.environ.get("TRESTLE_SANITIZED"))
 SLOW = 4 if SANITIZED else 1   # sanitized builds boot and serve several times slower
@@ -119,6 +120,27 @@ def test_four_workers_share_2000_requests_over_64_connections(serve):
     assert set(counts) == workers, counts
     # Every worker serves a share: at least a quarter of an even split.
     assert min(counts.values()) >= 2000 // 4 // 4, counts
+
+
+def one_request(sock, path="/"):
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+    data = recv_until_closed(sock)
+    sock.close()
+    return data.split(b"\r\n\r\n", 1)[1]
+
+
+def test_a_burst_of_connections_is_shared_evenly(serve):
+    # A load balancer's or wrk's pool: 64 keep-alive connections opened at
+    # once. Without the shared connection counts, the worker that happened
+    # to be awake took them all (64/0) and kept them.
+    srv = start(serve, "pid_app:app", workers=2)
+    for _ in range(3):
+        socks = [socket.create_connection((srv.host, srv.port), timeout=10) for _ in range(64)]
+        counts = {}
+        for sock in socks:
+            pid = one_request(sock)
+            counts[pid] = counts.get(pid, 0) + 1
+        assert len(counts) == 2 and min(counts.values()) >= 16, counts
 
 
 # ---------------------------------------------------------------- a worker dies
@@ -322,11 +344,14 @@ def test_quit_stops_everything_at_once(serve):
 def test_preload_imports_once_and_forks_the_workers(serve):
     srv = start(serve, "pid_app:app", "--preload", workers=2)
     seen = {}
-    for _ in range(40):
-        text = requests.get(srv.url + "/forked", headers={"Connection": "close"}, timeout=10).text
-        m = re.fullmatch(r"imported_in=(\d+) forked=\[(.*)\] pid=(\d+)", text)
-        assert m, text
-        seen[m.group(3)] = m
+    for _ in range(5):
+        # Connections open at once: the workers share them.
+        socks = [socket.create_connection((srv.host, srv.port), timeout=10) for _ in range(16)]
+        for sock in socks:
+            text = one_request(sock, "/forked").decode()
+            m = re.fullmatch(r"imported_in=(\d+) forked=\[(.*)\] pid=(\d+)", text)
+            assert m, text
+            seen[m.group(3)] = m
         if len(seen) == 2:
             break
     assert len(seen) == 2, seen
