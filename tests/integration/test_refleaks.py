@@ -40,11 +40,17 @@ def run_kinds(srv, kinds, n):
 
 
 def measure(srv, kinds, label):
+    # Two measured rounds: a leak grows by at least ROUNDS in each, while
+    # warm-up (a cache or free list still filling) shows in one round and
+    # not the next. On a clean CI machine the first round after WARMUP
+    # still grew by 152 blocks once, so the smaller growth is judged.
     run_kinds(srv, kinds, WARMUP)
-    before = blocks(srv)
-    run_kinds(srv, kinds, ROUNDS)
-    after = blocks(srv)
-    assert after - before < BOUND, "%s: %d blocks more after %d rounds" % (label, after - before, ROUNDS)
+    growth = []
+    for _ in range(2):
+        before = blocks(srv)
+        run_kinds(srv, kinds, ROUNDS)
+        growth.append(blocks(srv) - before)
+    assert min(growth) < BOUND, "%s: %s blocks more in two rounds of %d" % (label, growth, ROUNDS)
 
 
 def test_wsgi_request_paths_do_not_leak(serve):
