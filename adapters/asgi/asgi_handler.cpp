@@ -82,8 +82,9 @@ py::ref asgi_handler::spawn(PyObject* scope, PyObject* receive, PyObject* send, 
     return task;
 }
 
-void asgi_handler::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
+bool asgi_handler::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
     loop_.post([this, ch = std::move(ch)]() mutable { start_websocket(std::move(ch)); });
+    return true;
 }
 
 void asgi_handler::start_websocket(std::shared_ptr<net::ws_channel> ch) {

@@ -2,7 +2,7 @@
 // Runs an ASGI 3 app on the worker's event loop: each request becomes a
 // task, with receive and send implemented in C++ over the exchange.
 #include "adapters/asgi/scope.hpp"
-#include "adapters/handler.hpp"
+#include "bridge/core/handler.hpp"
 #include "bridge/python/ref.hpp"
 
 namespace trestle::runtime { class loop_thread; }
@@ -16,10 +16,11 @@ public:
     asgi_handler(py::ref app, runtime::loop_thread& loop, const net::server_context& ctx,
                  std::string root_path = {});
     ~asgi_handler() override;
+    duties duties_for(const net::request_head&) const override {
+        return {.watch_disconnect = true, .websocket = true};
+    }
     bool submit(std::shared_ptr<net::exchange> ex) override;
-    bool accepts_websocket(const net::request_head&) const override { return true; }
-    bool watches_disconnect(const net::request_head&) const override { return true; }
-    void submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
+    bool submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
 
     scope_builder& scopes() { return scopes_; }
     runtime::loop_thread& loop() { return loop_; }

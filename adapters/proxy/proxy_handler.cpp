@@ -57,17 +57,14 @@ bool proxy_handler::submit(std::shared_ptr<net::exchange> ex) {
     return true;
 }
 
-bool proxy_handler::watches_disconnect(const net::request_head& head) const {
-    // Not for an upgrade: its 101 must wake the connection, which then
-    // hands its socket over (see tunnel()), not wait for the client.
-    return !tunnels_upgrade(head);
-}
-
-// Only the protocols the mount allows (websocket by default): an h2c
-// upstream that switched would take the client past the prefix mapping to
-// the whole upstream. Any other Upgrade goes as a plain request.
-bool proxy_handler::tunnels_upgrade(const net::request_head& head) const {
-    return upgrade_allowed(head, state_->opt.upgrades);
+duties proxy_handler::duties_for(const net::request_head& head) const {
+    // Only the protocols the mount allows (websocket by default): an h2c
+    // upstream that switched would take the client past the prefix mapping
+    // to the whole upstream. Any other Upgrade goes as a plain request.
+    bool tunnel = upgrade_allowed(head, state_->opt.upgrades);
+    // No watch during an upgrade: its 101 must wake the connection, which
+    // then hands its socket over (see tunnel()), not wait for the client.
+    return {.watch_disconnect = !tunnel, .tunnel_upgrade = tunnel};
 }
 
 asio::awaitable<void> proxy_handler::tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) {

@@ -160,12 +160,8 @@ void static_handler::serve(net::exchange& ex, net::response_writer& w) const {
     const net::request_head& h = ex.head();
     if (h.method != "GET" && h.method != "HEAD") return small_response(w, 405, "Allow: GET, HEAD\r\n");
 
-    // The mount table matched prefix_ on whole segments of this decoded path.
-    std::string decoded;
-    if (net::decode_target_path(h, decoded)) return small_response(w, 400);
-    std::string_view rest = decoded;
-    if (auto at = net::match_prefix(decoded, prefix_)) rest.remove_prefix(*at);
-    decoded_path p = file_path(rest);
+    // What lies under the mount in the decoded path, as the router split it.
+    decoded_path p = file_path(h.routed.rest());
     if (p.status) return small_response(w, p.status);
     std::string name = p.rel;
     if (p.trailing_slash) {

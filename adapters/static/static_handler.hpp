@@ -1,7 +1,7 @@
 #pragma once
 // A static-file mount: answered on the io thread that read the request, with
 // no Python involved (see docs/configuration.md, "Static mounts").
-#include "adapters/handler.hpp"
+#include "bridge/core/handler.hpp"
 #include "adapters/static/root_dir.hpp"
 #include "bridge/config/options.hpp"
 
@@ -18,6 +18,7 @@ public:
     // Throws std::runtime_error (one line, no file:line) when the root is
     // not a readable directory.
     static_handler(const static_mount_options& opt, net::server_context& ctx, std::string prefix);
+    duties duties_for(const net::request_head&) const override { return {}; }
     bool submit(std::shared_ptr<net::exchange> ex) override;
 
 private:

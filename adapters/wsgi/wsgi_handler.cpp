@@ -83,11 +83,9 @@ void wsgi_handler::run(net::exchange& ex) {
     runtime::request_watchdog::request timing(ctx_.watchdog, ex);
     call c(ex, ctx_);
     py::ref input = new_input(&ex);
-    unsigned bad = 0;
-    py::ref environ = input ? environ_.build(ex.head(), ex.endpoint(), input.get(), bad) : py::ref{};
+    py::ref environ = input ? environ_.build(ex.head(), ex.endpoint(), input.get()) : py::ref{};
     if (!environ) {
-        if (bad) c.reject(bad);
-        else c.fail(describe(ex));
+        c.fail(describe(ex));
         if (input) detach_input(input.get());
         return;
     }

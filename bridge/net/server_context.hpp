@@ -8,7 +8,8 @@
 #include <functional>
 #include <string>
 
-namespace trestle { class handler; class access_log; }
+namespace trestle { class access_log; }
+namespace trestle::router { class mount_table; }
 namespace trestle::runtime { class request_watchdog; }
 
 namespace trestle::net {
@@ -32,7 +33,8 @@ struct server_context {
     // Raises into WSGI threads whose request timed out and notices the ones
     // that never come back; null when --timeout is 0.
     runtime::request_watchdog* watchdog = nullptr;
-    handler* app = nullptr;
+    // Resolves each request to its handler (once per request).
+    const router::mount_table* router = nullptr;
     access_log* access = nullptr;
     bool log_response_head = false;   // the access log's format shows response headers
     std::atomic<bool> draining{false};

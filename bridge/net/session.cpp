@@ -1,6 +1,7 @@
 #include "bridge/net/session.hpp"
 
-#include "adapters/handler.hpp"
+#include "bridge/core/handler.hpp"
+#include "bridge/router/mount_table.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/forwarded.hpp"
 #include "bridge/net/http_util.hpp"
@@ -275,31 +276,34 @@ asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& o
     }
 }
 
-asio::awaitable<void> session::serve_websocket(request_parser& p) {
+asio::awaitable<void> session::serve_websocket(request_parser& p, handler& target, bool accepts) {
     if (unsigned status = websocket_handshake_status(p.head())) {
         co_await reject(status);
         co_return;
     }
-    if (!ctx_.app->accepts_websocket(p.head())) {
+    if (!accepts) {
         co_await reject(400);
         co_return;
     }
     endpoint_info ep = ep_;
     if (ep.trusted_peer) apply_forwarded(p.head(), ctx_.trusted, ep);
     auto ch = std::make_shared<ws_channel>(socket_.get_executor(), std::move(p.head()), ep, ctx_.output_hwm);
+    if (!target.submit_websocket(ch)) {
+        co_await reject(503);
+        co_return;
+    }
     current_ws_ = ch;
     set_phase(phase::app);   // Beast's websocket timeouts take over
-    ctx_.app->submit_websocket(ch);
     co_await net::serve_websocket(socket_, ch, ctx_, closed_);
     current_ws_.reset();
 }
 
-asio::awaitable<void> session::serve_tunnel(std::shared_ptr<exchange> ex) {
+asio::awaitable<void> session::serve_tunnel(std::shared_ptr<exchange> ex, handler& target) {
     upgraded_client client{socket_, std::string(static_cast<const char*>(buf_.data().data()), buf_.size())};
     buf_.consume(buf_.size());
     tunnelling_ = true;
     set_phase(phase::app);   // the tunnel keeps its own idle timeout
-    co_await ctx_.app->tunnel(std::move(ex), client);
+    co_await target.tunnel(std::move(ex), client);
 }
 
 asio::awaitable<bool> session::buffer_body(request_parser& p, std::string& memory, body_file& file) {
@@ -347,11 +351,12 @@ asio::awaitable<bool> session::buffer_body(request_parser& p, std::string& memor
 }
 
 asio::awaitable<bool> session::serve(request_parser& p) {
+    route r = ctx_.router->resolve(p.head());
     const request_head& h = p.head();
     // A mount that relays upgrades takes the handshake as a request.
-    bool tunnel = h.upgrade && ctx_.app->tunnels_upgrade(h);
+    bool tunnel = h.upgrade && r.duties.tunnel_upgrade;
     if (h.is_websocket() && !tunnel) {
-        co_await serve_websocket(p);
+        co_await serve_websocket(p, *r.target, r.duties.websocket);
         co_return false;
     }
     bool expect = h.expect_continue;
@@ -361,7 +366,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     std::string body;
     body_file spooled;
     rate_.start();
-    if (!preread && !p.is_done() && ctx_.app->buffers_body(h)) {
+    if (!preread && !p.is_done() && r.duties.buffer_body) {
         // The request goes to the app only once its body is here, so a slow
         // upload holds this coroutine, never a pool thread.
         if (!co_await buffer_body(p, body, spooled)) {
@@ -388,18 +393,18 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     } else {
         ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep_, ctx_.output_hwm);
     }
-    if (ctx_.app->watches_disconnect(ex->head())) ex->set_direct_fd(socket_.native_handle());
+    if (r.duties.watch_disconnect) ex->set_direct_fd(socket_.native_handle());
     if (spooled.valid()) ex->preload_body_file(std::move(spooled));
     else if (preread || p.is_done()) ex->preload_body(std::move(body));
     current_ = ex;
     set_phase(phase::app);
-    if (!ctx_.app->submit(ex)) {
+    if (!r.target->submit(ex)) {
         current_.reset();
         co_await reject(503);
         co_return false;
     }
     bool keep = false;
-    bool ok = co_await pump(p, *ex, keep);
+    bool ok = co_await pump(p, *ex, r.duties.watch_disconnect, keep);
     current_.reset();
     if (ctx_.access) ctx_.access->record(*ex, started, ex->finished_at());
     if (answer_timeout_) {
@@ -411,7 +416,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     }
     if (tunnel && ex->status() == 101) {
         if (!ok || !keep || !p.is_done()) ex->abort();
-        co_await serve_tunnel(std::move(ex));
+        co_await serve_tunnel(std::move(ex), *r.target);
         co_return false;
     }
     if (!ok || !keep) co_return false;
@@ -419,10 +424,9 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     co_return true;
 }
 
-asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep) {
+asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool watch, bool& keep) {
     bool body_broken = false;
-    // Apps on the event loop learn of a client that leaves while they wait.
-    bool watch = ctx_.app->watches_disconnect(ex.head());
+    // `watch`: apps on the event loop learn of a client that leaves while they wait.
     bool peer_gone = false;
     for (;;) {
         if (answer_timeout_) co_return false;   // see request_timed_out

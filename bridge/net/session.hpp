@@ -18,6 +18,8 @@
 #include <optional>
 #include <string>
 
+namespace trestle { class handler; }
+
 namespace trestle::net {
 
 struct server_context;
@@ -61,9 +63,9 @@ private:
     boost::asio::awaitable<bool> read_body_chunk(request_parser& p, std::string& out);
     boost::asio::awaitable<bool> buffer_body(request_parser& p, std::string& memory, body_file& file);
     boost::asio::awaitable<bool> serve(request_parser& p);
-    boost::asio::awaitable<void> serve_websocket(request_parser& p);
-    boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<exchange> ex);
-    boost::asio::awaitable<bool> pump(request_parser& p, exchange& ex, bool& keep);
+    boost::asio::awaitable<void> serve_websocket(request_parser& p, handler& target, bool accepts);
+    boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<exchange> ex, handler& target);
+    boost::asio::awaitable<bool> pump(request_parser& p, exchange& ex, bool watch, bool& keep);
     boost::asio::awaitable<bool> send_file(int fd, std::uint64_t offset, std::uint64_t count);
     boost::asio::awaitable<bool> drain(request_parser& p);
     boost::asio::awaitable<bool> write(std::string_view bytes);

@@ -362,7 +362,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     router::mount_table table(root, ctx.server_header);
     for (auto& m : apps)
         if (!m.spec->prefix.empty()) table.add(m.spec->prefix, *m.h);
-    ctx.app = apps.size() == 1 && root ? root : static_cast<handler*>(&table);
+    ctx.router = &table;
 
     net::server srv(ctx, opt.io_threads, opt.backlog);
     srv.set_notifier(&notify);

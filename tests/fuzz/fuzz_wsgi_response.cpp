@@ -162,6 +162,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     head.method = "GET";
     head.target = "/";
     head.headers = {{"Host", "x", 0}};
+    head.routed.decoded = "/";   // as the router leaves it at the root
     net::endpoint_info ep;
     auto ex = std::make_shared<net::exchange>(ioc->get_executor(), head, ep, 1u << 30);
     ex->preload_body({});
