@@ -49,7 +49,10 @@ session::session(generic_socket socket, endpoint_info ep, server_context& ctx, s
 }
 
 session::~session() {
-    if (current_) current_->abort();
+    if (current_) {
+        current_->set_driver(nullptr);
+        current_->abort();
+    }
     reg_.remove(reg_pos_);
 }
 
@@ -80,11 +83,52 @@ void session::interrupt_watch() {
     socket_.cancel(ec);
 }
 
+void session::exchange_ready(exchange& ex) {
+    if (&ex != current_.get() || closed_) return;
+    if (!watch_reading_) {
+        ex.wakeup_timer().cancel();   // the pump waits on the timer: it takes the work itself
+        return;
+    }
+    // The pump waits on a read of the socket: the body is in and nothing more
+    // is expected from the client until the response is out. What the app
+    // produced is written from here, without resuming the pump; a response
+    // that completes with keep-alive leaves the connection idle, and the
+    // client's next request (or its leaving) resumes the pump. Anything more
+    // (the rest of a write the socket would not take, a file, a close) goes
+    // to the pump.
+    for (;;) {
+        io_work w;
+        if (!ex.take(w)) return;   // all done for now; the next output wakes this again
+        if (w.file || w.want_body || !write_now(w.out)) {
+            carry_ = std::move(w);
+            interrupt_watch();
+            return;
+        }
+        ex.output_written();
+        if (w.done) {
+            bool idle = w.keep_alive;
+            carry_ = std::move(w);
+            if (idle) set_phase(phase::idle);   // the keep-alive timeout starts now
+            else interrupt_watch();
+            return;
+        }
+    }
+}
+
+bool session::write_now(std::string& out) {
+    while (!out.empty()) {
+        ssize_t n = ::send(socket_.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            out.erase(0, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        return false;   // EAGAIN or an error: the pump's write waits, or sees the same error
+    }
+    return true;
+}
+
 void session::check_deadline(clock::time_point now) {
-    // A response written directly by the app's thread posts no wakeup; a
-    // client that then stays quiet is noticed here, and its keep-alive
-    // timeout starts.
-    if (phase_ == phase::app && current_ && current_->finished_unwoken()) interrupt_watch();
     // The request timeout rides on this scan too: no timer per request.
     if (ctx_.request_timeout.count() > 0 && current_ && !closed_ && current_->timeout_due(now)) request_timed_out();
     if (closed_ || now < deadline_) return;
@@ -147,8 +191,7 @@ void session::close_if_idle() {
 void session::close_now() {
     if (closed_) return;
     closed_ = true;
-    // Before the descriptor can be closed (and reused): no more direct writes.
-    if (current_) current_->abort();
+    if (current_) current_->abort();   // the app sees the client gone
     error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);   // ends a watching pump's read
@@ -389,22 +432,24 @@ asio::awaitable<bool> session::serve(request_parser& p) {
         // This request's client and scheme, as the trusted proxy reports them.
         endpoint_info ep = ep_;
         apply_forwarded(p.head(), ctx_.trusted, ep);
-        ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep, ctx_.output_hwm);
+        ex = std::make_shared<exchange>(reg_.wakes(), std::move(p.head()), ep, ctx_.output_hwm);
     } else {
-        ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep_, ctx_.output_hwm);
+        ex = std::make_shared<exchange>(reg_.wakes(), std::move(p.head()), ep_, ctx_.output_hwm);
     }
-    if (r.duties.watch_disconnect) ex->set_direct_fd(socket_.native_handle());
+    ex->set_driver(this);
     if (spooled.valid()) ex->preload_body_file(std::move(spooled));
     else if (preread || p.is_done()) ex->preload_body(std::move(body));
     current_ = ex;
     set_phase(phase::app);
     if (!r.target->submit(ex)) {
+        ex->set_driver(nullptr);
         current_.reset();
         co_await reject(503);
         co_return false;
     }
     bool keep = false;
     bool ok = co_await pump(p, *ex, r.duties.watch_disconnect, keep);
+    ex->set_driver(nullptr);
     current_.reset();
     if (ctx_.access) ctx_.access->record(*ex, started, ex->finished_at());
     if (answer_timeout_) {
@@ -428,25 +473,33 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool watch,
     bool body_broken = false;
     // `watch`: apps on the event loop learn of a client that leaves while they wait.
     bool peer_gone = false;
+    carry_.reset();
     for (;;) {
         if (answer_timeout_) co_return false;   // see request_timed_out
         io_work w;
         // Nothing more is expected from the client until the response is
         // out, so once the body is in, the wait is a read: it ends with the
-        // client's next request (pipelined, or sent after a response the app
-        // wrote directly), with its leaving, or when the app wakes us.
+        // client's next request (pipelined, or sent after a response that
+        // exchange_ready wrote), with its leaving, or when exchange_ready
+        // leaves work to the pump (carry_).
         bool watching = watch && !peer_gone && p.is_done() && buf_.size() == 0;
-        if (!ex.take(w, watching)) {
+        bool got = false;
+        if (carry_) {
+            w = std::move(*carry_);
+            carry_.reset();
+            got = true;
+        } else {
+            got = ex.take(w);
+        }
+        if (!got) {
             if (peer_gone || closed_) {
                 ex.abort();   // the app sees http.disconnect / OSError
                 co_return false;
             }
             if (watching) {
-                ex.set_watch(this);
                 watch_reading_ = true;
                 auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
                 watch_reading_ = false;
-                ex.set_watch(nullptr);
                 if (!ec) {
                     buf_.commit(n);   // the next request; it waits for this response
                 } else if (ec != asio::error::operation_aborted) {
@@ -563,7 +616,7 @@ asio::awaitable<void> session::reject(unsigned status, bool head_only) {
 
 // ---- registry -------------------------------------------------------------
 
-session_registry::session_registry(asio::any_io_executor ex) : timer_(ex) {}
+session_registry::session_registry(asio::any_io_executor ex) : wakes_(ex), timer_(ex) {}
 
 std::list<session*>::iterator session_registry::add(session* s) {
     return sessions_.insert(sessions_.end(), s);
