@@ -35,14 +35,18 @@ asgi_handler::asgi_handler(py::ref app, runtime::loop_thread& loop, const net::s
 asgi_handler::~asgi_handler() = default;
 
 bool asgi_handler::submit(std::shared_ptr<net::exchange> ex) {
+    if (!ctx_.apps_in_flight.try_enter()) return false;   // --limit-concurrency
     // One eventfd write wakes the loop for every request posted before it runs.
     loop_.post([this, ex = std::move(ex)]() mutable { start(std::move(ex)); });
     return true;
 }
 
 void asgi_handler::start(std::shared_ptr<net::exchange> ex) {
+    admission::place place(ctx_.apps_in_flight);   // entered in submit
     py::ref scope = scopes_.build(ex->head(), ex->endpoint());
-    py::ref call = new_call_object(std::make_unique<http_call>(ex, loop_, ctx_));
+    auto impl = std::make_unique<http_call>(ex, loop_, ctx_);
+    impl->hold(std::move(place));
+    py::ref call = new_call_object(std::move(impl));
     if (!call) {
         py::print_exception();
         net::response_writer w(*ex, ctx_);
@@ -83,13 +87,17 @@ py::ref asgi_handler::spawn(PyObject* scope, PyObject* receive, PyObject* send, 
 }
 
 bool asgi_handler::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
+    if (!ctx_.apps_in_flight.try_enter()) return false;   // --limit-concurrency
     loop_.post([this, ch = std::move(ch)]() mutable { start_websocket(std::move(ch)); });
     return true;
 }
 
 void asgi_handler::start_websocket(std::shared_ptr<net::ws_channel> ch) {
+    admission::place place(ctx_.apps_in_flight);   // entered in submit_websocket
     py::ref scope = scopes_.build_websocket(ch->head(), ch->endpoint());
-    py::ref call = new_ws_call_object(std::make_unique<ws_call>(ch, loop_));
+    auto impl = std::make_unique<ws_call>(ch, loop_);
+    impl->hold(std::move(place));
+    py::ref call = new_ws_call_object(std::move(impl));
     py::ref receive = call ? ws_bound(call.get(), "receive") : py::ref{};
     py::ref send = call ? ws_bound(call.get(), "send") : py::ref{};
     py::ref done = call ? ws_bound(call.get(), "_done") : py::ref{};

@@ -34,7 +34,15 @@ bool wsgi_handler::submit(std::shared_ptr<net::exchange> ex) {
     // the pool then takes them as one batch under one GIL acquisition.
     thread_local bool wake_scheduled = false;
     auto io = ex->io_executor();
-    if (!pool_.try_submit([this, ex = std::move(ex)] { run(*ex); }, false)) return false;
+    if (!ctx_.apps_in_flight.try_enter()) return false;   // --limit-concurrency
+    auto job = [this, ex = std::move(ex)] {
+        run(*ex);
+        ctx_.apps_in_flight.leave();
+    };
+    if (!pool_.try_submit(std::move(job), false)) {
+        ctx_.apps_in_flight.leave();
+        return false;
+    }
     if (!wake_scheduled) {
         wake_scheduled = true;
         boost::asio::post(io, [this] {

@@ -1,5 +1,6 @@
 #pragma once
 #include "bridge/config/options.hpp"
+#include "bridge/core/admission.hpp"
 #include "bridge/net/forwarded.hpp"
 
 #include <atomic>
@@ -24,6 +25,13 @@ struct server_context {
     std::string body_temp_dir = "/tmp";
     std::string server_header = "trestle";
     std::string retry_after = "1";
+    // --limit-concurrency. Mutable: the one part of a fixed context that the
+    // handlers, which see it const, change (thread-safe, like a mutex).
+    mutable admission apps_in_flight;
+    // --worker-connections: connections open at once (0: no cap). At the cap
+    // the accept loop stops taking new ones until one closes; they wait in
+    // the listen backlog, where another worker process may take them.
+    std::size_t max_connections = 0;
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
     trusted_proxies trusted;   // --forwarded-allow-ips

@@ -232,6 +232,8 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     ctx.body_temp_dir = opt.body_temp_dir;
     ctx.server_header = opt.server_header;
     ctx.retry_after = std::to_string(opt.retry_after);
+    ctx.apps_in_flight.set_limit(opt.limit_concurrency);
+    ctx.max_connections = opt.worker_connections;
     ctx.ws_max_size = opt.ws_max_size;
     ctx.ws_idle_timeout = opt.ws_idle_timeout;
     ctx.request_timeout = opt.timeout;
