@@ -77,8 +77,9 @@ private:
     void interrupt_watch();
     // The app side produced something (see exchange_driver).
     void exchange_ready(exchange& ex) override;
-    // Writes what it can of `out` without waiting; true once all is written.
-    bool write_now(std::string& out);
+    // Writes what it can of `out` without waiting (`flags`: MSG_MORE);
+    // true once all is written.
+    bool write_now(std::string& out, int flags = 0);
     // --timeout: the app has held the current request too long.
     void request_timed_out();
 
