@@ -462,12 +462,12 @@ bool server::run(std::chrono::milliseconds graceful) {
                 reopen_logs(im.ctx.access);
                 break;
             case SIGHUP:
-                log::warning("received SIGHUP: a reload needs worker processes, which this server does not "
-                             "run yet; still serving the code already loaded");
+                log::warning("received SIGHUP: a reload replaces worker processes, and this one runs "
+                             "without them (start with --workers N to reload); still serving the code already loaded");
                 break;
             case SIGUSR2:
-                log::warning("received SIGUSR2: a binary upgrade needs worker processes, which this server "
-                             "does not run yet; still serving");
+                log::warning("received SIGUSR2: a binary upgrade needs a supervisor, and this process runs "
+                             "without one (start with --workers N); still serving");
                 break;
             case SIGTTIN:
             case SIGTTOU:
