@@ -2,6 +2,7 @@
 
 #include "adapters/asgi/http_call.hpp"
 #include "adapters/asgi/ws_call.hpp"
+#include "bridge/config/options.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/response_writer.hpp"
@@ -33,6 +34,23 @@ asgi_handler::asgi_handler(py::ref app, runtime::loop_thread& loop, const net::s
 }
 
 asgi_handler::~asgi_handler() = default;
+
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
+    const mount_spec& spec = m.spec;
+    if (spec.buffer_body.value_or(false))
+        log::warning(spec.origin + ": buffer_body applies to WSGI apps; " + spec.app + " is ASGI and streams its body");
+    auto h = std::make_unique<asgi_handler>(*m.app, *s.loop, s.ctx, spec.prefix);
+    if (!spec.prefix.empty()) {
+        // Whether the app wants root_path left out of path (trestle._asgi).
+        py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._asgi"));
+        py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), "path_excludes_root") : nullptr);
+        py::ref excludes = py::ref::steal(fn ? PyObject_CallOneArg(fn.get(), m.app->get()) : nullptr);
+        if (!excludes) throw mount_error(1, "cannot inspect the app " + spec.app);
+        h->scopes().set_path_excludes_root(excludes.get() == Py_True);
+    }
+    if (m.lifespan_state && *m.lifespan_state) h->scopes().set_state(m.lifespan_state->get());
+    return h;
+}
 
 bool asgi_handler::submit(std::shared_ptr<net::exchange> ex) {
     if (!ctx_.apps_in_flight.try_enter()) return false;   // --limit-concurrency

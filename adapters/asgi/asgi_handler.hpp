@@ -3,6 +3,7 @@
 // task, with receive and send implemented in C++ over the exchange.
 #include "adapters/asgi/scope.hpp"
 #include "bridge/core/handler.hpp"
+#include "bridge/core/services.hpp"
 #include "bridge/python/ref.hpp"
 
 namespace trestle::runtime { class loop_thread; }
@@ -42,6 +43,11 @@ private:
     // a fixed name spares the "Task-<n>" formatting of every request.
     py::ref task_type_, task_kwnames_, task_name_;
 };
+
+// The factory of every adapter (bridge/core/services.hpp). Requires the GIL,
+// a loaded app and the running loop. Throws mount_error (status 1, with the
+// Python exception set) when the app cannot be inspected.
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s);
 
 // Creates the Python types of this adapter. Once, with the GIL.
 void init_types();

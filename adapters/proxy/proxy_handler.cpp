@@ -36,6 +36,14 @@ std::vector<tcp::endpoint> resolve(const std::string& text, const upstream_url& 
 
 } // namespace
 
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
+    try {
+        return std::make_unique<proxy_handler>(m.spec.proxy, s.ctx, m.spec.prefix);
+    } catch (const std::runtime_error& e) {
+        throw mount_error(2, e.what());
+    }
+}
+
 proxy_handler::proxy_handler(const proxy_mount_options& opt, net::server_context& ctx, std::string prefix) {
     if (opt.upstreams.empty()) throw std::runtime_error("a proxy mount needs at least one upstream URL");
     std::vector<upstream> ups;

@@ -4,6 +4,7 @@
 // thread of the client's connection (see docs/configuration.md, "Proxy
 // mounts").
 #include "bridge/core/handler.hpp"
+#include "bridge/core/services.hpp"
 #include "bridge/config/options.hpp"
 
 #include <memory>
@@ -30,5 +31,9 @@ public:
 private:
     std::shared_ptr<mount_state> state_;   // shared with the calls in flight
 };
+
+// The factory of every adapter (bridge/core/services.hpp). Throws
+// mount_error (status 2) for an upstream it cannot use.
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s);
 
 } // namespace trestle::proxy

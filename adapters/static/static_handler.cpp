@@ -142,6 +142,14 @@ void pick_precompressed(const root_dir& root, const net::request_head& h, const 
 
 } // namespace
 
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
+    try {
+        return std::make_unique<static_handler>(m.spec.files, s.ctx, m.spec.prefix);
+    } catch (const std::runtime_error& e) {
+        throw mount_error(2, e.what());
+    }
+}
+
 static_handler::static_handler(const static_mount_options& opt, net::server_context& ctx, std::string prefix)
     : opt_(opt), ctx_(ctx), prefix_(std::move(prefix)), root_(opt.root, opt.follow_symlinks),
       mime_(system_mime_types()) {

@@ -2,6 +2,7 @@
 // A static-file mount: answered on the io thread that read the request, with
 // no Python involved (see docs/configuration.md, "Static mounts").
 #include "bridge/core/handler.hpp"
+#include "bridge/core/services.hpp"
 #include "adapters/static/root_dir.hpp"
 #include "bridge/config/options.hpp"
 
@@ -30,5 +31,9 @@ private:
     root_dir root_;
     const mime_types& mime_;
 };
+
+// The factory of every adapter (bridge/core/services.hpp). Throws
+// mount_error (status 2) when the root is not a readable directory.
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s);
 
 } // namespace trestle::statics

@@ -1,6 +1,7 @@
 #include "adapters/wsgi/wsgi_handler.hpp"
 
 #include "adapters/wsgi/wsgi.hpp"
+#include "bridge/config/options.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
@@ -27,6 +28,11 @@ wsgi_handler::wsgi_handler(py::ref app, runtime::thread_pool& pool, const net::s
       buffer_body_(buffer_body) {}
 
 wsgi_handler::~wsgi_handler() = default;
+
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
+    return std::make_unique<wsgi_handler>(*m.app, *s.pool, s.ctx, m.spec.prefix,
+                                          m.spec.buffer_body.value_or(s.opt.buffer_body));
+}
 
 bool wsgi_handler::submit(std::shared_ptr<net::exchange> ex) {
     // The pool is woken once per turn of this io thread's event loop, after

@@ -2,6 +2,7 @@
 // Runs a WSGI app on the thread pool: one job per request, with the GIL held
 // only while Python runs.
 #include "bridge/core/handler.hpp"
+#include "bridge/core/services.hpp"
 #include "adapters/wsgi/environ.hpp"
 #include "bridge/python/ref.hpp"
 
@@ -31,5 +32,9 @@ private:
     environ_builder environ_;
     bool buffer_body_;
 };
+
+// The factory of every adapter (bridge/core/services.hpp). Requires the GIL
+// and a loaded app.
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s);
 
 } // namespace trestle::wsgi
