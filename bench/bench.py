@@ -240,7 +240,8 @@ def options(argv):
     p = argparse.ArgumentParser(
         prog="bench/run.sh",
         description="Benchmark trestle with wrk: against gunicorn sync and gthread on WSGI "
-                    "apps, against uvicorn and hypercorn on ASGI apps. "
+                    "apps, against uvicorn and hypercorn on ASGI apps, against nginx on static "
+                    "and proxy mounts (--apps mounts --servers trestle,nginx). "
                     "Every option can also be set by the environment variable in brackets.")
     p.add_argument("--apps", default=env("APPS", "all"),
                    help="comma list of: " + ", ".join(APPS) + "; all (the Python apps: "
