@@ -290,7 +290,9 @@ void exchange::output_written() {
     std::lock_guard lock(m_);
     in_flight_ = 0;
     cv_.notify_all();
-    wake_app_locked();
+    // A finished app waits for nothing more: waking an app on the event loop
+    // here would cost a loop wakeup per response for nothing.
+    if (!done_) wake_app_locked();
 }
 
 void exchange::file_sent(bool ok) {
@@ -298,7 +300,7 @@ void exchange::file_sent(bool ok) {
     file_pending_ = false;
     file_ok_ = ok;
     cv_.notify_all();
-    wake_app_locked();
+    if (!done_) wake_app_locked();
 }
 
 void exchange::abort() {
