@@ -72,6 +72,11 @@ struct reply {
     // many blocking exchange::write calls (chunked on HTTP/1.1), as a pool
     // thread streams it; only from an app thread.
     std::size_t pieces = 0;
+    // Read the whole request body first, blocking as wsgi.input does (only
+    // from an app thread); the default answer is then that body. A body that
+    // cannot be read is answered with the status the connection gives
+    // (413, 408, 400), as the adapters do.
+    bool read_body = false;
 };
 
 // Frames `r` with the real response_writer and hands it to the exchange.
@@ -79,6 +84,23 @@ struct reply {
 inline bool respond(net::exchange& ex, const net::server_context& ctx, const reply& r) {
     net::response_writer w(ex, ctx);
     std::string body = r.body ? *r.body : ex.head().target;
+    if (r.read_body) {
+        std::string got;
+        char buf[16 * 1024];
+        for (int reads = 0; reads < 1'000'000; ++reads) {
+            auto n = ex.read(buf, sizeof buf);
+            if (!n) {
+                unsigned status = ex.body_error_status();
+                w.error_response(status ? status : 400);
+                bool gone = ex.client_gone();
+                w.finish(gone);
+                return gone;
+            }
+            if (*n == 0) break;
+            got.append(buf, *n);
+        }
+        if (!r.body) body = std::move(got);
+    }
     w.set_head(r.status, std::to_string(r.status) + " " + std::string(net::reason_phrase(r.status)),
                "Content-Type: text/plain\r\n", std::nullopt);
     if (r.close) w.close_after();

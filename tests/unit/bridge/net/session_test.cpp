@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+
 namespace trestle::test_support {
 namespace {
 
@@ -250,6 +253,52 @@ TEST(session_limits, a_body_the_app_did_not_read_closes_the_connection_past_one_
     expect_served(c, "/thread/up");
     EXPECT_TRUE(c.closed_by_server());
     EXPECT_TRUE(t.wait_sessions_done());
+}
+
+// A chunked request of `size` bytes in chunks of 10,000.
+std::string chunked_post(std::string_view target, std::size_t size, std::string_view extra = {}) {
+    std::string r = "POST " + std::string(target) + " HTTP/1.1\r\nHost: tester\r\nTransfer-Encoding: chunked\r\n";
+    r += extra;
+    r += "\r\n";
+    for (std::size_t at = 0; at < size; at += 10'000) {
+        std::size_t n = std::min<std::size_t>(10'000, size - at);
+        char hex[16];
+        std::snprintf(hex, sizeof hex, "%zx", n);
+        r += hex;
+        r += "\r\n" + std::string(n, static_cast<char>('a' + at / 10'000 % 26)) + "\r\n";
+    }
+    return r + "0\r\n\r\n";
+}
+
+TEST(session_limits, a_streamed_body_reaches_the_app_as_it_reads_it) {
+    // Chunked, so not read before dispatch: the app's reads pull it through.
+    connection_tester t;
+    t.threaded.standard.read_body = true;
+    auto c = t.open();
+    ASSERT_TRUE(c.send(chunked_post("/thread/echo", 200'000) + get("/next")));
+    auto r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200u);
+    ASSERT_EQ(r->body.size(), 200'000u);
+    EXPECT_EQ(r->body.substr(0, 3), "aaa");
+    EXPECT_EQ(r->body.substr(199'997), "ttt");
+    expect_served(c, "/next");
+}
+
+TEST(session_limits, expect_100_continue_is_answered_when_the_app_first_reads) {
+    connection_tester t;
+    t.threaded.standard.read_body = true;
+    auto c = t.open();
+    ASSERT_TRUE(c.send("POST /thread/echo HTTP/1.1\r\nHost: tester\r\nContent-Length: 5\r\n"
+                       "Expect: 100-continue\r\n\r\n"));
+    auto go_on = c.read_response();
+    ASSERT_TRUE(go_on);
+    EXPECT_EQ(go_on->status, 100u);
+    ASSERT_TRUE(c.send("hello"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, "hello");
+    expect_kept_alive(c);
 }
 
 // ---- timeouts (the registry's watchdog ticks every 250 ms) ----------------------------
