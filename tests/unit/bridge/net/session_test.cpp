@@ -247,9 +247,10 @@ TEST(session_limits, a_body_the_app_did_not_read_is_drained_and_the_connection_g
 TEST(session_limits, a_body_the_app_did_not_read_closes_the_connection_past_one_mib) {
     connection_tester t;
     auto c = t.open();
-    // The server stops reading partway, so this send may fail.
-    (void)c.send("POST /thread/up HTTP/1.1\r\nHost: tester\r\nContent-Length: 3000000\r\n\r\n" +
-                 std::string(3'000'000, 'u'));
+    // The client can still send all of it (the server reads and drops it
+    // before closing), and then reads the answer.
+    EXPECT_TRUE(c.send("POST /thread/up HTTP/1.1\r\nHost: tester\r\nContent-Length: 3000000\r\n\r\n" +
+                       std::string(3'000'000, 'u')));
     expect_served(c, "/thread/up");
     EXPECT_TRUE(c.closed_by_server());
     EXPECT_TRUE(t.wait_sessions_done());
@@ -283,6 +284,19 @@ TEST(session_limits, a_streamed_body_reaches_the_app_as_it_reads_it) {
     EXPECT_EQ(r->body.substr(0, 3), "aaa");
     EXPECT_EQ(r->body.substr(199'997), "ttt");
     expect_served(c, "/next");
+}
+
+TEST(session_limits, a_streamed_body_over_max_body_bytes_is_413_and_the_client_can_finish_sending) {
+    connection_tester t;
+    t.ctx.limits.max_body_bytes = 100'000;
+    t.threaded.standard.read_body = true;
+    auto c = t.open();
+    EXPECT_TRUE(c.send(chunked_post("/thread/echo", 1'000'000)));
+    auto r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413u);
+    EXPECT_EQ(r->field("connection"), "close");
+    EXPECT_TRUE(c.closed_by_server());
 }
 
 TEST(session_limits, expect_100_continue_is_answered_when_the_app_first_reads) {
@@ -466,6 +480,19 @@ TEST(session_refusal, a_full_handler_gets_503_with_retry_after_and_the_connectio
     EXPECT_TRUE(c.closed_by_server());
     EXPECT_EQ(t.busy.refused(), 1u);
     EXPECT_EQ(t.now.requests(), 0u);
+}
+
+TEST(session_refusal, a_refused_request_whose_body_is_still_coming_gets_its_503_not_a_broken_pipe) {
+    // As for a 413: the client still sending its body must be able to finish
+    // sending and then read the answer, rather than fail on a closed socket.
+    connection_tester t;
+    auto c = t.open();
+    EXPECT_TRUE(c.send("POST /busy/up HTTP/1.1\r\nHost: tester\r\nContent-Length: 1000000\r\n\r\n" +
+                       std::string(1'000'000, 'u')));
+    auto r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 503u);
+    EXPECT_TRUE(c.closed_by_server());
 }
 
 // ---- the inline completion path (session::exchange_ready) ------------------------------
