@@ -223,14 +223,15 @@ asio::awaitable<void> session::run() {
     close_now();
 }
 
-// A response that refuses a body (413, or 400/408 partway through it) goes
-// out while the client may still be sending that body. Closing at once with
-// its bytes unread makes the kernel answer them with a reset, which can
-// reach the client before it has read the response: it then sees a broken
-// pipe instead of the 413. So, as nginx's lingering close does, the sending
-// side is shut (the client reads the response and then end of stream) and
-// what still arrives is read and dropped, until the client closes or for at
-// most linger_time.
+// A response that refuses a body (413, or 400/408 partway through it; a
+// 503; an app's answer that leaves the body unread past drain_limit, or that
+// closes) goes out while the client may still be sending that body. Closing
+// at once with its bytes unread makes the kernel answer them with a reset,
+// which can reach the client before it has read the response: it then sees a
+// broken pipe instead of the 413. So, as nginx's lingering close does, the
+// sending side is shut (the client reads the response and then end of
+// stream) and what still arrives is read and dropped, until the client closes
+// or for at most linger_time.
 asio::awaitable<void> session::linger() {
     error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_send, ec);
@@ -444,6 +445,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     if (!r.target->submit(ex)) {
         ex->set_driver(nullptr);
         current_.reset();
+        linger_ = !p.is_done();   // the body may still be on its way
         co_await reject(503);
         co_return false;
     }
@@ -464,8 +466,16 @@ asio::awaitable<bool> session::serve(request_parser& p) {
         co_await serve_tunnel(std::move(ex), *r.target);
         co_return false;
     }
-    if (!ok || !keep) co_return false;
-    if (!p.is_done() && !co_await drain(p)) co_return false;
+    // Closing with the body still on its way (the app refused it, answered
+    // without reading it, or asked to close): linger, as for a 413.
+    if (!ok || !keep) {
+        linger_ = !p.is_done();
+        co_return false;
+    }
+    if (!p.is_done() && !co_await drain(p)) {
+        linger_ = true;
+        co_return false;
+    }
     co_return true;
 }
 
