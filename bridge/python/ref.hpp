@@ -11,18 +11,31 @@ namespace trestle::py {
 
 // An owned (strong) reference. Destroying it decrefs, so it must only be
 // destroyed by a thread that holds the GIL.
+//
+// Move-only: a second owner is a second incref, so it is spelled out with
+// copy() (or ref::borrow) where one is really wanted, and never made by
+// accident when a ref is passed by value or captured in a lambda.
 class ref {
 public:
     ref() noexcept = default;
-    ref(const ref& o) noexcept : p_(o.p_) { Py_XINCREF(p_); }
+    ref(const ref&) = delete;
+    ref& operator=(const ref&) = delete;
     ref(ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
-    ref& operator=(ref o) noexcept { std::swap(p_, o.p_); return *this; }
+    ref& operator=(ref&& o) noexcept {
+        // The old object goes last: its destructor may run Python code that
+        // looks at this ref (Py_SETREF's order). Safe for self-move too.
+        PyObject* old = std::exchange(p_, std::exchange(o.p_, nullptr));
+        Py_XDECREF(old);
+        return *this;
+    }
     ~ref() { Py_XDECREF(p_); }
 
     // Takes ownership of a new reference (the usual API return value).
     static ref steal(PyObject* p) noexcept { ref r; r.p_ = p; return r; }
     // Adds a reference to a borrowed pointer.
     static ref borrow(PyObject* p) noexcept { Py_XINCREF(p); return steal(p); }
+    // A second owner of the same object (one incref).
+    ref copy() const noexcept { return borrow(p_); }
 
     PyObject* get() const noexcept { return p_; }
     PyObject* release() noexcept { return std::exchange(p_, nullptr); }

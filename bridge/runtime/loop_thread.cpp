@@ -19,8 +19,7 @@ namespace {
 PyObject* submit_to_pool(PyObject* self, PyObject* fn) {
     auto* lt = static_cast<loop_thread*>(PyCapsule_GetPointer(self, "trestle.loop_thread"));
     if (!lt) return nullptr;
-    py::ref job = py::ref::borrow(fn);
-    bool ok = lt->executor().try_submit([job] {
+    bool ok = lt->executor().try_submit([job = py::ref::borrow(fn)] {
         py::ref r = py::ref::steal(PyObject_CallNoArgs(job.get()));
         if (!r) py::print_exception();   // the executor's wrapper catches app errors itself
     });
@@ -168,7 +167,7 @@ bool loop_thread::stop_watchdog(std::chrono::milliseconds wait) {
     return true;
 }
 
-void loop_thread::post(std::function<void()> fn) {
+void loop_thread::post(task fn) {
     bool signal = false;
     {
         std::lock_guard lock(m_);

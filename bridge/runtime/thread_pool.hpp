@@ -10,11 +10,12 @@
 // job finds no idle thread and shrunk after idle_timeout). Keeping them apart
 // is what lets an executor job run while every WSGI thread is parked waiting
 // for a coroutine (docs/architecture.md, "Flask async views").
+#include "bridge/runtime/task.hpp"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <functional>
 #include <list>
 #include <mutex>
 #include <string>
@@ -24,7 +25,7 @@ namespace trestle::runtime {
 
 class thread_pool {
 public:
-    using job = std::function<void()>;   // runs with the GIL held
+    using job = task;   // runs with the GIL held; may own Python references
 
     struct settings {
         std::size_t min_threads = 1;     // started at once, never retired

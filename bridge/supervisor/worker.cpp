@@ -317,13 +317,13 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
             continue;
         }
         if (m.iface == "wsgi") {
-            m.h = std::make_unique<wsgi::wsgi_handler>(m.app, pool, ctx, spec.prefix,
+            m.h = std::make_unique<wsgi::wsgi_handler>(m.app.copy(), pool, ctx, spec.prefix,
                                                        spec.buffer_body.value_or(opt.buffer_body));
             continue;
         }
         if (spec.buffer_body.value_or(false))
             log::warning(spec.origin + ": buffer_body applies to WSGI apps; " + spec.app + " is ASGI and streams its body");
-        auto h = std::make_unique<asgi::asgi_handler>(m.app, *loop, ctx, spec.prefix);
+        auto h = std::make_unique<asgi::asgi_handler>(m.app.copy(), *loop, ctx, spec.prefix);
         if (!spec.prefix.empty()) {
             py::ref excludes = call_asgi_helper("path_excludes_root", m.app.get());
             if (!excludes) {

@@ -144,7 +144,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     ioc = new boost::asio::io_context;
     pool = new runtime::thread_pool(1, 16);
     ctx = new net::server_context;
-    wsgi_app = new wsgi::wsgi_handler(app, *pool, *ctx, "");
+    wsgi_app = new wsgi::wsgi_handler(app.copy(), *pool, *ctx, "");
     return 0;
 }
 
