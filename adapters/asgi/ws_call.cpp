@@ -19,16 +19,16 @@ namespace {
 py::name n_done{"done"}, n_set_result{"set_result"}, n_set_exception{"set_exception"},
     n_create_future{"create_future"}, n_cancelled{"cancelled"}, n_exception{"exception"};
 
-// message[key] (borrowed), or null when absent or None.
-PyObject* optional_item(PyObject* message, const char* key) {
-    PyObject* v = PyDict_GetItemString(message, key);   // borrowed
+// message[key], or null when absent or None.
+py::borrowed optional_item(PyObject* message, const char* key) {
+    py::borrowed v = PyDict_GetItemString(message, key);
     return v == Py_None ? nullptr : v;
 }
 
 // An optional str field as UTF-8. False with TypeError (not a str) or
 // UnicodeEncodeError (lone surrogates) set.
 bool optional_str(PyObject* message, const char* key, const char* what, std::string& out) {
-    PyObject* v = optional_item(message, key);   // borrowed
+    py::borrowed v = optional_item(message, key);
     if (!v) return true;
     if (!PyUnicode_Check(v)) {
         PyErr_Format(PyExc_TypeError, "%s '%s' must be a str or None, not %.100s", what, key, Py_TYPE(v)->tp_name);
@@ -73,7 +73,7 @@ bool server_owned(std::string_view n) {
 // in UTF-8. False with TypeError, ValueError or OverflowError set.
 bool parse_close(PyObject* message, net::ws_command& c) {
     c.code = 1000;
-    if (PyObject* code = optional_item(message, "code")) {   // borrowed
+    if (py::borrowed code = optional_item(message, "code")) {
         if (!PyLong_Check(code)) {
             PyErr_Format(PyExc_TypeError, "websocket.close 'code' must be an int, not %.100s", Py_TYPE(code)->tp_name);
             return false;
@@ -230,7 +230,7 @@ PyObject* ws_call::denial(PyObject* message, const std::string& type) {
         PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'websocket.http.response.start', but got '%s'.", type.c_str());
         return nullptr;
     }
-    if (PyObject* body = optional_item(message, "body")) {   // borrowed
+    if (py::borrowed body = optional_item(message, "body")) {
         Py_buffer buf{};
         std::string_view data;
         if (!bytes_view(body, buf, data)) return nullptr;

@@ -115,7 +115,7 @@ PyObject* environ_builder::header_key(const net::header_field& f) const {
     return PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size()));
 }
 
-py::ref environ_builder::build(const net::request_head& h, const net::endpoint_info& ep, PyObject* input,
+py::ref environ_builder::build(const net::request_head& h, const net::endpoint_info& ep, py::borrowed input,
                                unsigned& bad_status) const {
     bad_status = 0;
     py::ref env = py::ref::steal(PyDict_Copy(base_.get()));
@@ -187,12 +187,12 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
         }
         py::ref value = py::ref::steal(latin1(f.value));
         if (!value) return {};
-        PyObject* existing = PyDict_SetDefault(d, key.get(), value.get());   // borrowed
+        py::borrowed existing = PyDict_SetDefault(d, key.get(), value.get());
         if (!existing) return {};
         if (existing != value.get()) {
             // A repeated field: join as RFC 9110 5.3 allows (Cookie with "; ").
             bool cookie = boost::beast::iequals(f.name, "cookie");
-            py::ref joined = py::ref::steal(PyUnicode_FromFormat(cookie ? "%U; %U" : "%U, %U", existing, value.get()));
+            py::ref joined = py::ref::steal(PyUnicode_FromFormat(cookie ? "%U; %U" : "%U, %U", existing.get(), value.get()));
             if (!joined || PyDict_SetItem(d, key.get(), joined.get()) < 0) return {};
         }
     }

@@ -23,7 +23,7 @@ public:
     // Builds one environ. On a request that cannot be represented (a NUL
     // in the decoded path), returns null with `bad_status` set and no Python
     // exception; on a Python error, returns null with the exception set.
-    py::ref build(const net::request_head& head, const net::endpoint_info& ep, PyObject* input,
+    py::ref build(const net::request_head& head, const net::endpoint_info& ep, py::borrowed input,
                   unsigned& bad_status) const;
 
 private:

@@ -118,7 +118,7 @@ void init_file_wrapper_type() {
     wrapper_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
 }
 
-PyObject* file_wrapper_type() { return reinterpret_cast<PyObject*>(wrapper_type); }
+py::borrowed file_wrapper_type() { return reinterpret_cast<PyObject*>(wrapper_type); }
 
 std::optional<file_region> file_wrapper_region(PyObject* obj) {
     if (Py_TYPE(obj) != wrapper_type) return std::nullopt;

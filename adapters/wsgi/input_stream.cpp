@@ -296,7 +296,7 @@ py::ref new_input(net::exchange* ex) {
     return py::ref::steal(reinterpret_cast<PyObject*>(o));
 }
 
-void detach_input(PyObject* input) {
+void detach_input(py::borrowed input) {
     input_state& st = state(input);
     net::exchange* ex;
     {

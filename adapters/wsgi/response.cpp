@@ -82,10 +82,10 @@ PyObject* type_error(const char* fmt, PyObject* obj) {
 // one exception, or (None, None, None) outside an except block. Anything else
 // would reach the error indicator as garbage (a non-type as the exception's
 // type corrupts the interpreter), so it is the app's TypeError. Returns the
-// exception (borrowed), or Py_None for (None, None, None), with `tb` set to
-// the traceback or Py_None; null with TypeError set otherwise. exc_info[0] is
+// exception, or Py_None for (None, None, None), with `tb` set to the
+// traceback or Py_None; null with TypeError set otherwise. exc_info[0] is
 // only checked, never used: raise uses the value's own type.
-PyObject* checked_exc_info(PyObject* exc_info, PyObject*& tb) {
+py::borrowed checked_exc_info(PyObject* exc_info, py::borrowed& tb) {
     if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3)
         return type_error("exc_info must be a (type, value, traceback) tuple as sys.exc_info() returns, not %.100s",
                           exc_info);
@@ -153,8 +153,8 @@ output_gate& call::gate() const { return *reinterpret_cast<start_response_object
 
 PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject* exc_info) {
     if (exc_info != Py_None) {
-        PyObject* tb = nullptr;                               // borrowed
-        PyObject* value = checked_exc_info(exc_info, tb);     // borrowed
+        py::borrowed tb;
+        py::borrowed value = checked_exc_info(exc_info, tb);
         if (!value) return nullptr;
         if (w_.head_emitted()) {
             // PEP 3333: too late to change the response; re-raise the app's

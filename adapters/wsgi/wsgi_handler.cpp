@@ -93,7 +93,7 @@ void wsgi_handler::run(net::exchange& ex) {
     }
 
     py::ref result = py::ref::steal(
-        PyObject_CallFunctionObjArgs(app_.get(), environ.get(), c.start_response(), nullptr));
+        PyObject_CallFunctionObjArgs(app_.get(), environ.get(), c.start_response().get(), nullptr));
     if (!result) {
         c.fail(describe(ex));
     } else {

@@ -12,8 +12,8 @@ namespace trestle::py {
 class name {
 public:
     explicit name(const char* s) : s_(s) {}
-    // The interned object (borrowed); made on first use, with the GIL held.
-    PyObject* get() {
+    // The interned object; made on first use, with the GIL held.
+    borrowed get() {
         if (!o_) o_ = PyUnicode_InternFromString(s_);
         return o_;
     }
@@ -25,7 +25,7 @@ private:
 
 // obj.<method>(args...): a new reference, or null with the exception set.
 template <class... Args>
-ref call_method(PyObject* obj, name& method, Args... args) {
+ref call_method(borrowed obj, name& method, Args... args) {
     PyObject* stack[] = {obj, args...};
     return ref::steal(PyObject_VectorcallMethod(method.get(), stack, sizeof...(Args) + 1, nullptr));
 }

@@ -46,7 +46,7 @@ std::string venv_python(const std::string& venv) {
 }
 
 void prepend_sys_path(const std::vector<std::string>& dirs) {
-    PyObject* path = PySys_GetObject("path");   // borrowed
+    borrowed path = PySys_GetObject("path");
     if (!path || !PyList_Check(path)) return;
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
         ref item = ref::steal(PyUnicode_DecodeFSDefault(it->c_str()));
@@ -55,7 +55,7 @@ void prepend_sys_path(const std::vector<std::string>& dirs) {
 }
 
 void append_sys_path(const std::string& dir) {
-    PyObject* path = PySys_GetObject("path");   // borrowed
+    borrowed path = PySys_GetObject("path");
     if (!path || !PyList_Check(path)) return;
     ref item = ref::steal(PyUnicode_DecodeFSDefault(dir.c_str()));
     if (item) PyList_Append(path, item.get());

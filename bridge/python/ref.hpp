@@ -1,6 +1,8 @@
 #pragma once
-// A small RAII layer over the CPython C API. Every PyObject* in Trestle is
-// either held by a `ref` (owned) or carries a comment saying it is borrowed.
+// A small RAII layer over the CPython C API. A reference Trestle owns is a
+// `ref`; one it borrows is a `borrowed` where the type says it better than a
+// comment (what a function returns or keeps), else a PyObject* with a
+// comment saying it is borrowed.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -46,6 +48,30 @@ private:
     PyObject* p_ = nullptr;
 };
 
+// A borrowed reference: a view of an object that something else keeps
+// alive (a ref, a container, a C type's instance, the interpreter). One
+// pointer and no reference counting, so it is passed by value. It must not
+// outlive its owner, and is no reason for the object to live: copy() makes
+// an owner. It converts to PyObject* for the C API, and is made from a raw
+// pointer or from a ref, but not from a temporary ref, which would leave it
+// dangling at the end of the statement. Through a C variadic call
+// (PyObject_CallFunctionObjArgs, Py_BuildValue, PyErr_Format) pass .get():
+// no conversion happens there.
+class borrowed {
+public:
+    constexpr borrowed() noexcept = default;
+    constexpr borrowed(PyObject* p) noexcept : p_(p) {}
+    borrowed(const ref& r) noexcept : p_(r.get()) {}
+    borrowed(ref&&) = delete;
+
+    constexpr PyObject* get() const noexcept { return p_; }
+    constexpr operator PyObject*() const noexcept { return p_; }
+    ref copy() const noexcept { return ref::borrow(p_); }
+
+private:
+    PyObject* p_ = nullptr;
+};
+
 // Holds the GIL for a scope on a thread that already has a thread state.
 class gil_release {
 public:
@@ -75,7 +101,7 @@ private:
 // escaped, and no exception is left set. PyUnicode_AsUTF8 returns NULL for a
 // str holding a lone surrogate (an app's lifespan failure message, say),
 // and a std::string made from that NULL is undefined behaviour.
-inline std::string text(PyObject* o, const char* fallback = "?") {
+inline std::string text(borrowed o, const char* fallback = "?") {
     if (!o) return fallback;
     ref s = ref::steal(PyObject_Str(o));
     ref b = ref::steal(s ? PyUnicode_AsEncodedString(s.get(), "utf-8", "backslashreplace") : nullptr);

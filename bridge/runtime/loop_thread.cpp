@@ -247,10 +247,10 @@ bool loop_thread::serve() {
     py::ref beat_fn = s_.block_warn.count() > 0 ? py::ref::steal(PyCFunction_New(&beat_def, capsule.get()))
                                                 : py::ref::borrow(Py_None);
     py::ref period = py::ref::steal(PyFloat_FromDouble(static_cast<double>(beat_period_.count()) / 1000.0));
-    PyObject* owner = owner_ ? owner_.get() : Py_None;   // borrowed
+    py::borrowed owner = owner_ ? owner_.get() : Py_None;
     py::ref ok = py::ref::steal(setup ? PyObject_CallFunctionObjArgs(setup.get(), loop_.get(), submit.get(), fd.get(),
                                                                      drain_fn.get(), startup_s.get(), beat_fn.get(),
-                                                                     period.get(), owner, nullptr)
+                                                                     period.get(), owner.get(), nullptr)
                                       : nullptr);
     if (!ok) return fail("cannot set up the event loop");
 
@@ -272,8 +272,8 @@ bool loop_thread::serve() {
     }
     py::ref timeout = budget.count() < 0 ? py::ref::borrow(Py_None)
                                          : py::ref::steal(PyFloat_FromDouble(static_cast<double>(budget.count()) / 1000.0));
-    PyObject* close_owner = owner_ ? owner_.get() : Py_None;   // borrowed
-    py::ref c = py::ref::steal(closer ? PyObject_CallFunctionObjArgs(closer.get(), loop_.get(), timeout.get(), close_owner, nullptr)
+    py::borrowed close_owner = owner_ ? owner_.get() : Py_None;
+    py::ref c = py::ref::steal(closer ? PyObject_CallFunctionObjArgs(closer.get(), loop_.get(), timeout.get(), close_owner.get(), nullptr)
                                       : nullptr);
     if (!c) py::print_exception();
     return true;

@@ -57,7 +57,7 @@ public:
     // Call without the GIL.
     bool stop(std::chrono::milliseconds budget);
 
-    PyObject* loop() const { return loop_.get(); }   // borrowed; valid while running
+    py::borrowed loop() const { return loop_; }   // valid while running
     const std::string& kind() const { return chosen_; }
     thread_pool& executor() { return executor_; }
     // Stalls the watchdog has reported so far (for the metrics).

@@ -32,10 +32,10 @@ namespace trestle::supervisor {
 namespace {
 
 // trestle._asgi.NAME(args...), GIL held. Null with the exception set.
-py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, PyObject* c = nullptr) {
+py::ref call_asgi_helper(const char* name, py::borrowed a, py::borrowed b = nullptr, py::borrowed c = nullptr) {
     py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._asgi"));
     py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), name) : nullptr);
-    return py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), a, b, c, nullptr) : nullptr);
+    return py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), a.get(), b.get(), c.get(), nullptr) : nullptr);
 }
 
 // The least time the steps after the drain get, however long the drain took.
@@ -94,7 +94,7 @@ bool stop_pool(runtime::thread_pool& pool, const runtime::request_watchdog* watc
 
 // "wsgi", "asgi3" or "asgi2" for the app, honouring the mount's interface
 // (or --interface).
-std::string choose_interface(const std::string& wanted, PyObject* app) {
+std::string choose_interface(const std::string& wanted, py::borrowed app) {
     py::ref kind = call_asgi_helper("detect", app);
     if (!kind) {
         py::print_exception();
@@ -128,22 +128,22 @@ struct flask_attached {
     py::ref own_runner;         // set: start a loop of its own for this runner
 };
 
-flask_attached attach_flask(PyObject* app, bool automatic, bool own_loop, const std::string& name) {
+flask_attached attach_flask(py::borrowed app, bool automatic, bool own_loop, const std::string& name) {
     py::ref mod = py::ref::steal(PyImport_ImportModule("trestle.flask"));
     py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), "_attach") : nullptr);
-    PyObject* flag = automatic ? Py_True : Py_False;   // borrowed
-    PyObject* own = own_loop ? Py_True : Py_False;     // borrowed
-    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app, flag, own, nullptr) : nullptr);
+    py::borrowed flag = automatic ? Py_True : Py_False;
+    py::borrowed own = own_loop ? Py_True : Py_False;
+    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app.get(), flag.get(), own.get(), nullptr) : nullptr);
     if (!r) {
         py::print_exception();
         die(1, "cannot set up the Flask integration for " + name);
     }
-    PyObject* note = PyTuple_GET_ITEM(r.get(), 1);   // borrowed
+    py::borrowed note = PyTuple_GET_ITEM(r.get(), 1);
     if (note != Py_None) log::info(name + ": " + py::text(note));
     flask_attached out;
     out.shared_loop = PyTuple_GET_ITEM(r.get(), 0) == Py_True;
-    PyObject* runner = PyTuple_GET_ITEM(r.get(), 2);   // borrowed
-    if (runner != Py_None) out.own_runner = py::ref::borrow(runner);
+    py::borrowed runner = PyTuple_GET_ITEM(r.get(), 2);
+    if (runner != Py_None) out.own_runner = runner.copy();
     return out;
 }
 
@@ -342,13 +342,13 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
                 die(1, "ASGI lifespan startup failed for " + spec.app);
             }
             if (PyTuple_GET_ITEM(result.get(), 0) != Py_True) {
-                PyObject* why = PyTuple_GET_ITEM(result.get(), 1);   // borrowed
+                py::borrowed why = PyTuple_GET_ITEM(result.get(), 1);
                 die(1, "ASGI lifespan startup failed for " + spec.app + ": " + py::text(why));
             }
             py::ref supported = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "supported"));
             if (supported.get() == Py_True) {
                 py::ref state = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "state"));
-                h->scopes().set_state(state.get());
+                h->scopes().set_state(state);
             } else {
                 log::info("ASGI lifespan not supported by " + spec.app + "; continuing without it");
                 m.lifespan.reset();

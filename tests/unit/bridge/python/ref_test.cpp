@@ -1,5 +1,5 @@
 // py::ref: one owner per reference. A second owner is spelled copy(); a
-// copy by accident does not compile.
+// copy by accident does not compile. py::borrowed: a view that owns nothing.
 #include "bridge/python/ref.hpp"
 
 #include <gtest/gtest.h>
@@ -15,6 +15,12 @@ static_assert(!std::is_copy_assignable_v<ref>, "a second owner must be an explic
 static_assert(std::is_nothrow_move_constructible_v<ref>);
 static_assert(std::is_nothrow_move_assignable_v<ref>);
 static_assert(sizeof(ref) == sizeof(PyObject*), "a ref is one pointer");
+
+static_assert(std::is_trivially_copyable_v<borrowed>, "a borrowed is passed like a pointer");
+static_assert(sizeof(borrowed) == sizeof(PyObject*));
+static_assert(std::is_constructible_v<borrowed, const ref&>);
+static_assert(!std::is_constructible_v<borrowed, ref&&>, "a view of a temporary ref would dangle");
+static_assert(std::is_convertible_v<borrowed, PyObject*>);
 
 // A fresh list: never immortal, and nobody else holds it.
 ref fresh() { return ref::steal(PyList_New(0)); }
@@ -81,6 +87,28 @@ TEST(ref, release_hands_the_reference_over_and_reset_drops_it) {
     back.reset();
     EXPECT_FALSE(back);
     EXPECT_EQ(Py_REFCNT(keep.get()), 1);
+}
+
+TEST(borrowed, views_without_owning) {
+    ref owner = fresh();
+    borrowed b = owner;
+    borrowed again = b;
+    PyObject* raw = again;
+    EXPECT_EQ(raw, owner.get());
+    EXPECT_EQ(b.get(), owner.get());
+    EXPECT_EQ(Py_REFCNT(owner.get()), 1);
+    EXPECT_FALSE(borrowed{}.get());
+}
+
+TEST(borrowed, copy_makes_an_owner) {
+    ref owner = fresh();
+    borrowed b = owner;
+    ref second = b.copy();
+    EXPECT_EQ(second.get(), owner.get());
+    EXPECT_EQ(Py_REFCNT(owner.get()), 2);
+    second.reset();
+    EXPECT_EQ(Py_REFCNT(owner.get()), 1);
+    EXPECT_FALSE(borrowed{}.copy());
 }
 
 } // namespace
