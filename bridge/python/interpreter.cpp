@@ -17,8 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-PyThreadState* main_state = nullptr;
-
 [[noreturn]] void fail_usage(const std::string& msg) {
     std::fprintf(stderr, "trestle: error: %s\n", msg.c_str());
     std::exit(2);
@@ -107,16 +105,7 @@ void initialize(const interpreter_options& o) {
         append_sys_path(package.string());
 }
 
-void release_main_thread() { main_state = PyEval_SaveThread(); }
-
-void acquire_main_thread() {
-    if (main_state) PyEval_RestoreThread(main_state);
-    main_state = nullptr;
-}
-
 void finalize() {
-    if (main_state) PyEval_RestoreThread(main_state);
-    main_state = nullptr;
     if (Py_FinalizeEx() < 0) log::warning("errors while finalizing Python");
 }
 

@@ -72,7 +72,10 @@ private:
     PyObject* p_ = nullptr;
 };
 
-// Holds the GIL for a scope on a thread that already has a thread state.
+// The GIL, in scopes. Every thread that runs Python takes and drops it
+// through these, so each acquisition is a visible scope that can be counted.
+
+// Releases the GIL for a scope (a blocking wait) on a thread that holds it.
 class gil_release {
 public:
     gil_release() noexcept : state_(PyEval_SaveThread()) {}
@@ -84,8 +87,10 @@ private:
     PyThreadState* state_;
 };
 
-// Acquires the GIL for a scope on any thread (used at startup and shutdown,
-// never on the request path, where pool threads keep their own state).
+// Acquires the GIL for a scope on any thread, making a thread state if the
+// thread has none. The loop thread holds one for its whole life; elsewhere
+// it serves startup, shutdown and the watchdogs, never a request: a thread
+// without a state of its own would make and drop one each time.
 class gil_ensure {
 public:
     gil_ensure() noexcept : state_(PyGILState_Ensure()) {}
@@ -95,6 +100,38 @@ public:
 
 private:
     PyGILState_STATE state_;
+};
+
+// The calling thread's own thread state, made once and kept for the
+// thread's life (the pool threads): made and destroyed without the GIL,
+// which gil_restore takes with it.
+class thread_state {
+public:
+    thread_state() noexcept : gstate_(PyGILState_Ensure()), state_(PyEval_SaveThread()) {}
+    // The outermost PyGILState_Release deletes the state and drops the GIL.
+    ~thread_state() {
+        PyEval_RestoreThread(state_);
+        PyGILState_Release(gstate_);
+    }
+    thread_state(const thread_state&) = delete;
+    thread_state& operator=(const thread_state&) = delete;
+
+private:
+    friend class gil_restore;
+    PyGILState_STATE gstate_;
+    PyThreadState* state_;
+};
+
+// Holds the GIL for a scope with a thread state the thread keeps.
+class gil_restore {
+public:
+    explicit gil_restore(const thread_state& t) noexcept : state_(t.state_) { PyEval_RestoreThread(state_); }
+    ~gil_restore() { PyEval_SaveThread(); }
+    gil_restore(const gil_restore&) = delete;
+    gil_restore& operator=(const gil_restore&) = delete;
+
+private:
+    PyThreadState* state_;
 };
 
 // str(o) as UTF-8 for a log line or an error message: lone surrogates are

@@ -199,13 +199,15 @@ void loop_thread::drain() {
 void loop_thread::run() {
     set_batch_scheduling();
     set_thread_name(s_.thread_name.c_str());
-    PyGILState_STATE gstate = PyGILState_Ensure();
-    py_ident_ = PyThread_get_thread_ident();
-    bool ok = serve();   // every Python reference it made is gone when it returns
-    drain();             // late work holds references: drop them with the GIL
-    loop_.reset();
-    owner_.reset();
-    PyGILState_Release(gstate);
+    bool ok;
+    {
+        py::gil_ensure gil;   // the thread's state for its life; the loop drops the GIL while it waits
+        py_ident_ = PyThread_get_thread_ident();
+        ok = serve();   // every Python reference it made is gone when it returns
+        drain();        // late work holds references: drop them with the GIL
+        loop_.reset();
+        owner_.reset();
+    }
     std::lock_guard lock(m_);
     if (!ok) state_ = -1;
     finished_ = true;

@@ -21,6 +21,8 @@
 #include <string>
 #include <thread>
 
+namespace trestle::py { class thread_state; }
+
 namespace trestle::runtime {
 
 class thread_pool {
@@ -57,6 +59,7 @@ private:
     };
 
     void worker(std::list<slot>::iterator self);
+    void work(const py::thread_state& python);   // until the thread retires or the pool stops
     // Called with m_ held when queued work may find no thread: wakes an idle
     // one, or starts one if the pool may grow.
     void call_help_locked();

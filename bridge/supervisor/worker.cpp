@@ -281,9 +281,11 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     ls.block_warn = opt.loop_block_warn;
     if (any_asgi || flask_loop) {
         loop = std::make_unique<runtime::loop_thread>(ls, *blocking);
-        py::release_main_thread();
-        bool started = loop->start();
-        py::acquire_main_thread();
+        bool started;
+        {
+            py::gil_release nogil;   // the loop's startup hooks run Python
+            started = loop->start();
+        }
         if (!started) die(1, "the event loop could not start, or a startup hook failed (see above)");
     }
     for (auto& [name, runner] : own_loop_runners) {
@@ -291,9 +293,11 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         own.label = "the event loop of " + name;
         own.thread_name = "trestle-loop" + std::to_string(own_loops.size() + 1);
         own_loops.push_back(std::make_unique<runtime::loop_thread>(own, *blocking, std::move(runner)));
-        py::release_main_thread();
-        bool started = own_loops.back()->start();
-        py::acquire_main_thread();
+        bool started;
+        {
+            py::gil_release nogil;
+            started = own_loops.back()->start();
+        }
         if (!started) die(1, "the event loop for " + name + " could not start (see above)");
     }
     own_loop_runners.clear();
@@ -413,55 +417,56 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         };
     }
 
-    py::release_main_thread();
-    srv.run(opt.graceful_timeout);
-    // From here a signal means "stop now", whatever is still being waited for.
-    stop_now_on_signal();
-    if (access) access->flush();
-
-    // Everything after the drain (lifespan shutdowns, shutdown hooks, the
-    // loop's cancelled tasks, the threads' last jobs) shares what is left of
-    // the graceful period, and at least kCleanupFloor; nothing after a
-    // second signal. Each step gives up on what overruns, so the process
-    // ends within --graceful-timeout + kCleanupFloor (plus the last second
-    // loop_thread::stop allows a stuck loop).
-    using clock = std::chrono::steady_clock;
-    const bool interrupted = srv.interrupted();
-    const auto cleanup_end = interrupted ? clock::now() : std::max(srv.graceful_deadline(), clock::now() + kCleanupFloor);
-    auto left = [&] {
-        return std::max(std::chrono::milliseconds(0),
-                        std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_end - clock::now()));
-    };
-    for (auto& m : apps) {
-        if (!m.lifespan || interrupted) continue;
-        py::gil_ensure gil;
-        py::ref timeout = py::ref::steal(PyFloat_FromDouble(static_cast<double>(left().count()) / 1000.0));
-        py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
-        if (!result) py::print_exception();
-        else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
-            log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + py::text(PyTuple_GET_ITEM(result.get(), 1)));
-    }
-    for (auto& own : own_loops)
-        if (!own->stop(left())) loop_stuck();
-    if (loop && !loop->stop(left())) loop_stuck();
-    // Jobs still queued or running get what is left of the cleanup time.
-    bool threads_done = !blocking || blocking->stop(left().count());
-    if (!threads_done || !stop_pool(pool, watchdog.get(), left)) {
-        log::warning("app threads still busy at shutdown; exiting without finalizing Python");
-        std::fflush(stderr);
-        ::_exit(0);
-    }
-    if (watchdog && !watchdog->stop(left() + std::chrono::seconds(1))) {
-        log::warning("the request watchdog is stuck waiting for the GIL; exiting without finalizing Python");
-        std::fflush(stderr);
-        ::_exit(0);
-    }
     {
-        // The handler owns Python references: drop them with the GIL.
-        py::gil_ensure gil;
-        apps.clear();
-        watchdog.reset();
+        // Python belongs to the other threads from here; the GIL comes back
+        // for the last references and for finalizing.
+        py::gil_release nogil;
+        srv.run(opt.graceful_timeout);
+        // From here a signal means "stop now", whatever is still being waited for.
+        stop_now_on_signal();
+        if (access) access->flush();
+
+        // Everything after the drain (lifespan shutdowns, shutdown hooks, the
+        // loop's cancelled tasks, the threads' last jobs) shares what is left of
+        // the graceful period, and at least kCleanupFloor; nothing after a
+        // second signal. Each step gives up on what overruns, so the process
+        // ends within --graceful-timeout + kCleanupFloor (plus the last second
+        // loop_thread::stop allows a stuck loop).
+        using clock = std::chrono::steady_clock;
+        const bool interrupted = srv.interrupted();
+        const auto cleanup_end = interrupted ? clock::now() : std::max(srv.graceful_deadline(), clock::now() + kCleanupFloor);
+        auto left = [&] {
+            return std::max(std::chrono::milliseconds(0),
+                            std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_end - clock::now()));
+        };
+        for (auto& m : apps) {
+            if (!m.lifespan || interrupted) continue;
+            py::gil_ensure gil;
+            py::ref timeout = py::ref::steal(PyFloat_FromDouble(static_cast<double>(left().count()) / 1000.0));
+            py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
+            if (!result) py::print_exception();
+            else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
+                log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + py::text(PyTuple_GET_ITEM(result.get(), 1)));
+        }
+        for (auto& own : own_loops)
+            if (!own->stop(left())) loop_stuck();
+        if (loop && !loop->stop(left())) loop_stuck();
+        // Jobs still queued or running get what is left of the cleanup time.
+        bool threads_done = !blocking || blocking->stop(left().count());
+        if (!threads_done || !stop_pool(pool, watchdog.get(), left)) {
+            log::warning("app threads still busy at shutdown; exiting without finalizing Python");
+            std::fflush(stderr);
+            ::_exit(0);
+        }
+        if (watchdog && !watchdog->stop(left() + std::chrono::seconds(1))) {
+            log::warning("the request watchdog is stuck waiting for the GIL; exiting without finalizing Python");
+            std::fflush(stderr);
+            ::_exit(0);
+        }
     }
+    // The handlers own Python references.
+    apps.clear();
+    watchdog.reset();
     py::finalize();
     log::info("stopped");
     return 0;
