@@ -15,9 +15,7 @@ namespace trestle::asgi {
 
 namespace {
 
-// Method names, interned once (see bridge/python/call.hpp).
-py::name n_done{"done"}, n_set_result{"set_result"}, n_set_exception{"set_exception"},
-    n_create_future{"create_future"}, n_cancelled{"cancelled"}, n_exception{"exception"};
+namespace names = py::names;
 
 // message[key], or null when absent or None.
 py::borrowed optional_item(PyObject* message, const char* key) {
@@ -99,7 +97,7 @@ bool parse_close(PyObject* message, net::ws_command& c) {
 void settle(py::ref& fut, PyObject* value, PyObject* exc_type = nullptr, const char* text = nullptr) {
     if (!fut) return;
     py::ref f = std::move(fut);
-    py::ref done = py::call_method(f.get(), n_done);
+    py::ref done = py::call_method(f.get(), names::done);
     if (!done) {
         py::print_exception();
         return;
@@ -108,9 +106,9 @@ void settle(py::ref& fut, PyObject* value, PyObject* exc_type = nullptr, const c
     py::ref r;
     if (exc_type) {
         py::ref exc = py::ref::steal(PyObject_CallFunction(exc_type, "s", text));
-        r = exc ? py::call_method(f.get(), n_set_exception, exc.get()) : py::ref{};
+        r = exc ? py::call_method(f.get(), names::set_exception, exc.get()) : py::ref{};
     } else {
-        r = py::call_method(f.get(), n_set_result, value);
+        r = py::call_method(f.get(), names::set_result, value);
     }
     if (!r) py::print_exception();
 }
@@ -168,7 +166,7 @@ PyObject* ws_call::receive() {
     py::ref msg = next_message();
     if (msg) return done_awaitable(msg.get()).release();
     if (PyErr_Occurred()) return nullptr;
-    receive_waiter_ = py::call_method(loop_, n_create_future);
+    receive_waiter_ = py::call_method(loop_, names::create_future);
     if (!receive_waiter_) return nullptr;
     Py_INCREF(receive_waiter_.get());
     return receive_waiter_.get();
@@ -308,7 +306,7 @@ PyObject* ws_call::send(PyObject* message) {
         }
         if (ch_->command(std::move(c))) return done_awaitable(Py_None).release();
         // Above the high-water mark: suspend until the socket drains.
-        send_waiter_ = py::call_method(loop_, n_create_future);
+        send_waiter_ = py::call_method(loop_, names::create_future);
         if (!send_waiter_) return nullptr;
         Py_INCREF(send_waiter_.get());
         return send_waiter_.get();
@@ -338,9 +336,9 @@ void ws_call::on_io_event() {
 }
 
 void ws_call::on_done(PyObject* task) {
-    py::ref cancelled = py::call_method(task, n_cancelled);
+    py::ref cancelled = py::call_method(task, names::cancelled);
     py::ref exc = cancelled && cancelled.get() == Py_False
-                      ? py::call_method(task, n_exception)
+                      ? py::call_method(task, names::exception)
                       : py::ref{};
     if (!cancelled) PyErr_Clear();
     bool failed = exc && exc.get() != Py_None;

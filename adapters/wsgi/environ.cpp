@@ -2,7 +2,7 @@
 
 #include "adapters/wsgi/wsgi.hpp"
 #include "bridge/net/request_path.hpp"
-#include "bridge/python/call.hpp"
+#include "bridge/python/names.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
@@ -11,33 +11,7 @@ namespace trestle::wsgi {
 
 namespace {
 
-// Interned keys and constant values, created once under the GIL and kept for
-// the life of the process.
-struct keys_t {
-    PyObject* REQUEST_METHOD;
-    PyObject* SCRIPT_NAME;
-    PyObject* PATH_INFO;
-    PyObject* QUERY_STRING;
-    PyObject* CONTENT_TYPE;
-    PyObject* CONTENT_LENGTH;
-    PyObject* SERVER_NAME;
-    PyObject* SERVER_PORT;
-    PyObject* SERVER_PROTOCOL;
-    PyObject* REMOTE_ADDR;
-    PyObject* REMOTE_PORT;
-    PyObject* REQUEST_URI;
-    PyObject* RAW_URI;
-    PyObject* wsgi_input;
-    PyObject* http10;
-    PyObject* http11;
-    PyObject* empty;
-    PyObject* GET;
-    PyObject* POST;
-    PyObject* HEAD;
-};
-keys_t* K = nullptr;
-
-PyObject* intern(const char* s) { return PyUnicode_InternFromString(s); }
+namespace names = py::names;
 
 PyObject* latin1(std::string_view s) {
     return PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
@@ -48,17 +22,6 @@ bool set_owned(PyObject* dict, PyObject* key, PyObject* value) {
     int r = PyDict_SetItem(dict, key, value);
     Py_DECREF(value);
     return r == 0;
-}
-
-void init_keys() {
-    if (K) return;
-    K = new keys_t{
-        intern("REQUEST_METHOD"), intern("SCRIPT_NAME"), intern("PATH_INFO"), intern("QUERY_STRING"),
-        intern("CONTENT_TYPE"), intern("CONTENT_LENGTH"), intern("SERVER_NAME"), intern("SERVER_PORT"),
-        intern("SERVER_PROTOCOL"), intern("REMOTE_ADDR"), intern("REMOTE_PORT"), intern("REQUEST_URI"),
-        intern("RAW_URI"), intern("wsgi.input"), intern("HTTP/1.0"), intern("HTTP/1.1"), intern(""),
-        intern("GET"), intern("POST"), intern("HEAD"),
-    };
 }
 
 } // namespace
@@ -75,22 +38,21 @@ std::string cgi_header_name(std::string_view name) {
 }
 
 environ_builder::environ_builder(std::string script_name) : script_name_(std::move(script_name)) {
-    init_keys();
     base_ = py::ref::steal(PyDict_New());
     PyObject* d = base_.get();
     py::ref sys = py::ref::steal(PyImport_ImportModule("sys"));
     PyObject* err = sys ? PyObject_GetAttrString(sys.get(), "stderr") : nullptr;
     PyErr_Clear();
-    set_owned(d, intern("wsgi.version"), Py_BuildValue("(ii)", 1, 0));
-    set_owned(d, intern("wsgi.url_scheme"), PyUnicode_FromString("http"));
-    if (err) set_owned(d, intern("wsgi.errors"), err);
-    PyDict_SetItemString(d, "wsgi.multithread", Py_True);
-    PyDict_SetItemString(d, "wsgi.multiprocess", Py_False);
-    PyDict_SetItemString(d, "wsgi.run_once", Py_False);
-    PyDict_SetItemString(d, "wsgi.input_terminated", Py_True);
-    PyDict_SetItemString(d, "wsgi.file_wrapper", file_wrapper_type());
-    set_owned(d, intern("SERVER_SOFTWARE"), PyUnicode_FromString("trestle/" TRESTLE_VERSION));
-    set_owned(d, K->SCRIPT_NAME, latin1(script_name_));
+    set_owned(d, names::wsgi_version, Py_BuildValue("(ii)", 1, 0));
+    PyDict_SetItem(d, names::wsgi_url_scheme, names::http);
+    if (err) set_owned(d, names::wsgi_errors, err);
+    PyDict_SetItem(d, names::wsgi_multithread, Py_True);
+    PyDict_SetItem(d, names::wsgi_multiprocess, Py_False);
+    PyDict_SetItem(d, names::wsgi_run_once, Py_False);
+    PyDict_SetItem(d, names::wsgi_input_terminated, Py_True);
+    PyDict_SetItem(d, names::wsgi_file_wrapper, file_wrapper_type());
+    set_owned(d, names::SERVER_SOFTWARE, PyUnicode_FromString("trestle/" TRESTLE_VERSION));
+    set_owned(d, names::SCRIPT_NAME, latin1(script_name_));
     known_keys_.resize(512);
 }
 
@@ -122,10 +84,10 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
     if (!env) return {};
     PyObject* d = env.get();
 
-    PyObject* method = h.method == "GET" ? K->GET : h.method == "POST" ? K->POST : h.method == "HEAD" ? K->HEAD : nullptr;
+    PyObject* method = h.method == "GET" ? names::GET : h.method == "POST" ? names::POST : h.method == "HEAD" ? names::HEAD : nullptr;
     if (method) {
-        if (PyDict_SetItem(d, K->REQUEST_METHOD, method) < 0) return {};
-    } else if (!set_owned(d, K->REQUEST_METHOD, latin1(h.method))) {
+        if (PyDict_SetItem(d, names::REQUEST_METHOD, method) < 0) return {};
+    } else if (!set_owned(d, names::REQUEST_METHOD, latin1(h.method))) {
         return {};
     }
 
@@ -140,32 +102,31 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
     }
     std::string_view path = decoded;
     if (auto at = net::match_prefix(decoded, script_name_)) path.remove_prefix(*at);
-    if (!set_owned(d, K->PATH_INFO, latin1(path))) return {};
+    if (!set_owned(d, names::PATH_INFO, latin1(path))) return {};
     std::string_view query = h.query();
     if (query.empty()) {
-        if (PyDict_SetItem(d, K->QUERY_STRING, K->empty) < 0) return {};
-    } else if (!set_owned(d, K->QUERY_STRING, latin1(query))) {
+        if (PyDict_SetItem(d, names::QUERY_STRING, names::empty) < 0) return {};
+    } else if (!set_owned(d, names::QUERY_STRING, latin1(query))) {
         return {};
     }
     PyObject* target = latin1(h.target);
     if (!target) return {};
-    PyDict_SetItem(d, K->REQUEST_URI, target);
-    set_owned(d, K->RAW_URI, target);
-    PyDict_SetItem(d, K->SERVER_PROTOCOL, h.version == 10 ? K->http10 : K->http11);
-    if (!set_owned(d, K->SERVER_NAME, latin1(ep.server_name)) ||
-        !set_owned(d, K->SERVER_PORT, latin1(ep.server_port)))
+    PyDict_SetItem(d, names::REQUEST_URI, target);
+    set_owned(d, names::RAW_URI, target);
+    PyDict_SetItem(d, names::SERVER_PROTOCOL, h.version == 10 ? names::http10 : names::http11);
+    if (!set_owned(d, names::SERVER_NAME, latin1(ep.server_name)) ||
+        !set_owned(d, names::SERVER_PORT, latin1(ep.server_port)))
         return {};
     if (!ep.is_unix) {
-        if (!set_owned(d, K->REMOTE_ADDR, latin1(ep.remote_addr)) ||
-            !set_owned(d, K->REMOTE_PORT, latin1(ep.remote_port)))
+        if (!set_owned(d, names::REMOTE_ADDR, latin1(ep.remote_addr)) ||
+            !set_owned(d, names::REMOTE_PORT, latin1(ep.remote_port)))
             return {};
     } else {
-        PyDict_SetItem(d, K->REMOTE_ADDR, K->empty);
+        PyDict_SetItem(d, names::REMOTE_ADDR, names::empty);
     }
-    if (PyDict_SetItem(d, K->wsgi_input, input) < 0) return {};
+    if (PyDict_SetItem(d, names::wsgi_input, input) < 0) return {};
     if (ep.scheme == "https") {   // a trusted proxy says so (--forwarded-allow-ips)
-        static py::name url_scheme("wsgi.url_scheme"), https("https"), HTTPS("HTTPS"), on("on");
-        if (PyDict_SetItem(d, url_scheme.get(), https.get()) < 0 || PyDict_SetItem(d, HTTPS.get(), on.get()) < 0)
+        if (PyDict_SetItem(d, names::wsgi_url_scheme, names::https) < 0 || PyDict_SetItem(d, names::HTTPS, names::on) < 0)
             return {};
     }
 
@@ -179,9 +140,9 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
             boost::beast::iequals(f.name, "content-length")) {
             // The parser has already checked that every Content-Length agrees
             // (RFC 9110 8.6 lets "5, 5" stand for 5): give the app one number.
-            if (h.chunked || !h.content_length || PyDict_Contains(d, K->CONTENT_LENGTH)) continue;
+            if (h.chunked || !h.content_length || PyDict_Contains(d, names::CONTENT_LENGTH)) continue;
             std::string n = std::to_string(*h.content_length);
-            if (!set_owned(d, K->CONTENT_LENGTH, PyUnicode_FromStringAndSize(n.data(), static_cast<Py_ssize_t>(n.size()))))
+            if (!set_owned(d, names::CONTENT_LENGTH, PyUnicode_FromStringAndSize(n.data(), static_cast<Py_ssize_t>(n.size()))))
                 return {};
             continue;
         }

@@ -1,6 +1,7 @@
 #include "bridge/python/interpreter.hpp"
 
 #include "bridge/observability/log.hpp"
+#include "bridge/python/names.hpp"
 #include "bridge/python/package_dir.hpp"
 #include "bridge/python/ref.hpp"
 
@@ -87,6 +88,7 @@ void initialize(const interpreter_options& o) {
     PyStatus st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     check(st);
+    names::init();
 
     // Like gunicorn: the app's directory first, then --pythonpath entries
     // ahead of it, and Trestle's own package last.
