@@ -4,6 +4,7 @@
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/python/c_type.hpp"
 #include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
@@ -359,27 +360,18 @@ void http_call::on_done(PyObject* task) {
 
 namespace {
 
-struct call_object {
-    PyObject_HEAD
-    http_call* impl;   // owned
+struct owned_call {
+    std::unique_ptr<http_call> impl;
 };
+using call_type = py::c_type<owned_call>;
 
-PyTypeObject* call_type = nullptr;   // owned for the process
-
-http_call* impl(PyObject* self) { return reinterpret_cast<call_object*>(self)->impl; }
+http_call* impl(PyObject* self) { return call_type::of(self).impl.get(); }
 
 PyObject* call_receive(PyObject* self, PyObject*) { return impl(self)->receive(); }
 PyObject* call_send(PyObject* self, PyObject* message) { return impl(self)->send(message); }
 PyObject* call_done(PyObject* self, PyObject* task) {
     impl(self)->on_done(task);
     Py_RETURN_NONE;
-}
-
-void call_dealloc(PyObject* self) {
-    delete impl(self);
-    PyTypeObject* tp = Py_TYPE(self);
-    tp->tp_free(self);
-    Py_DECREF(tp);
 }
 
 PyMethodDef receive_def = {"receive", call_receive, METH_NOARGS, "ASGI receive()."};
@@ -389,22 +381,10 @@ PyMethodDef done_def = {"_done", call_done, METH_O, "Task completion."};
 } // namespace
 
 void init_call_type() {
-    static PyType_Slot slots[] = {
-        {Py_tp_dealloc, reinterpret_cast<void*>(call_dealloc)},
-        {Py_tp_doc, const_cast<char*>("One ASGI HTTP request.")},
-        {0, nullptr},
-    };
-    static PyType_Spec spec = {"trestle.HTTPCall", sizeof(call_object), 0,
-                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
-    call_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+    call_type::define("trestle.HTTPCall", {{Py_tp_doc, const_cast<char*>("One ASGI HTTP request.")}});
 }
 
-py::ref new_call_object(std::unique_ptr<http_call> p) {
-    auto* o = PyObject_New(call_object, call_type);
-    if (!o) return {};
-    o->impl = p.release();
-    return py::ref::steal(reinterpret_cast<PyObject*>(o));
-}
+py::ref new_call_object(std::unique_ptr<http_call> p) { return call_type::make(std::move(p)); }
 
 http_call* impl_of(PyObject* call) { return impl(call); }
 py::ref bound_receive(PyObject* call) { return py::ref::steal(PyCFunction_New(&receive_def, call)); }

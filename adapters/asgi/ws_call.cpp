@@ -3,6 +3,7 @@
 #include "adapters/asgi/messages.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/python/c_type.hpp"
 #include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
@@ -362,25 +363,17 @@ void ws_call::on_done(PyObject* task) {
 
 namespace {
 
-struct ws_call_object {
-    PyObject_HEAD
-    ws_call* impl;   // owned
+struct owned_ws_call {
+    std::unique_ptr<ws_call> impl;
 };
+using ws_type = py::c_type<owned_ws_call>;
 
-PyTypeObject* ws_type = nullptr;   // owned for the process
-
-ws_call* wimpl(PyObject* self) { return reinterpret_cast<ws_call_object*>(self)->impl; }
+ws_call* wimpl(PyObject* self) { return ws_type::of(self).impl.get(); }
 PyObject* ws_receive(PyObject* self, PyObject*) { return wimpl(self)->receive(); }
 PyObject* ws_send(PyObject* self, PyObject* m) { return wimpl(self)->send(m); }
 PyObject* ws_done(PyObject* self, PyObject* task) {
     wimpl(self)->on_done(task);
     Py_RETURN_NONE;
-}
-void ws_dealloc(PyObject* self) {
-    delete wimpl(self);
-    PyTypeObject* tp = Py_TYPE(self);
-    tp->tp_free(self);
-    Py_DECREF(tp);
 }
 
 PyMethodDef ws_receive_def = {"receive", ws_receive, METH_NOARGS, "ASGI receive()."};
@@ -390,22 +383,10 @@ PyMethodDef ws_done_def = {"_done", ws_done, METH_O, "Task completion."};
 } // namespace
 
 void init_ws_call_type() {
-    static PyType_Slot slots[] = {
-        {Py_tp_dealloc, reinterpret_cast<void*>(ws_dealloc)},
-        {Py_tp_doc, const_cast<char*>("One ASGI WebSocket connection.")},
-        {0, nullptr},
-    };
-    static PyType_Spec spec = {"trestle.WebSocketCall", sizeof(ws_call_object), 0,
-                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
-    ws_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+    ws_type::define("trestle.WebSocketCall", {{Py_tp_doc, const_cast<char*>("One ASGI WebSocket connection.")}});
 }
 
-py::ref new_ws_call_object(std::unique_ptr<ws_call> p) {
-    auto* o = PyObject_New(ws_call_object, ws_type);
-    if (!o) return {};
-    o->impl = p.release();
-    return py::ref::steal(reinterpret_cast<PyObject*>(o));
-}
+py::ref new_ws_call_object(std::unique_ptr<ws_call> p) { return ws_type::make(std::move(p)); }
 
 py::ref ws_bound(PyObject* call, const char* which) {
     PyMethodDef* def = std::strcmp(which, "receive") == 0 ? &ws_receive_def
