@@ -130,8 +130,7 @@ PyObject* http_call::receive() {
     }
     receive_waiter_ = py::call_method(loop_, names::create_future);
     if (!receive_waiter_) return nullptr;
-    Py_INCREF(receive_waiter_.get());
-    return receive_waiter_.get();
+    return receive_waiter_.copy().release();   // the caller's; ours stays
 }
 
 PyObject* http_call::send(PyObject* message) {
@@ -200,8 +199,7 @@ PyObject* http_call::send_body(PyObject* message) {
     // Above the high-water mark: suspend until the socket drains.
     send_waiter_ = py::call_method(loop_, names::create_future);
     if (!send_waiter_) return nullptr;
-    Py_INCREF(send_waiter_.get());
-    return send_waiter_.get();
+    return send_waiter_.copy().release();   // the caller's; ours stays
 }
 
 PyObject* http_call::send_path(PyObject* message) {

@@ -15,42 +15,30 @@ namespace {
 
 namespace names = py::names;
 
-
-bool set_owned(PyObject* d, PyObject* key, PyObject* value) {
-    if (!value) return false;
-    int r = PyDict_SetItem(d, key, value);
-    Py_DECREF(value);
-    return r == 0;
-}
-
-PyObject* bytes(std::string_view s) {
-    return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+py::ref bytes(std::string_view s) {
+    return py::ref::steal(PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size())));
 }
 
 // Header names lower-cased, as the spec requires, in one allocation.
-PyObject* lower_bytes(std::string_view s) {
-    PyObject* b = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(s.size()));
-    if (!b) return nullptr;
-    char* p = PyBytes_AS_STRING(b);
+py::ref lower_bytes(std::string_view s) {
+    py::ref b = py::ref::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(s.size())));
+    if (!b) return {};
+    char* p = PyBytes_AS_STRING(b.get());
     for (std::size_t i = 0; i < s.size(); ++i) p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
     return b;
 }
 
 // (host, port): built by hand, Py_BuildValue's format parsing costs more
 // than the tuple.
-PyObject* host_port(const std::string& host, const std::string& port) {
+py::ref host_port(const std::string& host, const std::string& port) {
     long p = 0;
     std::from_chars(port.data(), port.data() + port.size(), p);
-    PyObject* h = PyUnicode_DecodeLatin1(host.data(), static_cast<Py_ssize_t>(host.size()), nullptr);
-    PyObject* n = h ? PyLong_FromLong(p) : nullptr;
-    PyObject* t = n ? PyTuple_New(2) : nullptr;
-    if (!t) {
-        Py_XDECREF(h);
-        Py_XDECREF(n);
-        return nullptr;
-    }
-    PyTuple_SET_ITEM(t, 0, h);   // steals
-    PyTuple_SET_ITEM(t, 1, n);
+    py::ref h = py::ref::steal(PyUnicode_DecodeLatin1(host.data(), static_cast<Py_ssize_t>(host.size()), nullptr));
+    py::ref n = py::ref::steal(h ? PyLong_FromLong(p) : nullptr);
+    py::ref t = py::ref::steal(n ? PyTuple_New(2) : nullptr);
+    if (!t) return {};
+    PyTuple_SET_ITEM(t.get(), 0, h.release());   // steals
+    PyTuple_SET_ITEM(t.get(), 1, n.release());
     return t;
 }
 
@@ -70,8 +58,9 @@ py::ref scope_builder::build(const net::request_head& h, const net::endpoint_inf
 py::ref scope_builder::build_websocket(const net::request_head& h, const net::endpoint_info& ep) const {
     py::ref scope = common(h, ep, true);
     if (!scope) return {};
-    PyObject* protos = PyList_New(0);
-    if (!set_owned(scope.get(), names::subprotocols, protos)) return {};
+    py::ref list = py::ref::steal(PyList_New(0));
+    PyObject* protos = list.get();   // borrowed: the scope holds it
+    if (!py::set_item(scope.get(), names::subprotocols, std::move(list))) return {};
     for (auto& f : h.headers) {
         if (!boost::beast::iequals(f.name, "sec-websocket-protocol")) continue;
         for (auto tok : boost::beast::http::token_list{f.value}) {
@@ -116,7 +105,7 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     if (!websocket) {
         PyObject* method = h.method == "GET" ? names::GET : h.method == "POST" ? names::POST : h.method == "HEAD" ? names::HEAD : nullptr;
         if (method) PyDict_SetItem(d, names::method, method);
-        else if (!set_owned(d, names::method, PyUnicode_DecodeLatin1(h.method.data(), static_cast<Py_ssize_t>(h.method.size()), nullptr)))
+        else if (!py::set_item(d, names::method, py::ref::steal(PyUnicode_DecodeLatin1(h.method.data(), static_cast<Py_ssize_t>(h.method.size()), nullptr))))
             return {};
     }
 
@@ -134,20 +123,19 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     std::string_view rest = decoded;
     if (auto at = net::match_prefix(decoded, root_)) rest.remove_prefix(*at);
     std::string path = strip_root_ ? std::string(rest) : root_ + std::string(rest);
-    if (!set_owned(d, names::path, PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace")) ||
-        !set_owned(d, names::raw_path, bytes(h.path())) || !set_owned(d, names::query_string, bytes(h.query())))
+    if (!py::set_item(d, names::path, py::ref::steal(PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace"))) ||
+        !py::set_item(d, names::raw_path, bytes(h.path())) || !py::set_item(d, names::query_string, bytes(h.query())))
         return {};
 
-    PyObject* headers = PyList_New(static_cast<Py_ssize_t>(h.headers.size()));
-    if (!set_owned(d, names::headers, headers)) return {};
+    py::ref list = py::ref::steal(PyList_New(static_cast<Py_ssize_t>(h.headers.size())));
+    PyObject* headers = list.get();   // borrowed: the scope holds it
+    if (!py::set_item(d, names::headers, std::move(list))) return {};
     for (std::size_t i = 0; i < h.headers.size(); ++i) {
-        PyObject* name = lower_bytes(h.headers[i].name);
-        PyObject* value = bytes(h.headers[i].value);
-        PyObject* pair = (name && value) ? PyTuple_Pack(2, name, value) : nullptr;
-        Py_XDECREF(name);
-        Py_XDECREF(value);
+        py::ref name = lower_bytes(h.headers[i].name);
+        py::ref value = bytes(h.headers[i].value);
+        py::ref pair = py::ref::steal(name && value ? PyTuple_Pack(2, name.get(), value.get()) : nullptr);
         if (!pair) return {};
-        PyList_SET_ITEM(headers, static_cast<Py_ssize_t>(i), pair);   // steals
+        PyList_SET_ITEM(headers, static_cast<Py_ssize_t>(i), pair.release());   // steals
     }
     if (ep.scheme == "https") {   // a trusted proxy says so (--forwarded-allow-ips)
         if (PyDict_SetItem(d, names::scheme, websocket ? names::wss : names::https) < 0) return {};
@@ -156,18 +144,18 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
         PyDict_SetItem(d, names::client, Py_None);
         PyDict_SetItem(d, names::server, Py_None);
     } else {
-        if (!set_owned(d, names::client, host_port(ep.remote_addr, ep.remote_port))) return {};
+        if (!py::set_item(d, names::client, host_port(ep.remote_addr, ep.remote_port))) return {};
         // Every connection of a listener has the same server address: the
         // tuple (immutable) is built once per address and shared.
         if (ep.server_name != server_name_ || ep.server_port != server_port_ || !server_) {
-            server_ = py::ref::steal(host_port(ep.server_name, ep.server_port));
+            server_ = host_port(ep.server_name, ep.server_port);
             if (!server_) return {};
             server_name_ = ep.server_name;
             server_port_ = ep.server_port;
         }
         PyDict_SetItem(d, names::server, server_.get());
     }
-    if (state_ && !set_owned(d, names::state, PyDict_Copy(state_.get()))) return {};
+    if (state_ && !py::set_item(d, names::state, py::ref::steal(PyDict_Copy(state_.get())))) return {};
     return scope;
 }
 

@@ -169,8 +169,7 @@ PyObject* ws_call::receive() {
     if (PyErr_Occurred()) return nullptr;
     receive_waiter_ = py::call_method(loop_, names::create_future);
     if (!receive_waiter_) return nullptr;
-    Py_INCREF(receive_waiter_.get());
-    return receive_waiter_.get();
+    return receive_waiter_.copy().release();   // the caller's; ours stays
 }
 
 // websocket.accept: `subprotocol` None (or "") or a token the client offered (RFC
@@ -309,8 +308,7 @@ PyObject* ws_call::send(PyObject* message) {
         // Above the high-water mark: suspend until the socket drains.
         send_waiter_ = py::call_method(loop_, names::create_future);
         if (!send_waiter_) return nullptr;
-        Py_INCREF(send_waiter_.get());
-        return send_waiter_.get();
+        return send_waiter_.copy().release();   // the caller's; ours stays
     }
     if (type == "websocket.close") {
         net::ws_command c{net::ws_command::close, {}, {}, {}, 403, {}, 1000, {}};

@@ -13,15 +13,8 @@ namespace {
 
 namespace names = py::names;
 
-PyObject* latin1(std::string_view s) {
-    return PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
-}
-
-bool set_owned(PyObject* dict, PyObject* key, PyObject* value) {
-    if (!value) return false;
-    int r = PyDict_SetItem(dict, key, value);
-    Py_DECREF(value);
-    return r == 0;
+py::ref latin1(std::string_view s) {
+    return py::ref::steal(PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr));
 }
 
 } // namespace
@@ -41,40 +34,39 @@ environ_builder::environ_builder(std::string script_name) : script_name_(std::mo
     base_ = py::ref::steal(PyDict_New());
     PyObject* d = base_.get();
     py::ref sys = py::ref::steal(PyImport_ImportModule("sys"));
-    PyObject* err = sys ? PyObject_GetAttrString(sys.get(), "stderr") : nullptr;
+    py::ref err = py::ref::steal(sys ? PyObject_GetAttrString(sys.get(), "stderr") : nullptr);
     PyErr_Clear();
-    set_owned(d, names::wsgi_version, Py_BuildValue("(ii)", 1, 0));
+    py::set_item(d, names::wsgi_version, py::ref::steal(Py_BuildValue("(ii)", 1, 0)));
     PyDict_SetItem(d, names::wsgi_url_scheme, names::http);
-    if (err) set_owned(d, names::wsgi_errors, err);
+    if (err) py::set_item(d, names::wsgi_errors, std::move(err));
     PyDict_SetItem(d, names::wsgi_multithread, Py_True);
     PyDict_SetItem(d, names::wsgi_multiprocess, Py_False);
     PyDict_SetItem(d, names::wsgi_run_once, Py_False);
     PyDict_SetItem(d, names::wsgi_input_terminated, Py_True);
     PyDict_SetItem(d, names::wsgi_file_wrapper, file_wrapper_type());
-    set_owned(d, names::SERVER_SOFTWARE, PyUnicode_FromString("trestle/" TRESTLE_VERSION));
-    set_owned(d, names::SCRIPT_NAME, latin1(script_name_));
+    py::set_item(d, names::SERVER_SOFTWARE, py::ref::steal(PyUnicode_FromString("trestle/" TRESTLE_VERSION)));
+    py::set_item(d, names::SCRIPT_NAME, latin1(script_name_));
     known_keys_.resize(512);
 }
 
 environ_builder::~environ_builder() = default;
 
-PyObject* environ_builder::header_key(const net::header_field& f) const {
+py::ref environ_builder::header_key(const net::header_field& f) const {
     if (f.known > 0 && static_cast<std::size_t>(f.known) < known_keys_.size()) {
         py::ref& slot = known_keys_[static_cast<std::size_t>(f.known)];
         if (!slot) {
             std::string key = cgi_header_name(f.name);
-            if (key.empty()) return nullptr;
+            if (key.empty()) return {};
             PyObject* s = PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size()));
-            if (!s) return nullptr;
+            if (!s) return {};
             PyUnicode_InternInPlace(&s);
             slot = py::ref::steal(s);
         }
-        Py_INCREF(slot.get());
-        return slot.get();
+        return slot.copy();
     }
     std::string key = cgi_header_name(f.name);
-    if (key.empty()) return nullptr;
-    return PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size()));
+    if (key.empty()) return {};
+    return py::ref::steal(PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size())));
 }
 
 py::ref environ_builder::build(const net::request_head& h, const net::endpoint_info& ep, py::borrowed input,
@@ -87,7 +79,7 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
     PyObject* method = h.method == "GET" ? names::GET : h.method == "POST" ? names::POST : h.method == "HEAD" ? names::HEAD : nullptr;
     if (method) {
         if (PyDict_SetItem(d, names::REQUEST_METHOD, method) < 0) return {};
-    } else if (!set_owned(d, names::REQUEST_METHOD, latin1(h.method))) {
+    } else if (!py::set_item(d, names::REQUEST_METHOD, latin1(h.method))) {
         return {};
     }
 
@@ -102,24 +94,24 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
     }
     std::string_view path = decoded;
     if (auto at = net::match_prefix(decoded, script_name_)) path.remove_prefix(*at);
-    if (!set_owned(d, names::PATH_INFO, latin1(path))) return {};
+    if (!py::set_item(d, names::PATH_INFO, latin1(path))) return {};
     std::string_view query = h.query();
     if (query.empty()) {
         if (PyDict_SetItem(d, names::QUERY_STRING, names::empty) < 0) return {};
-    } else if (!set_owned(d, names::QUERY_STRING, latin1(query))) {
+    } else if (!py::set_item(d, names::QUERY_STRING, latin1(query))) {
         return {};
     }
-    PyObject* target = latin1(h.target);
+    py::ref target = latin1(h.target);
     if (!target) return {};
-    PyDict_SetItem(d, names::REQUEST_URI, target);
-    set_owned(d, names::RAW_URI, target);
+    PyDict_SetItem(d, names::REQUEST_URI, target.get());
+    py::set_item(d, names::RAW_URI, std::move(target));
     PyDict_SetItem(d, names::SERVER_PROTOCOL, h.version == 10 ? names::http10 : names::http11);
-    if (!set_owned(d, names::SERVER_NAME, latin1(ep.server_name)) ||
-        !set_owned(d, names::SERVER_PORT, latin1(ep.server_port)))
+    if (!py::set_item(d, names::SERVER_NAME, latin1(ep.server_name)) ||
+        !py::set_item(d, names::SERVER_PORT, latin1(ep.server_port)))
         return {};
     if (!ep.is_unix) {
-        if (!set_owned(d, names::REMOTE_ADDR, latin1(ep.remote_addr)) ||
-            !set_owned(d, names::REMOTE_PORT, latin1(ep.remote_port)))
+        if (!py::set_item(d, names::REMOTE_ADDR, latin1(ep.remote_addr)) ||
+            !py::set_item(d, names::REMOTE_PORT, latin1(ep.remote_port)))
             return {};
     } else {
         PyDict_SetItem(d, names::REMOTE_ADDR, names::empty);
@@ -131,7 +123,7 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
     }
 
     for (const auto& f : h.headers) {
-        py::ref key = py::ref::steal(header_key(f));
+        py::ref key = header_key(f);
         if (!key) {
             if (PyErr_Occurred()) return {};
             continue;   // names with '_' are dropped (no HTTP_X_FORWARDED_FOR spoofing)
@@ -142,11 +134,12 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
             // (RFC 9110 8.6 lets "5, 5" stand for 5): give the app one number.
             if (h.chunked || !h.content_length || PyDict_Contains(d, names::CONTENT_LENGTH)) continue;
             std::string n = std::to_string(*h.content_length);
-            if (!set_owned(d, names::CONTENT_LENGTH, PyUnicode_FromStringAndSize(n.data(), static_cast<Py_ssize_t>(n.size()))))
+            if (!py::set_item(d, names::CONTENT_LENGTH,
+                              py::ref::steal(PyUnicode_FromStringAndSize(n.data(), static_cast<Py_ssize_t>(n.size())))))
                 return {};
             continue;
         }
-        py::ref value = py::ref::steal(latin1(f.value));
+        py::ref value = latin1(f.value);
         if (!value) return {};
         py::borrowed existing = PyDict_SetDefault(d, key.get(), value.get());
         if (!existing) return {};

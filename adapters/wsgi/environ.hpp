@@ -27,7 +27,7 @@ public:
                   unsigned& bad_status) const;
 
 private:
-    PyObject* header_key(const net::header_field& f) const;   // new reference
+    py::ref header_key(const net::header_field& f) const;   // null: dropped, or an exception
 
     py::ref base_;
     std::string script_name_;

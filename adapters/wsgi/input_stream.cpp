@@ -233,12 +233,9 @@ PyObject* input_readlines(PyObject* self, PyObject* const* args, Py_ssize_t narg
 PyObject* input_iternext(PyObject* self) {
     hold held(state(self));
     if (!live(state(self))) return nullptr;
-    PyObject* line = readline_impl(state(self), -1);
-    if (line && PyBytes_GET_SIZE(line) == 0) {
-        Py_DECREF(line);
-        return nullptr;   // StopIteration
-    }
-    return line;
+    py::ref line = py::ref::steal(readline_impl(state(self), -1));
+    if (line && PyBytes_GET_SIZE(line.get()) == 0) return nullptr;   // StopIteration
+    return line.release();
 }
 
 PyObject* input_true(PyObject*, PyObject*) { Py_RETURN_TRUE; }

@@ -134,6 +134,13 @@ private:
     PyThreadState* state_;
 };
 
+// dict[key] = value for a value just made: `value` is its new reference,
+// or null when making it failed (the exception is set). The dict takes a
+// reference of its own. False on either failure.
+inline bool set_item(PyObject* dict, PyObject* key, ref value) {
+    return value && PyDict_SetItem(dict, key, value.get()) == 0;
+}
+
 // str(o) as UTF-8 for a log line or an error message: lone surrogates are
 // escaped, and no exception is left set. PyUnicode_AsUTF8 returns NULL for a
 // str holding a lone surrogate (an app's lifespan failure message, say),
