@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Trestle benchmark harness: trestle against gunicorn (sync and gthread) on
-WSGI apps, and against uvicorn and hypercorn on ASGI apps.
+WSGI apps, against uvicorn and hypercorn on ASGI apps, and against nginx on
+static and proxy mounts (no Python: the 'mounts' apps).
 
 Run it with bench/run.sh (see docs/benchmarks.md). Standard library only, so
 it runs under Debian's /usr/bin/python3 with nothing installed.
 
 For every selected app and every selected server that speaks its interface
-(WSGI: trestle, gunicorn; ASGI: trestle, uvicorn, hypercorn), in one go:
+(WSGI: trestle, gunicorn; ASGI: trestle, uvicorn, hypercorn; mounts:
+trestle, nginx), in one go:
   0. measure the app's own cost in-process, pinned to CPU 0 (bench/inprocess.py);
   1. pick a free port (bind port 0), start the server pinned to CPU 0;
   2. poll with HTTP GETs until it answers 200 with the expected body;
@@ -15,7 +17,8 @@ For every selected app and every selected server that speaks its interface
      busy the two CPUs were with anything else (to spot a noisy machine);
   5. stop the server: SIGTERM, wait, SIGKILL on timeout.
 Then print a Markdown table per interface (ratios against gunicorn sync for
-WSGI, uvicorn uvloop+httptools for ASGI) and the in-process limits, and write
+WSGI, uvicorn uvloop+httptools for ASGI, nginx for the mounts; latency
+p50/p99/p99.9) and the in-process limits, and write
 them, with machine facts and per-run details, to bench/results/latest.md.
 """
 
@@ -44,11 +47,28 @@ APPS_DIR = os.path.join(ROOT, "tests", "apps")
 BENCH_APPS_DIR = os.path.join(BENCH_DIR, "apps")
 PYTHON = "/usr/bin/python3"
 
-App = collections.namedtuple("App", "target label body dir interface sleep")
+# path: what wrk, the readiness poll and the probe request.
+App = collections.namedtuple("App", "target label body dir interface sleep path", defaults=("/",))
 HELLO = b"Hello, World!"
+
+
+def static_body(size):
+    """The content of the static files the 'mount' apps serve: printable,
+    deterministic, so the readiness check can compare it."""
+    line = b"".join(bytes([48 + (i % 75)]) for i in range(63)) + b"\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+# The 'http' interface: no Python app, a static or proxy mount of trestle
+# against nginx (see docs/benchmarks.md, "Static and proxy mounts against
+# nginx"). The target is the file (served from a directory the harness
+# writes) or, for the proxy, the upstream: an nginx answering `return 200`,
+# pinned with wrk (see Upstream).
+STATIC_FILES = {"static-1k": ("1k.txt", 1024), "static-64k": ("64k.txt", 65536)}
 # name -> the app: module:attr, label in the table, expected body, directory,
-# interface, and whether it is the asyncio.sleep route (measured at
-# --sleep-connections, 256 by default, instead of --connections).
+# interface, whether it is the asyncio.sleep route (measured at
+# --sleep-connections, 256 by default, instead of --connections), and the path
+# requested (default /).
 APPS = {
     "hello": App("hello:app", "raw WSGI hello", HELLO, APPS_DIR, "wsgi", False),
     "flask": App("flask_hello:app", "Flask hello", HELLO, APPS_DIR, "wsgi", False),
@@ -58,25 +78,37 @@ APPS = {
     "sleep": App("asgi_sleep:app", "raw ASGI sleep(0.01)", HELLO, BENCH_APPS_DIR, "asgi", True),
     "flask-async": App("flask_async_hello:app", "Flask async view, sleep(0)", HELLO, BENCH_APPS_DIR,
                        "wsgi", False),
+    "static-1k": App("static", "static file, 1 KiB", static_body(1024), BENCH_DIR, "http", False,
+                     "/1k.txt"),
+    "static-64k": App("static", "static file, 64 KiB", static_body(65536), BENCH_DIR, "http", False,
+                      "/64k.txt"),
+    "proxy": App("proxy", "proxy to nginx return 200", HELLO, BENCH_DIR, "http", False),
 }
+# 'all' is the Python apps (the default run); 'mounts' the static and proxy
+# mounts, measured against nginx.
+APP_GROUPS = {"all": [a for a in APPS if APPS[a].interface != "http"],
+              "mounts": [a for a in APPS if APPS[a].interface == "http"]}
 APP_ALIASES = {"raw": "hello", "wsgi": "hello", "flask_hello": "flask", "flask-hello": "flask",
                "asgi_hello": "asgi", "asgi-hello": "asgi", "raw-asgi": "asgi",
                "quart_hello": "quart", "quart-hello": "quart",
                "starlette_hello": "starlette", "starlette-hello": "starlette",
                "asgi_sleep": "sleep", "asgi-sleep": "sleep",
-               "flask_async": "flask-async", "flask_async_hello": "flask-async"}
+               "flask_async": "flask-async", "flask_async_hello": "flask-async",
+               "static1k": "static-1k", "static-1kib": "static-1k",
+               "static64k": "static-64k", "static-64kib": "static-64k"}
 # Apps whose in-process cost would not be what trestle runs: the Flask async
 # view in-process goes through stock Flask's asgiref (a new loop per call).
-NO_INPROCESS = {"flask-async"}
+NO_INPROCESS = {"flask-async"} | set(APP_GROUPS["mounts"])
 
 # Which interfaces each server is run on; a server is only run on apps it speaks.
 SERVER_INTERFACES = {
-    "trestle": ("wsgi", "asgi"),
+    "trestle": ("wsgi", "asgi", "http"),
     # trestle with --no-flask-async: Flask's own asgiref for async views.
     "trestle-no-flask-async": ("wsgi",),
     "gunicorn-sync": ("wsgi",), "gunicorn-gthread": ("wsgi",),
     "uvicorn-uvloop": ("asgi",), "uvicorn-h11": ("asgi",),
     "hypercorn": ("asgi",), "hypercorn-asyncio": ("asgi",),
+    "nginx": ("http",),
 }
 SERVERS = list(SERVER_INTERFACES)  # what 'all' selects
 # The default run: everything but hypercorn's asyncio worker (slow: it stalls
@@ -89,10 +121,10 @@ SERVER_ALIASES = {"sync": "gunicorn-sync", "gthread": "gunicorn-gthread",
                   "hypercorn-uvloop": "hypercorn", "trestle-stock": "trestle-no-flask-async"}
 
 # The server every ratio is taken against, per interface, and its label.
-BASELINE = {"wsgi": "gunicorn-sync", "asgi": "uvicorn-uvloop"}
+BASELINE = {"wsgi": "gunicorn-sync", "asgi": "uvicorn-uvloop", "http": "nginx"}
 # ...and with several worker processes (any server name + "-wN"): the same
 # server with the same number of workers.
-BASELINE_LABEL = {"wsgi": "gunicorn sync", "asgi": "uvicorn uvloop+httptools"}
+BASELINE_LABEL = {"wsgi": "gunicorn sync", "asgi": "uvicorn uvloop+httptools", "http": "nginx"}
 
 # Acceptance targets: trestle req/s divided by the baseline's req/s, per app.
 TARGETS = {"hello": 4.0, "flask": 2.0, "asgi": 1.5, "quart": 1.1, "sleep": 0.9}
@@ -143,13 +175,16 @@ def log(msg):
 
 # ---------------------------------------------------------------- options
 
-def parse_list(text, known, aliases, what):
+def parse_list(text, known, aliases, what, groups=None):
+    """Comma list of names from known (or their aliases); a group name
+    (default: 'all', every known name) stands for its members."""
+    groups = groups or {"all": known}
     out = []
     for item in (x.strip() for x in text.split(",")):
         if not item:
             continue
-        if item == "all":
-            out.extend(k for k in known if k not in out)
+        if item in groups:
+            out.extend(k for k in groups[item] if k not in out)
             continue
         item = aliases.get(item, item)
         if item not in known:
@@ -205,10 +240,14 @@ def options(argv):
     p = argparse.ArgumentParser(
         prog="bench/run.sh",
         description="Benchmark trestle with wrk: against gunicorn sync and gthread on WSGI "
-                    "apps, against uvicorn and hypercorn on ASGI apps. "
+                    "apps, against uvicorn and hypercorn on ASGI apps, against nginx on static "
+                    "and proxy mounts (--apps mounts --servers trestle,nginx). "
                     "Every option can also be set by the environment variable in brackets.")
     p.add_argument("--apps", default=env("APPS", "all"),
-                   help="comma list of: " + ", ".join(APPS) + ", all [APPS] (default all)")
+                   help="comma list of: " + ", ".join(APPS) + "; all (the Python apps: "
+                        + ", ".join(APP_GROUPS["all"]) + "), mounts (static and proxy mounts "
+                        "against nginx: " + ", ".join(APP_GROUPS["mounts"]) + ") [APPS] "
+                        "(default all)")
     p.add_argument("--servers", default=env("SERVERS", ",".join(DEFAULT_SERVERS)),
                    help="comma list of: " + ", ".join(SERVERS) + ", all [SERVERS] (default all "
                         "but hypercorn-asyncio and trestle-no-flask-async); each runs only "
@@ -248,10 +287,12 @@ def options(argv):
     p.add_argument("--output", default=env("OUTPUT", os.path.join(BENCH_DIR, "results", "latest.md")),
                    help="report file [OUTPUT] (default bench/results/latest.md)")
     a = p.parse_args(argv)
-    a.apps = parse_list(a.apps, list(APPS), APP_ALIASES, "app")
+    a.apps = parse_list(a.apps, list(APPS), APP_ALIASES, "app", APP_GROUPS)
     a.servers = parse_servers(a.servers)
     a.pairs = [(app, server) for app in a.apps for server in a.servers
                if APPS[app].interface in SERVER_INTERFACES[base_of(server)]]
+    a.upstream = None      # the proxy app's upstream Server while it runs
+    a.static_dir = None    # where the static apps' files are, once written
     if multi_worker(a) and not a.no_pin:
         sys.exit("bench: servers with several worker processes need both cores: add --no-pin "
                  "(server and wrk then both run unpinned, for every server of the run)")
@@ -281,6 +322,14 @@ PACKAGES = ["gunicorn", "flask", "asgiref", "uvicorn", "httptools", "h11", "uvlo
 PACKAGE_VERSIONS = ("import importlib.metadata as m, json\nv = {}\nfor p in %r:\n"
                     "    try: v[p] = m.version(p)\n    except Exception: v[p] = 'missing'\n"
                     "print(json.dumps(v))" % PACKAGES)
+
+
+def nginx_version():
+    try:   # nginx -v writes to stderr
+        out = subprocess.run([NGINX, "-v"], capture_output=True, text=True, timeout=10)
+        return (out.stderr or out.stdout).strip().removeprefix("nginx version: ") or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "missing"
 
 
 def machine_facts(opts):
@@ -315,6 +364,7 @@ def machine_facts(opts):
         ("python", sh([PYTHON, "--version"])),
     ] + [(name, versions.get(name, "?")) for name in PACKAGES] + [
         ("wrk", wver[0] if wver else "?"),
+        ("nginx", nginx_version()),
         ("trestle", f"{tver} (commit {rev}{', uncommitted changes outside bench/ and docs/' if dirty else ''}; "
                     f"binary built {built})"),
         ("load average at start", " ".join(open("/proc/loadavg").read().split()[:3])),
@@ -420,14 +470,112 @@ def free_port():
         return s.getsockname()[1]
 
 
-def server_command(opts, server, app, port):
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# Requests on one keep-alive connection before nginx closes it: nginx's
+# default is 1,000 (for wrk's connections and for those to the upstream),
+# trestle has no such limit, so nginx gets one high enough never to close a
+# connection during a run.
+NGINX_KEEPALIVE_REQUESTS = 100_000_000
+# Idle keep-alive connections each front keeps to the upstream: nginx
+# `upstream { keepalive N; }`, trestle's proxy mount `max_idle` (default 32).
+# As many as wrk's connections, so neither closes one under a full load.
+UPSTREAM_IDLE = 64
+# Apps that need the upstream nginx (started once per app, see Upstream).
+UPSTREAM_APPS = {"proxy"}
+# The upstream's stub_status, asked directly (not through the front) before
+# and after each run: how many connections the front opened to it.
+UPSTREAM_STATUS = "/upstream-status"
+
+
+def upstream_accepts(port):
+    """Connections the upstream nginx has accepted so far (its stub_status,
+    less the one this asks on), or None."""
+    try:
+        status, body = http_get(port, 2.0, UPSTREAM_STATUS)
+        m = re.search(rb"\n\s*(\d+)\s+\d+\s+\d+", body)
+        return int(m.group(1)) - 1 if status == 200 and m else None
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def nginx_config(prefix, workers, body):
+    """Write PREFIX/nginx.conf: nginx in the foreground (master and `workers`
+    worker processes), its error log on stderr (the server's log), no access
+    log, its pid and temporary files under PREFIX, and `body` inside http{}.
+    Returns the command that runs it."""
+    os.makedirs(prefix, exist_ok=True)
+    temp = "".join(f"    {d}_temp_path {os.path.join(prefix, d)};\n"
+                   for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = (f"daemon off;\nmaster_process on;\nworker_processes {workers};\n"
+            f"error_log stderr warn;\npid {os.path.join(prefix, 'nginx.pid')};\n"
+            "events { worker_connections 4096; }\n"
+            "http {\n    access_log off;\n" + temp +
+            "    types { text/plain txt; }\n    default_type text/plain;\n"
+            f"    keepalive_requests {NGINX_KEEPALIVE_REQUESTS};\n" + body + "}\n")
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return [NGINX, "-p", prefix, "-e", "stderr", "-c", path]
+
+
+def nginx_front(opts, app, bind, workers, prefix):
+    """nginx as the front for an 'http' app, set up as trestle's mount is:
+    static files from the same directory with sendfile, or a proxy to the
+    upstream over keep-alive connections, sending the forwarded fields
+    trestle's proxy mount sends."""
+    if app in STATIC_FILES:
+        body = (f"    server {{\n        listen {bind};\n        sendfile on;\n"
+                f"        root {opts.static_dir};\n    }}\n")
+    else:
+        body = (f"    upstream up {{\n        server 127.0.0.1:{opts.upstream.port};\n"
+                f"        keepalive {UPSTREAM_IDLE};\n"
+                f"        keepalive_requests {NGINX_KEEPALIVE_REQUESTS};\n    }}\n"
+                f"    server {{\n        listen {bind};\n        location / {{\n"
+                "            proxy_pass http://up;\n"
+                "            proxy_http_version 1.1;\n"
+                '            proxy_set_header Connection "";\n'
+                "            proxy_set_header X-Forwarded-For $remote_addr;\n"
+                "            proxy_set_header X-Forwarded-Proto $scheme;\n"
+                "            proxy_set_header X-Forwarded-Host $http_host;\n"
+                '            proxy_set_header Forwarded "for=$remote_addr;proto=$scheme;host=$http_host";\n'
+                "        }\n    }\n")
+    return nginx_config(prefix, workers, body)
+
+
+def trestle_target(opts, app, logdir):
+    """What trestle serves for an app: module:attr, or for the 'http' apps a
+    static root or a --config file with the proxy mount (its max_idle is only
+    settable there)."""
+    if app in STATIC_FILES:
+        return [f"static:{opts.static_dir}"]
+    if app in UPSTREAM_APPS:
+        path = os.path.join(logdir, f"trestle-{app}.toml")
+        with open(path, "w") as f:
+            f.write(f'[[mount]]\nprefix = "/"\nproxy = "http://127.0.0.1:{opts.upstream.port}"\n'
+                    f"max_idle = {UPSTREAM_IDLE}\n")
+        return ["--config", path]
+    return [APPS[app].target]
+
+
+def upstream_command(opts, server, app, port, logdir):
+    """The upstream of the proxy app: an nginx `return 200` with one worker,
+    on wrk's CPU (the front has CPU 0 to itself)."""
+    body = (f"    server {{\n        listen 127.0.0.1:{port};\n"
+            f'        location / {{ return 200 "{HELLO.decode()}"; }}\n'
+            f"        location = {UPSTREAM_STATUS} {{ stub_status; }}\n    }}\n")
+    cmd = nginx_config(os.path.join(logdir, f"{app}-{server}"), 1, body)
+    return cmd if opts.no_pin else ["taskset", "-c", "1"] + cmd
+
+
+def server_command(opts, server, app, port, logdir):
     target, appdir = APPS[app].target, APPS[app].dir
     bind = f"127.0.0.1:{port}"
     name = server
     server, workers = split_workers(name)
     if server.startswith("trestle"):
         # ASGI apps run on trestle's default loop (auto: uvloop when it imports).
-        cmd = [opts.trestle, target, "--chdir", appdir, "--bind", bind,
+        cmd = [opts.trestle] + trestle_target(opts, app, logdir) + [
+               "--chdir", appdir, "--bind", bind,
                "--threads", str(opts.threads)] + shlex.split(opts.trestle_args)
         if server == "trestle-no-flask-async":
             cmd.append("--no-flask-async")
@@ -441,6 +589,8 @@ def server_command(opts, server, app, port):
         else:
             cmd += ["--worker-class", "gthread", "--threads", str(opts.threads)]
         cmd.append(target)
+    elif server == "nginx":
+        cmd = nginx_front(opts, app, bind, workers, os.path.join(logdir, f"{app}-{name}"))
     elif server.startswith("uvicorn"):
         # --no-access-log: uvicorn logs every request by default; trestle,
         # gunicorn and hypercorn do not.
@@ -459,10 +609,10 @@ def server_command(opts, server, app, port):
     return cmd
 
 
-def http_get(port, timeout):
+def http_get(port, timeout, path="/"):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", "/")
+        conn.request("GET", path)
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -470,10 +620,10 @@ def http_get(port, timeout):
 
 
 class Server:
-    def __init__(self, opts, server, app, logdir):
+    def __init__(self, opts, server, app, logdir, command=server_command):
         self.name, self.app = server, app
         self.port = free_port()
-        self.cmd = server_command(opts, server, app, self.port)
+        self.cmd = command(opts, server, app, self.port, logdir)
         self.logpath = os.path.join(logdir, f"{app}-{server}.log")
         self.logfile = open(self.logpath, "wb")
         self.proc = subprocess.Popen(self.cmd, cwd=APPS[app].dir, stdin=subprocess.DEVNULL,
@@ -499,7 +649,7 @@ class Server:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before it "
                                    f"was ready; log {self.logpath}:\n{self.log_tail()}")
             try:
-                status, body = http_get(self.port, 1.0)
+                status, body = http_get(self.port, 1.0, APPS[self.app].path)
                 if status == 200 and body == expected:
                     return time.monotonic() - t0
                 last = f"status {status}, body {body[:60]!r}"
@@ -575,6 +725,11 @@ def parse_wrk(out):
     for pct in ("50", "75", "90", "99"):
         m = re.search(rf"^\s+{pct}%\s+([\d.]+\w+)\s*$", out, re.M)
         r["p" + pct] = to_seconds(m.group(1)) if m else None
+    # bench/percentiles.lua's line: the same histogram in µs, with p99.9 and p99.99.
+    m = re.search(r"^Latency percentiles \(us\): (.*)$", out, re.M)
+    pcts = dict(re.findall(r"(p[\d.]+|max) (\d+)", m.group(1))) if m else {}
+    r["p999"] = int(pcts["p99.9"]) * 1e-6 if "p99.9" in pcts else None
+    r["p9999"] = int(pcts["p99.99"]) * 1e-6 if "p99.99" in pcts else None
     m = re.search(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", out, re.M)
     if m:
         r["lat_avg"], r["lat_stdev"], r["lat_max"] = (to_seconds(m.group(i)) for i in (1, 2, 3))
@@ -592,9 +747,12 @@ def connections_for(opts, app):
     return opts.sleep_connections if APPS[app].sleep else opts.connections
 
 
-def wrk_command(opts, port, seconds, connections):
+PERCENTILES_LUA = os.path.join(BENCH_DIR, "percentiles.lua")
+
+
+def wrk_command(opts, port, seconds, connections, path="/"):
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-           f"http://127.0.0.1:{port}/"]
+           "-s", PERCENTILES_LUA, f"http://127.0.0.1:{port}{path}"]
     return cmd if opts.no_pin else ["taskset", "-c", "1"] + cmd
 
 
@@ -615,14 +773,14 @@ class Probe(threading.Thread):
     and starves the rest (uWSGI with keep-alive in the anchors) leaves it
     unanswered; a fair one answers it about as fast as wrk's p99."""
 
-    def __init__(self, port):
+    def __init__(self, port, path="/"):
         super().__init__(daemon=True)
-        self.port, self.stop_event = port, threading.Event()
+        self.port, self.path, self.stop_event = port, path, threading.Event()
         self.latencies, self.failures = [], []
         self.reconnects = 0  # idle keep-alive connections the server had closed
 
     def get(self, conn):
-        conn.request("GET", "/")
+        conn.request("GET", self.path)
         resp = conn.getresponse()
         resp.read()
         return resp
@@ -676,8 +834,12 @@ class Probe(threading.Thread):
 
 
 def measured_run(opts, srv):
-    cmd = wrk_command(opts, srv.port, opts.duration_s, connections_for(opts, srv.app))
-    probe = None if opts.no_probe else Probe(srv.port)
+    path = APPS[srv.app].path
+    cmd = wrk_command(opts, srv.port, opts.duration_s, connections_for(opts, srv.app), path)
+    probe = None if opts.no_probe else Probe(srv.port, path)
+    upstream = opts.upstream
+    up_before = tree_cpu(upstream.proc.pid) if upstream else 0.0
+    accepts_before = upstream_accepts(upstream.port) if upstream else None
     cpu_before, srv_before, t0 = cpu_jiffies(), tree_cpu(srv.proc.pid), time.monotonic()
     if probe:
         probe.start()
@@ -694,6 +856,10 @@ def measured_run(opts, srv):
     wall = time.monotonic() - t0
     srv_after, procs = tree_stats(srv.proc.pid)
     srv_cpu = srv_after - srv_before
+    # The proxy app's upstream nginx runs on wrk's CPU: its CPU is ours, not
+    # other work's.
+    up_cpu = tree_cpu(upstream.proc.pid) - up_before if upstream else 0.0
+    accepts_after = upstream_accepts(upstream.port) if upstream else None
     cpu_after = cpu_jiffies()
     r = parse_wrk(out)
     r["raw"], r["probe"] = out, probe_result
@@ -701,9 +867,16 @@ def measured_run(opts, srv):
     r["cores"] = srv_cpu / wall       # CPU seconds per second: how many cores the server kept busy
     r["conns"] = spread[0] if spread else []
     r["cpu_us_per_req"] = srv_cpu / r["requests"] * 1e6 if r["requests"] else None
+    if upstream:
+        r["upstream_cpu_us_per_req"] = up_cpu / r["requests"] * 1e6 if r["requests"] else None
+        # New connections to the upstream during the run (the status request
+        # before it is one): about none when the front keeps them alive.
+        if accepts_before is not None and accepts_after is not None:
+            r["upstream_connections"] = accepts_after - accepts_before - 1
+    r["wrk_cores"] = (wrk_cpu + up_cpu) / wall   # how busy wrk's CPU was with wrk (and the upstream)
     # What else ran on the two CPUs: busy time minus ours (pinned runs only).
     r["other"] = {}
-    for cpu, ours in (("cpu0", srv_cpu), ("cpu1", wrk_cpu)):
+    for cpu, ours in (("cpu0", srv_cpu), ("cpu1", wrk_cpu + up_cpu)):
         if cpu in cpu_before and cpu in cpu_after:
             busy = (cpu_after[cpu][0] - cpu_before[cpu][0]) / CLK_TCK
             steal = (cpu_after[cpu][2] - cpu_before[cpu][2]) / CLK_TCK
@@ -712,7 +885,7 @@ def measured_run(opts, srv):
     # minus the server and wrk (the harness's own probe is in "others"), in %
     # of one CPU.
     busy_all = sum(cpu_after[c][0] - cpu_before[c][0] for c in cpu_after if c in cpu_before) / CLK_TCK
-    r["other"]["all"] = (max(0.0, busy_all - srv_cpu - wrk_cpu) / wall * 100, 0.0)
+    r["other"]["all"] = (max(0.0, busy_all - srv_cpu - wrk_cpu - up_cpu) / wall * 100, 0.0)
     return r
 
 
@@ -830,9 +1003,9 @@ def build_table(opts, results, interface):
     ratio_head = f"× {BASELINE_LABEL[interface]}" + (", same workers" if multi else "")
     cpu_head = ("processes | server CPU s per 1,000 req | server cores busy" if multi
                 else "server CPU µs/req")
-    head = ("| app | server | " + ("conns | " if asgi else "") + "req/s | p50 | p99 | errors | "
+    head = ("| app | server | " + ("conns | " if asgi else "") + "req/s | p50 | p99 | p99.9 | errors | "
             f"{ratio_head} | {cpu_head} | flags |\n"
-            "|---|---|" + ("---:|" if asgi else "") + "---:|---:|---:|---:|---:|"
+            "|---|---|" + ("---:|" if asgi else "") + "---:|---:|---:|---:|---:|---:|"
             + ("---:|---:|---:|" if multi else "---:|") + "---|")
     rows = [head]
     for app in table_apps(opts, interface):
@@ -842,7 +1015,7 @@ def build_table(opts, results, interface):
             label = APPS[app].label
             if not res or not res.get("runs"):
                 err = res.get("error", "not run") if res else "not run"
-                rows.append(f"| {label} | {server} | {conns}– | – | – | – | – | "
+                rows.append(f"| {label} | {server} | {conns}– | – | – | – | – | – | "
                             + ("– | – | – | " if multi else "– | ") + f"FAILED: {err.splitlines()[0]} |")
                 continue
             m = median_run(res["runs"])
@@ -857,7 +1030,8 @@ def build_table(opts, results, interface):
                 cpu = f"{m['cpu_us_per_req']:.0f}" if m.get("cpu_us_per_req") else "?"
             flags = "; ".join(dict.fromkeys(short_flag(f) for f in res["flags"] + res["server_notes"]))
             rows.append(f"| {label} | {server} | {conns}{m['rps']:,.0f} | {fmt_time(m['p50'])} | "
-                        f"{fmt_time(m['p99'])} | {errors} | {ratio} | {cpu} | {flags} |")
+                        f"{fmt_time(m['p99'])} | {fmt_time(m.get('p999'))} | {errors} | {ratio} | "
+                        f"{cpu} | {flags} |")
     return "\n".join(rows) if len(rows) > 1 else ""
 
 
@@ -983,12 +1157,16 @@ def details_text(opts, results):
             if res.get("error"):
                 out.append("FAILED:\n\n```\n" + res["error"] + "\n```\n")
             if res.get("runs"):
-                out.append("| run | req/s | requests | p50 | p75 | p90 | p99 | max | errors "
+                out.append("| run | req/s | requests | p50 | p75 | p90 | p99 | p99.9 | p99.99 | max | errors "
                            "(connect/read/write/timeout/non-2xx) | server CPU µs/req | "
                            "server processes, cores busy, connections per worker halfway | "
                            + ("others on both CPUs (% of one) | " if opts.no_pin else "others on CPU0 / CPU1 | ")
-                           + "probe n, median, max |")
-                out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---|")
+                           + "probe n, median, max |"
+                           + (" upstream: CPU µs/req, connections opened to it, CPU 1 busy "
+                              "with wrk and it |"
+                              if app in UPSTREAM_APPS else ""))
+                out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---|"
+                           + ("---|" if app in UPSTREAM_APPS else ""))
                 for i, r in enumerate(res["runs"], 1):
                     o = r["other"]
                     cpus = ("all",) if opts.no_pin else ("cpu0", "cpu1")
@@ -1000,10 +1178,16 @@ def details_text(opts, results):
                              + (f" ({p['reconnects']} reconnects)" if p.get("reconnects") else "")
                              if p and p["n"] else "–")
                     cpu = f"{r['cpu_us_per_req']:.0f}" if r.get("cpu_us_per_req") else "?"
+                    up = ""
+                    if app in UPSTREAM_APPS:
+                        u = r.get("upstream_cpu_us_per_req")
+                        up = ((f" {u:.0f}" if u else " ?") + f", {r.get('upstream_connections', '?')}"
+                              f", {r.get('wrk_cores', 0):.2f} |")
                     out.append(f"| {i} | {r['rps']:,.0f} | {r['requests']:,} | {fmt_time(r['p50'])} | "
                                f"{fmt_time(r['p75'])} | {fmt_time(r['p90'])} | {fmt_time(r['p99'])} | "
+                               f"{fmt_time(r.get('p999'))} | {fmt_time(r.get('p9999'))} | "
                                f"{fmt_time(r.get('lat_max'))} | {r['connect']}/{r['read']}/{r['write']}/"
-                               f"{r['timeout']}/{r['non2xx']} | {cpu} | {tree} | {others} | {probe} |")
+                               f"{r['timeout']}/{r['non2xx']} | {cpu} | {tree} | {others} | {probe} |{up}")
                 out.append("")
             for f in res.get("flags", []) + res.get("server_notes", []):
                 out.append(f"- {f}")
@@ -1024,6 +1208,9 @@ def check_tools(opts):
         sys.exit(f"bench: no trestle binary at {opts.trestle} (build it first, e.g. .ci/build)")
     servers = {base_of(server) for _, server in opts.pairs}
     apps = {app for app, _ in opts.pairs}
+    if ("nginx" in servers or apps & UPSTREAM_APPS) and not os.access(NGINX, os.X_OK):
+        sys.exit("bench: nginx missing (apt-get install nginx, or .ci/deps): it is the baseline "
+                 "of the static and proxy mounts and the proxy's upstream")
     needs = []  # (module to import, Debian package)
     if any(s.startswith("gunicorn") for s in servers):
         needs.append(("gunicorn", "gunicorn"))
@@ -1072,6 +1259,21 @@ def wait_quiet(max_wait):
             waited_log = True
 
 
+def write_static_files(logdir):
+    """The static apps' files, in LOGDIR/static: both fronts serve this
+    directory. World-readable, since nginx's worker runs as nobody when the
+    harness runs as root."""
+    root = os.path.join(logdir, "static")
+    os.makedirs(root, exist_ok=True)
+    os.chmod(root, 0o755)
+    for app, (name, size) in STATIC_FILES.items():
+        path = os.path.join(root, name)
+        with open(path, "wb") as f:
+            f.write(static_body(size))
+        os.chmod(path, 0o644)
+    return root
+
+
 def measure_inprocess(opts, app, logdir, when):
     """The app's own cost: bench/inprocess.py, pinned to the server's CPU."""
     spec = APPS[app]
@@ -1116,7 +1318,8 @@ class Bench:
         try:
             self.srv = srv = Server(opts, self.server, self.app, self.logdir)
             res["cmd"] = srv.cmd
-            res["wrk_cmd"] = wrk_command(opts, srv.port, opts.duration_s, self.conns)
+            res["wrk_cmd"] = wrk_command(opts, srv.port, opts.duration_s, self.conns,
+                                         APPS[self.app].path)
             res["ready"] = srv.wait_ready()
             if self.server.startswith("trestle"):
                 # e.g. "serving asgi_hello:app (ASGI, uvloop loop)": which loop it chose.
@@ -1124,7 +1327,7 @@ class Bench:
                 if m:
                     res["serving"] = m.group(1)
             if opts.warmup_s:
-                run_wrk(wrk_command(opts, srv.port, opts.warmup_s, self.conns))
+                run_wrk(wrk_command(opts, srv.port, opts.warmup_s, self.conns, APPS[self.app].path))
             return True
         except (RuntimeError, ValueError, OSError) as e:
             self.fail(e)
@@ -1141,7 +1344,8 @@ class Bench:
             res["runs"].append(r)
             probe = r["probe"]
             log(f"  run {i + 1}/{opts.runs}: {r['rps']:,.0f} req/s, p50 {fmt_time(r['p50'])}, "
-                f"p99 {fmt_time(r['p99'])}, max {fmt_time(r.get('lat_max'))}, errors {r['errors']}"
+                f"p99 {fmt_time(r['p99'])}, p99.9 {fmt_time(r.get('p999'))}, "
+                f"max {fmt_time(r.get('lat_max'))}, errors {r['errors']}"
                 + (f", probe max {fmt_time(probe['max'])}" if probe and probe["n"] else "")
                 + f", server CPU {r['cpu_us_per_req'] or 0:.0f} µs/req over {r['procs']} process(es), "
                   f"{r['cores']:.2f} cores"
@@ -1182,6 +1386,42 @@ def bench_app(opts, app, logdir, results):
     server, then run 2 of each, ...), so a change in the machine's speed hits
     every server alike. Fills results[(app, server)]."""
     servers = [s for s in opts.servers if (app, s) in opts.pairs]
+    if app in UPSTREAM_APPS:
+        with_upstream(opts, app, logdir, results, servers)
+    else:
+        bench_servers(opts, app, logdir, results, servers)
+
+
+def with_upstream(opts, app, logdir, results, servers):
+    """Start the upstream nginx, bench the app's servers against it, stop it.
+    If it does not start, every server of the app fails with its error."""
+    log(f"{APPS[app].label}: starting the upstream nginx")
+    up = None
+    try:
+        up = Server(opts, "upstream-nginx", app, logdir, command=upstream_command)
+        up.wait_ready()
+    except (RuntimeError, OSError) as e:
+        log(f"  FAILED (upstream nginx): {e}")
+        if up is not None:
+            up.stop()
+        for server in servers:
+            results[(app, server)] = {"runs": [], "flags": [], "server_notes": [],
+                                      "error": f"the upstream nginx did not start: {e}"}
+        return
+    opts.upstream = up
+    try:
+        bench_servers(opts, app, logdir, results, servers)
+    finally:
+        opts.upstream = None
+        up.stop()
+        for n in up.notes:
+            log(f"  note (upstream nginx): {n}")
+            for server in servers:
+                if (app, server) in results:
+                    results[(app, server)]["server_notes"].append(f"upstream nginx: {n}")
+
+
+def bench_servers(opts, app, logdir, results, servers):
     conns = connections_for(opts, app)
     if not opts.interleave:
         for server in servers:
@@ -1232,6 +1472,8 @@ def main(argv):
         facts.append(("trestle binary", f"{opts.trestle}, copied to "
                       f"{os.path.relpath(snap, ROOT)} for the run (sha256 {digest})"))
         opts.trestle = snap
+    if any(app in STATIC_FILES for app, _ in opts.pairs):
+        opts.static_dir = write_static_files(logdir)
     command = os.environ.get("BENCH_COMMAND") or shlex.join([sys.argv[0]] + argv)
     env_set = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in
                        ("APPS", "SERVERS", "DURATION", "RUNS", "WARMUP", "CONNECTIONS",
@@ -1282,7 +1524,7 @@ def main(argv):
         except OSError:
             pass
 
-    tables = [(i, build_table(opts, results, i)) for i in ("wsgi", "asgi")]
+    tables = [(i, build_table(opts, results, i)) for i in ("wsgi", "asgi", "http")]
     tables = [(i, t) for i, t in tables if t]
     targets = targets_text(opts, results)
     limits = limits_table(opts, results, inproc)
@@ -1300,10 +1542,18 @@ def main(argv):
                  "server CPU is that of the whole process tree: supervisor, arbiter or parent, and "
                  "workers); " if multi_worker(opts) else "one worker process throughout; ")
               + "trestle on its default ASGI loop, uvicorn without its access log"
+              + ("; static and proxy mounts: trestle (`static:DIR`, or a `--config` proxy mount "
+                 f"with max_idle = {UPSTREAM_IDLE}) against nginx (one worker process, sendfile "
+                 f"on, `keepalive {UPSTREAM_IDLE}` to the upstream with HTTP/1.1, the same "
+                 "forwarded fields as trestle's proxy sends), both without an access log; the "
+                 "proxy's upstream is one nginx `return 200` worker"
+                 + (" pinned with wrk to CPU 1" if not opts.no_pin else "")
+                 if any(APPS[a].interface == "http" for a, _ in opts.pairs) else "")
               + (f"; before each run, waited up to {opts.quiet_wait:.0f} s for both CPUs to be idle."
                  if opts.quiet_wait > 0 else "."))
     titles = {"wsgi": "WSGI apps (ratio: ÷ gunicorn sync)",
-              "asgi": "ASGI apps (ratio: ÷ uvicorn --loop uvloop --http httptools)"}
+              "asgi": "ASGI apps (ratio: ÷ uvicorn --loop uvloop --http httptools)",
+              "http": "Static and proxy mounts (ratio: trestle ÷ nginx)"}
     report = [
         "# Trestle benchmark: latest results", "",
         f"Date: {started.strftime('%Y-%m-%d %H:%M %Z')} (finished {finished.strftime('%H:%M %Z')})"

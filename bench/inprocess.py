@@ -73,13 +73,29 @@ def wsgi_caller(app):
     return run
 
 
-def asgi_runner(app):
+def asgi_runner(app, disconnect_at_end=False):
+    """run(n) calls the app n times on a new uvloop loop (asyncio if uvloop
+    is missing); see asgi_batch."""
     try:
         import uvloop
         loop, loop_name = uvloop.new_event_loop(), "uvloop"
     except ImportError:
         loop, loop_name = asyncio.new_event_loop(), "asyncio"
     asyncio.set_event_loop(loop)
+    batch = asgi_batch(app, loop, disconnect_at_end)
+
+    def run(n):
+        return loop.run_until_complete(batch(n))
+
+    return run, loop_name
+
+
+def asgi_batch(app, loop, disconnect_at_end=False):
+    """batch(n), a coroutine on `loop` that calls the app n times, one after
+    the other, and returns the last (status, body). With disconnect_at_end, a
+    receive() waiting after the body returns http.disconnect once send() has
+    sent the last body, as trestle and uvicorn do (bench/callgrind_asgi.py
+    measures the difference); by default it waits until cancelled."""
     base = {
         "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1", "method": "GET", "scheme": "http", "path": "/",
@@ -89,23 +105,47 @@ def asgi_runner(app):
         "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {},
     }
     request = {"type": "http.request", "body": b"", "more_body": False}
+    disconnect = {"type": "http.disconnect"}
 
     async def call():
         got_request = False
         out = {"status": None, "body": []}
 
-        async def receive():
-            nonlocal got_request
-            if not got_request:
-                got_request = True
-                return request
-            await loop.create_future()  # stays connected until cancelled
+        if not disconnect_at_end:
+            async def receive():
+                nonlocal got_request
+                if not got_request:
+                    got_request = True
+                    return request
+                await loop.create_future()  # stays connected until cancelled
 
-        async def send(message):
-            if message["type"] == "http.response.start":
-                out["status"] = message["status"]
-            elif message["type"] == "http.response.body":
-                out["body"].append(message.get("body", b""))
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    out["status"] = message["status"]
+                elif message["type"] == "http.response.body":
+                    out["body"].append(message.get("body", b""))
+        else:
+            waiting = []
+
+            async def receive():
+                nonlocal got_request
+                if not got_request:
+                    got_request = True
+                    return request
+                if "ended" in out:
+                    return disconnect
+                waiting.append(loop.create_future())
+                return await waiting[-1]   # until the response has ended
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    out["status"] = message["status"]
+                elif message["type"] == "http.response.body":
+                    out["body"].append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        out["ended"] = True
+                        for f in waiting:
+                            f.done() or f.set_result(disconnect)
 
         scope = dict(base)
         scope["headers"] = list(base["headers"])
@@ -119,10 +159,7 @@ def asgi_runner(app):
             last = await call()
         return last
 
-    def run(n):
-        return loop.run_until_complete(batch(n))
-
-    return run, loop_name
+    return batch
 
 
 def main(argv):

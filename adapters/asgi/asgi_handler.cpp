@@ -2,6 +2,7 @@
 
 #include "adapters/asgi/http_call.hpp"
 #include "adapters/asgi/ws_call.hpp"
+#include "bridge/config/options.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/response_writer.hpp"
@@ -33,15 +34,36 @@ asgi_handler::asgi_handler(py::ref app, runtime::loop_thread& loop, const net::s
 
 asgi_handler::~asgi_handler() = default;
 
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
+    const mount_spec& spec = m.spec;
+    if (spec.buffer_body.value_or(false))
+        log::warning(spec.origin + ": buffer_body applies to WSGI apps; " + spec.app + " is ASGI and streams its body");
+    auto h = std::make_unique<asgi_handler>(m.app->copy(), *s.loop, s.ctx, spec.prefix);
+    if (!spec.prefix.empty()) {
+        // Whether the app wants root_path left out of path (trestle._asgi).
+        py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._asgi"));
+        py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), "path_excludes_root") : nullptr);
+        py::ref excludes = py::ref::steal(fn ? PyObject_CallOneArg(fn.get(), m.app->get()) : nullptr);
+        if (!excludes) throw mount_error(1, "cannot inspect the app " + spec.app);
+        h->scopes().set_path_excludes_root(excludes.get() == Py_True);
+    }
+    if (m.lifespan_state && *m.lifespan_state) h->scopes().set_state(*m.lifespan_state);
+    return h;
+}
+
 bool asgi_handler::submit(std::shared_ptr<net::exchange> ex) {
+    if (!ctx_.apps_in_flight.try_enter()) return false;   // --limit-concurrency
     // One eventfd write wakes the loop for every request posted before it runs.
     loop_.post([this, ex = std::move(ex)]() mutable { start(std::move(ex)); });
     return true;
 }
 
 void asgi_handler::start(std::shared_ptr<net::exchange> ex) {
+    admission::place place(ctx_.apps_in_flight);   // entered in submit
     py::ref scope = scopes_.build(ex->head(), ex->endpoint());
-    py::ref call = new_call_object(std::make_unique<http_call>(ex, loop_, ctx_));
+    auto impl = std::make_unique<http_call>(ex, loop_, ctx_);
+    impl->hold(std::move(place));
+    py::ref call = new_call_object(std::move(impl));
     if (!call) {
         py::print_exception();
         net::response_writer w(*ex, ctx_);
@@ -79,13 +101,18 @@ py::ref asgi_handler::spawn(PyObject* scope, PyObject* receive, PyObject* send, 
     return task;
 }
 
-void asgi_handler::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
+bool asgi_handler::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
+    if (!ctx_.apps_in_flight.try_enter()) return false;   // --limit-concurrency
     loop_.post([this, ch = std::move(ch)]() mutable { start_websocket(std::move(ch)); });
+    return true;
 }
 
 void asgi_handler::start_websocket(std::shared_ptr<net::ws_channel> ch) {
+    admission::place place(ctx_.apps_in_flight);   // entered in submit_websocket
     py::ref scope = scopes_.build_websocket(ch->head(), ch->endpoint());
-    py::ref call = new_ws_call_object(std::make_unique<ws_call>(ch, loop_));
+    auto impl = std::make_unique<ws_call>(ch, loop_);
+    impl->hold(std::move(place));
+    py::ref call = new_ws_call_object(std::move(impl));
     py::ref receive = call ? ws_bound(call.get(), "receive") : py::ref{};
     py::ref send = call ? ws_bound(call.get(), "send") : py::ref{};
     py::ref done = call ? ws_bound(call.get(), "_done") : py::ref{};

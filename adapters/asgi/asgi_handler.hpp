@@ -2,7 +2,8 @@
 // Runs an ASGI 3 app on the worker's event loop: each request becomes a
 // task, with receive and send implemented in C++ over the exchange.
 #include "adapters/asgi/scope.hpp"
-#include "adapters/handler.hpp"
+#include "bridge/core/handler.hpp"
+#include "bridge/core/services.hpp"
 #include "bridge/python/ref.hpp"
 
 namespace trestle::runtime { class loop_thread; }
@@ -16,10 +17,11 @@ public:
     asgi_handler(py::ref app, runtime::loop_thread& loop, const net::server_context& ctx,
                  std::string root_path = {});
     ~asgi_handler() override;
+    duties duties_for(const net::request_head&) const override {
+        return {.watch_disconnect = true, .websocket = true};
+    }
     bool submit(std::shared_ptr<net::exchange> ex) override;
-    bool accepts_websocket(const net::request_head&) const override { return true; }
-    bool watches_disconnect(const net::request_head&) const override { return true; }
-    void submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
+    bool submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
 
     scope_builder& scopes() { return scopes_; }
     runtime::loop_thread& loop() { return loop_; }
@@ -41,6 +43,11 @@ private:
     // a fixed name spares the "Task-<n>" formatting of every request.
     py::ref task_type_, task_kwnames_;
 };
+
+// The factory of every adapter (bridge/core/services.hpp). Requires the GIL,
+// a loaded app and the running loop. Throws mount_error (status 1, with the
+// Python exception set) when the app cannot be inspected.
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s);
 
 // Creates the Python types of this adapter. Once, with the GIL.
 void init_types();

@@ -303,6 +303,7 @@ void http_call::fail_early() {
 
 void http_call::on_done(PyObject* task) {
     task_.reset();
+    place_.release();
     bool gone = ex_->client_gone();
     bool timed_out = ex_->timed_out();   // then gone too: the client was answered already
     py::ref cancelled = py::call_method(task, names::cancelled);

@@ -2,6 +2,7 @@
 // One ASGI HTTP request on the loop thread: receive(), send() and the task's
 // completion, over an exchange. Everything here runs on the loop thread with
 // the GIL held, except the waker, which only posts.
+#include "bridge/core/admission.hpp"
 #include "bridge/net/response_writer.hpp"
 #include "adapters/asgi/messages.hpp"
 #include "bridge/python/ref.hpp"
@@ -39,6 +40,8 @@ public:
     void arm_timeout(py::ref task, std::chrono::milliseconds timeout);
     // Fails the request before the app ran (scope or call error).
     void fail_early();
+    // The request's --limit-concurrency place, given back when the task ends.
+    void hold(admission::place p) { place_ = std::move(p); }
 
 private:
     py::ref read_message();              // null: would block (no exception)
@@ -63,6 +66,7 @@ private:
     py::ref send_waiter_;
     py::ref task_;                       // set while --timeout may still cancel it
     std::chrono::milliseconds timeout_{0};
+    admission::place place_;
 };
 
 // The Python-facing object (trestle.HTTPCall) owning an http_call.

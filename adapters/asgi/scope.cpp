@@ -1,6 +1,5 @@
 #include "adapters/asgi/scope.hpp"
 
-#include "bridge/net/request_path.hpp"
 #include "bridge/python/names.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -109,20 +108,11 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
             return {};
     }
 
-    // The path the mount table matched (bridge/net/request_path.hpp): it
-    // refuses an encoded NUL or a ".." segment before any scope is built,
-    // so this cannot fail for a request it routed here.
-    std::string decoded;
-    if (net::decode_target_path(h, decoded)) {
-        PyErr_SetString(PyExc_ValueError, "the request path cannot be decoded");
-        return {};
-    }
     // path is root_path plus the rest (the ASGI spec's whole path), unless
-    // the app wants the prefix stripped (see set_path_excludes_root);
-    // raw_path is the path as sent.
-    std::string_view rest = decoded;
-    if (auto at = net::match_prefix(decoded, root_)) rest.remove_prefix(*at);
-    std::string path = strip_root_ ? std::string(rest) : root_ + std::string(rest);
+    // the app wants the prefix stripped (see set_path_excludes_root), both
+    // as the router split the decoded path (request_head::routed); raw_path
+    // is the path as sent.
+    std::string path = strip_root_ ? std::string(h.routed.rest()) : root_ + std::string(h.routed.rest());
     if (!py::set_item(d, names::path, py::ref::steal(PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace"))) ||
         !py::set_item(d, names::raw_path, bytes(h.path())) || !py::set_item(d, names::query_string, bytes(h.query())))
         return {};

@@ -335,6 +335,7 @@ void ws_call::on_io_event() {
 }
 
 void ws_call::on_done(PyObject* task) {
+    place_.release();
     py::ref cancelled = py::call_method(task, names::cancelled);
     py::ref exc = cancelled && cancelled.get() == Py_False
                       ? py::call_method(task, names::exception)

@@ -16,6 +16,8 @@ public:
     PyObject* send(PyObject* message);
     void on_done(PyObject* task);
     void on_io_event();
+    // The session's --limit-concurrency place, given back when the task ends.
+    void hold(admission::place p) { place_ = std::move(p); }
 
 private:
     py::ref next_message();   // null: nothing yet (no exception)
@@ -32,6 +34,7 @@ private:
     net::ws_command denial_;
     py::ref receive_waiter_;
     py::ref send_waiter_;
+    admission::place place_;
 };
 
 py::ref new_ws_call_object(std::unique_ptr<ws_call> impl);

@@ -197,7 +197,7 @@ asio::awaitable<outcome> call::attempt(std::size_t idx, bool fresh) {
     fo.tunnel = tunnel_;
     fo.close = m_->opt.max_idle == 0 && !tunnel_;
     fo.rfc7239 = m_->ctx.trusted.family() == net::forwarded_family::forwarded;
-    std::string out = upstream_request_head(h, ex_->endpoint(), *upstream_target(h, m_->prefix, u.url.path), fo);
+    std::string out = upstream_request_head(h, ex_->endpoint(), *upstream_target(h, u.url.path), fo);
     upload_done_ = !h.has_body();
     if (!upload_done_) take_ready_body(out);   // a body already here rides with the head
 

@@ -36,6 +36,14 @@ std::vector<tcp::endpoint> resolve(const std::string& text, const upstream_url& 
 
 } // namespace
 
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
+    try {
+        return std::make_unique<proxy_handler>(m.spec.proxy, s.ctx, m.spec.prefix);
+    } catch (const std::runtime_error& e) {
+        throw mount_error(2, e.what());
+    }
+}
+
 proxy_handler::proxy_handler(const proxy_mount_options& opt, net::server_context& ctx, std::string prefix) {
     if (opt.upstreams.empty()) throw std::runtime_error("a proxy mount needs at least one upstream URL");
     std::vector<upstream> ups;
@@ -57,17 +65,14 @@ bool proxy_handler::submit(std::shared_ptr<net::exchange> ex) {
     return true;
 }
 
-bool proxy_handler::watches_disconnect(const net::request_head& head) const {
-    // Not for an upgrade: its 101 must wake the connection, which then
-    // hands its socket over (see tunnel()), not wait for the client.
-    return !tunnels_upgrade(head);
-}
-
-// Only the protocols the mount allows (websocket by default): an h2c
-// upstream that switched would take the client past the prefix mapping to
-// the whole upstream. Any other Upgrade goes as a plain request.
-bool proxy_handler::tunnels_upgrade(const net::request_head& head) const {
-    return upgrade_allowed(head, state_->opt.upgrades);
+duties proxy_handler::duties_for(const net::request_head& head) const {
+    // Only the protocols the mount allows (websocket by default): an h2c
+    // upstream that switched would take the client past the prefix mapping
+    // to the whole upstream. Any other Upgrade goes as a plain request.
+    bool tunnel = upgrade_allowed(head, state_->opt.upgrades);
+    // No watch during an upgrade: its 101 must wake the connection, which
+    // then hands its socket over (see tunnel()), not wait for the client.
+    return {.watch_disconnect = !tunnel, .tunnel_upgrade = tunnel};
 }
 
 asio::awaitable<void> proxy_handler::tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) {

@@ -3,7 +3,8 @@
 // bodies streamed both ways, upgrades (WebSocket) tunnelled, all on the io
 // thread of the client's connection (see docs/configuration.md, "Proxy
 // mounts").
-#include "adapters/handler.hpp"
+#include "bridge/core/handler.hpp"
+#include "bridge/core/services.hpp"
 #include "bridge/config/options.hpp"
 
 #include <memory>
@@ -21,14 +22,18 @@ public:
     // line) for a URL it cannot use or a host that does not resolve.
     proxy_handler(const proxy_mount_options& opt, net::server_context& ctx, std::string prefix);
     ~proxy_handler() override;
+    // The connection notices a client that leaves while the upstream
+    // thinks, except during an upgrade, which it may tunnel.
+    duties duties_for(const net::request_head& head) const override;
     bool submit(std::shared_ptr<net::exchange> ex) override;
-    // The connection notices a client that leaves while the upstream thinks.
-    bool watches_disconnect(const net::request_head& head) const override;
-    bool tunnels_upgrade(const net::request_head& head) const override;
     boost::asio::awaitable<void> tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) override;
 
 private:
     std::shared_ptr<mount_state> state_;   // shared with the calls in flight
 };
+
+// The factory of every adapter (bridge/core/services.hpp). Throws
+// mount_error (status 2) for an upstream it cannot use.
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s);
 
 } // namespace trestle::proxy

@@ -82,8 +82,8 @@ std::string forwarded_node(const std::string& addr) {
 } // namespace
 
 bool has_dot_segment(const net::request_head& h) {
-    std::string path;
-    if (net::decode_target_path(h, path)) return true;   // a ".." (or a NUL): refused all the same
+    // The router refused a ".." (and a NUL) already; "." segments remain.
+    std::string_view path = h.routed.decoded;
     std::size_t pos = 0;
     while (pos <= path.size()) {
         std::size_t end = path.find('/', pos);
@@ -95,8 +95,7 @@ bool has_dot_segment(const net::request_head& h) {
     return false;
 }
 
-std::optional<std::string> upstream_target(const net::request_head& h, std::string_view prefix,
-                                           const std::optional<std::string>& upstream_path) {
+std::optional<std::string> upstream_target(const net::request_head& h, const std::optional<std::string>& upstream_path) {
     if (h.target == "*") return h.target;   // OPTIONS *
     if (has_dot_segment(h)) return std::nullopt;
     std::string_view path = h.path();
@@ -113,11 +112,7 @@ std::optional<std::string> upstream_target(const net::request_head& h, std::stri
     // The mount matched whole segments of the decoded path; the same number
     // of segments is dropped from the raw one, so what the upstream gets is
     // exactly what lies under the mount, never a piece of its prefix.
-    std::string decoded;
-    net::decode_target_path(h, decoded);
-    std::string rest(path);
-    if (auto at = net::match_prefix(decoded, prefix))
-        rest = net::raw_rest(path, static_cast<std::size_t>(std::count(decoded.begin(), decoded.begin() + *at, '/')));
+    std::string rest = net::raw_rest(path, h.routed.prefix_segments());
     std::string out = *upstream_path;
     if (!rest.empty()) {
         if (out.ends_with('/') && rest.starts_with('/')) rest.erase(0, 1);

@@ -12,21 +12,19 @@
 
 namespace trestle::proxy {
 
-// True if a segment of the request's decoded path (bridge/net/
-// request_path.hpp) is "." or "..", however written (%2e, or between
-// %2F): an upstream that resolves them could be led outside what the
-// mount maps.
+// True if a segment of the request's decoded path, as the router left it
+// (request_head::routed), is "." or "..", however written (%2e, or between
+// %2F): an upstream that resolves them could be led outside what the mount
+// maps.
 bool has_dot_segment(const net::request_head& h);
 
 // The request-target for the upstream. Without an upstream path the
 // request's own origin-form target goes unchanged; with one, the mount
-// prefix (a decoded path, matched on the decoded path as the mount table
-// does) is replaced by it ("/billing/x" under "/billing" to "/api" is
+// prefix (as the router split it off the decoded path) is replaced by it ("/billing/x" under "/billing" to "/api" is
 // "/api/x"; to "/" it is "/x"), and the rest of the path goes as the
 // client wrote it, except that a %2F at its start is written '/'. The query
 // is kept as sent. Unset when the path has dot segments (answered 400).
-std::optional<std::string> upstream_target(const net::request_head& h, std::string_view prefix,
-                                           const std::optional<std::string>& upstream_path);
+std::optional<std::string> upstream_target(const net::request_head& h, const std::optional<std::string>& upstream_path);
 
 struct forward_options {
     std::string_view prefix;          // the mount prefix, "" at the root

@@ -142,6 +142,14 @@ void pick_precompressed(const root_dir& root, const net::request_head& h, const 
 
 } // namespace
 
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
+    try {
+        return std::make_unique<static_handler>(m.spec.files, s.ctx, m.spec.prefix);
+    } catch (const std::runtime_error& e) {
+        throw mount_error(2, e.what());
+    }
+}
+
 static_handler::static_handler(const static_mount_options& opt, net::server_context& ctx, std::string prefix)
     : opt_(opt), ctx_(ctx), prefix_(std::move(prefix)), root_(opt.root, opt.follow_symlinks),
       mime_(system_mime_types()) {
@@ -160,12 +168,8 @@ void static_handler::serve(net::exchange& ex, net::response_writer& w) const {
     const net::request_head& h = ex.head();
     if (h.method != "GET" && h.method != "HEAD") return small_response(w, 405, "Allow: GET, HEAD\r\n");
 
-    // The mount table matched prefix_ on whole segments of this decoded path.
-    std::string decoded;
-    if (net::decode_target_path(h, decoded)) return small_response(w, 400);
-    std::string_view rest = decoded;
-    if (auto at = net::match_prefix(decoded, prefix_)) rest.remove_prefix(*at);
-    decoded_path p = file_path(rest);
+    // What lies under the mount in the decoded path, as the router split it.
+    decoded_path p = file_path(h.routed.rest());
     if (p.status) return small_response(w, p.status);
     std::string name = p.rel;
     if (p.trailing_slash) {

@@ -1,7 +1,8 @@
 #pragma once
 // A static-file mount: answered on the io thread that read the request, with
 // no Python involved (see docs/configuration.md, "Static mounts").
-#include "adapters/handler.hpp"
+#include "bridge/core/handler.hpp"
+#include "bridge/core/services.hpp"
 #include "adapters/static/root_dir.hpp"
 #include "bridge/config/options.hpp"
 
@@ -18,6 +19,7 @@ public:
     // Throws std::runtime_error (one line, no file:line) when the root is
     // not a readable directory.
     static_handler(const static_mount_options& opt, net::server_context& ctx, std::string prefix);
+    duties duties_for(const net::request_head&) const override { return {}; }
     bool submit(std::shared_ptr<net::exchange> ex) override;
 
 private:
@@ -29,5 +31,9 @@ private:
     root_dir root_;
     const mime_types& mime_;
 };
+
+// The factory of every adapter (bridge/core/services.hpp). Throws
+// mount_error (status 2) when the root is not a readable directory.
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s);
 
 } // namespace trestle::statics

@@ -1,7 +1,6 @@
 #include "adapters/wsgi/environ.hpp"
 
 #include "adapters/wsgi/wsgi.hpp"
-#include "bridge/net/request_path.hpp"
 #include "bridge/python/names.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -69,9 +68,7 @@ py::ref environ_builder::header_key(const net::header_field& f) const {
     return py::ref::steal(PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size())));
 }
 
-py::ref environ_builder::build(const net::request_head& h, const net::endpoint_info& ep, py::borrowed input,
-                               unsigned& bad_status) const {
-    bad_status = 0;
+py::ref environ_builder::build(const net::request_head& h, const net::endpoint_info& ep, py::borrowed input) const {
     py::ref env = py::ref::steal(PyDict_Copy(base_.get()));
     if (!env) return {};
     PyObject* d = env.get();
@@ -83,18 +80,9 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
         return {};
     }
 
-    // The decoded path the mount table matched script_name_ (decoded too)
-    // against: PATH_INFO is what follows it. The table refuses what cannot
-    // be decoded before a request gets here; the check stays for callers
-    // that build an environ without it.
-    std::string decoded;
-    if (net::decode_target_path(h, decoded)) {
-        bad_status = 400;
-        return {};
-    }
-    std::string_view path = decoded;
-    if (auto at = net::match_prefix(decoded, script_name_)) path.remove_prefix(*at);
-    if (!py::set_item(d, names::PATH_INFO, latin1(path))) return {};
+    // PATH_INFO is what follows the mount prefix (SCRIPT_NAME) in the
+    // decoded path, as the router split it (request_head::routed).
+    if (!py::set_item(d, names::PATH_INFO, latin1(h.routed.rest()))) return {};
     std::string_view query = h.query();
     if (query.empty()) {
         if (PyDict_SetItem(d, names::QUERY_STRING, names::empty) < 0) return {};

@@ -20,11 +20,9 @@ public:
     explicit environ_builder(std::string script_name = {});
     ~environ_builder();
 
-    // Builds one environ. On a request that cannot be represented (a NUL
-    // in the decoded path), returns null with `bad_status` set and no Python
-    // exception; on a Python error, returns null with the exception set.
-    py::ref build(const net::request_head& head, const net::endpoint_info& ep, py::borrowed input,
-                  unsigned& bad_status) const;
+    // Builds one environ for a request the router resolved (its path is in
+    // head.routed). On a Python error, returns null with the exception set.
+    py::ref build(const net::request_head& head, const net::endpoint_info& ep, py::borrowed input) const;
 
 private:
     py::ref header_key(const net::header_field& f) const;   // null: dropped, or an exception

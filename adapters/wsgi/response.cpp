@@ -359,11 +359,6 @@ void call::fail(std::string_view context) {
     w_.finish(gone_);
 }
 
-void call::reject(unsigned status) {
-    gate_hold held(gate());
-    reject_held(status);
-}
-
 void call::reject_held(unsigned status) {
     if (w_.finished()) return;
     w_.error_response(status);

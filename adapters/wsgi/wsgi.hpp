@@ -60,8 +60,6 @@ public:
     void complete();
     // An exception escaped the app: answer 500 (or close if too late).
     void fail(std::string_view context);
-    // Answer an error the server detected itself, before the app ran.
-    void reject(unsigned status);
 
     bool started() const { return started_; }
     bool finished() const { return w_.finished(); }

@@ -1,6 +1,7 @@
 #include "adapters/wsgi/wsgi_handler.hpp"
 
 #include "adapters/wsgi/wsgi.hpp"
+#include "bridge/config/options.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
@@ -28,13 +29,26 @@ wsgi_handler::wsgi_handler(py::ref app, runtime::thread_pool& pool, const net::s
 
 wsgi_handler::~wsgi_handler() = default;
 
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
+    return std::make_unique<wsgi_handler>(m.app->copy(), *s.pool, s.ctx, m.spec.prefix,
+                                          m.spec.buffer_body.value_or(s.opt.buffer_body));
+}
+
 bool wsgi_handler::submit(std::shared_ptr<net::exchange> ex) {
     // The pool is woken once per turn of this io thread's event loop, after
     // every connection that became readable in it has submitted its request:
     // the pool then takes them as one batch under one GIL acquisition.
     thread_local bool wake_scheduled = false;
     auto io = ex->io_executor();
-    if (!pool_.try_submit([this, ex = std::move(ex)] { run(*ex); }, false)) return false;
+    if (!ctx_.apps_in_flight.try_enter()) return false;   // --limit-concurrency
+    auto job = [this, ex = std::move(ex)] {
+        run(*ex);
+        ctx_.apps_in_flight.leave();
+    };
+    if (!pool_.try_submit(std::move(job), false)) {
+        ctx_.apps_in_flight.leave();
+        return false;
+    }
     if (!wake_scheduled) {
         wake_scheduled = true;
         boost::asio::post(io, [this] {
@@ -83,11 +97,9 @@ void wsgi_handler::run(net::exchange& ex) {
     runtime::request_watchdog::request timing(ctx_.watchdog, ex);
     call c(ex, ctx_);
     py::ref input = new_input(&ex);
-    unsigned bad = 0;
-    py::ref environ = input ? environ_.build(ex.head(), ex.endpoint(), input.get(), bad) : py::ref{};
+    py::ref environ = input ? environ_.build(ex.head(), ex.endpoint(), input.get()) : py::ref{};
     if (!environ) {
-        if (bad) c.reject(bad);
-        else c.fail(describe(ex));
+        c.fail(describe(ex));
         if (input) detach_input(input.get());
         return;
     }

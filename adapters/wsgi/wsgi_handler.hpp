@@ -1,7 +1,8 @@
 #pragma once
 // Runs a WSGI app on the thread pool: one job per request, with the GIL held
 // only while Python runs.
-#include "adapters/handler.hpp"
+#include "bridge/core/handler.hpp"
+#include "bridge/core/services.hpp"
 #include "adapters/wsgi/environ.hpp"
 #include "bridge/python/ref.hpp"
 
@@ -18,8 +19,8 @@ public:
     wsgi_handler(py::ref app, runtime::thread_pool& pool, const net::server_context& ctx,
                  std::string script_name = {}, bool buffer_body = true);
     ~wsgi_handler() override;
+    duties duties_for(const net::request_head&) const override { return {.buffer_body = buffer_body_}; }
     bool submit(std::shared_ptr<net::exchange> ex) override;
-    bool buffers_body(const net::request_head&) const override { return buffer_body_; }
 
     // Handles one request on the calling thread, which must hold the GIL.
     void run(net::exchange& ex);
@@ -31,5 +32,9 @@ private:
     environ_builder environ_;
     bool buffer_body_;
 };
+
+// The factory of every adapter (bridge/core/services.hpp). Requires the GIL
+// and a loaded app.
+std::unique_ptr<handler> make_handler(const mount_source& m, const services& s);
 
 } // namespace trestle::wsgi

@@ -125,8 +125,6 @@ struct refused_flag {
 const refused_flag refused_flags[] = {
     {"--limit-request-line", "Trestle limits the request line and the header lines together, with --max-header-bytes "
                              "(default 8192)"},
-    {"--limit-concurrency", "Trestle answers 503 when more than --max-queue requests wait for the --threads pool "
-                            "threads; set those"},
     {"--root-path", "Trestle sets root_path (and SCRIPT_NAME) from a mount's prefix, for requests that arrive with it: "
                     "mount the app there (trestle /api=module:app) and let the proxy keep the prefix"},
 };
@@ -181,6 +179,14 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--io-threads", o.io_threads, "Threads that run the network event loops (default 1)")
         ->check(CLI::Range(1, 64));
     cli.add_option("--max-queue", o.max_queue, "Requests that may wait for a pool thread; beyond it 503 (default 1024)")
+        ->check(CLI::Range(1, 1 << 24));
+    cli.add_option("--limit-concurrency", o.limit_concurrency,
+                   "Requests and WebSocket sessions the apps of one process may hold at once, WSGI and ASGI alike; "
+                   "beyond it 503 (default: no limit)")
+        ->check(CLI::Range(1, 1 << 24));
+    cli.add_option("--worker-connections", o.worker_connections,
+                   "Connections one process keeps open at once; beyond it new connections wait in the listen backlog "
+                   "(default: no limit)")
         ->check(CLI::Range(1, 1 << 24));
     cli.add_option("--retry-after", o.retry_after, "Retry-After seconds sent with a 503 on queue overflow (default 1)")
         ->check(CLI::Range(0, 86400));

@@ -74,6 +74,8 @@ struct options {
     std::size_t blocking_threads = 32;         // the loop's executor, grown on demand up to this
     std::size_t io_threads = 1;
     std::size_t max_queue = 1024;
+    std::size_t limit_concurrency = 0;         // 0: no limit (see core/admission.hpp)
+    std::size_t worker_connections = 0;        // 0: no limit
     unsigned retry_after = 1;
     std::size_t output_hwm = 256 * 1024;
     std::size_t preread_bytes = 64 * 1024;

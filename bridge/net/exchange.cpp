@@ -1,11 +1,9 @@
 #include "bridge/net/exchange.hpp"
 
-#include <boost/asio/post.hpp>
+#include "bridge/net/wake_queue.hpp"
 
 #include <algorithm>
 #include <cstring>
-#include <sys/socket.h>
-#include <unistd.h>
 
 namespace trestle::net {
 
@@ -19,20 +17,23 @@ void move_into(std::string& out, std::string& bytes) {
 }
 } // namespace
 
-exchange::exchange(asio::any_io_executor io, request_head head, const endpoint_info& ep,
-                   std::size_t output_hwm)
-    : head_(std::move(head)), endpoint_(ep), io_(io), wakeup_(io), hwm_(output_hwm) {}
+exchange::exchange(wake_queue& io, request_head head, const endpoint_info& ep, std::size_t output_hwm)
+    : head_(std::move(head)), endpoint_(ep), io_(io), wakeup_(io.executor()), hwm_(output_hwm) {}
 
 exchange::~exchange() = default;   // an unsent file_job closes its descriptor
+
+const asio::any_io_executor& exchange::io_executor() const { return io_.executor(); }
 
 void exchange::wake_io_locked() {
     if (!io_waiting_) return;
     io_waiting_ = false;
-    // The timer and the watch belong to the io thread; interrupt them there.
-    asio::post(io_, [self = shared_from_this()] {
-        self->wakeup_.cancel();
-        if (self->watch_) self->watch_->interrupt_watch();
-    });
+    // The timer and the driver belong to the io thread: they are told there.
+    io_.push(shared_from_this());
+}
+
+void exchange::io_wake() {
+    if (driver_) driver_->exchange_ready(*this);
+    else wakeup_.cancel();
 }
 
 // ---- body -------------------------------------------------------------
@@ -140,18 +141,8 @@ exchange::write_result exchange::try_write(std::string& bytes) {
     if (out_.empty() && in_flight_ > hwm_) return write_result::would_block;
     if (!bytes.empty()) output_started_ = true;
     move_into(out_, bytes);
-    if (!send_direct_locked()) wake_io_locked();
+    wake_io_locked();
     return write_result::ok;
-}
-
-bool exchange::send_direct_locked() {
-    if (!io_waiting_ || direct_fd_ < 0 || aborted_ || in_flight_ != 0 || file_pending_ || out_.empty())
-        return false;
-    ssize_t n = ::send(direct_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
-    // An error (EAGAIN, a reset) leaves the bytes to the io side, which
-    // retries and sees the same error.
-    return out_.empty();
 }
 
 bool exchange::write(std::string& bytes) {
@@ -198,23 +189,12 @@ void exchange::finish(bool keep_alive, std::string& last) {
     done_ = true;
     keep_alive_ = keep_alive;
     finished_at_ = std::chrono::steady_clock::now();
-    send_direct_locked();
-    // All out, and the connection stays open and watches its socket: the
-    // io side learns of the completion from the client's next request (or
-    // the watchdog), so no wakeup.
-    // (A parked io side has nothing in flight, so in_flight_ needs no check.)
-    if (io_waiting_ && io_watching_ && keep_alive && out_.empty() && !file_pending_ && !aborted_) return;
     wake_io_locked();
 }
 
 std::chrono::steady_clock::time_point exchange::finished_at() {
     std::lock_guard lock(m_);
     return finished_at_;
-}
-
-bool exchange::finished_unwoken() {
-    std::lock_guard lock(m_);
-    return done_ && io_waiting_;
 }
 
 void exchange::wake_app_locked() {
@@ -280,9 +260,8 @@ exchange::timeout_verdict exchange::time_out() {
 
 // ---- io side ------------------------------------------------------------
 
-bool exchange::take(io_work& w, bool watching) {
+bool exchange::take(io_work& w) {
     std::lock_guard lock(m_);
-    io_watching_ = false;
     bool any = false;
     if (!out_.empty()) {
         in_flight_ = out_.size();
@@ -303,10 +282,7 @@ bool exchange::take(io_work& w, bool watching) {
         w.keep_alive = keep_alive_;
         any = true;
     }
-    if (!any) {
-        io_waiting_ = true;
-        io_watching_ = watching;
-    }
+    if (!any) io_waiting_ = true;
     return any;
 }
 
@@ -314,7 +290,9 @@ void exchange::output_written() {
     std::lock_guard lock(m_);
     in_flight_ = 0;
     cv_.notify_all();
-    wake_app_locked();
+    // A finished app waits for nothing more: waking an app on the event loop
+    // here would cost a loop wakeup per response for nothing.
+    if (!done_) wake_app_locked();
 }
 
 void exchange::file_sent(bool ok) {
@@ -322,7 +300,7 @@ void exchange::file_sent(bool ok) {
     file_pending_ = false;
     file_ok_ = ok;
     cv_.notify_all();
-    wake_app_locked();
+    if (!done_) wake_app_locked();
 }
 
 void exchange::abort() {

@@ -1,8 +1,10 @@
 #pragma once
 // The state one request shares between its connection (an io thread) and the
-// app that answers it (a pool thread). The app side may block: the callers in
-// adapters/ release the GIL first. The io side never blocks; it is woken by a
-// post to its executor and then takes what the app produced.
+// app that answers it (a pool thread, the event loop, or a coroutine on the io
+// thread). The app side may block: the callers in adapters/ release the GIL
+// first. The io side never blocks. The exchange knows no socket: whatever the
+// app side produces reaches the connection one way, through the io thread's
+// wake_queue, and only the connection writes to its socket.
 #include "bridge/net/body_buffer.hpp"
 #include "bridge/net/request.hpp"
 #include "bridge/net/unique_fd.hpp"
@@ -56,25 +58,28 @@ protected:
     ~timeout_listener() = default;
 };
 
-// The io side while it waits on the socket itself (for the next request or
-// the client's disconnect) instead of the wakeup timer: a wake must interrupt
-// that wait. Set and cleared on the io thread only.
-class io_watch {
+// The protocol side of an exchange: an HTTP/1.1 connection (an HTTP/2
+// stream later). Told on the io thread, by the wake_queue, whenever the app
+// side produced something the io side must act on (output, the completion, a
+// wish for more body, the timeout). Without a driver (tests) the wakeup
+// timer is cancelled instead. Set and cleared on the io thread only.
+class exchange_driver {
 public:
-    virtual void interrupt_watch() = 0;
+    virtual void exchange_ready(exchange& ex) = 0;
 
 protected:
-    ~io_watch() = default;
+    ~exchange_driver() = default;
 };
+
+class wake_queue;
 
 class exchange : public std::enable_shared_from_this<exchange> {
 public:
-    exchange(boost::asio::any_io_executor io, request_head head, const endpoint_info& ep,
-             std::size_t output_hwm);
+    exchange(wake_queue& io, request_head head, const endpoint_info& ep, std::size_t output_hwm);
     ~exchange();
 
     const request_head& head() const { return head_; }
-    const boost::asio::any_io_executor& io_executor() const { return io_; }
+    const boost::asio::any_io_executor& io_executor() const;
     const endpoint_info& endpoint() const { return endpoint_; }
 
     // ---- app side -------------------------------------------------------
@@ -163,22 +168,12 @@ public:
     bool timed_out() const { return timed_out_.load(std::memory_order_acquire); }
 
     // ---- io side --------------------------------------------------------
-    // Takes pending work. Returns false (and arms the wakeup) if there is none.
-    // `watching`: the io side now waits on the socket (see io_watch), so a
-    // response that finish() writes whole, directly, needs no wakeup at all:
-    // the client's next request (or its leaving) wakes the io side instead.
-    bool take(io_work& w, bool watching = false);
-    // The connection's socket. While the io side is parked with nothing in
-    // flight, try_write() and finish() write to it straight from the app's
-    // thread (non-blocking; what does not fit goes to the io side as usual),
-    // so output never waits for the io thread to be scheduled. abort() ends
-    // this before the socket can be closed.
-    void set_direct_fd(int fd) { direct_fd_ = fd; }
-    void set_watch(io_watch* w) { watch_ = w; }
-    // The app finished and its response went out directly while the io side
-    // was watching, so no wakeup was posted: the io side must look by itself
-    // (the watchdog does, for connections that stay quiet).
-    bool finished_unwoken();
+    // Takes pending work. Returns false (and arms the wakeup) if there is
+    // none: the next thing the app side produces wakes the driver.
+    bool take(io_work& w);
+    void set_driver(exchange_driver* d) { driver_ = d; }
+    // Called by the wake_queue on the io thread.
+    void io_wake();
     // When finish() was called (the access log's duration ends there).
     // Under the lock: the io side reads it for an aborted exchange whose app
     // may be finishing at the same moment.
@@ -198,25 +193,20 @@ public:
 
 private:
     void wake_io_locked();
-    // Writes out_ straight to the socket if the io side is parked with
-    // nothing in flight (see set_direct_fd). True if out_ is now empty.
-    bool send_direct_locked();
     void wake_app_locked();
     // Copies buffered body bytes; 0 at end of body, nullopt when none yet.
     std::optional<std::size_t> copy_body_locked(char* dst, std::size_t n);
 
     request_head head_;
     endpoint_info endpoint_;
-    boost::asio::any_io_executor io_;
+    wake_queue& io_;
     boost::asio::steady_timer wakeup_;
     std::size_t hwm_;
 
     std::mutex m_;
     std::condition_variable cv_;
     bool io_waiting_ = false;
-    bool io_watching_ = false;
-    int direct_fd_ = -1;
-    io_watch* watch_ = nullptr;   // io thread only
+    exchange_driver* driver_ = nullptr;   // io thread only
     std::chrono::steady_clock::time_point finished_at_{};
     std::function<void()> app_waker_;
     bool aborted_ = false;

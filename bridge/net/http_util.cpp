@@ -4,6 +4,7 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include <algorithm>
 #include <ctime>
 
 namespace trestle::net {
@@ -244,6 +245,11 @@ std::string_view request_head::query() const {
     std::string_view t = without_fragment(strip_authority(target));
     auto q = t.find('?');
     return q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
+}
+
+std::size_t routed_path::prefix_segments() const {
+    auto head = std::string_view(decoded).substr(0, rest_at);
+    return static_cast<std::size_t>(std::count(head.begin(), head.end(), '/'));
 }
 
 bool request_head::is_websocket() const {

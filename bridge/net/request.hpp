@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -12,6 +13,21 @@ struct header_field {
     std::string name;
     std::string value;
     int known = 0;   // boost::beast::http::field value, 0 when unknown
+};
+
+// The request's path as the router resolved it (bridge/net/request_path.hpp):
+// decoded once, and split where the mount's prefix ends. Every handler reads
+// it here, so none decodes the target or strips its prefix itself.
+struct routed_path {
+    std::string decoded;         // the whole decoded path ("*" for OPTIONS *)
+    std::string_view prefix;     // the mount's prefix, decoded ("" at the root); owned by the router
+    std::size_t rest_at = 0;     // where the part under the mount begins in `decoded`
+
+    // What follows the prefix: PATH_INFO, a static file's name ("" or "/...").
+    std::string_view rest() const { return std::string_view(decoded).substr(rest_at); }
+    // How many '/' separators the prefix spans in `decoded` (a proxy drops
+    // as many segments from the raw path).
+    std::size_t prefix_segments() const;
 };
 
 // The parsed request line and header of one request. Immutable once the
@@ -27,6 +43,7 @@ struct request_head {
     bool expect_continue = false;
     bool head_method = false;
     bool upgrade = false;        // Connection: upgrade with an Upgrade field
+    routed_path routed;          // set by the router before a handler sees the request
 
     // A WebSocket opening handshake (RFC 6455 4.1): GET, HTTP/1.1,
     // Upgrade: websocket, Connection: upgrade.

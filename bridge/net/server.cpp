@@ -142,6 +142,7 @@ struct server::impl {
     bool announce = true;   // log each listener at info (a worker under a supervisor: at debug)
     std::size_t accept_batch = 0;   // connections taken per wakeup; 0: all that are pending
     int deferred_ms = 0;            // leave_to_another_worker's wait so far (io thread 0 only)
+    std::chrono::steady_clock::time_point last_full_warning{};   // wait_for_room (io thread 0 only)
     std::vector<std::unique_ptr<io_worker>> workers;
     std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
     std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors;
@@ -176,8 +177,12 @@ struct server::impl {
         for (;;) {
             auto [wec] = co_await acc.async_wait(Acceptor::wait_read, use_tuple);
             if (wec == asio::error::operation_aborted || !acc.is_open()) co_return;
+            if (!co_await wait_for_room(acc)) co_return;
             if (co_await leave_to_another_worker(acc)) continue;
-            for (std::size_t taken = 0; accept_batch == 0 || taken < accept_batch; ++taken) {
+            // The sessions count themselves in `live` once they start, so the
+            // room is measured once per batch.
+            std::size_t room = ctx.max_connections == 0 ? SIZE_MAX : ctx.max_connections - std::min(ctx.max_connections, live.load());
+            for (std::size_t taken = 0; (accept_batch == 0 || taken < accept_batch) && taken < room; ++taken) {
                 int fd = ::accept4(acc.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd < 0) {
                     int err = errno;
@@ -202,6 +207,28 @@ struct server::impl {
                 spawn(std::move(gs), std::move(ep), w);
             }
         }
+    }
+
+    // --worker-connections: at the cap, new connections are left in the
+    // listen backlog (where another worker process may take them) until one
+    // of this process's connections closes, looked at every 5 ms. False once
+    // the listener has closed (graceful stop).
+    template <class Acceptor>
+    asio::awaitable<bool> wait_for_room(Acceptor& acc) {
+        if (ctx.max_connections == 0 || live.load() < ctx.max_connections) co_return true;
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_full_warning >= std::chrono::seconds(10)) {
+            last_full_warning = now;
+            log::warning(std::to_string(live.load()) + " connections open, the --worker-connections limit: " +
+                         "new connections wait in the listen backlog");
+        }
+        asio::steady_timer t(acc.get_executor());
+        while (live.load() >= ctx.max_connections) {
+            t.expires_after(std::chrono::milliseconds(5));
+            co_await t.async_wait(use_tuple);
+            if (!acc.is_open()) co_return false;
+        }
+        co_return true;
     }
 
     // Under a supervisor: when this worker holds clearly more connections
@@ -435,12 +462,12 @@ bool server::run(std::chrono::milliseconds graceful) {
                 reopen_logs(im.ctx.access);
                 break;
             case SIGHUP:
-                log::warning("received SIGHUP: a reload needs worker processes, which this server does not "
-                             "run yet; still serving the code already loaded");
+                log::warning("received SIGHUP: a reload replaces worker processes, and this one runs "
+                             "without them (start with --workers N to reload); still serving the code already loaded");
                 break;
             case SIGUSR2:
-                log::warning("received SIGUSR2: a binary upgrade needs worker processes, which this server "
-                             "does not run yet; still serving");
+                log::warning("received SIGUSR2: a binary upgrade needs a supervisor, and this process runs "
+                             "without one (start with --workers N); still serving");
                 break;
             case SIGTTIN:
             case SIGTTOU:

@@ -1,5 +1,6 @@
 #pragma once
 #include "bridge/config/options.hpp"
+#include "bridge/core/admission.hpp"
 #include "bridge/net/forwarded.hpp"
 
 #include <atomic>
@@ -8,7 +9,8 @@
 #include <functional>
 #include <string>
 
-namespace trestle { class handler; class access_log; }
+namespace trestle { class access_log; }
+namespace trestle::router { class mount_table; }
 namespace trestle::runtime { class request_watchdog; }
 
 namespace trestle::net {
@@ -23,6 +25,13 @@ struct server_context {
     std::string body_temp_dir = "/tmp";
     std::string server_header = "trestle";
     std::string retry_after = "1";
+    // --limit-concurrency. Mutable: the one part of a fixed context that the
+    // handlers, which see it const, change (thread-safe, like a mutex).
+    mutable admission apps_in_flight;
+    // --worker-connections: connections open at once (0: no cap). At the cap
+    // the accept loop stops taking new ones until one closes; they wait in
+    // the listen backlog, where another worker process may take them.
+    std::size_t max_connections = 0;
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
     trusted_proxies trusted;   // --forwarded-allow-ips
@@ -32,7 +41,8 @@ struct server_context {
     // Raises into WSGI threads whose request timed out and notices the ones
     // that never come back; null when --timeout is 0.
     runtime::request_watchdog* watchdog = nullptr;
-    handler* app = nullptr;
+    // Resolves each request to its handler (once per request).
+    const router::mount_table* router = nullptr;
     access_log* access = nullptr;
     bool log_response_head = false;   // the access log's format shows response headers
     std::atomic<bool> draining{false};

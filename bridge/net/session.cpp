@@ -1,6 +1,7 @@
 #include "bridge/net/session.hpp"
 
-#include "adapters/handler.hpp"
+#include "bridge/core/handler.hpp"
+#include "bridge/router/mount_table.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/forwarded.hpp"
 #include "bridge/net/http_util.hpp"
@@ -48,7 +49,10 @@ session::session(generic_socket socket, endpoint_info ep, server_context& ctx, s
 }
 
 session::~session() {
-    if (current_) current_->abort();
+    if (current_) {
+        current_->set_driver(nullptr);
+        current_->abort();
+    }
     reg_.remove(reg_pos_);
 }
 
@@ -79,11 +83,52 @@ void session::interrupt_watch() {
     socket_.cancel(ec);
 }
 
+void session::exchange_ready(exchange& ex) {
+    if (&ex != current_.get() || closed_) return;
+    if (!watch_reading_) {
+        ex.wakeup_timer().cancel();   // the pump waits on the timer: it takes the work itself
+        return;
+    }
+    // The pump waits on a read of the socket: the body is in and nothing more
+    // is expected from the client until the response is out. What the app
+    // produced is written from here, without resuming the pump; a response
+    // that completes with keep-alive leaves the connection idle, and the
+    // client's next request (or its leaving) resumes the pump. Anything more
+    // (the rest of a write the socket would not take, a file, a close) goes
+    // to the pump.
+    for (;;) {
+        io_work w;
+        if (!ex.take(w)) return;   // all done for now; the next output wakes this again
+        if (w.file || w.want_body || !write_now(w.out)) {
+            carry_ = std::move(w);
+            interrupt_watch();
+            return;
+        }
+        ex.output_written();
+        if (w.done) {
+            bool idle = w.keep_alive;
+            carry_ = std::move(w);
+            if (idle) set_phase(phase::idle);   // the keep-alive timeout starts now
+            else interrupt_watch();
+            return;
+        }
+    }
+}
+
+bool session::write_now(std::string& out, int flags) {
+    while (!out.empty()) {
+        ssize_t n = ::send(socket_.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL | flags);
+        if (n > 0) {
+            out.erase(0, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        return false;   // EAGAIN or an error: the pump's write waits, or sees the same error
+    }
+    return true;
+}
+
 void session::check_deadline(clock::time_point now) {
-    // A response written directly by the app's thread posts no wakeup; a
-    // client that then stays quiet is noticed here, and its keep-alive
-    // timeout starts.
-    if (phase_ == phase::app && current_ && current_->finished_unwoken()) interrupt_watch();
     // The request timeout rides on this scan too: no timer per request.
     if (ctx_.request_timeout.count() > 0 && current_ && !closed_ && current_->timeout_due(now)) request_timed_out();
     if (closed_ || now < deadline_) return;
@@ -146,8 +191,7 @@ void session::close_if_idle() {
 void session::close_now() {
     if (closed_) return;
     closed_ = true;
-    // Before the descriptor can be closed (and reused): no more direct writes.
-    if (current_) current_->abort();
+    if (current_) current_->abort();   // the app sees the client gone
     error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);   // ends a watching pump's read
@@ -179,14 +223,15 @@ asio::awaitable<void> session::run() {
     close_now();
 }
 
-// A response that refuses a body (413, or 400/408 partway through it) goes
-// out while the client may still be sending that body. Closing at once with
-// its bytes unread makes the kernel answer them with a reset, which can
-// reach the client before it has read the response: it then sees a broken
-// pipe instead of the 413. So, as nginx's lingering close does, the sending
-// side is shut (the client reads the response and then end of stream) and
-// what still arrives is read and dropped, until the client closes or for at
-// most linger_time.
+// A response that refuses a body (413, or 400/408 partway through it; a
+// 503; an app's answer that leaves the body unread past drain_limit, or that
+// closes) goes out while the client may still be sending that body. Closing
+// at once with its bytes unread makes the kernel answer them with a reset,
+// which can reach the client before it has read the response: it then sees a
+// broken pipe instead of the 413. So, as nginx's lingering close does, the
+// sending side is shut (the client reads the response and then end of
+// stream) and what still arrives is read and dropped, until the client closes
+// or for at most linger_time.
 asio::awaitable<void> session::linger() {
     error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_send, ec);
@@ -275,31 +320,34 @@ asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& o
     }
 }
 
-asio::awaitable<void> session::serve_websocket(request_parser& p) {
+asio::awaitable<void> session::serve_websocket(request_parser& p, handler& target, bool accepts) {
     if (unsigned status = websocket_handshake_status(p.head())) {
         co_await reject(status);
         co_return;
     }
-    if (!ctx_.app->accepts_websocket(p.head())) {
+    if (!accepts) {
         co_await reject(400);
         co_return;
     }
     endpoint_info ep = ep_;
     if (ep.trusted_peer) apply_forwarded(p.head(), ctx_.trusted, ep);
     auto ch = std::make_shared<ws_channel>(socket_.get_executor(), std::move(p.head()), ep, ctx_.output_hwm);
+    if (!target.submit_websocket(ch)) {
+        co_await reject(503);
+        co_return;
+    }
     current_ws_ = ch;
     set_phase(phase::app);   // Beast's websocket timeouts take over
-    ctx_.app->submit_websocket(ch);
     co_await net::serve_websocket(socket_, ch, ctx_, closed_);
     current_ws_.reset();
 }
 
-asio::awaitable<void> session::serve_tunnel(std::shared_ptr<exchange> ex) {
+asio::awaitable<void> session::serve_tunnel(std::shared_ptr<exchange> ex, handler& target) {
     upgraded_client client{socket_, std::string(static_cast<const char*>(buf_.data().data()), buf_.size())};
     buf_.consume(buf_.size());
     tunnelling_ = true;
     set_phase(phase::app);   // the tunnel keeps its own idle timeout
-    co_await ctx_.app->tunnel(std::move(ex), client);
+    co_await target.tunnel(std::move(ex), client);
 }
 
 asio::awaitable<bool> session::buffer_body(request_parser& p, std::string& memory, body_file& file) {
@@ -347,11 +395,12 @@ asio::awaitable<bool> session::buffer_body(request_parser& p, std::string& memor
 }
 
 asio::awaitable<bool> session::serve(request_parser& p) {
+    route r = ctx_.router->resolve(p.head());
     const request_head& h = p.head();
     // A mount that relays upgrades takes the handshake as a request.
-    bool tunnel = h.upgrade && ctx_.app->tunnels_upgrade(h);
+    bool tunnel = h.upgrade && r.duties.tunnel_upgrade;
     if (h.is_websocket() && !tunnel) {
-        co_await serve_websocket(p);
+        co_await serve_websocket(p, *r.target, r.duties.websocket);
         co_return false;
     }
     bool expect = h.expect_continue;
@@ -361,7 +410,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     std::string body;
     body_file spooled;
     rate_.start();
-    if (!preread && !p.is_done() && ctx_.app->buffers_body(h)) {
+    if (!preread && !p.is_done() && r.duties.buffer_body) {
         // The request goes to the app only once its body is here, so a slow
         // upload holds this coroutine, never a pool thread.
         if (!co_await buffer_body(p, body, spooled)) {
@@ -384,22 +433,25 @@ asio::awaitable<bool> session::serve(request_parser& p) {
         // This request's client and scheme, as the trusted proxy reports them.
         endpoint_info ep = ep_;
         apply_forwarded(p.head(), ctx_.trusted, ep);
-        ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep, ctx_.output_hwm);
+        ex = std::make_shared<exchange>(reg_.wakes(), std::move(p.head()), ep, ctx_.output_hwm);
     } else {
-        ex = std::make_shared<exchange>(socket_.get_executor(), std::move(p.head()), ep_, ctx_.output_hwm);
+        ex = std::make_shared<exchange>(reg_.wakes(), std::move(p.head()), ep_, ctx_.output_hwm);
     }
-    if (ctx_.app->watches_disconnect(ex->head())) ex->set_direct_fd(socket_.native_handle());
+    ex->set_driver(this);
     if (spooled.valid()) ex->preload_body_file(std::move(spooled));
     else if (preread || p.is_done()) ex->preload_body(std::move(body));
     current_ = ex;
     set_phase(phase::app);
-    if (!ctx_.app->submit(ex)) {
+    if (!r.target->submit(ex)) {
+        ex->set_driver(nullptr);
         current_.reset();
+        linger_ = !p.is_done();   // the body may still be on its way
         co_await reject(503);
         co_return false;
     }
     bool keep = false;
-    bool ok = co_await pump(p, *ex, keep);
+    bool ok = co_await pump(p, *ex, r.duties.watch_disconnect, keep);
+    ex->set_driver(nullptr);
     current_.reset();
     if (ctx_.access) ctx_.access->record(*ex, started, ex->finished_at());
     if (answer_timeout_) {
@@ -411,38 +463,53 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     }
     if (tunnel && ex->status() == 101) {
         if (!ok || !keep || !p.is_done()) ex->abort();
-        co_await serve_tunnel(std::move(ex));
+        co_await serve_tunnel(std::move(ex), *r.target);
         co_return false;
     }
-    if (!ok || !keep) co_return false;
-    if (!p.is_done() && !co_await drain(p)) co_return false;
+    // Closing with the body still on its way (the app refused it, answered
+    // without reading it, or asked to close): linger, as for a 413.
+    if (!ok || !keep) {
+        linger_ = !p.is_done();
+        co_return false;
+    }
+    if (!p.is_done() && !co_await drain(p)) {
+        linger_ = true;
+        co_return false;
+    }
     co_return true;
 }
 
-asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep) {
+asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool watch, bool& keep) {
     bool body_broken = false;
-    // Apps on the event loop learn of a client that leaves while they wait.
-    bool watch = ctx_.app->watches_disconnect(ex.head());
+    // `watch`: apps on the event loop learn of a client that leaves while they wait.
     bool peer_gone = false;
+    carry_.reset();
     for (;;) {
         if (answer_timeout_) co_return false;   // see request_timed_out
         io_work w;
         // Nothing more is expected from the client until the response is
         // out, so once the body is in, the wait is a read: it ends with the
-        // client's next request (pipelined, or sent after a response the app
-        // wrote directly), with its leaving, or when the app wakes us.
+        // client's next request (pipelined, or sent after a response that
+        // exchange_ready wrote), with its leaving, or when exchange_ready
+        // leaves work to the pump (carry_).
         bool watching = watch && !peer_gone && p.is_done() && buf_.size() == 0;
-        if (!ex.take(w, watching)) {
+        bool got = false;
+        if (carry_) {
+            w = std::move(*carry_);
+            carry_.reset();
+            got = true;
+        } else {
+            got = ex.take(w);
+        }
+        if (!got) {
             if (peer_gone || closed_) {
                 ex.abort();   // the app sees http.disconnect / OSError
                 co_return false;
             }
             if (watching) {
-                ex.set_watch(this);
                 watch_reading_ = true;
                 auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
                 watch_reading_ = false;
-                ex.set_watch(nullptr);
                 if (!ec) {
                     buf_.commit(n);   // the next request; it waits for this response
                 } else if (ec != asio::error::operation_aborted) {
@@ -456,7 +523,11 @@ asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool& keep)
             continue;
         }
         if (!w.out.empty()) {
-            if (!co_await write(w.out)) {
+            // Before a file, the head goes with MSG_MORE: the kernel holds it
+            // for the file's first bytes, so a small file leaves in one
+            // segment with its head instead of two.
+            if (w.file && !closed_) write_now(w.out, MSG_MORE);
+            if (!w.out.empty() && !co_await write(w.out)) {
                 ex.abort();
                 co_return false;
             }
@@ -559,7 +630,7 @@ asio::awaitable<void> session::reject(unsigned status, bool head_only) {
 
 // ---- registry -------------------------------------------------------------
 
-session_registry::session_registry(asio::any_io_executor ex) : timer_(ex) {}
+session_registry::session_registry(asio::any_io_executor ex) : wakes_(ex), timer_(ex) {}
 
 std::list<session*>::iterator session_registry::add(session* s) {
     return sessions_.insert(sessions_.end(), s);

@@ -6,6 +6,7 @@
 #include "bridge/net/body_buffer.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/request.hpp"
+#include "bridge/net/wake_queue.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -17,6 +18,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+
+namespace trestle { class handler; }
 
 namespace trestle::net {
 
@@ -41,7 +44,7 @@ struct upgraded_client {
     std::string early;
 };
 
-class session : public std::enable_shared_from_this<session>, private io_watch {
+class session : public std::enable_shared_from_this<session>, private exchange_driver {
 public:
     session(generic_socket socket, endpoint_info ep, server_context& ctx, session_registry& reg);
     ~session();
@@ -61,16 +64,22 @@ private:
     boost::asio::awaitable<bool> read_body_chunk(request_parser& p, std::string& out);
     boost::asio::awaitable<bool> buffer_body(request_parser& p, std::string& memory, body_file& file);
     boost::asio::awaitable<bool> serve(request_parser& p);
-    boost::asio::awaitable<void> serve_websocket(request_parser& p);
-    boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<exchange> ex);
-    boost::asio::awaitable<bool> pump(request_parser& p, exchange& ex, bool& keep);
+    boost::asio::awaitable<void> serve_websocket(request_parser& p, handler& target, bool accepts);
+    boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<exchange> ex, handler& target);
+    boost::asio::awaitable<bool> pump(request_parser& p, exchange& ex, bool watch, bool& keep);
     boost::asio::awaitable<bool> send_file(int fd, std::uint64_t offset, std::uint64_t count);
     boost::asio::awaitable<bool> drain(request_parser& p);
     boost::asio::awaitable<bool> write(std::string_view bytes);
     boost::asio::awaitable<void> reject(unsigned status, bool head_only = false);
     boost::asio::awaitable<void> linger();
     void set_phase(phase ph);
-    void interrupt_watch() override;
+    // Ends the pump's wait on a read of the socket (see pump).
+    void interrupt_watch();
+    // The app side produced something (see exchange_driver).
+    void exchange_ready(exchange& ex) override;
+    // Writes what it can of `out` without waiting (`flags`: MSG_MORE);
+    // true once all is written.
+    bool write_now(std::string& out, int flags = 0);
     // --timeout: the app has held the current request too long.
     void request_timed_out();
 
@@ -93,7 +102,11 @@ private:
     bool ws_closing_ = false;
     bool tunnelling_ = false;
     bool linger_ = false;          // closing after refusing a body the client may still be sending
-    bool watch_reading_ = false;   // pump waits on the socket (see io_watch)
+    bool watch_reading_ = false;   // pump waits on a read of the socket (see pump)
+    // Work that exchange_ready took from the exchange while the pump waited
+    // on the socket, and left for the pump: the rest of a write, a file, a
+    // wish for body, or the completion of a response already written.
+    std::optional<io_work> carry_;
     bool answer_timeout_ = false;  // the request ran past --timeout: pump returns, serve answers 504
 };
 
@@ -109,10 +122,12 @@ public:
     void close_idle();
     void close_all();
     std::size_t size() const { return sessions_.size(); }
+    wake_queue& wakes() { return wakes_; }
 
 private:
     void tick();
     std::list<session*> sessions_;
+    wake_queue wakes_;
     boost::asio::steady_timer timer_;
     bool stopped_ = false;
 };

@@ -3,7 +3,6 @@
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/request_path.hpp"
-#include "bridge/net/ws_channel.hpp"
 
 #include <algorithm>
 
@@ -18,6 +17,7 @@ namespace {
 class fixed_status final : public handler {
 public:
     fixed_status(unsigned status, std::string server_header) : status_(status), server_(std::move(server_header)) {}
+    duties duties_for(const net::request_head&) const override { return {}; }
     bool submit(std::shared_ptr<net::exchange> ex) override {
         bool keep = ex->head().keep_alive;
         std::string r = net::simple_response(status_, server_, !keep, {}, ex->head().head_method);
@@ -43,47 +43,32 @@ mount_table::mount_table(handler* root, const std::string& server_header)
     : bad_path_(std::make_unique<fixed_status>(400, server_header)),
       root_(root_or_404(root, not_found_, server_header)) {}
 
+mount_table::~mount_table() = default;
+
 void mount_table::add(std::string prefix, handler& h) {
     mounts_.push_back({std::move(prefix), &h});
     std::stable_sort(mounts_.begin(), mounts_.end(),
                      [](const mount& a, const mount& b) { return a.prefix.size() > b.prefix.size(); });
 }
 
-handler& mount_table::match(const net::request_head& head) const {
-    std::string path;
-    if (net::decode_target_path(head, path)) return *bad_path_;
-    for (const auto& m : mounts_)
-        if (net::match_prefix(path, m.prefix)) return *m.h;
-    return root_;
-}
-
-bool mount_table::submit(std::shared_ptr<net::exchange> ex) {
-    return match(ex->head()).submit(std::move(ex));
-}
-
-bool mount_table::accepts_websocket(const net::request_head& head) const {
-    return match(head).accepts_websocket(head);
-}
-
-bool mount_table::watches_disconnect(const net::request_head& head) const {
-    return match(head).watches_disconnect(head);
-}
-
-bool mount_table::buffers_body(const net::request_head& head) const {
-    return match(head).buffers_body(head);
-}
-
-void mount_table::submit_websocket(std::shared_ptr<net::ws_channel> ch) {
-    match(ch->head()).submit_websocket(std::move(ch));
-}
-
-bool mount_table::tunnels_upgrade(const net::request_head& head) const {
-    return match(head).tunnels_upgrade(head);
-}
-
-boost::asio::awaitable<void> mount_table::tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) {
-    handler& h = match(ex->head());
-    co_await h.tunnel(std::move(ex), client);
+route mount_table::resolve(net::request_head& head) const {
+    net::routed_path& r = head.routed;
+    r.prefix = {};
+    r.rest_at = 0;
+    handler* h = &root_;
+    if (net::decode_target_path(head, r.decoded)) {
+        h = bad_path_.get();
+    } else {
+        for (const auto& m : mounts_) {
+            if (auto at = net::match_prefix(r.decoded, m.prefix)) {
+                h = m.h;
+                r.prefix = m.prefix;
+                r.rest_at = *at;
+                break;
+            }
+        }
+    }
+    return {h, h->duties_for(head)};
 }
 
 } // namespace trestle::router

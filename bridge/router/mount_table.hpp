@@ -5,14 +5,17 @@
 // is mounted at ""; without one, paths no mount claims get 404. A path that
 // must be refused (an encoded NUL, a ".." segment) is 400 here, for every
 // kind of mount alike.
-// Each mount's handler strips its prefix itself: SCRIPT_NAME for WSGI,
-// root_path for ASGI.
-#include "adapters/handler.hpp"
+// resolve() decodes the path once per request and splits the prefix off it
+// (request_head::routed): SCRIPT_NAME and PATH_INFO for WSGI, root_path and
+// path for ASGI, a static file's name, the rest a proxy sends on.
+#include "bridge/core/handler.hpp"
 
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace trestle::net { struct request_head; }
 
 namespace trestle::router {
 
@@ -21,20 +24,16 @@ namespace trestle::router {
 // set, for prefixes that cannot be one (see net::decode_prefix).
 bool normalize_prefix(std::string& prefix, std::string& why);
 
-class mount_table : public handler {
+class mount_table {
 public:
     // The root handler (may be null) serves everything no other mount claims.
     mount_table(handler* root, const std::string& server_header);
+    ~mount_table();
     void add(std::string prefix, handler& h);   // prefix already normalized
 
-    handler& match(const net::request_head& head) const;
-    bool submit(std::shared_ptr<net::exchange> ex) override;
-    bool accepts_websocket(const net::request_head& head) const override;
-    bool watches_disconnect(const net::request_head& head) const override;
-    bool buffers_body(const net::request_head& head) const override;
-    void submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
-    bool tunnels_upgrade(const net::request_head& head) const override;
-    boost::asio::awaitable<void> tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) override;
+    // Once per request, on an io thread: finds the handler, sets
+    // head.routed, and asks the handler what the connection must do.
+    route resolve(net::request_head& head) const;
 
 private:
     struct mount {

@@ -8,6 +8,7 @@
 // never two, and close() must have been called exactly once.
 #include "adapters/wsgi/wsgi.hpp"
 #include "adapters/wsgi/wsgi_handler.hpp"
+#include "bridge/net/wake_queue.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
@@ -71,6 +72,7 @@ py::ref app;
 // Made once and never destroyed: the pool's thread waits for the GIL, which
 // this thread keeps, so joining it at exit would hang.
 boost::asio::io_context* ioc;
+net::wake_queue* wakes;   // on ioc, which nothing runs: the exchange is drained by take()
 runtime::thread_pool* pool;
 net::server_context* ctx;
 wsgi::wsgi_handler* wsgi_app;
@@ -142,6 +144,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     FUZZ_CHECK(r);
     app = py::ref::borrow(PyDict_GetItemString(module_dict.get(), "app"));
     ioc = new boost::asio::io_context;
+    wakes = new net::wake_queue(ioc->get_executor());
     pool = new runtime::thread_pool(1, 16);
     ctx = new net::server_context;
     wsgi_app = new wsgi::wsgi_handler(app.copy(), *pool, *ctx, "");
@@ -162,8 +165,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     head.method = "GET";
     head.target = "/";
     head.headers = {{"Host", "x", 0}};
+    head.routed.decoded = "/";   // as the router leaves it at the root
     net::endpoint_info ep;
-    auto ex = std::make_shared<net::exchange>(ioc->get_executor(), head, ep, 1u << 30);
+    auto ex = std::make_shared<net::exchange>(*wakes, head, ep, 1u << 30);
     ex->preload_body({});
     wsgi_app->run(*ex);
     fuzz::no_python_error("wsgi_handler::run");

@@ -443,7 +443,6 @@ def test_no_proxy_headers_ignores_forwarded_headers(serve, tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["--limit-request-line", "4094"], "--max-header-bytes"),
-    (["--limit-concurrency", "100"], "--max-queue"),
     (["--root-path", "/api"], "mount the app"),
     (["--root-path"], "mount the app"),
 ])
@@ -457,9 +456,9 @@ def test_refused_flags_are_one_line_with_the_reason(args, needle):
 
 def test_refused_flag_in_the_config_file_names_the_line(tmp_path):
     cfg = tmp_path / "t.toml"
-    cfg.write_text("[server]\nthreads = 2\nlimit_concurrency = 10\n")
+    cfg.write_text("[server]\nthreads = 2\nlimit_request_line = 10\n")
     r = run_trestle(NO_APP, "--config", str(cfg))
-    assert r.returncode == 2 and "t.toml:3: --limit-concurrency: not supported" in r.stderr, r.stderr
+    assert r.returncode == 2 and "t.toml:3: --limit-request-line: not supported" in r.stderr, r.stderr
 
 
 def test_no_server_header_sends_none(serve):

@@ -62,7 +62,7 @@ def test_usr1_with_an_unopenable_path_keeps_the_old_file(serve, tmp_path):
 
 
 @pytest.mark.parametrize("sig,needle", [
-    (signal.SIGHUP, "received SIGHUP: a reload needs worker processes"),
+    (signal.SIGHUP, "received SIGHUP: a reload replaces worker processes"),
     (signal.SIGUSR2, "received SIGUSR2"),
     (signal.SIGTTIN, "received SIGTTIN"),
     (signal.SIGTTOU, "received SIGTTOU"),

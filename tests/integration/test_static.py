@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 import conftest
-from conftest import APPS, BIN, Server, read_head, rss_kb, run_trestle, server_env
+from conftest import APPS, BIN, SANITIZER_MARKERS, Server, read_head, rss_kb, run_trestle, server_env
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
 HELLO = b"hello from a static file\n"
@@ -70,12 +70,20 @@ def start(*args, cwd=APPS):
     return Server(list(args) + ["--bind", "127.0.0.1:0"], cwd, server_env())
 
 
+def stop(s):
+    """Stops a server started by start(); a sanitizer report in its log fails the test (as serve() does)."""
+    s.stop()
+    log = s.log()
+    os.unlink(s.log_path)
+    assert not any(marker in log for marker in SANITIZER_MARKERS), log[-6000:]
+
+
 @pytest.fixture(scope="module")
 def srv(site):
     """A Python app at the root and the static mount at /static."""
     s = start("hello:app", "/static=static:" + str(site))
     yield s
-    s.stop()
+    stop(s)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +91,7 @@ def root_srv(site):
     """The static mount as the root: every path reaches it."""
     s = start("static:" + str(site))
     yield s
-    s.stop()
+    stop(s)
 
 
 def write_config(tmp_path, site, **mount):
@@ -366,7 +374,7 @@ def test_the_traversal_probe_can_see_a_leak(site, tmp_path):
         status, _, body = fetch(s, "/public/../secret.txt")
         assert status == 400 and SECRET not in body
     finally:
-        s.stop()
+        stop(s)
 
 
 # ---- symlinks -------------------------------------------------------------------

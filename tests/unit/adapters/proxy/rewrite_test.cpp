@@ -1,4 +1,5 @@
 #include "adapters/proxy/rewrite.hpp"
+#include "tests/unit/support/routed.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,6 +24,13 @@ net::endpoint_info peer(std::string addr, bool trusted = false, std::string sche
     ep.scheme = std::move(scheme);
     ep.trusted_peer = trusted;
     return ep;
+}
+
+// The target for the upstream of a request routed to a mount at `prefix`.
+std::optional<std::string> target_under(net::request_head h, const std::string& prefix,
+                                        const std::optional<std::string>& upstream_path) {
+    if (!test_support::route_to_mount(h, prefix)) return std::nullopt;   // refused (400) before any mount sees it
+    return upstream_target(h, upstream_path);
 }
 
 // The request line and the fields of a head, for assertions.
@@ -65,64 +73,64 @@ forward_options to(std::string_view host) {
 
 TEST(upstream_target, without_a_path_the_uri_goes_unchanged) {
     auto h = head("GET", "/billing/a%20b/c?x=1&y", {});
-    EXPECT_EQ(upstream_target(h, "/billing", std::nullopt), "/billing/a%20b/c?x=1&y");
+    EXPECT_EQ(target_under(h, "/billing", std::nullopt), "/billing/a%20b/c?x=1&y");
     h.target = "/billing";
-    EXPECT_EQ(upstream_target(h, "/billing", std::nullopt), "/billing");
+    EXPECT_EQ(target_under(h, "/billing", std::nullopt), "/billing");
 }
 
 TEST(upstream_target, a_path_replaces_the_prefix) {
     auto h = head("GET", "/billing/x/y?q=1", {});
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/")), "/x/y?q=1");
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api/x/y?q=1");
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api/")), "/api/x/y?q=1");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/")), "/x/y?q=1");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/api")), "/api/x/y?q=1");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/api/")), "/api/x/y?q=1");
     h.target = "/billing";
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/")), "/");
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/")), "/");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/api")), "/api");
     h.target = "/billing/";
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api/");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/api")), "/api/");
     h.target = "/billing?";
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api?");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/api")), "/api?");
 }
 
 TEST(upstream_target, at_the_root_the_path_is_prepended) {
     auto h = head("GET", "/x?q", {});
-    EXPECT_EQ(upstream_target(h, "", std::string("/app/")), "/app/x?q");
-    EXPECT_EQ(upstream_target(h, "", std::nullopt), "/x?q");
+    EXPECT_EQ(target_under(h, "", std::string("/app/")), "/app/x?q");
+    EXPECT_EQ(target_under(h, "", std::nullopt), "/x?q");
 }
 
 TEST(upstream_target, absolute_form_becomes_origin_form) {
     auto h = head("GET", "http://example.com/billing/x?q=1", {});
-    EXPECT_EQ(upstream_target(h, "/billing", std::nullopt), "/billing/x?q=1");
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/")), "/x?q=1");
+    EXPECT_EQ(target_under(h, "/billing", std::nullopt), "/billing/x?q=1");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/")), "/x?q=1");
 }
 
 TEST(upstream_target, dot_segments_are_refused) {
     for (const char* t : {"/billing/../admin", "/billing/./x", "/billing/%2e%2E/admin", "/billing/.%2e", "/billing/x/..",
                           "/billing/x%2F..%2Fadmin", "/billing/%2E%2Fx", "/billing/a%00"}) {
         auto h = head("GET", t, {});
-        EXPECT_FALSE(upstream_target(h, "/billing", std::string("/"))) << t;
-        EXPECT_FALSE(upstream_target(h, "/billing", std::nullopt)) << t;
+        EXPECT_FALSE(target_under(h, "/billing", std::string("/"))) << t;
+        EXPECT_FALSE(target_under(h, "/billing", std::nullopt)) << t;
     }
     for (const char* t : {"/billing/...", "/billing/.well-known/x", "/billing/a..b", "/billing/%2e%2e%2e"}) {
         auto h = head("GET", t, {});
-        EXPECT_TRUE(upstream_target(h, "/billing", std::string("/"))) << t;
+        EXPECT_TRUE(target_under(h, "/billing", std::string("/"))) << t;
     }
-    EXPECT_EQ(upstream_target(head("OPTIONS", "*", {}), "", std::nullopt), "*");
+    EXPECT_EQ(target_under(head("OPTIONS", "*", {}), "", std::nullopt), "*");
 }
 
 // Issue 10 item 15: the prefix is matched on the decoded path, as the mount
 // table does; the rest goes as the client wrote it.
 TEST(upstream_target, an_encoded_prefix_is_replaced_and_the_rest_kept_as_sent) {
     auto h = head("GET", "/%62illing/a%20b?q", {});
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api/a%20b?q");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/api")), "/api/a%20b?q");
     h.target = "/billing%2Fx%2Fy";
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api/")), "/api/x%2Fy");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/api/")), "/api/x%2Fy");
     h.target = "//billing//x";
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api//x");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/api")), "/api//x");
     h.target = "/my%20app/x";
-    EXPECT_EQ(upstream_target(h, "/my app", std::string("/")), "/x");
+    EXPECT_EQ(target_under(h, "/my app", std::string("/")), "/x");
     h.target = "/billing%2F";
-    EXPECT_EQ(upstream_target(h, "/billing", std::string("/api")), "/api/");
+    EXPECT_EQ(target_under(h, "/billing", std::string("/api")), "/api/");
 }
 
 // Issue 10 item 7: only the upgrades a mount allows are tunnelled.

@@ -3,6 +3,7 @@
 // back on the app's thread; and the minimum receive rate's deadline.
 #include "bridge/net/body_buffer.hpp"
 #include "bridge/net/exchange.hpp"
+#include "bridge/net/wake_queue.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -116,7 +117,8 @@ TEST(exchange_body, reads_a_memory_prefix_then_a_file_body_only_through_read) {
     std::string copy = all;
     ASSERT_TRUE(b.append(copy));
     boost::asio::io_context ioc;
-    exchange ex(ioc.get_executor(), request_head{}, endpoint_info{}, 1024);
+    wake_queue wakes{ioc.get_executor()};
+    exchange ex(wakes, request_head{}, endpoint_info{}, 1024);
     ex.preload_body_file(b.take_file());
     char buf[1024];
     // try_read (called with the GIL held) never touches the disk.

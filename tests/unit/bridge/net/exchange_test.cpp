@@ -3,6 +3,7 @@
 // app -> io through the high-water mark while the app blocks in write(),
 // and abort() releases a blocked app. Run under .ci/tsan as well.
 #include "bridge/net/exchange.hpp"
+#include "bridge/net/wake_queue.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -24,6 +25,7 @@ namespace asio = boost::asio;
 // it, feeds the body in pieces, and parks on the wakeup timer between.
 struct fake_io {
     asio::io_context ioc;
+    wake_queue wakes{ioc.get_executor()};
     std::string body;          // to feed when the app asks
     std::size_t piece = 100;
     std::string written;
@@ -75,7 +77,7 @@ TEST(exchange_threads, body_in_and_output_out_across_the_high_water_mark) {
     fake_io io;
     for (int i = 0; i < 20000; ++i) io.body += static_cast<char>('a' + i % 26);
     endpoint_info ep;
-    auto ex = std::make_shared<exchange>(io.ioc.get_executor(), post_head(io.body.size()), ep, 4096);
+    auto ex = std::make_shared<exchange>(io.wakes, post_head(io.body.size()), ep, 4096);
     auto guard = asio::make_work_guard(io.ioc);
     std::thread io_thread([&] { io.run(*ex); });
 
@@ -111,7 +113,7 @@ TEST(exchange_threads, abort_releases_an_app_blocked_in_write) {
     request_head h;
     h.method = "GET";
     h.target = "/";
-    auto ex = std::make_shared<exchange>(io.ioc.get_executor(), h, ep, 4096);
+    auto ex = std::make_shared<exchange>(io.wakes, h, ep, 4096);
     ex->preload_body({});
     auto guard = asio::make_work_guard(io.ioc);
     std::thread io_thread([&] { io.run(*ex); });
@@ -135,8 +137,9 @@ TEST(exchange_threads, cancel_reads_releases_every_blocked_reader_for_good) {
     // Threads an app left reading wsgi.input when its request ends: no body
     // ever comes (no io side here), so only cancel_reads() can wake them.
     asio::io_context ioc;
+    wake_queue wakes{ioc.get_executor()};
     endpoint_info ep;
-    auto ex = std::make_shared<exchange>(ioc.get_executor(), post_head(100), ep, 4096);
+    auto ex = std::make_shared<exchange>(wakes, post_head(100), ep, 4096);
     std::atomic<int> woken{0}, failed{0};
     std::vector<std::thread> readers;
     for (int i = 0; i < 3; ++i)
@@ -160,7 +163,7 @@ TEST(exchange_threads, waker_is_called_for_body_and_drain) {
     fake_io io;
     io.body = std::string(1000, 'b');
     endpoint_info ep;
-    auto ex = std::make_shared<exchange>(io.ioc.get_executor(), post_head(io.body.size()), ep, 4096);
+    auto ex = std::make_shared<exchange>(io.wakes, post_head(io.body.size()), ep, 4096);
     std::atomic<int> wakes{0};
     ex->set_app_waker([&] { wakes.fetch_add(1); });
     auto guard = asio::make_work_guard(io.ioc);
@@ -191,8 +194,9 @@ TEST(exchange_threads, waker_is_called_for_body_and_drain) {
 // are atomic, which .ci/tsan checks here.
 TEST(exchange_threads, log_facts_are_read_while_the_app_writes_them) {
     asio::io_context ioc;
+    wake_queue wakes{ioc.get_executor()};
     endpoint_info ep;
-    auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+    auto ex = std::make_shared<exchange>(wakes, request_head{}, ep, 4096);
     ex->abort();
     std::thread app([&] {
         ex->set_status(200);
@@ -220,26 +224,27 @@ bool fd_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
 TEST(exchange_files, every_dropped_file_job_closes_its_descriptor) {
     asio::io_context ioc;
+    wake_queue wakes{ioc.get_executor()};
     endpoint_info ep;
     int p[2];
     ASSERT_EQ(::pipe(p), 0);
     unique_fd keep_write(p[1]);
     {   // queued, never taken: the exchange's end closes it
-        auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+        auto ex = std::make_shared<exchange>(wakes, request_head{}, ep, 4096);
         int fd = ::dup(p[0]);
         ex->queue_file({unique_fd(fd), 0, 1});
         ex.reset();
         EXPECT_FALSE(fd_open(fd));
     }
     {   // queued, then the client leaves: abort closes it at once
-        auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+        auto ex = std::make_shared<exchange>(wakes, request_head{}, ep, 4096);
         int fd = ::dup(p[0]);
         ex->queue_file({unique_fd(fd), 0, 1});
         ex->abort();
         EXPECT_FALSE(fd_open(fd));
     }
     {   // taken by the io side, which returns before sending it
-        auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+        auto ex = std::make_shared<exchange>(wakes, request_head{}, ep, 4096);
         int fd = ::dup(p[0]);
         ex->queue_file({unique_fd(fd), 0, 1});
         {
@@ -251,7 +256,7 @@ TEST(exchange_files, every_dropped_file_job_closes_its_descriptor) {
         EXPECT_FALSE(fd_open(fd));
     }
     {   // refused after abort
-        auto ex = std::make_shared<exchange>(ioc.get_executor(), request_head{}, ep, 4096);
+        auto ex = std::make_shared<exchange>(wakes, request_head{}, ep, 4096);
         ex->abort();
         int fd = ::dup(p[0]);
         EXPECT_FALSE(ex->send_file({unique_fd(fd), 0, 1}));
@@ -279,19 +284,20 @@ struct recording_listener : timeout_listener {
     }
 };
 
-std::shared_ptr<exchange> get_exchange(asio::io_context& ioc) {
+std::shared_ptr<exchange> get_exchange(wake_queue& wakes) {
     endpoint_info ep;
     request_head h;
     h.method = "GET";
     h.target = "/slow";
-    auto ex = std::make_shared<exchange>(ioc.get_executor(), h, ep, 4096);
+    auto ex = std::make_shared<exchange>(wakes, h, ep, 4096);
     ex->preload_body({});
     return ex;
 }
 
 TEST(exchange_timeout, not_armed_never_due_never_cut) {
     asio::io_context ioc;
-    auto ex = get_exchange(ioc);
+    wake_queue wakes{ioc.get_executor()};
+    auto ex = get_exchange(wakes);
     EXPECT_FALSE(ex->timeout_due(std::chrono::steady_clock::now() + std::chrono::hours(24)));
     EXPECT_EQ(ex->time_out(), exchange::timeout_verdict::none);
     EXPECT_FALSE(ex->timed_out());
@@ -300,15 +306,16 @@ TEST(exchange_timeout, not_armed_never_due_never_cut) {
 
 TEST(exchange_timeout, nothing_sent_is_answered_and_later_output_dropped) {
     asio::io_context ioc;
-    auto ex = get_exchange(ioc);
+    wake_queue wakes{ioc.get_executor()};
+    auto ex = get_exchange(wakes);
     recording_listener l;
     int tag = 0;
     auto t0 = std::chrono::steady_clock::now();
     ex->arm_timeout(t0 + std::chrono::seconds(1), &l, &tag);
     EXPECT_FALSE(ex->timeout_due(t0));
     EXPECT_TRUE(ex->timeout_due(t0 + std::chrono::seconds(1)));
-    std::atomic<int> wakes{0};
-    ex->set_app_waker([&] { ++wakes; });
+    std::atomic<int> app_wakes{0};
+    ex->set_app_waker([&] { ++app_wakes; });
 
     EXPECT_EQ(ex->time_out(), exchange::timeout_verdict::answer);
     EXPECT_EQ(l.calls, 1);
@@ -317,7 +324,7 @@ TEST(exchange_timeout, nothing_sent_is_answered_and_later_output_dropped) {
     EXPECT_FALSE(l.timed_out_seen);
     EXPECT_TRUE(ex->timed_out());
     EXPECT_EQ(ex->status(), 504u);   // for the access log
-    EXPECT_GT(wakes.load(), 0);      // an app on the loop learns of it
+    EXPECT_GT(app_wakes.load(), 0);      // an app on the loop learns of it
     EXPECT_FALSE(ex->timeout_due(t0 + std::chrono::hours(1)));   // once
     EXPECT_EQ(ex->time_out(), exchange::timeout_verdict::none);
     EXPECT_EQ(l.calls, 1);
@@ -334,7 +341,8 @@ TEST(exchange_timeout, nothing_sent_is_answered_and_later_output_dropped) {
 
 TEST(exchange_timeout, started_response_is_closed) {
     asio::io_context ioc;
-    auto ex = get_exchange(ioc);
+    wake_queue wakes{ioc.get_executor()};
+    auto ex = get_exchange(wakes);
     recording_listener l;
     ex->arm_timeout(std::chrono::steady_clock::now(), &l);
     std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -347,7 +355,8 @@ TEST(exchange_timeout, started_response_is_closed) {
 
 TEST(exchange_timeout, finished_response_is_left_alone) {
     asio::io_context ioc;
-    auto ex = get_exchange(ioc);
+    wake_queue wakes{ioc.get_executor()};
+    auto ex = get_exchange(wakes);
     recording_listener l;
     ex->arm_timeout(std::chrono::steady_clock::now(), &l);
     std::string all = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
@@ -363,8 +372,9 @@ TEST(exchange_timeout, finished_response_is_left_alone) {
 
 TEST(exchange_timeout, releases_an_app_blocked_in_write_or_read) {
     asio::io_context ioc;
+    wake_queue wakes{ioc.get_executor()};
     endpoint_info ep;
-    auto ex = std::make_shared<exchange>(ioc.get_executor(), post_head(100), ep, 16);
+    auto ex = std::make_shared<exchange>(wakes, post_head(100), ep, 16);
     ex->arm_timeout(std::chrono::steady_clock::now());
     std::string big(64, 'x');
     ASSERT_EQ(ex->try_write(big), exchange::write_result::ok);   // above the mark: the next write waits
@@ -383,6 +393,78 @@ TEST(exchange_timeout, releases_an_app_blocked_in_write_or_read) {
     writer.join();
     reader.join();
     EXPECT_TRUE(write_back && read_back);
+}
+
+// The one way back to a connection: what app sides produce reaches each
+// exchange's driver on the io thread, and a burst of wakeups before the io
+// thread runs costs one handler there, not one per wakeup.
+class counting_driver final : public exchange_driver {
+public:
+    void exchange_ready(exchange& ex) override {
+        ++calls;
+        on_io_thread = on_io_thread && std::this_thread::get_id() == io_thread;
+        io_work w;
+        while (!done && ex.take(w)) {
+            out += w.out;
+            if (!w.out.empty()) ex.output_written();
+            done = w.done;
+            w = io_work{};
+        }
+    }
+    std::thread::id io_thread = std::this_thread::get_id();
+    int calls = 0;
+    bool on_io_thread = true;
+    bool done = false;
+    std::string out;
+};
+
+TEST(wake_queue, wakes_from_other_threads_reach_the_driver_on_the_io_thread_in_one_batch) {
+    asio::io_context ioc;
+    wake_queue wakes{ioc.get_executor()};
+    constexpr int n = 8;
+    std::vector<std::shared_ptr<exchange>> exs;
+    std::vector<counting_driver> drivers(n);
+    for (int i = 0; i < n; ++i) {
+        exs.push_back(std::make_shared<exchange>(wakes, request_head{}, endpoint_info{}, 4096));
+        exs.back()->set_driver(&drivers[static_cast<std::size_t>(i)]);
+        io_work w;
+        ASSERT_FALSE(exs.back()->take(w));   // parked: the next output wakes the io side
+    }
+    std::vector<std::thread> apps;
+    for (int i = 0; i < n; ++i)
+        apps.emplace_back([&, i] {
+            std::string last = "response " + std::to_string(i);
+            exs[static_cast<std::size_t>(i)]->finish(true, last);
+        });
+    for (auto& t : apps) t.join();
+    EXPECT_EQ(ioc.poll(), 1u);   // one drain for the whole burst
+    for (int i = 0; i < n; ++i) {
+        auto& d = drivers[static_cast<std::size_t>(i)];
+        EXPECT_EQ(d.calls, 1);
+        EXPECT_TRUE(d.on_io_thread);
+        EXPECT_TRUE(d.done);
+        EXPECT_EQ(d.out, "response " + std::to_string(i));
+    }
+}
+
+TEST(wake_queue, an_exchange_without_a_driver_wakes_its_timer) {
+    asio::io_context ioc;
+    wake_queue wakes{ioc.get_executor()};
+    auto ex = std::make_shared<exchange>(wakes, request_head{}, endpoint_info{}, 4096);
+    io_work w;
+    ASSERT_FALSE(ex->take(w));
+    bool fired = false;
+    ex->wakeup_timer().expires_at(asio::steady_timer::time_point::max());
+    ex->wakeup_timer().async_wait([&](boost::system::error_code) { fired = true; });
+    std::thread app([&] {
+        std::string bytes = "x";
+        EXPECT_EQ(ex->try_write(bytes), exchange::write_result::ok);
+    });
+    app.join();
+    for (int i = 0; i < 10 && !fired; ++i) ioc.run_one();
+    EXPECT_TRUE(fired);
+    ASSERT_TRUE(ex->take(w));
+    EXPECT_EQ(w.out, "x");
 }
 
 } // namespace

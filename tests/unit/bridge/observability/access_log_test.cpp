@@ -4,6 +4,7 @@
 #include "bridge/observability/access_log.hpp"
 
 #include "bridge/net/exchange.hpp"
+#include "bridge/net/wake_queue.hpp"
 #include "bridge/net/response_writer.hpp"
 #include "bridge/net/server_context.hpp"
 
@@ -47,6 +48,7 @@ struct temp_log {
 std::string answer_and_log(std::string_view format, bool keep_head_by_format = true) {
     temp_log file;
     asio::io_context ioc;
+    net::wake_queue wakes{ioc.get_executor()};
     net::server_context ctx;
     {
         access_log log(file.path, format);
@@ -58,7 +60,7 @@ std::string answer_and_log(std::string_view format, bool keep_head_by_format = t
         head.headers = {{"User-Agent", "unit"}};
         net::endpoint_info ep;
         ep.remote_addr = "127.0.0.1";
-        auto ex = std::make_shared<net::exchange>(ioc.get_executor(), head, ep, 4096);
+        auto ex = std::make_shared<net::exchange>(wakes, head, ep, 4096);
         auto started = std::chrono::steady_clock::now();
         {
             net::response_writer w(*ex, ctx);
@@ -112,12 +114,13 @@ TEST(access_log, lines_of_two_processes_never_cut_into_each_other) {
     constexpr int lines = 4000;
     auto write_lines = [&](char fill) {
         asio::io_context ioc;
+    net::wake_queue wakes{ioc.get_executor()};
         net::request_head head;
         head.method = "GET";
         head.target = "/";
         head.headers = {{"X-Pad", std::string(300, fill)}};
         net::endpoint_info ep;
-        auto ex = std::make_shared<net::exchange>(ioc.get_executor(), head, ep, 4096);
+        auto ex = std::make_shared<net::exchange>(wakes, head, ep, 4096);
         access_log log(file.path, "%(p)s %({x-pad}i)s");
         auto now = std::chrono::steady_clock::now();
         for (int i = 0; i < lines; ++i) log.record(*ex, now, now);
@@ -150,8 +153,9 @@ TEST(access_log, lines_of_two_processes_never_cut_into_each_other) {
 // be setting it: published once, with release (.ci/tsan checks this).
 TEST(access_log, the_response_head_is_read_while_the_app_sets_it) {
     asio::io_context ioc;
+    net::wake_queue wakes{ioc.get_executor()};
     net::endpoint_info ep;
-    auto ex = std::make_shared<net::exchange>(ioc.get_executor(), net::request_head{}, ep, 4096);
+    auto ex = std::make_shared<net::exchange>(wakes, net::request_head{}, ep, 4096);
     ex->abort();
     std::thread app([&] {
         ex->set_response_head("A: 1\r\n");
