@@ -29,8 +29,7 @@ asgi_handler::asgi_handler(py::ref app, runtime::loop_thread& loop, const net::s
     py::ref asyncio = py::ref::steal(PyImport_ImportModule("asyncio"));
     task_type_ = py::ref::steal(asyncio ? PyObject_GetAttrString(asyncio.get(), "Task") : nullptr);
     task_kwnames_ = py::ref::steal(Py_BuildValue("(ss)", "loop", "name"));
-    task_name_ = py::ref::steal(PyUnicode_InternFromString("trestle-asgi"));
-    if (!task_type_ || !task_kwnames_ || !task_name_) py::print_exception();
+    if (!task_type_ || !task_kwnames_) py::print_exception();
 }
 
 asgi_handler::~asgi_handler() = default;
@@ -39,7 +38,7 @@ std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) 
     const mount_spec& spec = m.spec;
     if (spec.buffer_body.value_or(false))
         log::warning(spec.origin + ": buffer_body applies to WSGI apps; " + spec.app + " is ASGI and streams its body");
-    auto h = std::make_unique<asgi_handler>(*m.app, *s.loop, s.ctx, spec.prefix);
+    auto h = std::make_unique<asgi_handler>(m.app->copy(), *s.loop, s.ctx, spec.prefix);
     if (!spec.prefix.empty()) {
         // Whether the app wants root_path left out of path (trestle._asgi).
         py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._asgi"));
@@ -48,7 +47,7 @@ std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) 
         if (!excludes) throw mount_error(1, "cannot inspect the app " + spec.app);
         h->scopes().set_path_excludes_root(excludes.get() == Py_True);
     }
-    if (m.lifespan_state && *m.lifespan_state) h->scopes().set_state(m.lifespan_state->get());
+    if (m.lifespan_state && *m.lifespan_state) h->scopes().set_state(*m.lifespan_state);
     return h;
 }
 
@@ -87,19 +86,17 @@ py::ref asgi_handler::spawn(PyObject* scope, PyObject* receive, PyObject* send, 
     if (!coro) return {};
     // loop.create_task(coro) unless the app installed no task factory, in
     // which case the same Task is made directly, with a fixed name.
-    static py::name get_task_factory{"get_task_factory"};
-    py::ref factory = py::call_method(loop_.loop(), get_task_factory);
+    py::ref factory = py::call_method(loop_.loop(), py::names::get_task_factory);
     if (!factory) return {};
     py::ref task;
     if (factory.get() == Py_None && task_type_) {
-        PyObject* args[] = {coro.get(), loop_.loop(), task_name_.get()};
+        PyObject* args[] = {coro.get(), loop_.loop(), py::names::trestle_asgi};
         task = py::ref::steal(PyObject_Vectorcall(task_type_.get(), args, 1, task_kwnames_.get()));
     } else {
         task = py::ref::steal(PyObject_CallOneArg(create_task_.get(), coro.get()));
     }
     if (!task) return {};
-    static py::name add_done_callback{"add_done_callback"};
-    py::ref r = py::call_method(task.get(), add_done_callback, done);
+    py::ref r = py::call_method(task.get(), py::names::add_done_callback, done);
     if (!r) py::print_exception();
     return task;
 }

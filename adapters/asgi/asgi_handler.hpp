@@ -41,7 +41,7 @@ private:
     py::ref create_task_;
     // asyncio.Task and the arguments that make one without a task factory:
     // a fixed name spares the "Task-<n>" formatting of every request.
-    py::ref task_type_, task_kwnames_, task_name_;
+    py::ref task_type_, task_kwnames_;
 };
 
 // The factory of every adapter (bridge/core/services.hpp). Requires the GIL,

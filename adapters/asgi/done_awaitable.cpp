@@ -3,49 +3,30 @@
 // here, so the common request never suspends or touches the loop.
 #include "adapters/asgi/http_call.hpp"
 
+#include "bridge/python/c_type.hpp"
+
 namespace trestle::asgi {
 
 namespace {
 
-struct done_object {
-    PyObject_HEAD
-    PyObject* value;   // owned; null once delivered
+struct done_value {
+    py::ref value;   // null once delivered
 };
 
-PyTypeObject* done_type = nullptr;   // owned for the process
-
-PyObject* done_await(PyObject* self) {
-    Py_INCREF(self);
-    return self;
-}
+using done_type = py::c_type<done_value>;
 
 PyObject* done_next(PyObject* self) {
-    auto* o = reinterpret_cast<done_object*>(self);
-    PyObject* v = o->value;
-    o->value = nullptr;
-    if (v && v != Py_None) {
+    py::ref v = std::move(done_type::of(self).value);
+    if (v && v.get() != Py_None) {
         // StopIteration(value) ends the await with `value`. A tuple would be
         // unpacked as arguments, so wrap it explicitly.
-        PyObject* exc = PyObject_CallOneArg(PyExc_StopIteration, v);
-        Py_DECREF(v);
-        if (exc) {
-            PyErr_SetObject(PyExc_StopIteration, exc);
-            Py_DECREF(exc);
-        }
-        return nullptr;
+        py::ref exc = py::ref::steal(PyObject_CallOneArg(PyExc_StopIteration, v.get()));
+        if (exc) PyErr_SetObject(PyExc_StopIteration, exc.get());
     }
-    Py_XDECREF(v);
-    return nullptr;   // StopIteration with None
+    return nullptr;   // StopIteration with None, or the one set above
 }
 
 PyObject* done_send(PyObject* self, PyObject*) { return done_next(self); }
-
-void done_dealloc(PyObject* self) {
-    Py_XDECREF(reinterpret_cast<done_object*>(self)->value);
-    PyTypeObject* tp = Py_TYPE(self);
-    tp->tp_free(self);
-    Py_DECREF(tp);
-}
 
 PyMethodDef done_methods[] = {
     {"send", done_send, METH_O, nullptr},
@@ -55,25 +36,14 @@ PyMethodDef done_methods[] = {
 } // namespace
 
 void init_done_type() {
-    static PyType_Slot slots[] = {
-        {Py_am_await, reinterpret_cast<void*>(done_await)},
-        {Py_tp_iter, reinterpret_cast<void*>(done_await)},
+    done_type::define("trestle.Done", {
+        {Py_am_await, reinterpret_cast<void*>(done_type::self_iter)},
+        {Py_tp_iter, reinterpret_cast<void*>(done_type::self_iter)},
         {Py_tp_iternext, reinterpret_cast<void*>(done_next)},
-        {Py_tp_dealloc, reinterpret_cast<void*>(done_dealloc)},
         {Py_tp_methods, done_methods},
-        {0, nullptr},
-    };
-    static PyType_Spec spec = {"trestle.Done", sizeof(done_object), 0,
-                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
-    done_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+    });
 }
 
-py::ref done_awaitable(PyObject* value) {
-    auto* o = PyObject_New(done_object, done_type);
-    if (!o) return {};
-    Py_XINCREF(value);
-    o->value = value;
-    return py::ref::steal(reinterpret_cast<PyObject*>(o));
-}
+py::ref done_awaitable(PyObject* value) { return done_type::make(py::ref::borrow(value)); }
 
 } // namespace trestle::asgi

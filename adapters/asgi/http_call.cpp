@@ -4,6 +4,7 @@
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/python/c_type.hpp"
 #include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
@@ -21,28 +22,15 @@ namespace {
 
 constexpr std::size_t receive_chunk = 64 * 1024;
 
-// Method names, interned once (see bridge/python/call.hpp).
-py::name n_done{"done"}, n_set_result{"set_result"}, n_set_exception{"set_exception"},
-    n_create_future{"create_future"}, n_cancelled{"cancelled"}, n_exception{"exception"};
-
-struct msg_keys_t {
-    PyObject *type, *body, *more_body, *http_request, *http_disconnect;
-};
-msg_keys_t* M = nullptr;   // interned for the life of the process
-
-void init_msg_keys() {
-    if (M) return;
-    auto in = [](const char* s) { return PyUnicode_InternFromString(s); };
-    M = new msg_keys_t{in("type"), in("body"), in("more_body"), in("http.request"), in("http.disconnect")};
-}
+namespace names = py::names;
 
 // Sets `fut`'s result unless it is already done (e.g. cancelled).
 void resolve(py::ref& fut, PyObject* value) {
     if (!fut) return;
     py::ref f = std::move(fut);
-    py::ref done = py::call_method(f.get(), n_done);
+    py::ref done = py::call_method(f.get(), names::done);
     if (done && done.get() == Py_False) {
-        py::ref r = py::call_method(f.get(), n_set_result, value);
+        py::ref r = py::call_method(f.get(), names::set_result, value);
         if (!r) py::print_exception();
     } else if (!done) {
         py::print_exception();
@@ -52,10 +40,10 @@ void resolve(py::ref& fut, PyObject* value) {
 void reject_waiter(py::ref& fut, PyObject* exc_type, const char* message) {
     if (!fut) return;
     py::ref f = std::move(fut);
-    py::ref done = py::call_method(f.get(), n_done);
+    py::ref done = py::call_method(f.get(), names::done);
     if (done && done.get() == Py_False) {
         py::ref exc = py::ref::steal(PyObject_CallFunction(exc_type, "s", message));
-        py::ref r = exc ? py::call_method(f.get(), n_set_exception, exc.get()) : py::ref{};
+        py::ref r = exc ? py::call_method(f.get(), names::set_exception, exc.get()) : py::ref{};
         if (!r) py::print_exception();
     } else if (!done) {
         py::print_exception();
@@ -66,7 +54,6 @@ void reject_waiter(py::ref& fut, PyObject* exc_type, const char* message) {
 
 http_call::http_call(std::shared_ptr<net::exchange> ex, runtime::loop_thread& loop, const net::server_context& ctx)
     : ex_(std::move(ex)), w_(*ex_, ctx), mb_(std::make_shared<mailbox>()), loop_(loop.loop()) {
-    init_msg_keys();
     mb_->loop = &loop;
     mb_->call = this;
     ex_->set_app_waker([mb = mb_] {
@@ -90,7 +77,7 @@ std::string http_call::describe() const {
 
 py::ref http_call::disconnect_message() {
     disconnected_ = true;
-    return py::ref::steal(Py_BuildValue("{O:O}", M->type, M->http_disconnect));
+    return py::ref::steal(Py_BuildValue("{O:O}", names::type, names::http_disconnect));
 }
 
 py::ref http_call::read_message() {
@@ -116,13 +103,13 @@ py::ref http_call::read_message() {
     }
     bool more = !ex_->body_consumed();
     if (!more) body_done_ = true;
-    return py::ref::steal(Py_BuildValue("{O:O,O:O,O:O}", M->type, M->http_request, M->body, body.get(),
-                                        M->more_body, more ? Py_True : Py_False));
+    return py::ref::steal(Py_BuildValue("{O:O,O:O,O:O}", names::type, names::http_request, names::body, body.get(),
+                                        names::more_body, more ? Py_True : Py_False));
 }
 
 void drop_if_done(py::ref& fut) {
     if (!fut) return;
-    py::ref done = py::call_method(fut.get(), n_done);
+    py::ref done = py::call_method(fut.get(), names::done);
     if (!done) PyErr_Clear();
     if (done.get() == Py_True) fut.reset();
 }
@@ -141,10 +128,9 @@ PyObject* http_call::receive() {
         // After the body: http.disconnect once the response is complete or the client is gone.
         return done_awaitable(disconnect_message().get()).release();
     }
-    receive_waiter_ = py::call_method(loop_, n_create_future);
+    receive_waiter_ = py::call_method(loop_, names::create_future);
     if (!receive_waiter_) return nullptr;
-    Py_INCREF(receive_waiter_.get());
-    return receive_waiter_.get();
+    return receive_waiter_.copy().release();   // the caller's; ours stays
 }
 
 PyObject* http_call::send(PyObject* message) {
@@ -178,9 +164,9 @@ PyObject* http_call::start_response(PyObject* message) {
 }
 
 PyObject* http_call::send_body(PyObject* message) {
-    PyObject* body = PyDict_GetItemWithError(message, M->body);         // borrowed
+    PyObject* body = PyDict_GetItemWithError(message, names::body);         // borrowed
     if (!body && PyErr_Occurred()) return nullptr;
-    PyObject* more_o = PyDict_GetItemWithError(message, M->more_body);  // borrowed
+    PyObject* more_o = PyDict_GetItemWithError(message, names::more_body);  // borrowed
     if (!more_o && PyErr_Occurred()) return nullptr;
     int more_body = more_o ? PyObject_IsTrue(more_o) : 0;
     if (more_body < 0) return nullptr;   // bool() raised: the app's error, not a final body
@@ -211,10 +197,9 @@ PyObject* http_call::send_body(PyObject* message) {
         return nullptr;
     }
     // Above the high-water mark: suspend until the socket drains.
-    send_waiter_ = py::call_method(loop_, n_create_future);
+    send_waiter_ = py::call_method(loop_, names::create_future);
     if (!send_waiter_) return nullptr;
-    Py_INCREF(send_waiter_.get());
-    return send_waiter_.get();
+    return send_waiter_.copy().release();   // the caller's; ours stays
 }
 
 PyObject* http_call::send_path(PyObject* message) {
@@ -321,7 +306,7 @@ void http_call::on_done(PyObject* task) {
     place_.release();
     bool gone = ex_->client_gone();
     bool timed_out = ex_->timed_out();   // then gone too: the client was answered already
-    py::ref cancelled = py::call_method(task, n_cancelled);
+    py::ref cancelled = py::call_method(task, names::cancelled);
     if (cancelled && cancelled.get() == Py_True) {
         if (timed_out) log::info("ASGI task for " + describe() + " ended, cancelled after its --timeout");
         else if (state_ != send_state::done) log::warning("ASGI task for " + describe() + " was cancelled");
@@ -330,7 +315,7 @@ void http_call::on_done(PyObject* task) {
             w_.finish(gone);
         }
     } else {
-        py::ref exc = py::call_method(task, n_exception);
+        py::ref exc = py::call_method(task, names::exception);
         if (!exc) PyErr_Clear();
         if (exc && exc.get() != Py_None) {
             if (!gone || timed_out) {
@@ -374,27 +359,18 @@ void http_call::on_done(PyObject* task) {
 
 namespace {
 
-struct call_object {
-    PyObject_HEAD
-    http_call* impl;   // owned
+struct owned_call {
+    std::unique_ptr<http_call> impl;
 };
+using call_type = py::c_type<owned_call>;
 
-PyTypeObject* call_type = nullptr;   // owned for the process
-
-http_call* impl(PyObject* self) { return reinterpret_cast<call_object*>(self)->impl; }
+http_call* impl(PyObject* self) { return call_type::of(self).impl.get(); }
 
 PyObject* call_receive(PyObject* self, PyObject*) { return impl(self)->receive(); }
 PyObject* call_send(PyObject* self, PyObject* message) { return impl(self)->send(message); }
 PyObject* call_done(PyObject* self, PyObject* task) {
     impl(self)->on_done(task);
     Py_RETURN_NONE;
-}
-
-void call_dealloc(PyObject* self) {
-    delete impl(self);
-    PyTypeObject* tp = Py_TYPE(self);
-    tp->tp_free(self);
-    Py_DECREF(tp);
 }
 
 PyMethodDef receive_def = {"receive", call_receive, METH_NOARGS, "ASGI receive()."};
@@ -404,22 +380,10 @@ PyMethodDef done_def = {"_done", call_done, METH_O, "Task completion."};
 } // namespace
 
 void init_call_type() {
-    static PyType_Slot slots[] = {
-        {Py_tp_dealloc, reinterpret_cast<void*>(call_dealloc)},
-        {Py_tp_doc, const_cast<char*>("One ASGI HTTP request.")},
-        {0, nullptr},
-    };
-    static PyType_Spec spec = {"trestle.HTTPCall", sizeof(call_object), 0,
-                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
-    call_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+    call_type::define("trestle.HTTPCall", {{Py_tp_doc, const_cast<char*>("One ASGI HTTP request.")}});
 }
 
-py::ref new_call_object(std::unique_ptr<http_call> p) {
-    auto* o = PyObject_New(call_object, call_type);
-    if (!o) return {};
-    o->impl = p.release();
-    return py::ref::steal(reinterpret_cast<PyObject*>(o));
-}
+py::ref new_call_object(std::unique_ptr<http_call> p) { return call_type::make(std::move(p)); }
 
 http_call* impl_of(PyObject* call) { return impl(call); }
 py::ref bound_receive(PyObject* call) { return py::ref::steal(PyCFunction_New(&receive_def, call)); }

@@ -57,7 +57,7 @@ private:
     std::shared_ptr<net::exchange> ex_;
     net::response_writer w_;
     std::shared_ptr<mailbox> mb_;
-    PyObject* loop_;                     // borrowed from the loop thread
+    py::borrowed loop_;                  // the loop thread's, which outlives every call
     send_state state_ = send_state::start;
     bool body_done_ = false;
     bool disconnected_ = false;

@@ -1,6 +1,7 @@
 #include "adapters/asgi/messages.hpp"
 
 #include "bridge/net/http_util.hpp"
+#include "bridge/python/names.hpp"
 
 #include <boost/beast/core/string.hpp>
 
@@ -12,7 +13,7 @@ namespace trestle::asgi {
 
 namespace {
 
-PyObject* key(const char* s) { return PyUnicode_InternFromString(s); }   // interned for the process
+namespace names = py::names;
 
 // RFC 9110 tchar, as a table.
 constexpr auto token_table = [] {
@@ -41,12 +42,11 @@ void release_view(Py_buffer& buf) {
 }
 
 std::string_view message_type(PyObject* message) {
-    static PyObject* type_key = key("type");
     if (!PyDict_Check(message)) {
         PyErr_Format(PyExc_TypeError, "ASGI messages must be dicts, not %.100s", Py_TYPE(message)->tp_name);
         return {};
     }
-    PyObject* t = PyDict_GetItemWithError(message, type_key);   // borrowed
+    PyObject* t = PyDict_GetItemWithError(message, names::type);   // borrowed
     if (!t || !PyUnicode_Check(t)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ASGI message has no 'type' str");
         return {};
@@ -64,8 +64,7 @@ bool is_token(std::string_view s) {
 }
 
 std::optional<unsigned> parse_status(PyObject* message, const char* what) {
-    static PyObject* status_key = key("status");
-    PyObject* st = PyDict_GetItemWithError(message, status_key);   // borrowed
+    PyObject* st = PyDict_GetItemWithError(message, names::status);   // borrowed
     if (!st || !PyLong_Check(st)) {
         if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "%s needs an int 'status'", what);
         return std::nullopt;
@@ -121,12 +120,11 @@ bool for_each_header(PyObject* headers,
 }
 
 std::optional<response_start> parse_response_start(PyObject* message) {
-    static PyObject* headers_key = key("headers");
     auto status = parse_status(message, "http.response.start");
     if (!status) return std::nullopt;
     response_start r;
     r.status = *status;
-    PyObject* headers = PyDict_GetItemWithError(message, headers_key);   // borrowed
+    PyObject* headers = PyDict_GetItemWithError(message, names::headers);   // borrowed
     if (!headers && PyErr_Occurred()) return std::nullopt;
     bool ok = for_each_header(headers, [&](std::string_view n, std::string_view v, PyObject* item) {
         if (boost::beast::iequals(n, "content-length")) {

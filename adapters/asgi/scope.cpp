@@ -1,6 +1,6 @@
 #include "adapters/asgi/scope.hpp"
 
-#include "bridge/python/call.hpp"
+#include "bridge/python/names.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
@@ -12,66 +12,38 @@ namespace trestle::asgi {
 
 namespace {
 
-struct keys_t {
-    PyObject *type, *http, *asgi, *http_version, *v10, *v11, *method, *scheme, *http_s, *path, *raw_path,
-        *query_string, *root_path, *headers, *client, *server, *state, *GET, *POST, *HEAD, *websocket, *ws,
-        *subprotocols, *extensions;
-};
-keys_t* K = nullptr;   // interned for the life of the process
+namespace names = py::names;
 
-PyObject* intern(const char* s) { return PyUnicode_InternFromString(s); }
-
-void init_keys() {
-    if (K) return;
-    K = new keys_t{intern("type"), intern("http"), intern("asgi"), intern("http_version"), intern("1.0"),
-                   intern("1.1"), intern("method"), intern("scheme"), intern("http"), intern("path"),
-                   intern("raw_path"), intern("query_string"), intern("root_path"), intern("headers"),
-                   intern("client"), intern("server"), intern("state"), intern("GET"), intern("POST"),
-                   intern("HEAD"), intern("websocket"), intern("ws"), intern("subprotocols"), intern("extensions")};
-}
-
-bool set_owned(PyObject* d, PyObject* key, PyObject* value) {
-    if (!value) return false;
-    int r = PyDict_SetItem(d, key, value);
-    Py_DECREF(value);
-    return r == 0;
-}
-
-PyObject* bytes(std::string_view s) {
-    return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+py::ref bytes(std::string_view s) {
+    return py::ref::steal(PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size())));
 }
 
 // Header names lower-cased, as the spec requires, in one allocation.
-PyObject* lower_bytes(std::string_view s) {
-    PyObject* b = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(s.size()));
-    if (!b) return nullptr;
-    char* p = PyBytes_AS_STRING(b);
+py::ref lower_bytes(std::string_view s) {
+    py::ref b = py::ref::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(s.size())));
+    if (!b) return {};
+    char* p = PyBytes_AS_STRING(b.get());
     for (std::size_t i = 0; i < s.size(); ++i) p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
     return b;
 }
 
 // (host, port): built by hand, Py_BuildValue's format parsing costs more
 // than the tuple.
-PyObject* host_port(const std::string& host, const std::string& port) {
+py::ref host_port(const std::string& host, const std::string& port) {
     long p = 0;
     std::from_chars(port.data(), port.data() + port.size(), p);
-    PyObject* h = PyUnicode_DecodeLatin1(host.data(), static_cast<Py_ssize_t>(host.size()), nullptr);
-    PyObject* n = h ? PyLong_FromLong(p) : nullptr;
-    PyObject* t = n ? PyTuple_New(2) : nullptr;
-    if (!t) {
-        Py_XDECREF(h);
-        Py_XDECREF(n);
-        return nullptr;
-    }
-    PyTuple_SET_ITEM(t, 0, h);   // steals
-    PyTuple_SET_ITEM(t, 1, n);
+    py::ref h = py::ref::steal(PyUnicode_DecodeLatin1(host.data(), static_cast<Py_ssize_t>(host.size()), nullptr));
+    py::ref n = py::ref::steal(h ? PyLong_FromLong(p) : nullptr);
+    py::ref t = py::ref::steal(n ? PyTuple_New(2) : nullptr);
+    if (!t) return {};
+    PyTuple_SET_ITEM(t.get(), 0, h.release());   // steals
+    PyTuple_SET_ITEM(t.get(), 1, n.release());
     return t;
 }
 
 } // namespace
 
 scope_builder::scope_builder(std::string root_path) : root_(std::move(root_path)) {
-    init_keys();
     asgi_ = py::ref::steal(Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", http_spec_version));
     http_extensions_ = py::ref::steal(Py_BuildValue("{s:{}}", "http.response.pathsend"));
     ws_extensions_ = py::ref::steal(Py_BuildValue("{s:{}}", "websocket.http.response"));
@@ -85,8 +57,9 @@ py::ref scope_builder::build(const net::request_head& h, const net::endpoint_inf
 py::ref scope_builder::build_websocket(const net::request_head& h, const net::endpoint_info& ep) const {
     py::ref scope = common(h, ep, true);
     if (!scope) return {};
-    PyObject* protos = PyList_New(0);
-    if (!set_owned(scope.get(), K->subprotocols, protos)) return {};
+    py::ref list = py::ref::steal(PyList_New(0));
+    PyObject* protos = list.get();   // borrowed: the scope holds it
+    if (!py::set_item(scope.get(), names::subprotocols, std::move(list))) return {};
     for (auto& f : h.headers) {
         if (!boost::beast::iequals(f.name, "sec-websocket-protocol")) continue;
         for (auto tok : boost::beast::http::token_list{f.value}) {
@@ -105,18 +78,18 @@ py::ref scope_builder::template_for(bool websocket) const {
     if (t) return py::ref::borrow(t.get());
     py::ref d = py::ref::steal(PyDict_New());
     if (!d) return {};
-    PyObject* keys[] = {K->type,  K->asgi,         K->extensions, K->http_version, K->method,
-                        K->scheme, K->path,        K->raw_path,   K->query_string, K->root_path,
-                        K->headers, K->client,     K->server};
+    PyObject* keys[] = {names::type,     names::asgi,      names::extensions,   names::http_version, names::method,
+                        names::scheme,   names::path,      names::raw_path,     names::query_string, names::root_path,
+                        names::headers,  names::client,    names::server};
     for (PyObject* k : keys) {
-        if (websocket && k == K->method) continue;   // a websocket scope has no method
+        if (websocket && k == names::method) continue;   // a websocket scope has no method
         if (PyDict_SetItem(d.get(), k, Py_None) < 0) return {};
     }
-    if (PyDict_SetItem(d.get(), K->type, websocket ? K->websocket : K->http) < 0 ||
-        PyDict_SetItem(d.get(), K->asgi, asgi_.get()) < 0 ||
-        PyDict_SetItem(d.get(), K->extensions, websocket ? ws_extensions_.get() : http_extensions_.get()) < 0 ||
-        PyDict_SetItem(d.get(), K->scheme, websocket ? K->ws : K->http_s) < 0 ||
-        PyDict_SetItem(d.get(), K->root_path, root_path_.get()) < 0)
+    if (PyDict_SetItem(d.get(), names::type, websocket ? names::websocket : names::http) < 0 ||
+        PyDict_SetItem(d.get(), names::asgi, asgi_.get()) < 0 ||
+        PyDict_SetItem(d.get(), names::extensions, websocket ? ws_extensions_.get() : http_extensions_.get()) < 0 ||
+        PyDict_SetItem(d.get(), names::scheme, websocket ? names::ws : names::http) < 0 ||
+        PyDict_SetItem(d.get(), names::root_path, root_path_.get()) < 0)
         return {};
     t = std::move(d);
     return py::ref::borrow(t.get());
@@ -127,11 +100,11 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     py::ref scope = py::ref::steal(tmpl ? PyDict_Copy(tmpl.get()) : nullptr);
     if (!scope) return {};
     PyObject* d = scope.get();
-    PyDict_SetItem(d, K->http_version, h.version == 10 ? K->v10 : K->v11);
+    PyDict_SetItem(d, names::http_version, h.version == 10 ? names::v10 : names::v11);
     if (!websocket) {
-        PyObject* method = h.method == "GET" ? K->GET : h.method == "POST" ? K->POST : h.method == "HEAD" ? K->HEAD : nullptr;
-        if (method) PyDict_SetItem(d, K->method, method);
-        else if (!set_owned(d, K->method, PyUnicode_DecodeLatin1(h.method.data(), static_cast<Py_ssize_t>(h.method.size()), nullptr)))
+        PyObject* method = h.method == "GET" ? names::GET : h.method == "POST" ? names::POST : h.method == "HEAD" ? names::HEAD : nullptr;
+        if (method) PyDict_SetItem(d, names::method, method);
+        else if (!py::set_item(d, names::method, py::ref::steal(PyUnicode_DecodeLatin1(h.method.data(), static_cast<Py_ssize_t>(h.method.size()), nullptr))))
             return {};
     }
 
@@ -140,41 +113,39 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     // as the router split the decoded path (request_head::routed); raw_path
     // is the path as sent.
     std::string path = strip_root_ ? std::string(h.routed.rest()) : root_ + std::string(h.routed.rest());
-    if (!set_owned(d, K->path, PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace")) ||
-        !set_owned(d, K->raw_path, bytes(h.path())) || !set_owned(d, K->query_string, bytes(h.query())))
+    if (!py::set_item(d, names::path, py::ref::steal(PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace"))) ||
+        !py::set_item(d, names::raw_path, bytes(h.path())) || !py::set_item(d, names::query_string, bytes(h.query())))
         return {};
 
-    PyObject* headers = PyList_New(static_cast<Py_ssize_t>(h.headers.size()));
-    if (!set_owned(d, K->headers, headers)) return {};
+    py::ref list = py::ref::steal(PyList_New(static_cast<Py_ssize_t>(h.headers.size())));
+    PyObject* headers = list.get();   // borrowed: the scope holds it
+    if (!py::set_item(d, names::headers, std::move(list))) return {};
     for (std::size_t i = 0; i < h.headers.size(); ++i) {
-        PyObject* name = lower_bytes(h.headers[i].name);
-        PyObject* value = bytes(h.headers[i].value);
-        PyObject* pair = (name && value) ? PyTuple_Pack(2, name, value) : nullptr;
-        Py_XDECREF(name);
-        Py_XDECREF(value);
+        py::ref name = lower_bytes(h.headers[i].name);
+        py::ref value = bytes(h.headers[i].value);
+        py::ref pair = py::ref::steal(name && value ? PyTuple_Pack(2, name.get(), value.get()) : nullptr);
         if (!pair) return {};
-        PyList_SET_ITEM(headers, static_cast<Py_ssize_t>(i), pair);   // steals
+        PyList_SET_ITEM(headers, static_cast<Py_ssize_t>(i), pair.release());   // steals
     }
     if (ep.scheme == "https") {   // a trusted proxy says so (--forwarded-allow-ips)
-        static py::name https("https"), wss("wss");
-        if (PyDict_SetItem(d, K->scheme, websocket ? wss.get() : https.get()) < 0) return {};
+        if (PyDict_SetItem(d, names::scheme, websocket ? names::wss : names::https) < 0) return {};
     }
     if (ep.is_unix) {
-        PyDict_SetItem(d, K->client, Py_None);
-        PyDict_SetItem(d, K->server, Py_None);
+        PyDict_SetItem(d, names::client, Py_None);
+        PyDict_SetItem(d, names::server, Py_None);
     } else {
-        if (!set_owned(d, K->client, host_port(ep.remote_addr, ep.remote_port))) return {};
+        if (!py::set_item(d, names::client, host_port(ep.remote_addr, ep.remote_port))) return {};
         // Every connection of a listener has the same server address: the
         // tuple (immutable) is built once per address and shared.
         if (ep.server_name != server_name_ || ep.server_port != server_port_ || !server_) {
-            server_ = py::ref::steal(host_port(ep.server_name, ep.server_port));
+            server_ = host_port(ep.server_name, ep.server_port);
             if (!server_) return {};
             server_name_ = ep.server_name;
             server_port_ = ep.server_port;
         }
-        PyDict_SetItem(d, K->server, server_.get());
+        PyDict_SetItem(d, names::server, server_.get());
     }
-    if (state_ && !set_owned(d, K->state, PyDict_Copy(state_.get()))) return {};
+    if (state_ && !py::set_item(d, names::state, py::ref::steal(PyDict_Copy(state_.get())))) return {};
     return scope;
 }
 

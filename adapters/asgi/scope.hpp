@@ -22,8 +22,8 @@ public:
     // before 0.33), the prefix is stripped instead.
     void set_path_excludes_root(bool v) { strip_root_ = v; }
 
-    // The lifespan state dict; each scope gets a shallow copy. Borrowed.
-    void set_state(PyObject* state) { state_ = py::ref::borrow(state); }
+    // The lifespan state dict; each scope gets a shallow copy.
+    void set_state(py::borrowed state) { state_ = state.copy(); }
 
     // Builds one scope; null with a Python exception set on failure.
     py::ref build(const net::request_head& head, const net::endpoint_info& ep) const;

@@ -3,6 +3,7 @@
 #include "adapters/asgi/messages.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/python/c_type.hpp"
 #include "bridge/python/call.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/loop_thread.hpp"
@@ -15,20 +16,18 @@ namespace trestle::asgi {
 
 namespace {
 
-// Method names, interned once (see bridge/python/call.hpp).
-py::name n_done{"done"}, n_set_result{"set_result"}, n_set_exception{"set_exception"},
-    n_create_future{"create_future"}, n_cancelled{"cancelled"}, n_exception{"exception"};
+namespace names = py::names;
 
-// message[key] (borrowed), or null when absent or None.
-PyObject* optional_item(PyObject* message, const char* key) {
-    PyObject* v = PyDict_GetItemString(message, key);   // borrowed
+// message[key], or null when absent or None.
+py::borrowed optional_item(PyObject* message, const char* key) {
+    py::borrowed v = PyDict_GetItemString(message, key);
     return v == Py_None ? nullptr : v;
 }
 
 // An optional str field as UTF-8. False with TypeError (not a str) or
 // UnicodeEncodeError (lone surrogates) set.
 bool optional_str(PyObject* message, const char* key, const char* what, std::string& out) {
-    PyObject* v = optional_item(message, key);   // borrowed
+    py::borrowed v = optional_item(message, key);
     if (!v) return true;
     if (!PyUnicode_Check(v)) {
         PyErr_Format(PyExc_TypeError, "%s '%s' must be a str or None, not %.100s", what, key, Py_TYPE(v)->tp_name);
@@ -73,7 +72,7 @@ bool server_owned(std::string_view n) {
 // in UTF-8. False with TypeError, ValueError or OverflowError set.
 bool parse_close(PyObject* message, net::ws_command& c) {
     c.code = 1000;
-    if (PyObject* code = optional_item(message, "code")) {   // borrowed
+    if (py::borrowed code = optional_item(message, "code")) {
         if (!PyLong_Check(code)) {
             PyErr_Format(PyExc_TypeError, "websocket.close 'code' must be an int, not %.100s", Py_TYPE(code)->tp_name);
             return false;
@@ -99,7 +98,7 @@ bool parse_close(PyObject* message, net::ws_command& c) {
 void settle(py::ref& fut, PyObject* value, PyObject* exc_type = nullptr, const char* text = nullptr) {
     if (!fut) return;
     py::ref f = std::move(fut);
-    py::ref done = py::call_method(f.get(), n_done);
+    py::ref done = py::call_method(f.get(), names::done);
     if (!done) {
         py::print_exception();
         return;
@@ -108,9 +107,9 @@ void settle(py::ref& fut, PyObject* value, PyObject* exc_type = nullptr, const c
     py::ref r;
     if (exc_type) {
         py::ref exc = py::ref::steal(PyObject_CallFunction(exc_type, "s", text));
-        r = exc ? py::call_method(f.get(), n_set_exception, exc.get()) : py::ref{};
+        r = exc ? py::call_method(f.get(), names::set_exception, exc.get()) : py::ref{};
     } else {
-        r = py::call_method(f.get(), n_set_result, value);
+        r = py::call_method(f.get(), names::set_result, value);
     }
     if (!r) py::print_exception();
 }
@@ -168,10 +167,9 @@ PyObject* ws_call::receive() {
     py::ref msg = next_message();
     if (msg) return done_awaitable(msg.get()).release();
     if (PyErr_Occurred()) return nullptr;
-    receive_waiter_ = py::call_method(loop_, n_create_future);
+    receive_waiter_ = py::call_method(loop_, names::create_future);
     if (!receive_waiter_) return nullptr;
-    Py_INCREF(receive_waiter_.get());
-    return receive_waiter_.get();
+    return receive_waiter_.copy().release();   // the caller's; ours stays
 }
 
 // websocket.accept: `subprotocol` None (or "") or a token the client offered (RFC
@@ -230,7 +228,7 @@ PyObject* ws_call::denial(PyObject* message, const std::string& type) {
         PyErr_Format(PyExc_RuntimeError, "Expected ASGI message 'websocket.http.response.start', but got '%s'.", type.c_str());
         return nullptr;
     }
-    if (PyObject* body = optional_item(message, "body")) {   // borrowed
+    if (py::borrowed body = optional_item(message, "body")) {
         Py_buffer buf{};
         std::string_view data;
         if (!bytes_view(body, buf, data)) return nullptr;
@@ -308,10 +306,9 @@ PyObject* ws_call::send(PyObject* message) {
         }
         if (ch_->command(std::move(c))) return done_awaitable(Py_None).release();
         // Above the high-water mark: suspend until the socket drains.
-        send_waiter_ = py::call_method(loop_, n_create_future);
+        send_waiter_ = py::call_method(loop_, names::create_future);
         if (!send_waiter_) return nullptr;
-        Py_INCREF(send_waiter_.get());
-        return send_waiter_.get();
+        return send_waiter_.copy().release();   // the caller's; ours stays
     }
     if (type == "websocket.close") {
         net::ws_command c{net::ws_command::close, {}, {}, {}, 403, {}, 1000, {}};
@@ -339,9 +336,9 @@ void ws_call::on_io_event() {
 
 void ws_call::on_done(PyObject* task) {
     place_.release();
-    py::ref cancelled = py::call_method(task, n_cancelled);
+    py::ref cancelled = py::call_method(task, names::cancelled);
     py::ref exc = cancelled && cancelled.get() == Py_False
-                      ? py::call_method(task, n_exception)
+                      ? py::call_method(task, names::exception)
                       : py::ref{};
     if (!cancelled) PyErr_Clear();
     bool failed = exc && exc.get() != Py_None;
@@ -365,25 +362,17 @@ void ws_call::on_done(PyObject* task) {
 
 namespace {
 
-struct ws_call_object {
-    PyObject_HEAD
-    ws_call* impl;   // owned
+struct owned_ws_call {
+    std::unique_ptr<ws_call> impl;
 };
+using ws_type = py::c_type<owned_ws_call>;
 
-PyTypeObject* ws_type = nullptr;   // owned for the process
-
-ws_call* wimpl(PyObject* self) { return reinterpret_cast<ws_call_object*>(self)->impl; }
+ws_call* wimpl(PyObject* self) { return ws_type::of(self).impl.get(); }
 PyObject* ws_receive(PyObject* self, PyObject*) { return wimpl(self)->receive(); }
 PyObject* ws_send(PyObject* self, PyObject* m) { return wimpl(self)->send(m); }
 PyObject* ws_done(PyObject* self, PyObject* task) {
     wimpl(self)->on_done(task);
     Py_RETURN_NONE;
-}
-void ws_dealloc(PyObject* self) {
-    delete wimpl(self);
-    PyTypeObject* tp = Py_TYPE(self);
-    tp->tp_free(self);
-    Py_DECREF(tp);
 }
 
 PyMethodDef ws_receive_def = {"receive", ws_receive, METH_NOARGS, "ASGI receive()."};
@@ -393,22 +382,10 @@ PyMethodDef ws_done_def = {"_done", ws_done, METH_O, "Task completion."};
 } // namespace
 
 void init_ws_call_type() {
-    static PyType_Slot slots[] = {
-        {Py_tp_dealloc, reinterpret_cast<void*>(ws_dealloc)},
-        {Py_tp_doc, const_cast<char*>("One ASGI WebSocket connection.")},
-        {0, nullptr},
-    };
-    static PyType_Spec spec = {"trestle.WebSocketCall", sizeof(ws_call_object), 0,
-                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
-    ws_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+    ws_type::define("trestle.WebSocketCall", {{Py_tp_doc, const_cast<char*>("One ASGI WebSocket connection.")}});
 }
 
-py::ref new_ws_call_object(std::unique_ptr<ws_call> p) {
-    auto* o = PyObject_New(ws_call_object, ws_type);
-    if (!o) return {};
-    o->impl = p.release();
-    return py::ref::steal(reinterpret_cast<PyObject*>(o));
-}
+py::ref new_ws_call_object(std::unique_ptr<ws_call> p) { return ws_type::make(std::move(p)); }
 
 py::ref ws_bound(PyObject* call, const char* which) {
     PyMethodDef* def = std::strcmp(which, "receive") == 0 ? &ws_receive_def

@@ -27,7 +27,7 @@ private:
     std::shared_ptr<net::ws_channel> ch_;
     std::shared_ptr<mailbox> mb_;
     std::shared_ptr<ws_call*> alive_;   // cleared on destruction; posted work checks it
-    PyObject* loop_;   // borrowed
+    py::borrowed loop_;   // the loop thread's, which outlives every call
     enum class state { connecting, open, denying, closed } state_ = state::connecting;
     bool connect_delivered_ = false;
     bool disconnect_delivered_ = false;

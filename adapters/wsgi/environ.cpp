@@ -1,7 +1,7 @@
 #include "adapters/wsgi/environ.hpp"
 
 #include "adapters/wsgi/wsgi.hpp"
-#include "bridge/python/call.hpp"
+#include "bridge/python/names.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
@@ -10,54 +10,10 @@ namespace trestle::wsgi {
 
 namespace {
 
-// Interned keys and constant values, created once under the GIL and kept for
-// the life of the process.
-struct keys_t {
-    PyObject* REQUEST_METHOD;
-    PyObject* SCRIPT_NAME;
-    PyObject* PATH_INFO;
-    PyObject* QUERY_STRING;
-    PyObject* CONTENT_TYPE;
-    PyObject* CONTENT_LENGTH;
-    PyObject* SERVER_NAME;
-    PyObject* SERVER_PORT;
-    PyObject* SERVER_PROTOCOL;
-    PyObject* REMOTE_ADDR;
-    PyObject* REMOTE_PORT;
-    PyObject* REQUEST_URI;
-    PyObject* RAW_URI;
-    PyObject* wsgi_input;
-    PyObject* http10;
-    PyObject* http11;
-    PyObject* empty;
-    PyObject* GET;
-    PyObject* POST;
-    PyObject* HEAD;
-};
-keys_t* K = nullptr;
+namespace names = py::names;
 
-PyObject* intern(const char* s) { return PyUnicode_InternFromString(s); }
-
-PyObject* latin1(std::string_view s) {
-    return PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
-}
-
-bool set_owned(PyObject* dict, PyObject* key, PyObject* value) {
-    if (!value) return false;
-    int r = PyDict_SetItem(dict, key, value);
-    Py_DECREF(value);
-    return r == 0;
-}
-
-void init_keys() {
-    if (K) return;
-    K = new keys_t{
-        intern("REQUEST_METHOD"), intern("SCRIPT_NAME"), intern("PATH_INFO"), intern("QUERY_STRING"),
-        intern("CONTENT_TYPE"), intern("CONTENT_LENGTH"), intern("SERVER_NAME"), intern("SERVER_PORT"),
-        intern("SERVER_PROTOCOL"), intern("REMOTE_ADDR"), intern("REMOTE_PORT"), intern("REQUEST_URI"),
-        intern("RAW_URI"), intern("wsgi.input"), intern("HTTP/1.0"), intern("HTTP/1.1"), intern(""),
-        intern("GET"), intern("POST"), intern("HEAD"),
-    };
+py::ref latin1(std::string_view s) {
+    return py::ref::steal(PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr));
 }
 
 } // namespace
@@ -74,91 +30,88 @@ std::string cgi_header_name(std::string_view name) {
 }
 
 environ_builder::environ_builder(std::string script_name) : script_name_(std::move(script_name)) {
-    init_keys();
     base_ = py::ref::steal(PyDict_New());
     PyObject* d = base_.get();
     py::ref sys = py::ref::steal(PyImport_ImportModule("sys"));
-    PyObject* err = sys ? PyObject_GetAttrString(sys.get(), "stderr") : nullptr;
+    py::ref err = py::ref::steal(sys ? PyObject_GetAttrString(sys.get(), "stderr") : nullptr);
     PyErr_Clear();
-    set_owned(d, intern("wsgi.version"), Py_BuildValue("(ii)", 1, 0));
-    set_owned(d, intern("wsgi.url_scheme"), PyUnicode_FromString("http"));
-    if (err) set_owned(d, intern("wsgi.errors"), err);
-    PyDict_SetItemString(d, "wsgi.multithread", Py_True);
-    PyDict_SetItemString(d, "wsgi.multiprocess", Py_False);
-    PyDict_SetItemString(d, "wsgi.run_once", Py_False);
-    PyDict_SetItemString(d, "wsgi.input_terminated", Py_True);
-    PyDict_SetItemString(d, "wsgi.file_wrapper", file_wrapper_type());
-    set_owned(d, intern("SERVER_SOFTWARE"), PyUnicode_FromString("trestle/" TRESTLE_VERSION));
-    set_owned(d, K->SCRIPT_NAME, latin1(script_name_));
+    py::set_item(d, names::wsgi_version, py::ref::steal(Py_BuildValue("(ii)", 1, 0)));
+    PyDict_SetItem(d, names::wsgi_url_scheme, names::http);
+    if (err) py::set_item(d, names::wsgi_errors, std::move(err));
+    PyDict_SetItem(d, names::wsgi_multithread, Py_True);
+    PyDict_SetItem(d, names::wsgi_multiprocess, Py_False);
+    PyDict_SetItem(d, names::wsgi_run_once, Py_False);
+    PyDict_SetItem(d, names::wsgi_input_terminated, Py_True);
+    PyDict_SetItem(d, names::wsgi_file_wrapper, file_wrapper_type());
+    py::set_item(d, names::SERVER_SOFTWARE, py::ref::steal(PyUnicode_FromString("trestle/" TRESTLE_VERSION)));
+    py::set_item(d, names::SCRIPT_NAME, latin1(script_name_));
     known_keys_.resize(512);
 }
 
 environ_builder::~environ_builder() = default;
 
-PyObject* environ_builder::header_key(const net::header_field& f) const {
+py::ref environ_builder::header_key(const net::header_field& f) const {
     if (f.known > 0 && static_cast<std::size_t>(f.known) < known_keys_.size()) {
         py::ref& slot = known_keys_[static_cast<std::size_t>(f.known)];
         if (!slot) {
             std::string key = cgi_header_name(f.name);
-            if (key.empty()) return nullptr;
+            if (key.empty()) return {};
             PyObject* s = PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size()));
-            if (!s) return nullptr;
+            if (!s) return {};
             PyUnicode_InternInPlace(&s);
             slot = py::ref::steal(s);
         }
-        Py_INCREF(slot.get());
-        return slot.get();
+        return slot.copy();
     }
     std::string key = cgi_header_name(f.name);
-    if (key.empty()) return nullptr;
-    return PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size()));
+    if (key.empty()) return {};
+    return py::ref::steal(PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size())));
 }
 
-py::ref environ_builder::build(const net::request_head& h, const net::endpoint_info& ep, PyObject* input) const {
+py::ref environ_builder::build(const net::request_head& h, const net::endpoint_info& ep, py::borrowed input) const {
     py::ref env = py::ref::steal(PyDict_Copy(base_.get()));
     if (!env) return {};
     PyObject* d = env.get();
 
-    PyObject* method = h.method == "GET" ? K->GET : h.method == "POST" ? K->POST : h.method == "HEAD" ? K->HEAD : nullptr;
+    PyObject* method = h.method == "GET" ? names::GET : h.method == "POST" ? names::POST : h.method == "HEAD" ? names::HEAD : nullptr;
     if (method) {
-        if (PyDict_SetItem(d, K->REQUEST_METHOD, method) < 0) return {};
-    } else if (!set_owned(d, K->REQUEST_METHOD, latin1(h.method))) {
+        if (PyDict_SetItem(d, names::REQUEST_METHOD, method) < 0) return {};
+    } else if (!py::set_item(d, names::REQUEST_METHOD, latin1(h.method))) {
         return {};
     }
 
     // PATH_INFO is what follows the mount prefix (SCRIPT_NAME) in the
     // decoded path, as the router split it (request_head::routed).
-    if (!set_owned(d, K->PATH_INFO, latin1(h.routed.rest()))) return {};
+    if (!py::set_item(d, names::PATH_INFO, latin1(h.routed.rest()))) return {};
     std::string_view query = h.query();
     if (query.empty()) {
-        if (PyDict_SetItem(d, K->QUERY_STRING, K->empty) < 0) return {};
-    } else if (!set_owned(d, K->QUERY_STRING, latin1(query))) {
+        if (PyDict_SetItem(d, names::QUERY_STRING, names::empty) < 0) return {};
+    } else if (!py::set_item(d, names::QUERY_STRING, latin1(query))) {
         return {};
     }
-    PyObject* target = latin1(h.target);
+    py::ref target = latin1(h.target);
     if (!target) return {};
-    PyDict_SetItem(d, K->REQUEST_URI, target);
-    set_owned(d, K->RAW_URI, target);
-    PyDict_SetItem(d, K->SERVER_PROTOCOL, h.version == 10 ? K->http10 : K->http11);
-    if (!set_owned(d, K->SERVER_NAME, latin1(ep.server_name)) ||
-        !set_owned(d, K->SERVER_PORT, latin1(ep.server_port)))
+    PyDict_SetItem(d, names::REQUEST_URI, target.get());
+    py::set_item(d, names::RAW_URI, std::move(target));
+    PyDict_SetItem(d, names::SERVER_PROTOCOL, h.version == 10 ? names::http10 : names::http11);
+    if (!py::set_item(d, names::SERVER_NAME, latin1(ep.server_name)) ||
+        !py::set_item(d, names::SERVER_PORT, latin1(ep.server_port)))
         return {};
     if (!ep.is_unix) {
-        if (!set_owned(d, K->REMOTE_ADDR, latin1(ep.remote_addr)) ||
-            !set_owned(d, K->REMOTE_PORT, latin1(ep.remote_port)))
+        if (!py::set_item(d, names::REMOTE_ADDR, latin1(ep.remote_addr)) ||
+            !py::set_item(d, names::REMOTE_PORT, latin1(ep.remote_port)))
             return {};
     } else {
-        PyDict_SetItem(d, K->REMOTE_ADDR, K->empty);
+        PyDict_SetItem(d, names::REMOTE_ADDR, names::empty);
     }
-    if (PyDict_SetItem(d, K->wsgi_input, input) < 0) return {};
+    if (PyDict_SetItem(d, names::wsgi_input, input) < 0) return {};
     if (ep.scheme == "https") {   // a trusted proxy says so (--forwarded-allow-ips)
-        static py::name url_scheme("wsgi.url_scheme"), https("https"), HTTPS("HTTPS"), on("on");
-        if (PyDict_SetItem(d, url_scheme.get(), https.get()) < 0 || PyDict_SetItem(d, HTTPS.get(), on.get()) < 0)
+        if (PyDict_SetItem(d, names::wsgi_url_scheme, names::https) < 0 || PyDict_SetItem(d, names::HTTPS, names::on) < 0)
             return {};
     }
 
     for (const auto& f : h.headers) {
-        py::ref key = py::ref::steal(header_key(f));
+        py::ref key = header_key(f);
         if (!key) {
             if (PyErr_Occurred()) return {};
             continue;   // names with '_' are dropped (no HTTP_X_FORWARDED_FOR spoofing)
@@ -167,20 +120,21 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
             boost::beast::iequals(f.name, "content-length")) {
             // The parser has already checked that every Content-Length agrees
             // (RFC 9110 8.6 lets "5, 5" stand for 5): give the app one number.
-            if (h.chunked || !h.content_length || PyDict_Contains(d, K->CONTENT_LENGTH)) continue;
+            if (h.chunked || !h.content_length || PyDict_Contains(d, names::CONTENT_LENGTH)) continue;
             std::string n = std::to_string(*h.content_length);
-            if (!set_owned(d, K->CONTENT_LENGTH, PyUnicode_FromStringAndSize(n.data(), static_cast<Py_ssize_t>(n.size()))))
+            if (!py::set_item(d, names::CONTENT_LENGTH,
+                              py::ref::steal(PyUnicode_FromStringAndSize(n.data(), static_cast<Py_ssize_t>(n.size())))))
                 return {};
             continue;
         }
-        py::ref value = py::ref::steal(latin1(f.value));
+        py::ref value = latin1(f.value);
         if (!value) return {};
-        PyObject* existing = PyDict_SetDefault(d, key.get(), value.get());   // borrowed
+        py::borrowed existing = PyDict_SetDefault(d, key.get(), value.get());
         if (!existing) return {};
         if (existing != value.get()) {
             // A repeated field: join as RFC 9110 5.3 allows (Cookie with "; ").
             bool cookie = boost::beast::iequals(f.name, "cookie");
-            py::ref joined = py::ref::steal(PyUnicode_FromFormat(cookie ? "%U; %U" : "%U, %U", existing, value.get()));
+            py::ref joined = py::ref::steal(PyUnicode_FromFormat(cookie ? "%U; %U" : "%U, %U", existing.get(), value.get()));
             if (!joined || PyDict_SetItem(d, key.get(), joined.get()) < 0) return {};
         }
     }

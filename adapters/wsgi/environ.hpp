@@ -22,10 +22,10 @@ public:
 
     // Builds one environ for a request the router resolved (its path is in
     // head.routed). On a Python error, returns null with the exception set.
-    py::ref build(const net::request_head& head, const net::endpoint_info& ep, PyObject* input) const;
+    py::ref build(const net::request_head& head, const net::endpoint_info& ep, py::borrowed input) const;
 
 private:
-    PyObject* header_key(const net::header_field& f) const;   // new reference
+    py::ref header_key(const net::header_field& f) const;   // null: dropped, or an exception
 
     py::ref base_;
     std::string script_name_;

@@ -5,25 +5,27 @@
 // through Python.
 #include "adapters/wsgi/wsgi.hpp"
 
+#include "bridge/python/c_type.hpp"
+
 #include <structmember.h>
 #include <climits>
 #include <sys/stat.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace trestle::wsgi {
 
 namespace {
 
-struct file_wrapper_object {
-    PyObject_HEAD
-    PyObject* filelike;   // owned
-    Py_ssize_t blksize;
+struct file_wrapper {
+    py::ref filelike;
+    Py_ssize_t blksize = 0;
 };
 
-PyTypeObject* wrapper_type = nullptr;   // owned for the process
+// Collected: an app's file-like object may refer back to the wrapper.
+using wrapper_type = py::c_type<file_wrapper, true>;
 
 int wrapper_init(PyObject* self, PyObject* args, PyObject* kwargs) {
-    auto* o = reinterpret_cast<file_wrapper_object*>(self);
     static const char* kwlist[] = {"filelike", "blksize", nullptr};
     PyObject* filelike;   // borrowed
     Py_ssize_t blksize = 8192;
@@ -34,56 +36,38 @@ int wrapper_init(PyObject* self, PyObject* args, PyObject* kwargs) {
         PyErr_SetString(PyExc_ValueError, "blksize must be positive");
         return -1;
     }
-    Py_INCREF(filelike);
-    Py_XSETREF(o->filelike, filelike);
-    o->blksize = blksize;
+    file_wrapper& w = wrapper_type::of(self);
+    w.filelike = py::ref::borrow(filelike);
+    w.blksize = blksize;
     return 0;
 }
 
 PyObject* wrapper_iternext(PyObject* self) {
-    auto* o = reinterpret_cast<file_wrapper_object*>(self);
-    if (!o->filelike) return nullptr;
-    PyObject* data = PyObject_CallMethod(o->filelike, "read", "n", o->blksize);
-    if (!data) return nullptr;
-    if (PyBytes_Check(data) && PyBytes_GET_SIZE(data) == 0) {
-        Py_DECREF(data);
-        return nullptr;
-    }
-    return data;
-}
-
-PyObject* wrapper_iter(PyObject* self) {
-    Py_INCREF(self);
-    return self;
+    file_wrapper& w = wrapper_type::of(self);
+    if (!w.filelike) return nullptr;
+    py::ref data = py::ref::steal(PyObject_CallMethod(w.filelike.get(), "read", "n", w.blksize));
+    if (!data || (PyBytes_Check(data.get()) && PyBytes_GET_SIZE(data.get()) == 0)) return nullptr;
+    return data.release();
 }
 
 PyObject* wrapper_close(PyObject* self, PyObject*) {
-    auto* o = reinterpret_cast<file_wrapper_object*>(self);
-    if (o->filelike && PyObject_HasAttrString(o->filelike, "close")) {
-        PyObject* r = PyObject_CallMethod(o->filelike, "close", nullptr);
+    file_wrapper& w = wrapper_type::of(self);
+    if (w.filelike && PyObject_HasAttrString(w.filelike.get(), "close")) {
+        py::ref r = py::ref::steal(PyObject_CallMethod(w.filelike.get(), "close", nullptr));
         if (!r) return nullptr;
-        Py_DECREF(r);
     }
     Py_RETURN_NONE;
 }
 
 int wrapper_traverse(PyObject* self, visitproc visit, void* arg) {
-    Py_VISIT(reinterpret_cast<file_wrapper_object*>(self)->filelike);
+    Py_VISIT(wrapper_type::of(self).filelike.get());
     Py_VISIT(Py_TYPE(self));
     return 0;
 }
 
 int wrapper_clear(PyObject* self) {
-    Py_CLEAR(reinterpret_cast<file_wrapper_object*>(self)->filelike);
+    wrapper_type::of(self).filelike.reset();
     return 0;
-}
-
-void wrapper_dealloc(PyObject* self) {
-    PyObject_GC_UnTrack(self);
-    wrapper_clear(self);
-    PyTypeObject* tp = Py_TYPE(self);
-    tp->tp_free(self);
-    Py_DECREF(tp);
 }
 
 PyMethodDef wrapper_methods[] = {
@@ -91,40 +75,37 @@ PyMethodDef wrapper_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
+// A ref is its one PyObject*, so T_OBJECT reads the member in place.
+static_assert(std::is_standard_layout_v<file_wrapper> && sizeof(py::ref) == sizeof(PyObject*));
 PyMemberDef wrapper_members[] = {
-    {"filelike", T_OBJECT, offsetof(file_wrapper_object, filelike), READONLY, nullptr},
-    {"blksize", T_PYSSIZET, offsetof(file_wrapper_object, blksize), READONLY, nullptr},
+    {"filelike", T_OBJECT, wrapper_type::value_offset() + offsetof(file_wrapper, filelike), READONLY, nullptr},
+    {"blksize", T_PYSSIZET, wrapper_type::value_offset() + offsetof(file_wrapper, blksize), READONLY, nullptr},
     {nullptr, 0, 0, 0, nullptr},
 };
 
 } // namespace
 
 void init_file_wrapper_type() {
-    static PyType_Slot slots[] = {
+    // Made from Python (tp_new, then tp_init), as PEP 3333 has it.
+    wrapper_type::define("trestle.FileWrapper", {
         {Py_tp_init, reinterpret_cast<void*>(wrapper_init)},
-        {Py_tp_iter, reinterpret_cast<void*>(wrapper_iter)},
+        {Py_tp_iter, reinterpret_cast<void*>(wrapper_type::self_iter)},
         {Py_tp_iternext, reinterpret_cast<void*>(wrapper_iternext)},
         {Py_tp_traverse, reinterpret_cast<void*>(wrapper_traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(wrapper_clear)},
-        {Py_tp_dealloc, reinterpret_cast<void*>(wrapper_dealloc)},
         {Py_tp_methods, wrapper_methods},
         {Py_tp_members, wrapper_members},
-        {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
         {Py_tp_doc, const_cast<char*>("FileWrapper(filelike, blksize=8192): wsgi.file_wrapper.")},
-        {0, nullptr},
-    };
-    static PyType_Spec spec = {"trestle.FileWrapper", sizeof(file_wrapper_object), 0,
-                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, slots};
-    wrapper_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+    }, Py_TPFLAGS_DEFAULT);
 }
 
-PyObject* file_wrapper_type() { return reinterpret_cast<PyObject*>(wrapper_type); }
+py::borrowed file_wrapper_type() { return wrapper_type::type(); }
 
 std::optional<file_region> file_wrapper_region(PyObject* obj) {
-    if (Py_TYPE(obj) != wrapper_type) return std::nullopt;
-    auto* o = reinterpret_cast<file_wrapper_object*>(obj);
-    if (!o->filelike) return std::nullopt;
-    py::ref fileno = py::ref::steal(PyObject_CallMethod(o->filelike, "fileno", nullptr));
+    if (!wrapper_type::is(obj)) return std::nullopt;
+    file_wrapper& w = wrapper_type::of(obj);
+    if (!w.filelike) return std::nullopt;
+    py::ref fileno = py::ref::steal(PyObject_CallMethod(w.filelike.get(), "fileno", nullptr));
     if (!fileno) {
         PyErr_Clear();   // BytesIO and friends: iterate instead
         return std::nullopt;
@@ -140,7 +121,7 @@ std::optional<file_region> file_wrapper_region(PyObject* obj) {
     struct stat st{};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
     // tell() accounts for Python-side buffering, unlike lseek on the fd.
-    py::ref pos = py::ref::steal(PyObject_CallMethod(o->filelike, "tell", nullptr));
+    py::ref pos = py::ref::steal(PyObject_CallMethod(w.filelike.get(), "tell", nullptr));
     if (!pos) {
         PyErr_Clear();
         return std::nullopt;

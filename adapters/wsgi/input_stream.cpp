@@ -5,6 +5,7 @@
 #include "adapters/wsgi/wsgi.hpp"
 
 #include "bridge/net/exchange.hpp"
+#include "bridge/python/c_type.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -35,15 +36,12 @@ struct input_state {
     bool eof = false;
 };
 
-struct input_object {
-    PyObject_HEAD
-    input_state* st;   // owned
-};
-
-PyTypeObject* input_type = nullptr;   // owned for the process
+// The stream object holds its state: it ends with the object, and no read
+// runs then, as each holds a reference to the stream.
+using input_type = py::c_type<input_state>;
 constexpr std::size_t default_chunk = 64 * 1024;
 
-input_state& state(PyObject* self) { return *reinterpret_cast<input_object*>(self)->st; }
+input_state& state(PyObject* self) { return input_type::of(self); }
 
 // Holds the stream for one read call. A second thread waits for it with the
 // GIL released, so the holder, which may itself be waiting for the body
@@ -235,28 +233,12 @@ PyObject* input_readlines(PyObject* self, PyObject* const* args, Py_ssize_t narg
 PyObject* input_iternext(PyObject* self) {
     hold held(state(self));
     if (!live(state(self))) return nullptr;
-    PyObject* line = readline_impl(state(self), -1);
-    if (line && PyBytes_GET_SIZE(line) == 0) {
-        Py_DECREF(line);
-        return nullptr;   // StopIteration
-    }
-    return line;
-}
-
-PyObject* input_self(PyObject* self) {
-    Py_INCREF(self);
-    return self;
+    py::ref line = py::ref::steal(readline_impl(state(self), -1));
+    if (line && PyBytes_GET_SIZE(line.get()) == 0) return nullptr;   // StopIteration
+    return line.release();
 }
 
 PyObject* input_true(PyObject*, PyObject*) { Py_RETURN_TRUE; }
-
-void input_dealloc(PyObject* self) {
-    auto* o = reinterpret_cast<input_object*>(self);
-    delete o->st;   // no read is running: each holds a reference to the stream
-    PyTypeObject* tp = Py_TYPE(self);
-    tp->tp_free(self);
-    Py_DECREF(tp);
-}
 
 PyMethodDef input_methods[] = {
     {"read", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(input_read)), METH_FASTCALL,
@@ -272,31 +254,26 @@ PyMethodDef input_methods[] = {
 } // namespace
 
 void init_input_type() {
-    static PyType_Slot slots[] = {
-        {Py_tp_dealloc, reinterpret_cast<void*>(input_dealloc)},
-        {Py_tp_iter, reinterpret_cast<void*>(input_self)},
+    input_type::define("trestle.InputStream", {
+        {Py_tp_iter, reinterpret_cast<void*>(input_type::self_iter)},
         {Py_tp_iternext, reinterpret_cast<void*>(input_iternext)},
         {Py_tp_methods, input_methods},
         {Py_tp_doc, const_cast<char*>("wsgi.input: the request body, streamed.")},
-        {0, nullptr},
-    };
-    static PyType_Spec spec = {"trestle.InputStream", sizeof(input_object), 0,
-                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
-    input_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+    });
 }
 
 py::ref new_input(net::exchange* ex) {
-    auto* o = PyObject_New(input_object, input_type);
+    py::ref o = input_type::make();
     if (!o) return {};
-    o->st = new input_state();
-    o->st->ex = ex;
+    input_state& st = state(o.get());
+    st.ex = ex;
     auto& h = ex->head();
-    o->st->known_length = !h.chunked;
-    o->st->remaining = h.chunked ? 0 : h.content_length.value_or(0);
-    return py::ref::steal(reinterpret_cast<PyObject*>(o));
+    st.known_length = !h.chunked;
+    st.remaining = h.chunked ? 0 : h.content_length.value_or(0);
+    return o;
 }
 
-void detach_input(PyObject* input) {
+void detach_input(py::borrowed input) {
     input_state& st = state(input);
     net::exchange* ex;
     {

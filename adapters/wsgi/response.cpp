@@ -7,6 +7,7 @@
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/python/c_type.hpp"
 #include "bridge/python/interpreter.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -20,22 +21,22 @@ namespace trestle::wsgi {
 
 namespace {
 
-struct start_response_object {
-    PyObject_HEAD
+struct start_response_state {
+    explicit start_response_state(call* c) noexcept : owner(c) {}
     call* owner;          // null once the request is over; read and written holding `gate`
-    output_gate* gate;    // owned: threads still waiting on it may outlive the call
+    output_gate gate;     // the object's: threads still waiting on it may outlive the call
 };
 
-PyTypeObject* start_response_type = nullptr;   // owned for the process
+using start_response_type = py::c_type<start_response_state>;
 
 PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) {
-    auto* o = reinterpret_cast<start_response_object*>(self);
+    start_response_state* o = &start_response_type::of(self);
     static const char* kwlist[] = {"status", "headers", "exc_info", nullptr};
     PyObject *status, *headers, *exc_info = Py_None;   // borrowed
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", const_cast<char**>(kwlist),
                                      &status, &headers, &exc_info))
         return nullptr;
-    gate_hold held(*o->gate);
+    gate_hold held(o->gate);
     if (!o->owner) {
         PyErr_SetString(PyExc_RuntimeError, "start_response() called after the request ended");
         return nullptr;
@@ -44,8 +45,8 @@ PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) 
 }
 
 PyObject* write_call(PyObject* self, PyObject* data) {
-    auto* o = reinterpret_cast<start_response_object*>(self);
-    gate_hold held(*o->gate);
+    start_response_state* o = &start_response_type::of(self);
+    gate_hold held(o->gate);
     if (!o->owner || o->owner->finished()) {
         PyErr_SetString(PyExc_RuntimeError, "write() called after the request ended");
         return nullptr;
@@ -82,10 +83,10 @@ PyObject* type_error(const char* fmt, PyObject* obj) {
 // one exception, or (None, None, None) outside an except block. Anything else
 // would reach the error indicator as garbage (a non-type as the exception's
 // type corrupts the interpreter), so it is the app's TypeError. Returns the
-// exception (borrowed), or Py_None for (None, None, None), with `tb` set to
-// the traceback or Py_None; null with TypeError set otherwise. exc_info[0] is
+// exception, or Py_None for (None, None, None), with `tb` set to the
+// traceback or Py_None; null with TypeError set otherwise. exc_info[0] is
 // only checked, never used: raise uses the value's own type.
-PyObject* checked_exc_info(PyObject* exc_info, PyObject*& tb) {
+py::borrowed checked_exc_info(PyObject* exc_info, py::borrowed& tb) {
     if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3)
         return type_error("exc_info must be a (type, value, traceback) tuple as sys.exc_info() returns, not %.100s",
                           exc_info);
@@ -108,53 +109,36 @@ PyObject* checked_exc_info(PyObject* exc_info, PyObject*& tb) {
     return v;
 }
 
-void start_response_dealloc(PyObject* self) {
-    delete reinterpret_cast<start_response_object*>(self)->gate;   // no thread is in it: each holds a reference
-    PyTypeObject* tp = Py_TYPE(self);
-    tp->tp_free(self);
-    Py_DECREF(tp);
-}
-
 } // namespace
 
 void init_response_type() {
-    static PyType_Slot slots[] = {
-        {Py_tp_dealloc, reinterpret_cast<void*>(start_response_dealloc)},
+    // The gate dies with the object, when no thread is in it: each holds a reference.
+    start_response_type::define("trestle.StartResponse", {
         {Py_tp_call, reinterpret_cast<void*>(start_response_call)},
         {Py_tp_doc, const_cast<char*>("The start_response callable of one WSGI request.")},
-        {0, nullptr},
-    };
-    static PyType_Spec spec = {"trestle.StartResponse", sizeof(start_response_object), 0,
-                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
-    start_response_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+    });
 }
 
-call::call(net::exchange& ex, const net::server_context& ctx) : ex_(ex), w_(ex, ctx) {
-    auto* o = PyObject_New(start_response_object, start_response_type);
-    if (o) {
-        o->owner = this;
-        o->gate = new output_gate();
-    }
-    start_response_ = py::ref::steal(reinterpret_cast<PyObject*>(o));
-}
+call::call(net::exchange& ex, const net::server_context& ctx)
+    : ex_(ex), w_(ex, ctx), start_response_(start_response_type::make(this)) {}
 
 call::~call() {
     if (!start_response_) {
         w_.finish(true);
         return;
     }
-    auto* o = reinterpret_cast<start_response_object*>(start_response_.get());
-    gate_hold held(*o->gate);   // a thread of the app's may be inside
-    o->owner = nullptr;
+    start_response_state& o = start_response_type::of(start_response_.get());
+    gate_hold held(o.gate);   // a thread of the app's may be inside
+    o.owner = nullptr;
     w_.finish(true);   // no-op unless the request ended without a verdict
 }
 
-output_gate& call::gate() const { return *reinterpret_cast<start_response_object*>(start_response_.get())->gate; }
+output_gate& call::gate() const { return start_response_type::of(start_response_.get()).gate; }
 
 PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject* exc_info) {
     if (exc_info != Py_None) {
-        PyObject* tb = nullptr;                               // borrowed
-        PyObject* value = checked_exc_info(exc_info, tb);     // borrowed
+        py::borrowed tb;
+        py::borrowed value = checked_exc_info(exc_info, tb);
         if (!value) return nullptr;
         if (w_.head_emitted()) {
             // PEP 3333: too late to change the response; re-raise the app's

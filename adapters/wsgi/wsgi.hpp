@@ -23,10 +23,10 @@ void init_file_wrapper_type();
 py::ref new_input(net::exchange* ex);
 // Cuts the stream off from its exchange once the request is over, so an app
 // that kept a reference gets an error instead of touching freed state.
-void detach_input(PyObject* input);   // input: borrowed
+void detach_input(py::borrowed input);
 
 // ---- wsgi.file_wrapper ----------------------------------------------------
-PyObject* file_wrapper_type();        // borrowed; lives for the process
+py::borrowed file_wrapper_type();     // lives for the process
 // If `obj` is a FileWrapper over a regular file, returns the file's
 // descriptor and current position. Never raises.
 struct file_region { int fd; std::uint64_t offset; std::uint64_t size; };
@@ -43,7 +43,7 @@ public:
     call(net::exchange& ex, const net::server_context& ctx);
     ~call();
 
-    PyObject* start_response() const { return start_response_.get(); }   // borrowed
+    py::borrowed start_response() const { return start_response_; }
 
     // start_response(status, headers, exc_info=None); returns write or null
     // with an exception set.

@@ -30,7 +30,7 @@ wsgi_handler::wsgi_handler(py::ref app, runtime::thread_pool& pool, const net::s
 wsgi_handler::~wsgi_handler() = default;
 
 std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
-    return std::make_unique<wsgi_handler>(*m.app, *s.pool, s.ctx, m.spec.prefix,
+    return std::make_unique<wsgi_handler>(m.app->copy(), *s.pool, s.ctx, m.spec.prefix,
                                           m.spec.buffer_body.value_or(s.opt.buffer_body));
 }
 
@@ -105,7 +105,7 @@ void wsgi_handler::run(net::exchange& ex) {
     }
 
     py::ref result = py::ref::steal(
-        PyObject_CallFunctionObjArgs(app_.get(), environ.get(), c.start_response(), nullptr));
+        PyObject_CallFunctionObjArgs(app_.get(), environ.get(), c.start_response().get(), nullptr));
     if (!result) {
         c.fail(describe(ex));
     } else {

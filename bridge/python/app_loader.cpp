@@ -86,7 +86,7 @@ ref load_app(const std::string& spec) {
         call_args = attr.substr(paren + 1, attr.size() - paren - 2);
     }
 
-    ref obj = mod;
+    ref obj = std::move(mod);
     std::size_t start = 0;
     while (start <= path.size()) {
         auto dot = path.find('.', start);
@@ -96,7 +96,7 @@ ref load_app(const std::string& spec) {
             PyErr_Clear();
             fail(2, "module '" + module + "' has no attribute '" + path + "'");
         }
-        obj = next;
+        obj = std::move(next);
         if (dot == std::string::npos) break;
         start = dot + 1;
     }
@@ -115,7 +115,7 @@ ref load_app(const std::string& spec) {
         }
         ref made = ref::steal(PyObject_Call(obj.get(), args.get(), nullptr));
         if (!made) fail_with_traceback("app factory '" + spec + "' raised:");
-        obj = made;
+        obj = std::move(made);
     }
     if (!PyCallable_Check(obj.get())) fail(2, "app '" + spec + "' is not callable");
     return obj;

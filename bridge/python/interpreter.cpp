@@ -1,6 +1,7 @@
 #include "bridge/python/interpreter.hpp"
 
 #include "bridge/observability/log.hpp"
+#include "bridge/python/names.hpp"
 #include "bridge/python/package_dir.hpp"
 #include "bridge/python/ref.hpp"
 
@@ -16,8 +17,6 @@ namespace trestle::py {
 namespace fs = std::filesystem;
 
 namespace {
-
-PyThreadState* main_state = nullptr;
 
 [[noreturn]] void fail_usage(const std::string& msg) {
     std::fprintf(stderr, "trestle: error: %s\n", msg.c_str());
@@ -46,7 +45,7 @@ std::string venv_python(const std::string& venv) {
 }
 
 void prepend_sys_path(const std::vector<std::string>& dirs) {
-    PyObject* path = PySys_GetObject("path");   // borrowed
+    borrowed path = PySys_GetObject("path");
     if (!path || !PyList_Check(path)) return;
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
         ref item = ref::steal(PyUnicode_DecodeFSDefault(it->c_str()));
@@ -55,7 +54,7 @@ void prepend_sys_path(const std::vector<std::string>& dirs) {
 }
 
 void append_sys_path(const std::string& dir) {
-    PyObject* path = PySys_GetObject("path");   // borrowed
+    borrowed path = PySys_GetObject("path");
     if (!path || !PyList_Check(path)) return;
     ref item = ref::steal(PyUnicode_DecodeFSDefault(dir.c_str()));
     if (item) PyList_Append(path, item.get());
@@ -89,6 +88,7 @@ void initialize(const interpreter_options& o) {
     PyStatus st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     check(st);
+    names::init();
 
     // Like gunicorn: the app's directory first, then --pythonpath entries
     // ahead of it, and Trestle's own package last.
@@ -107,16 +107,7 @@ void initialize(const interpreter_options& o) {
         append_sys_path(package.string());
 }
 
-void release_main_thread() { main_state = PyEval_SaveThread(); }
-
-void acquire_main_thread() {
-    if (main_state) PyEval_RestoreThread(main_state);
-    main_state = nullptr;
-}
-
 void finalize() {
-    if (main_state) PyEval_RestoreThread(main_state);
-    main_state = nullptr;
     if (Py_FinalizeEx() < 0) log::warning("errors while finalizing Python");
 }
 

@@ -15,15 +15,12 @@ struct interpreter_options {
     bool write_bytecode = true;
 };
 
-// Initializes CPython on the calling thread, which then holds the GIL.
+// Initializes CPython on the calling thread, which then holds the GIL (a
+// gil_release scope lets the other threads run).
 // Prints a one-line error and exits 2 on bad options; exits 1 if CPython
 // itself cannot start.
 void initialize(const interpreter_options& o);
-// Releases the GIL from the main thread so pool threads can run.
-void release_main_thread();
-// Takes the GIL back on the main thread (after release_main_thread).
-void acquire_main_thread();
-// Re-acquires it on the main thread and finalizes.
+// Finalizes, on the thread that initialized, holding the GIL.
 void finalize();
 // Prints the current Python exception with its traceback to stderr and
 // clears it, without setting sys.last_* (which would keep frames alive).

@@ -19,8 +19,7 @@ namespace {
 PyObject* submit_to_pool(PyObject* self, PyObject* fn) {
     auto* lt = static_cast<loop_thread*>(PyCapsule_GetPointer(self, "trestle.loop_thread"));
     if (!lt) return nullptr;
-    py::ref job = py::ref::borrow(fn);
-    bool ok = lt->executor().try_submit([job] {
+    bool ok = lt->executor().try_submit([job = py::ref::borrow(fn)] {
         py::ref r = py::ref::steal(PyObject_CallNoArgs(job.get()));
         if (!r) py::print_exception();   // the executor's wrapper catches app errors itself
     });
@@ -168,7 +167,7 @@ bool loop_thread::stop_watchdog(std::chrono::milliseconds wait) {
     return true;
 }
 
-void loop_thread::post(std::function<void()> fn) {
+void loop_thread::post(task fn) {
     bool signal = false;
     {
         std::lock_guard lock(m_);
@@ -200,13 +199,15 @@ void loop_thread::drain() {
 void loop_thread::run() {
     set_batch_scheduling();
     set_thread_name(s_.thread_name.c_str());
-    PyGILState_STATE gstate = PyGILState_Ensure();
-    py_ident_ = PyThread_get_thread_ident();
-    bool ok = serve();   // every Python reference it made is gone when it returns
-    drain();             // late work holds references: drop them with the GIL
-    loop_.reset();
-    owner_.reset();
-    PyGILState_Release(gstate);
+    bool ok;
+    {
+        py::gil_ensure gil;   // the thread's state for its life; the loop drops the GIL while it waits
+        py_ident_ = PyThread_get_thread_ident();
+        ok = serve();   // every Python reference it made is gone when it returns
+        drain();        // late work holds references: drop them with the GIL
+        loop_.reset();
+        owner_.reset();
+    }
     std::lock_guard lock(m_);
     if (!ok) state_ = -1;
     finished_ = true;
@@ -248,10 +249,10 @@ bool loop_thread::serve() {
     py::ref beat_fn = s_.block_warn.count() > 0 ? py::ref::steal(PyCFunction_New(&beat_def, capsule.get()))
                                                 : py::ref::borrow(Py_None);
     py::ref period = py::ref::steal(PyFloat_FromDouble(static_cast<double>(beat_period_.count()) / 1000.0));
-    PyObject* owner = owner_ ? owner_.get() : Py_None;   // borrowed
+    py::borrowed owner = owner_ ? owner_.get() : Py_None;
     py::ref ok = py::ref::steal(setup ? PyObject_CallFunctionObjArgs(setup.get(), loop_.get(), submit.get(), fd.get(),
                                                                      drain_fn.get(), startup_s.get(), beat_fn.get(),
-                                                                     period.get(), owner, nullptr)
+                                                                     period.get(), owner.get(), nullptr)
                                       : nullptr);
     if (!ok) return fail("cannot set up the event loop");
 
@@ -273,8 +274,8 @@ bool loop_thread::serve() {
     }
     py::ref timeout = budget.count() < 0 ? py::ref::borrow(Py_None)
                                          : py::ref::steal(PyFloat_FromDouble(static_cast<double>(budget.count()) / 1000.0));
-    PyObject* close_owner = owner_ ? owner_.get() : Py_None;   // borrowed
-    py::ref c = py::ref::steal(closer ? PyObject_CallFunctionObjArgs(closer.get(), loop_.get(), timeout.get(), close_owner, nullptr)
+    py::borrowed close_owner = owner_ ? owner_.get() : Py_None;
+    py::ref c = py::ref::steal(closer ? PyObject_CallFunctionObjArgs(closer.get(), loop_.get(), timeout.get(), close_owner.get(), nullptr)
                                       : nullptr);
     if (!c) py::print_exception();
     return true;

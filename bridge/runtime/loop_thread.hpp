@@ -13,12 +13,12 @@
 // thread's Python stack (taken with the GIL, which CPython hands over within
 // its switch interval unless C code holds it) and counts the stall.
 #include "bridge/python/ref.hpp"
+#include "bridge/runtime/task.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <condition_variable>
-#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -49,7 +49,7 @@ public:
     // Returns false (with the reason logged) if the loop could not start.
     bool start();
     // Runs `fn` on the loop thread, with the GIL held, soon. Any thread, no GIL.
-    void post(std::function<void()> fn);
+    void post(task fn);
     // Stops the loop and joins. The shutdown hooks and the cancelled tasks
     // get `budget` together; false if the thread has not ended a second
     // after that (a callback that never returns): then the caller must exit
@@ -57,7 +57,7 @@ public:
     // Call without the GIL.
     bool stop(std::chrono::milliseconds budget);
 
-    PyObject* loop() const { return loop_.get(); }   // borrowed; valid while running
+    py::borrowed loop() const { return loop_; }   // valid while running
     const std::string& kind() const { return chosen_; }
     thread_pool& executor() { return executor_; }
     // Stalls the watchdog has reported so far (for the metrics).
@@ -97,10 +97,10 @@ private:
     std::condition_variable started_cv_;
     int state_ = 0;   // 0 starting, 1 running, -1 failed
     bool finished_ = false;   // run() has returned from Python for good
-    std::vector<std::function<void()>> queue_;
+    std::vector<task> queue_;
     // The batch being run; swapped with queue_ so both keep their capacity
     // (no reallocation as a burst of posts grows the queue again).
-    std::vector<std::function<void()>> running_;
+    std::vector<task> running_;
     bool signaled_ = false;
 };
 

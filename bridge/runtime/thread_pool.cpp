@@ -94,10 +94,19 @@ void thread_pool::reap_locked() {
 }
 
 void thread_pool::worker(std::list<slot>::iterator self) {
-    // Registers this thread with CPython once; the state lives until exit.
-    PyGILState_STATE gstate = PyGILState_Ensure();
-    PyThreadState* tstate = PyEval_SaveThread();
+    {
+        // Registers this thread with CPython once; the state lives until exit.
+        py::thread_state python;
+        work(python);
+    }
+    // The thread state is gone and the GIL released: only now may the slot
+    // be joined.
+    std::lock_guard lock(m_);
+    self->exited = true;
+    idle_cv_.notify_all();
+}
 
+void thread_pool::work(const py::thread_state& python) {
     std::unique_lock lock(m_);
     --starting_;
     for (;;) {
@@ -121,37 +130,29 @@ void thread_pool::worker(std::list<slot>::iterator self) {
         if (retire || (queue_.empty() && stopping_)) break;
         ++running_;
         lock.unlock();
-
-        PyEval_RestoreThread(tstate);
-        lock.lock();
-        while (!queue_.empty()) {
-            job j = std::move(queue_.front());
-            queue_.pop_front();
-            // If this job blocks in Python (sleep, I/O) the rest of the queue
-            // must not wait for it: call for help while work remains. A helper
-            // that finds the GIL busy costs little: CPython hands the GIL over
-            // at most once per switch interval.
-            if (!queue_.empty()) call_help_locked();
-            lock.unlock();
-            j();
-            j = nullptr;   // release captures while the GIL is held
+        {
+            py::gil_restore gil(python);   // one acquisition for the whole batch
             lock.lock();
+            while (!queue_.empty()) {
+                job j = std::move(queue_.front());
+                queue_.pop_front();
+                // If this job blocks in Python (sleep, I/O) the rest of the queue
+                // must not wait for it: call for help while work remains. A helper
+                // that finds the GIL busy costs little: CPython hands the GIL over
+                // at most once per switch interval.
+                if (!queue_.empty()) call_help_locked();
+                lock.unlock();
+                j();
+                j = nullptr;   // release captures while the GIL is held
+                lock.lock();
+            }
+            lock.unlock();
         }
-        lock.unlock();
-        PyEval_SaveThread();
         lock.lock();
         --running_;
         idle_cv_.notify_all();
     }
     --alive_;
-    lock.unlock();
-    PyEval_RestoreThread(tstate);
-    PyGILState_Release(gstate);
-    // PyGILState_Release on the outermost Ensure deletes the thread state and
-    // releases the GIL. Only now may the slot be joined.
-    lock.lock();
-    self->exited = true;
-    idle_cv_.notify_all();
 }
 
 bool thread_pool::stop(long wait_ms) {

@@ -10,21 +10,24 @@
 // job finds no idle thread and shrunk after idle_timeout). Keeping them apart
 // is what lets an executor job run while every WSGI thread is parked waiting
 // for a coroutine (docs/architecture.md, "Flask async views").
+#include "bridge/runtime/task.hpp"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <functional>
 #include <list>
 #include <mutex>
 #include <string>
 #include <thread>
 
+namespace trestle::py { class thread_state; }
+
 namespace trestle::runtime {
 
 class thread_pool {
 public:
-    using job = std::function<void()>;   // runs with the GIL held
+    using job = task;   // runs with the GIL held; may own Python references
 
     struct settings {
         std::size_t min_threads = 1;     // started at once, never retired
@@ -56,6 +59,7 @@ private:
     };
 
     void worker(std::list<slot>::iterator self);
+    void work(const py::thread_state& python);   // until the thread retires or the pool stops
     // Called with m_ held when queued work may find no thread: wakes an idle
     // one, or starts one if the pool may grow.
     void call_help_locked();

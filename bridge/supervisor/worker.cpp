@@ -32,10 +32,10 @@ namespace trestle::supervisor {
 namespace {
 
 // trestle._asgi.NAME(args...), GIL held. Null with the exception set.
-py::ref call_asgi_helper(const char* name, PyObject* a, PyObject* b = nullptr, PyObject* c = nullptr) {
+py::ref call_asgi_helper(const char* name, py::borrowed a, py::borrowed b = nullptr, py::borrowed c = nullptr) {
     py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._asgi"));
     py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), name) : nullptr);
-    return py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), a, b, c, nullptr) : nullptr);
+    return py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), a.get(), b.get(), c.get(), nullptr) : nullptr);
 }
 
 // The least time the steps after the drain get, however long the drain took.
@@ -94,7 +94,7 @@ bool stop_pool(runtime::thread_pool& pool, const runtime::request_watchdog* watc
 
 // "wsgi", "asgi3" or "asgi2" for the app, honouring the mount's interface
 // (or --interface).
-std::string choose_interface(const std::string& wanted, PyObject* app) {
+std::string choose_interface(const std::string& wanted, py::borrowed app) {
     py::ref kind = call_asgi_helper("detect", app);
     if (!kind) {
         py::print_exception();
@@ -128,22 +128,22 @@ struct flask_attached {
     py::ref own_runner;         // set: start a loop of its own for this runner
 };
 
-flask_attached attach_flask(PyObject* app, bool automatic, bool own_loop, const std::string& name) {
+flask_attached attach_flask(py::borrowed app, bool automatic, bool own_loop, const std::string& name) {
     py::ref mod = py::ref::steal(PyImport_ImportModule("trestle.flask"));
     py::ref fn = py::ref::steal(mod ? PyObject_GetAttrString(mod.get(), "_attach") : nullptr);
-    PyObject* flag = automatic ? Py_True : Py_False;   // borrowed
-    PyObject* own = own_loop ? Py_True : Py_False;     // borrowed
-    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app, flag, own, nullptr) : nullptr);
+    py::borrowed flag = automatic ? Py_True : Py_False;
+    py::borrowed own = own_loop ? Py_True : Py_False;
+    py::ref r = py::ref::steal(fn ? PyObject_CallFunctionObjArgs(fn.get(), app.get(), flag.get(), own.get(), nullptr) : nullptr);
     if (!r) {
         py::print_exception();
         die(1, "cannot set up the Flask integration for " + name);
     }
-    PyObject* note = PyTuple_GET_ITEM(r.get(), 1);   // borrowed
+    py::borrowed note = PyTuple_GET_ITEM(r.get(), 1);
     if (note != Py_None) log::info(name + ": " + py::text(note));
     flask_attached out;
     out.shared_loop = PyTuple_GET_ITEM(r.get(), 0) == Py_True;
-    PyObject* runner = PyTuple_GET_ITEM(r.get(), 2);   // borrowed
-    if (runner != Py_None) out.own_runner = py::ref::borrow(runner);
+    py::borrowed runner = PyTuple_GET_ITEM(r.get(), 2);
+    if (runner != Py_None) out.own_runner = runner.copy();
     return out;
 }
 
@@ -283,9 +283,11 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     ls.block_warn = opt.loop_block_warn;
     if (any_asgi || flask_loop) {
         loop = std::make_unique<runtime::loop_thread>(ls, *blocking);
-        py::release_main_thread();
-        bool started = loop->start();
-        py::acquire_main_thread();
+        bool started;
+        {
+            py::gil_release nogil;   // the loop's startup hooks run Python
+            started = loop->start();
+        }
         if (!started) die(1, "the event loop could not start, or a startup hook failed (see above)");
     }
     for (auto& [name, runner] : own_loop_runners) {
@@ -293,9 +295,11 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         own.label = "the event loop of " + name;
         own.thread_name = "trestle-loop" + std::to_string(own_loops.size() + 1);
         own_loops.push_back(std::make_unique<runtime::loop_thread>(own, *blocking, std::move(runner)));
-        py::release_main_thread();
-        bool started = own_loops.back()->start();
-        py::acquire_main_thread();
+        bool started;
+        {
+            py::gil_release nogil;
+            started = own_loops.back()->start();
+        }
         if (!started) die(1, "the event loop for " + name + " could not start (see above)");
     }
     own_loop_runners.clear();
@@ -316,7 +320,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
                 die(1, "ASGI lifespan startup failed for " + spec.app);
             }
             if (PyTuple_GET_ITEM(result.get(), 0) != Py_True) {
-                PyObject* why = PyTuple_GET_ITEM(result.get(), 1);   // borrowed
+                py::borrowed why = PyTuple_GET_ITEM(result.get(), 1);
                 die(1, "ASGI lifespan startup failed for " + spec.app + ": " + py::text(why));
             }
             py::ref supported = py::ref::steal(PyObject_GetAttrString(m.lifespan.get(), "supported"));
@@ -413,55 +417,56 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         };
     }
 
-    py::release_main_thread();
-    srv.run(opt.graceful_timeout);
-    // From here a signal means "stop now", whatever is still being waited for.
-    stop_now_on_signal();
-    if (access) access->flush();
-
-    // Everything after the drain (lifespan shutdowns, shutdown hooks, the
-    // loop's cancelled tasks, the threads' last jobs) shares what is left of
-    // the graceful period, and at least kCleanupFloor; nothing after a
-    // second signal. Each step gives up on what overruns, so the process
-    // ends within --graceful-timeout + kCleanupFloor (plus the last second
-    // loop_thread::stop allows a stuck loop).
-    using clock = std::chrono::steady_clock;
-    const bool interrupted = srv.interrupted();
-    const auto cleanup_end = interrupted ? clock::now() : std::max(srv.graceful_deadline(), clock::now() + kCleanupFloor);
-    auto left = [&] {
-        return std::max(std::chrono::milliseconds(0),
-                        std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_end - clock::now()));
-    };
-    for (auto& m : apps) {
-        if (!m.lifespan || interrupted) continue;
-        py::gil_ensure gil;
-        py::ref timeout = py::ref::steal(PyFloat_FromDouble(static_cast<double>(left().count()) / 1000.0));
-        py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
-        if (!result) py::print_exception();
-        else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
-            log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + py::text(PyTuple_GET_ITEM(result.get(), 1)));
-    }
-    for (auto& own : own_loops)
-        if (!own->stop(left())) loop_stuck();
-    if (loop && !loop->stop(left())) loop_stuck();
-    // Jobs still queued or running get what is left of the cleanup time.
-    bool threads_done = !blocking || blocking->stop(left().count());
-    if (!threads_done || !stop_pool(pool, watchdog.get(), left)) {
-        log::warning("app threads still busy at shutdown; exiting without finalizing Python");
-        std::fflush(stderr);
-        ::_exit(0);
-    }
-    if (watchdog && !watchdog->stop(left() + std::chrono::seconds(1))) {
-        log::warning("the request watchdog is stuck waiting for the GIL; exiting without finalizing Python");
-        std::fflush(stderr);
-        ::_exit(0);
-    }
     {
-        // The handler owns Python references: drop them with the GIL.
-        py::gil_ensure gil;
-        apps.clear();
-        watchdog.reset();
+        // Python belongs to the other threads from here; the GIL comes back
+        // for the last references and for finalizing.
+        py::gil_release nogil;
+        srv.run(opt.graceful_timeout);
+        // From here a signal means "stop now", whatever is still being waited for.
+        stop_now_on_signal();
+        if (access) access->flush();
+
+        // Everything after the drain (lifespan shutdowns, shutdown hooks, the
+        // loop's cancelled tasks, the threads' last jobs) shares what is left of
+        // the graceful period, and at least kCleanupFloor; nothing after a
+        // second signal. Each step gives up on what overruns, so the process
+        // ends within --graceful-timeout + kCleanupFloor (plus the last second
+        // loop_thread::stop allows a stuck loop).
+        using clock = std::chrono::steady_clock;
+        const bool interrupted = srv.interrupted();
+        const auto cleanup_end = interrupted ? clock::now() : std::max(srv.graceful_deadline(), clock::now() + kCleanupFloor);
+        auto left = [&] {
+            return std::max(std::chrono::milliseconds(0),
+                            std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_end - clock::now()));
+        };
+        for (auto& m : apps) {
+            if (!m.lifespan || interrupted) continue;
+            py::gil_ensure gil;
+            py::ref timeout = py::ref::steal(PyFloat_FromDouble(static_cast<double>(left().count()) / 1000.0));
+            py::ref result = call_asgi_helper("run_shutdown", m.lifespan.get(), timeout.get());
+            if (!result) py::print_exception();
+            else if (PyTuple_GET_ITEM(result.get(), 0) != Py_True)
+                log::error("ASGI lifespan shutdown failed for " + m.spec->app + ": " + py::text(PyTuple_GET_ITEM(result.get(), 1)));
+        }
+        for (auto& own : own_loops)
+            if (!own->stop(left())) loop_stuck();
+        if (loop && !loop->stop(left())) loop_stuck();
+        // Jobs still queued or running get what is left of the cleanup time.
+        bool threads_done = !blocking || blocking->stop(left().count());
+        if (!threads_done || !stop_pool(pool, watchdog.get(), left)) {
+            log::warning("app threads still busy at shutdown; exiting without finalizing Python");
+            std::fflush(stderr);
+            ::_exit(0);
+        }
+        if (watchdog && !watchdog->stop(left() + std::chrono::seconds(1))) {
+            log::warning("the request watchdog is stuck waiting for the GIL; exiting without finalizing Python");
+            std::fflush(stderr);
+            ::_exit(0);
+        }
     }
+    // The handlers own Python references.
+    apps.clear();
+    watchdog.reset();
     py::finalize();
     log::info("stopped");
     return 0;

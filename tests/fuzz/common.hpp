@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the fuzz targets: one embedded interpreter for the process,
 // started once (libFuzzer calls LLVMFuzzerInitialize before any input).
+#include "bridge/python/names.hpp"
 #include "bridge/python/ref.hpp"
 
 #include <cstdio>
@@ -18,6 +19,7 @@ inline void start_python() {
         std::fprintf(stderr, "fuzz: Python did not start\n");
         std::abort();
     }
+    py::names::init();
 }
 
 // A Python exception where none may be: print it and crash, so libFuzzer

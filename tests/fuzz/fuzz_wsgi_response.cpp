@@ -147,7 +147,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     wakes = new net::wake_queue(ioc->get_executor());
     pool = new runtime::thread_pool(1, 16);
     ctx = new net::server_context;
-    wsgi_app = new wsgi::wsgi_handler(app, *pool, *ctx, "");
+    wsgi_app = new wsgi::wsgi_handler(app.copy(), *pool, *ctx, "");
     return 0;
 }
 

@@ -1,5 +1,5 @@
 // Units that touch Python share one interpreter, started here.
-#include "bridge/python/ref.hpp"
+#include "bridge/python/names.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
     PyStatus st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     if (PyStatus_Exception(st)) return 1;
+    trestle::py::names::init();
     int rc = RUN_ALL_TESTS();
     Py_FinalizeEx();
     return rc;
