@@ -16,7 +16,7 @@ void set_batch_scheduling() {
 void set_thread_name(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 void yield_core_now_and_then() {
-    constexpr auto quantum = std::chrono::milliseconds(1);
+    constexpr auto quantum = std::chrono::microseconds(200);
     thread_local std::chrono::steady_clock::time_point last{};
     auto now = std::chrono::steady_clock::now();
     if (now - last < quantum) return;
