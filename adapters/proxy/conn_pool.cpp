@@ -10,14 +10,9 @@ namespace trestle::proxy {
 
 using boost::system::error_code;
 
-struct conn_pool::entry {
-    explicit entry(socket s) : sock(std::move(s)) {}
-    socket sock;
-    bool idle = true;   // false once taken or dropped: a late watch result is ignored
-};
-
 conn_pool::~conn_pool() {
-    for (auto& e : idle_) e->idle = false;
+    *self_ = nullptr;
+    if (sweeper_) sweeper_->cancel();
 }
 
 conn_pool& conn_pool::of(std::uint64_t id, std::size_t max_idle) {
@@ -38,15 +33,14 @@ bool alive(conn_pool::socket& s) {
 }
 } // namespace
 
-std::optional<conn_pool::socket> conn_pool::take() {
+std::optional<conn_pool::socket> conn_pool::take(bool check) {
+    auto now = clock::now();
     while (!idle_.empty()) {
-        std::shared_ptr<entry> e = idle_.front();
+        entry e = std::move(idle_.front());
         idle_.pop_front();
-        e->idle = false;
+        if ((!check && now - e.since < recheck_after) || alive(e.sock)) return std::move(e.sock);
         error_code ec;
-        e->sock.cancel(ec);   // the watch ends with operation_aborted
-        if (alive(e->sock)) return std::move(e->sock);
-        e->sock.close(ec);
+        e.sock.close(ec);
     }
     return std::nullopt;
 }
@@ -58,30 +52,38 @@ void conn_pool::put(socket s) {
         return;
     }
     while (idle_.size() >= max_idle_) {
-        auto& oldest = idle_.back();
-        oldest->idle = false;
-        oldest->sock.close(ec);
+        idle_.back().sock.close(ec);
         idle_.pop_back();
     }
-    auto e = std::make_shared<entry>(std::move(s));
-    idle_.push_front(e);
-    watch(e);
+    auto io = s.get_executor();
+    idle_.push_front(entry{std::move(s), clock::now()});
+    if (!sweeping_) start_sweep(io);
 }
 
-void conn_pool::watch(const std::shared_ptr<entry>& e) {
-    // The pool outlives every handler run on its thread (see of()).
-    e->sock.async_wait(socket::wait_read, [this, w = std::weak_ptr<entry>(e)](error_code ec) {
-        auto e = w.lock();
-        if (!e || !e->idle || ec == boost::asio::error::operation_aborted) return;
-        drop(e);
+void conn_pool::start_sweep(const boost::asio::any_io_executor& io) {
+    if (!sweeper_) sweeper_.emplace(io);
+    sweeping_ = true;
+    sweeper_->expires_after(recheck_after);
+    sweeper_->async_wait([w = std::weak_ptr<conn_pool*>(self_)](error_code ec) {
+        auto p = w.lock();
+        if (ec || !p || !*p) return;
+        (*p)->sweep();
     });
 }
 
-void conn_pool::drop(const std::shared_ptr<entry>& e) {
-    e->idle = false;
+void conn_pool::sweep() {
+    sweeping_ = false;
+    auto now = clock::now();
     error_code ec;
-    e->sock.close(ec);
-    idle_.remove(e);
+    for (auto it = idle_.begin(); it != idle_.end();) {
+        if (now - it->since >= recheck_after && !alive(it->sock)) {
+            it->sock.close(ec);
+            it = idle_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    if (!idle_.empty()) start_sweep(sweeper_->get_executor());
 }
 
 } // namespace trestle::proxy

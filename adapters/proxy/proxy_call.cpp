@@ -172,7 +172,7 @@ asio::awaitable<outcome> call::attempt(std::size_t idx, bool fresh) {
     upload_failed_ = false;
     reused_ = false;
     if (!fresh) {
-        if (auto s = conn_pool::of(u.pool_id, m_->opt.max_idle).take()) {
+        if (auto s = conn_pool::of(u.pool_id, m_->opt.max_idle).take(!safe_)) {
             sock_ = std::move(*s);
             reused_ = true;
         }
