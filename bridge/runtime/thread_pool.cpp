@@ -12,6 +12,7 @@ thread_pool::settings fixed(std::size_t threads, std::size_t max_queue) {
     thread_pool::settings s;
     s.min_threads = s.max_threads = threads;
     s.max_queue = max_queue;
+    s.help_after = std::chrono::microseconds(500);
     return s;
 }
 } // namespace
@@ -47,6 +48,12 @@ void thread_pool::wake() {
 }
 
 void thread_pool::call_help_locked() {
+    // One standing by is enough: it watches the queue for all, and is told
+    // at once when no thread runs jobs any more.
+    if (standby_ > 0) {
+        if (running_ == 0) standby_cv_.notify_one();
+        return;
+    }
     // Wake one sleeper unless one is already on its way; a thread that holds
     // the GIL will also drain the queue on its own.
     if (idle_ > waking_) {
@@ -128,6 +135,7 @@ void thread_pool::work(const py::thread_state& python) {
         --idle_;
         if (waking_ > idle_) waking_ = idle_;   // a mark is only worth an idle thread
         if (retire || (queue_.empty() && stopping_)) break;
+        if (!stand_by(lock)) continue;   // not needed after all: idle again
         ++running_;
         lock.unlock();
         {
@@ -136,10 +144,10 @@ void thread_pool::work(const py::thread_state& python) {
             while (!queue_.empty()) {
                 job j = std::move(queue_.front());
                 queue_.pop_front();
+                ++jobs_started_;
                 // If this job blocks in Python (sleep, I/O) the rest of the queue
-                // must not wait for it: call for help while work remains. A helper
-                // that finds the GIL busy costs little: CPython hands the GIL over
-                // at most once per switch interval.
+                // must not wait for it: call for help while work remains. The
+                // helper stands by (stand_by) until the jobs stop starting.
                 if (!queue_.empty()) call_help_locked();
                 lock.unlock();
                 j();
@@ -150,9 +158,28 @@ void thread_pool::work(const py::thread_state& python) {
         }
         lock.lock();
         --running_;
+        if (running_ == 0 && standby_ > 0) standby_cv_.notify_all();   // run what came as this one left, or go idle
         idle_cv_.notify_all();
     }
     --alive_;
+}
+
+bool thread_pool::stand_by(std::unique_lock<std::mutex>& lock) {
+    // While another thread runs jobs, it drains the queue itself as long as
+    // it holds the GIL; this one is needed only once the jobs stop starting
+    // (the runner blocked, or is in a long job). It checks every help_after,
+    // which costs a wakeup per interval, not one per job. A stop does not
+    // change that: the runner drains the queue.
+    if (s_.help_after.count() == 0) return true;
+    while (running_ > 0 && !queue_.empty()) {
+        std::uint64_t seen = jobs_started_;
+        ++standby_;
+        bool changed = standby_cv_.wait_until(lock, std::chrono::steady_clock::now() + s_.help_after,
+                                              [&] { return running_ == 0 || queue_.empty(); });
+        --standby_;
+        if (!changed && jobs_started_ == seen) return true;   // stuck for help_after: help
+    }
+    return !queue_.empty();
 }
 
 bool thread_pool::stop(long wait_ms) {
@@ -162,6 +189,7 @@ bool thread_pool::stop(long wait_ms) {
         if (threads_.empty()) return true;
         stopping_ = true;
         cv_.notify_all();
+        standby_cv_.notify_all();
         if (wait_ms >= 0) {
             bool done = idle_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
                                           [&] { return running_ == 0 && queue_.empty(); });

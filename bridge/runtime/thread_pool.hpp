@@ -5,6 +5,16 @@
 // acquisition, not one per request. CPython's own switch interval still lets
 // other threads in.
 //
+// A thread that holds the GIL needs help only when its job stops running
+// Python: it blocks (and releases the GIL) or runs long. A helper that
+// simply waits for the GIL gets it by CPython's forced switch after a switch
+// interval (5 ms), in the middle of the holder's request, which then waits
+// for the helper's turn while later requests overtake it; with 8 threads all
+// waiting, for several turns (measured: 0.25-0.4% of Flask hello requests
+// waited 20-35 ms, docs/benchmarks.md). So with `help_after` set, a helper
+// first stands by, without the GIL, and goes for it only once no job has
+// started for that long.
+//
 // Two are made: the WSGI pool (a fixed --threads, min == max) and the loop's
 // executor, the "blocking threads" (0 up to --blocking-threads, grown when a
 // job finds no idle thread and shrunk after idle_timeout). Keeping them apart
@@ -15,6 +25,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <list>
 #include <mutex>
@@ -35,6 +46,11 @@ public:
         std::size_t max_queue = 1024;
         std::chrono::milliseconds idle_timeout{30'000};   // a thread above min idle this long exits
         std::string name = "trestle-pool";                // thread names: NAME0, NAME1, ...
+        // Zero: a thread called to help while another runs jobs takes the
+        // GIL at once. Otherwise it stands by until no job has started for
+        // this long (see work()). The WSGI pool stands by; the loop's
+        // executor, whose jobs block by nature, does not.
+        std::chrono::microseconds help_after{0};
     };
 
     thread_pool(std::size_t threads, std::size_t max_queue);   // fixed size
@@ -63,6 +79,9 @@ private:
     // Called with m_ held when queued work may find no thread: wakes an idle
     // one, or starts one if the pool may grow.
     void call_help_locked();
+    // Called with m_ held by a thread about to run jobs: waits while it is
+    // not needed (help_after). False: the queue emptied, go idle.
+    bool stand_by(std::unique_lock<std::mutex>& lock);
     bool spawn_locked();
     void reap_locked();
 
@@ -76,6 +95,9 @@ private:
     std::size_t idle_ = 0;
     std::size_t waking_ = 0;
     std::size_t running_ = 0;
+    std::size_t standby_ = 0;           // threads called to help, waiting to see whether they are needed
+    std::uint64_t jobs_started_ = 0;    // jobs taken off the queue, ever: progress, as a standby sees it
+    std::condition_variable standby_cv_;
     std::size_t next_id_ = 0;
     bool stopping_ = false;
     std::list<slot> threads_;

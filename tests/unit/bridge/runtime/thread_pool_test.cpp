@@ -7,7 +7,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
+#include <vector>
 
 namespace trestle::runtime {
 namespace {
@@ -200,6 +202,65 @@ TEST(thread_pool, a_fixed_pool_never_grows_or_shrinks) {
     EXPECT_EQ(pool.size(), 2u);
     g.release();
     ASSERT_TRUE(g.wait_for_waiters(3));
+    EXPECT_TRUE(pool.stop(10'000));
+}
+
+// --- standing by (help_after) ----------------------------------------------
+
+TEST(thread_pool, a_helper_stands_by_while_jobs_keep_starting) {
+    // Jobs that keep running Python: a helper that went straight for the GIL
+    // would take it by a forced switch (every 1 ms here) in the middle of a
+    // job. Standing by, it sees jobs start and never does: one thread runs
+    // them all, in order.
+    py::gil_release main_nogil;
+    double old_interval;
+    {
+        py::gil_ensure g;
+        old_interval = _PyEval_GetSwitchInterval() / 1e6;
+        ASSERT_EQ(PyRun_SimpleString("import sys; sys.setswitchinterval(0.001)"), 0);
+    }
+    thread_pool::settings s;
+    s.min_threads = s.max_threads = 4;
+    s.help_after = std::chrono::milliseconds(200);   // far above one job, even under a sanitizer
+    std::mutex m;
+    std::set<std::thread::id> ran_on;
+    std::vector<int> order;
+    constexpr int jobs = 400;
+    {
+        thread_pool pool(s);
+        for (int i = 0; i < jobs; ++i) {
+            ASSERT_TRUE(pool.try_submit([&, i] {
+                PyRun_SimpleString("sum(range(3000))");   // about 30 µs of bytecode
+                std::lock_guard lock(m);
+                ran_on.insert(std::this_thread::get_id());
+                order.push_back(i);
+            }));
+        }
+        EXPECT_TRUE(pool.stop(60'000));   // a stop lets the runner drain the queue; no one joins in
+    }
+    {
+        py::gil_ensure g;
+        PyRun_SimpleString(("import sys; sys.setswitchinterval(" + std::to_string(old_interval) + ")").c_str());
+    }
+    ASSERT_EQ(order.size(), static_cast<std::size_t>(jobs));
+    EXPECT_EQ(ran_on.size(), 1u) << "a helper took the GIL while the jobs were moving";
+    for (int i = 0; i < jobs; ++i) ASSERT_EQ(order[i], i);
+}
+
+TEST(thread_pool, a_helper_standing_by_takes_over_from_a_blocked_job) {
+    py::gil_release main_nogil;
+    thread_pool::settings s;
+    s.min_threads = s.max_threads = 2;
+    s.help_after = std::chrono::milliseconds(20);
+    gate g;
+    std::atomic<int> quick{0};
+    thread_pool pool(s);
+    ASSERT_TRUE(pool.try_submit([&] { g.wait(); }, false));
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(pool.try_submit([&] { ++quick; }, false));
+    pool.wake();
+    ASSERT_TRUE(g.wait_for_waiters(1));
+    EXPECT_TRUE(eventually([&] { return quick.load() == 4; }));   // after about help_after
+    g.release();
     EXPECT_TRUE(pool.stop(10'000));
 }
 
