@@ -201,9 +201,20 @@ asio::awaitable<outcome> call::attempt(std::size_t idx, bool fresh) {
     upload_done_ = !h.has_body();
     if (!upload_done_) take_ready_body(out);   // a body already here rides with the head
 
-    arm(write_deadline_, m_->opt.read_timeout);
-    auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(out), use_tuple);
-    disarm(write_deadline_);
+    // A request head fits the socket's send buffer nearly always: written
+    // at once, it costs no deadline timer and no trip through the scheduler.
+    // What does not fit goes the asynchronous way, under the deadline.
+    error_code ec;
+    std::size_t sent = 0;
+    if (!sock_.non_blocking()) sock_.non_blocking(true, ec);
+    if (!ec) sent = sock_.write_some(asio::buffer(out), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+    if (!ec && sent < out.size()) {
+        arm(write_deadline_, m_->opt.read_timeout);
+        auto [wec, n] = co_await asio::async_write(sock_, asio::buffer(out) + sent, use_tuple);
+        disarm(write_deadline_);
+        ec = wec;
+    }
     if (client_failed_) co_return client_left();
     if (ec) upload_failed_ = true;   // an answer it sent before closing may still be readable
     else if (!upload_done_) asio::co_spawn(sock_.get_executor(), upload(shared_from_this()), asio::detached);
