@@ -83,7 +83,7 @@ void session::interrupt_watch() {
     socket_.cancel(ec);
 }
 
-void session::exchange_ready(exchange& ex) {
+void session::exchange_ready(protocol_port& ex) {
     if (&ex != current_.get() || closed_) return;
     if (!watch_reading_) {
         ex.wakeup_timer().cancel();   // the pump waits on the timer: it takes the work itself

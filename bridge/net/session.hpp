@@ -76,7 +76,7 @@ private:
     // Ends the pump's wait on a read of the socket (see pump).
     void interrupt_watch();
     // The app side produced something (see exchange_driver).
-    void exchange_ready(exchange& ex) override;
+    void exchange_ready(protocol_port& ex) override;
     // Writes what it can of `out` without waiting (`flags`: MSG_MORE);
     // true once all is written.
     bool write_now(std::string& out, int flags = 0);
