@@ -4,7 +4,7 @@
 #include "adapters/asgi/ws_call.hpp"
 #include "bridge/config/options.hpp"
 #include "bridge/observability/log.hpp"
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/response_writer.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/python/call.hpp"
@@ -51,14 +51,14 @@ std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) 
     return h;
 }
 
-bool asgi_handler::submit(std::shared_ptr<net::exchange> ex) {
+bool asgi_handler::submit(std::shared_ptr<net::app_port> ex) {
     if (!ctx_.apps_in_flight.try_enter()) return false;   // --limit-concurrency
     // One eventfd write wakes the loop for every request posted before it runs.
     loop_.post([this, ex = std::move(ex)]() mutable { start(std::move(ex)); });
     return true;
 }
 
-void asgi_handler::start(std::shared_ptr<net::exchange> ex) {
+void asgi_handler::start(std::shared_ptr<net::app_port> ex) {
     admission::place place(ctx_.apps_in_flight);   // entered in submit
     py::ref scope = scopes_.build(ex->head(), ex->endpoint());
     auto impl = std::make_unique<http_call>(ex, loop_, ctx_);

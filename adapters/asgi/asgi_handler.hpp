@@ -7,7 +7,7 @@
 #include "bridge/python/ref.hpp"
 
 namespace trestle::runtime { class loop_thread; }
-namespace trestle::net { struct server_context; class exchange; }
+namespace trestle::net { struct server_context; class app_port; }
 
 namespace trestle::asgi {
 
@@ -20,7 +20,7 @@ public:
     duties duties_for(const net::request_head&) const override {
         return {.watch_disconnect = true, .websocket = true};
     }
-    bool submit(std::shared_ptr<net::exchange> ex) override;
+    bool submit(std::shared_ptr<net::app_port> ex) override;
     bool submit_websocket(std::shared_ptr<net::ws_channel> ch) override;
 
     scope_builder& scopes() { return scopes_; }
@@ -28,7 +28,7 @@ public:
     const net::server_context& context() const { return ctx_; }
 
 private:
-    void start(std::shared_ptr<net::exchange> ex);   // on the loop thread
+    void start(std::shared_ptr<net::app_port> ex);   // on the loop thread
     void start_websocket(std::shared_ptr<net::ws_channel> ch);
     // Runs app(scope, receive, send) as a task whose completion calls
     // `done`. Returns the task, or null with an exception set.

@@ -1,6 +1,6 @@
 #include "adapters/asgi/http_call.hpp"
 
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
@@ -52,7 +52,7 @@ void reject_waiter(py::ref& fut, PyObject* exc_type, const char* message) {
 
 } // namespace
 
-http_call::http_call(std::shared_ptr<net::exchange> ex, runtime::loop_thread& loop, const net::server_context& ctx)
+http_call::http_call(std::shared_ptr<net::app_port> ex, runtime::loop_thread& loop, const net::server_context& ctx)
     : ex_(std::move(ex)), w_(*ex_, ctx), mb_(std::make_shared<mailbox>()), loop_(loop.loop()) {
     mb_->loop = &loop;
     mb_->call = this;
@@ -238,8 +238,8 @@ bool http_call::flush() {
     std::string& out = w_.out();
     if (out.empty()) return true;
     auto r = ex_->try_write(out);
-    if (r == net::exchange::write_result::gone) out.clear();
-    return r == net::exchange::write_result::ok;
+    if (r == net::app_port::write_result::gone) out.clear();
+    return r == net::app_port::write_result::ok;
 }
 
 void http_call::arm_timeout(py::ref task, std::chrono::milliseconds timeout) {

@@ -13,7 +13,7 @@
 #include <string>
 
 namespace trestle::runtime { class loop_thread; }
-namespace trestle::net { class exchange; struct server_context; }
+namespace trestle::net { class app_port; struct server_context; }
 
 namespace trestle::asgi {
 
@@ -28,7 +28,7 @@ struct mailbox {
 
 class http_call {
 public:
-    http_call(std::shared_ptr<net::exchange> ex, runtime::loop_thread& loop, const net::server_context& ctx);
+    http_call(std::shared_ptr<net::app_port> ex, runtime::loop_thread& loop, const net::server_context& ctx);
     ~http_call();
 
     PyObject* receive();                 // new reference or null
@@ -54,7 +54,7 @@ private:
     void cancel_for_timeout();
     std::string describe() const;
 
-    std::shared_ptr<net::exchange> ex_;
+    std::shared_ptr<net::app_port> ex_;
     net::response_writer w_;
     std::shared_ptr<mailbox> mb_;
     py::borrowed loop_;                  // the loop thread's, which outlives every call

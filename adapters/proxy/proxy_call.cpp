@@ -5,7 +5,7 @@
 #include "adapters/proxy/rewrite.hpp"
 #include "adapters/proxy/tunnel.hpp"
 #include "bridge/net/cloexec.hpp"
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/response_writer.hpp"
 #include "bridge/net/server_context.hpp"
@@ -70,7 +70,7 @@ enum class outcome {
 
 class call : public std::enable_shared_from_this<call> {
 public:
-    call(std::shared_ptr<net::exchange> ex, std::shared_ptr<mount_state> m)
+    call(std::shared_ptr<net::app_port> ex, std::shared_ptr<mount_state> m)
         : ex_(std::move(ex)), m_(std::move(m)), w_(*ex_, m_->ctx), sock_(ex_->io_executor()),
           body_timer_(ex_->io_executor()), out_timer_(ex_->io_executor()),
           read_deadline_{asio::steady_timer(ex_->io_executor())},
@@ -109,7 +109,7 @@ private:
     void close_upstream();
     void log_upstream(std::size_t idx, const std::string& what) const;
 
-    std::shared_ptr<net::exchange> ex_;
+    std::shared_ptr<net::app_port> ex_;
     std::shared_ptr<mount_state> m_;
     net::response_writer w_;   // refers to *ex_, so declared after it
     tcp::socket sock_;
@@ -442,8 +442,8 @@ asio::awaitable<bool> call::flush() {
     std::string& out = w_.out();
     while (!out.empty()) {
         auto r = ex_->try_write(out);
-        if (r == net::exchange::write_result::ok) break;
-        if (r == net::exchange::write_result::gone) {
+        if (r == net::app_port::write_result::ok) break;
+        if (r == net::app_port::write_result::gone) {
             out.clear();
             co_return false;
         }
@@ -576,7 +576,7 @@ void call::log_upstream(std::size_t idx, const std::string& what) const {
 
 } // namespace
 
-void start_call(std::shared_ptr<net::exchange> ex, std::shared_ptr<mount_state> m) {
+void start_call(std::shared_ptr<net::app_port> ex, std::shared_ptr<mount_state> m) {
     auto c = std::make_shared<call>(ex, std::move(m));
     asio::co_spawn(ex->io_executor(), c->run(), [c](std::exception_ptr e) {
         if (!e) return;

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace trestle::net { class exchange; struct server_context; }
+namespace trestle::net { class app_port; struct server_context; }
 
 namespace trestle::proxy {
 
@@ -38,6 +38,6 @@ struct mount_state {
 };
 
 // Starts the call on the exchange's io executor; it finishes the exchange.
-void start_call(std::shared_ptr<net::exchange> ex, std::shared_ptr<mount_state> m);
+void start_call(std::shared_ptr<net::app_port> ex, std::shared_ptr<mount_state> m);
 
 } // namespace trestle::proxy

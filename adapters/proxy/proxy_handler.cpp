@@ -3,7 +3,7 @@
 #include "adapters/proxy/proxy_call.hpp"
 #include "adapters/proxy/rewrite.hpp"
 #include "adapters/proxy/tunnel.hpp"
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/server_context.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -60,7 +60,7 @@ proxy_handler::proxy_handler(const proxy_mount_options& opt, net::server_context
 
 proxy_handler::~proxy_handler() = default;
 
-bool proxy_handler::submit(std::shared_ptr<net::exchange> ex) {
+bool proxy_handler::submit(std::shared_ptr<net::app_port> ex) {
     start_call(std::move(ex), state_);
     return true;
 }
@@ -75,7 +75,7 @@ duties proxy_handler::duties_for(const net::request_head& head) const {
     return {.watch_disconnect = !tunnel, .tunnel_upgrade = tunnel};
 }
 
-asio::awaitable<void> proxy_handler::tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) {
+asio::awaitable<void> proxy_handler::tunnel(std::shared_ptr<net::app_port> ex, net::upgraded_client& client) {
     std::optional<upgraded_upstream> up = claim_upgrade(ex.get());
     if (!up || ex->client_gone()) co_return;
     co_await splice(client, std::move(*up), state_->opt.read_timeout);

@@ -25,8 +25,8 @@ public:
     // The connection notices a client that leaves while the upstream
     // thinks, except during an upgrade, which it may tunnel.
     duties duties_for(const net::request_head& head) const override;
-    bool submit(std::shared_ptr<net::exchange> ex) override;
-    boost::asio::awaitable<void> tunnel(std::shared_ptr<net::exchange> ex, net::upgraded_client& client) override;
+    bool submit(std::shared_ptr<net::app_port> ex) override;
+    boost::asio::awaitable<void> tunnel(std::shared_ptr<net::app_port> ex, net::upgraded_client& client) override;
 
 private:
     std::shared_ptr<mount_state> state_;   // shared with the calls in flight

@@ -20,8 +20,8 @@ namespace {
 
 constexpr std::size_t pipe_buffer = 32 * 1024;
 
-std::unordered_map<const net::exchange*, upgraded_upstream>& stash_map() {
-    thread_local std::unordered_map<const net::exchange*, upgraded_upstream> map;
+std::unordered_map<const net::app_port*, upgraded_upstream>& stash_map() {
+    thread_local std::unordered_map<const net::app_port*, upgraded_upstream> map;
     return map;
 }
 
@@ -92,11 +92,11 @@ asio::awaitable<void> watch_idle(splice_state& st) {
 
 } // namespace
 
-void stash_upgrade(const net::exchange* ex, upgraded_upstream up) {
+void stash_upgrade(const net::app_port* ex, upgraded_upstream up) {
     stash_map().insert_or_assign(ex, std::move(up));
 }
 
-std::optional<upgraded_upstream> claim_upgrade(const net::exchange* ex) {
+std::optional<upgraded_upstream> claim_upgrade(const net::app_port* ex) {
     auto& map = stash_map();
     auto it = map.find(ex);
     if (it == map.end()) return std::nullopt;

@@ -23,8 +23,8 @@ struct upgraded_upstream {
 // Between the 101 (relayed by the request's call) and the connection's
 // handler::tunnel() call, on the same io thread, the upstream end waits
 // here, keyed by the exchange.
-void stash_upgrade(const net::exchange* ex, upgraded_upstream up);
-std::optional<upgraded_upstream> claim_upgrade(const net::exchange* ex);
+void stash_upgrade(const net::app_port* ex, upgraded_upstream up);
+std::optional<upgraded_upstream> claim_upgrade(const net::app_port* ex);
 
 // Splices until both directions have ended (an end of stream is passed on
 // as a half-close), either side fails, or `idle` passes with no byte moved.

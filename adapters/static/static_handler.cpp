@@ -6,7 +6,7 @@
 #include "adapters/static/mime.hpp"
 #include "adapters/static/path.hpp"
 #include "adapters/static/range.hpp"
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/request_path.hpp"
 #include "bridge/net/response_writer.hpp"
@@ -158,13 +158,13 @@ static_handler::static_handler(const static_mount_options& opt, net::server_cont
                   (opt.follow_symlinks ? "symlinks are followed anywhere" : "no symlinks are followed"));
 }
 
-bool static_handler::submit(std::shared_ptr<net::exchange> ex) {
+bool static_handler::submit(std::shared_ptr<net::app_port> ex) {
     net::response_writer w(*ex, ctx_);
     serve(*ex, w);
     return true;
 }
 
-void static_handler::serve(net::exchange& ex, net::response_writer& w) const {
+void static_handler::serve(net::app_port& ex, net::response_writer& w) const {
     const net::request_head& h = ex.head();
     if (h.method != "GET" && h.method != "HEAD") return small_response(w, 405, "Allow: GET, HEAD\r\n");
 
@@ -239,7 +239,7 @@ void static_handler::serve(net::exchange& ex, net::response_writer& w) const {
     if (!w.no_body() && count > 0) {
         // The head goes first, then the file (sendfile on the io side), then
         // the completion.
-        if (ex.try_write(w.out()) == net::exchange::write_result::gone) w.out().clear();
+        if (ex.try_write(w.out()) == net::app_port::write_result::gone) w.out().clear();
         ex.queue_file({net::unique_fd(sel.file.release()), offset, count});
         w.add_sent(count);
     }

@@ -20,10 +20,10 @@ public:
     // not a readable directory.
     static_handler(const static_mount_options& opt, net::server_context& ctx, std::string prefix);
     duties duties_for(const net::request_head&) const override { return {}; }
-    bool submit(std::shared_ptr<net::exchange> ex) override;
+    bool submit(std::shared_ptr<net::app_port> ex) override;
 
 private:
-    void serve(net::exchange& ex, net::response_writer& w) const;
+    void serve(net::app_port& ex, net::response_writer& w) const;
 
     static_mount_options opt_;
     net::server_context& ctx_;

@@ -4,7 +4,7 @@
 // Memory is bounded by what the app asks for, never by the body size.
 #include "adapters/wsgi/wsgi.hpp"
 
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/python/c_type.hpp"
 
 #include <algorithm>
@@ -26,7 +26,7 @@ namespace {
 struct input_state {
     std::mutex m;
     std::condition_variable cv;   // busy cleared, or readers down to 0
-    net::exchange* ex = nullptr;  // null once the request is over
+    net::app_port* ex = nullptr;  // null once the request is over
     int readers = 0;              // threads inside ex->read(), GIL released
     bool busy = false;
     std::string buf;              // received, not yet returned (look-ahead for readline)
@@ -95,7 +95,7 @@ bool live(input_state& o) {
 // holds the stream. Returns -1 with an exception set, 0 at end of body, else
 // bytes added.
 Py_ssize_t fill(input_state& o, std::size_t want) {
-    net::exchange* ex;
+    net::app_port* ex;
     {
         std::lock_guard lock(o.m);
         ex = o.ex;
@@ -262,7 +262,7 @@ void init_input_type() {
     });
 }
 
-py::ref new_input(net::exchange* ex) {
+py::ref new_input(net::app_port* ex) {
     py::ref o = input_type::make();
     if (!o) return {};
     input_state& st = state(o.get());
@@ -275,7 +275,7 @@ py::ref new_input(net::exchange* ex) {
 
 void detach_input(py::borrowed input) {
     input_state& st = state(input);
-    net::exchange* ex;
+    net::app_port* ex;
     {
         std::lock_guard lock(st.m);
         ex = std::exchange(st.ex, nullptr);

@@ -3,7 +3,7 @@
 
 #include "adapters/wsgi/output_gate.hpp"
 
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
@@ -119,7 +119,7 @@ void init_response_type() {
     });
 }
 
-call::call(net::exchange& ex, const net::server_context& ctx)
+call::call(net::app_port& ex, const net::server_context& ctx)
     : ex_(ex), w_(ex, ctx), start_response_(start_response_type::make(this)) {}
 
 call::~call() {
@@ -244,16 +244,16 @@ bool call::flush() {
     if (out.empty()) return true;
     if (gone_) return false;
     auto r = ex_.try_write(out);
-    if (r == net::exchange::write_result::would_block) {
+    if (r == net::app_port::write_result::would_block) {
         // The client reads slower than the app writes: pause the app.
         bool ok;
         {
             py::gil_release nogil;
             ok = ex_.write(out);
         }
-        r = ok ? net::exchange::write_result::ok : net::exchange::write_result::gone;
+        r = ok ? net::app_port::write_result::ok : net::app_port::write_result::gone;
     }
-    if (r == net::exchange::write_result::gone) {
+    if (r == net::app_port::write_result::gone) {
         gone_ = true;
         out.clear();
         return false;

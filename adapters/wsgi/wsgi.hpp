@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace trestle::net { class exchange; struct server_context; }
+namespace trestle::net { class app_port; struct server_context; }
 
 namespace trestle::wsgi {
 
@@ -20,7 +20,7 @@ void init_input_type();
 void init_file_wrapper_type();
 
 // ---- wsgi.input ---------------------------------------------------------
-py::ref new_input(net::exchange* ex);
+py::ref new_input(net::app_port* ex);
 // Cuts the stream off from its exchange once the request is over, so an app
 // that kept a reference gets an error instead of touching freed state.
 void detach_input(py::borrowed input);
@@ -40,7 +40,7 @@ struct output_gate;
 // start_response() while the pool thread sends the body.
 class call {
 public:
-    call(net::exchange& ex, const net::server_context& ctx);
+    call(net::app_port& ex, const net::server_context& ctx);
     ~call();
 
     py::borrowed start_response() const { return start_response_; }
@@ -71,7 +71,7 @@ private:
     bool emit_head(std::optional<std::uint64_t> known_length);
     bool flush();
 
-    net::exchange& ex_;
+    net::app_port& ex_;
     net::response_writer w_;
     py::ref start_response_;
     bool started_ = false;

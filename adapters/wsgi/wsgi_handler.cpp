@@ -2,7 +2,7 @@
 
 #include "adapters/wsgi/wsgi.hpp"
 #include "bridge/config/options.hpp"
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/python/interpreter.hpp"
@@ -34,7 +34,7 @@ std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) 
                                           m.spec.buffer_body.value_or(s.opt.buffer_body));
 }
 
-bool wsgi_handler::submit(std::shared_ptr<net::exchange> ex) {
+bool wsgi_handler::submit(std::shared_ptr<net::app_port> ex) {
     // The pool is woken once per turn of this io thread's event loop, after
     // every connection that became readable in it has submitted its request:
     // the pool then takes them as one batch under one GIL acquisition.
@@ -61,7 +61,7 @@ bool wsgi_handler::submit(std::shared_ptr<net::exchange> ex) {
 
 namespace {
 
-std::string describe(const net::exchange& ex) {
+std::string describe(const net::app_port& ex) {
     std::string d = ex.head().method + " " + ex.head().target;
     // The exception is then most likely trestle.RequestTimeout landing.
     if (ex.timed_out()) d += ", after its --timeout";
@@ -92,7 +92,7 @@ bool close_iterable(PyObject* result) {
 
 } // namespace
 
-void wsgi_handler::run(net::exchange& ex) {
+void wsgi_handler::run(net::app_port& ex) {
     // First, so it ends last: after every Python call of this request.
     runtime::request_watchdog::request timing(ctx_.watchdog, ex);
     call c(ex, ctx_);

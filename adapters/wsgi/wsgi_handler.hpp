@@ -7,7 +7,7 @@
 #include "bridge/python/ref.hpp"
 
 namespace trestle::runtime { class thread_pool; }
-namespace trestle::net { struct server_context; class exchange; }
+namespace trestle::net { struct server_context; class app_port; }
 
 namespace trestle::wsgi {
 
@@ -20,10 +20,10 @@ public:
                  std::string script_name = {}, bool buffer_body = true);
     ~wsgi_handler() override;
     duties duties_for(const net::request_head&) const override { return {.buffer_body = buffer_body_}; }
-    bool submit(std::shared_ptr<net::exchange> ex) override;
+    bool submit(std::shared_ptr<net::app_port> ex) override;
 
     // Handles one request on the calling thread, which must hold the GIL.
-    void run(net::exchange& ex);
+    void run(net::app_port& ex);
 
 private:
     py::ref app_;

@@ -2,8 +2,9 @@
 // The contract between a connection (bridge/net) and what answers its
 // requests (adapters/: WSGI, ASGI, static files, proxies). A connection asks
 // the router once per request for a route: the handler, and what the
-// connection must do around it. It then builds an exchange and submits it;
-// the handler answers through the exchange and knows nothing of the socket.
+// connection must do around it. It then builds an exchange and submits its
+// app side (net::app_port); the handler answers through that port and knows
+// nothing of the socket or of the protocol.
 //
 // Every adapter implements the same two calls (duties, submit); the ones that
 // take WebSockets or relay upgrades add the call for that. Every adapter is
@@ -14,7 +15,7 @@
 
 #include <memory>
 
-namespace trestle::net { class exchange; class ws_channel; struct request_head; struct upgraded_client; }
+namespace trestle::net { class app_port; class ws_channel; struct request_head; struct upgraded_client; }
 
 namespace trestle {
 
@@ -49,13 +50,13 @@ public:
     // On an io thread. False refuses the request now (the handler is full):
     // the connection answers 503 with Retry-After. True: the handler owns the
     // exchange's app side until it finishes or the exchange is aborted.
-    virtual bool submit(std::shared_ptr<net::exchange> ex) = 0;
+    virtual bool submit(std::shared_ptr<net::app_port> ex) = 0;
 
     // For duties::websocket. False refuses it like submit.
     virtual bool submit_websocket(std::shared_ptr<net::ws_channel>) { return false; }
 
     // For duties::tunnel_upgrade: moves bytes until either side closes.
-    virtual boost::asio::awaitable<void> tunnel(std::shared_ptr<net::exchange>, net::upgraded_client&) { co_return; }
+    virtual boost::asio::awaitable<void> tunnel(std::shared_ptr<net::app_port>, net::upgraded_client&) { co_return; }
 };
 
 // What the router hands the connection for one request.

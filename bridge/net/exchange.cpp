@@ -28,7 +28,8 @@ void exchange::wake_io_locked() {
     if (!io_waiting_) return;
     io_waiting_ = false;
     // The timer and the driver belong to the io thread: they are told there.
-    io_.push(shared_from_this());
+    // shared_from_this() is the app port's share: the same owners, as an exchange.
+    io_.push(std::static_pointer_cast<exchange>(shared_from_this()));
 }
 
 void exchange::io_wake() {

@@ -1,6 +1,6 @@
 #include "bridge/net/response_writer.hpp"
 
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
@@ -9,7 +9,7 @@
 
 namespace trestle::net {
 
-response_writer::response_writer(exchange& ex, const server_context& ctx)
+response_writer::response_writer(app_port& ex, const server_context& ctx)
     : ex_(ex), ctx_(ctx), no_body_(ex.head().head_method) {}
 
 response_writer::~response_writer() {

@@ -11,12 +11,12 @@
 
 namespace trestle::net {
 
-class exchange;
+class app_port;
 struct server_context;
 
 class response_writer {
 public:
-    response_writer(exchange& ex, const server_context& ctx);
+    response_writer(app_port& ex, const server_context& ctx);
     ~response_writer();
     response_writer(const response_writer&) = delete;
     response_writer& operator=(const response_writer&) = delete;
@@ -57,7 +57,7 @@ public:
 private:
     bool can_keep_alive() const;
 
-    exchange& ex_;
+    app_port& ex_;
     const server_context& ctx_;
     unsigned status_ = 0;
     std::string status_line_;

@@ -83,7 +83,7 @@ void session::interrupt_watch() {
     socket_.cancel(ec);
 }
 
-void session::exchange_ready(exchange& ex) {
+void session::exchange_ready(protocol_port& ex) {
     if (&ex != current_.get() || closed_) return;
     if (!watch_reading_) {
         ex.wakeup_timer().cancel();   // the pump waits on the timer: it takes the work itself
@@ -144,10 +144,10 @@ void session::check_deadline(clock::time_point now) {
 
 void session::request_timed_out() {
     auto verdict = current_->time_out();   // the app side learns of it from the exchange
-    if (verdict == exchange::timeout_verdict::none) return;
+    if (verdict == protocol_port::timeout_verdict::none) return;
     // Once the response has started, the client cannot be told: close. The
     // same while a 100 Continue is being written, which must not be cut.
-    if (verdict == exchange::timeout_verdict::close || phase_ == phase::write) {
+    if (verdict == protocol_port::timeout_verdict::close || phase_ == phase::write) {
         close_now();
         return;
     }
@@ -342,7 +342,7 @@ asio::awaitable<void> session::serve_websocket(request_parser& p, handler& targe
     current_ws_.reset();
 }
 
-asio::awaitable<void> session::serve_tunnel(std::shared_ptr<exchange> ex, handler& target) {
+asio::awaitable<void> session::serve_tunnel(std::shared_ptr<app_port> ex, handler& target) {
     upgraded_client client{socket_, std::string(static_cast<const char*>(buf_.data().data()), buf_.size())};
     buf_.consume(buf_.size());
     tunnelling_ = true;
@@ -479,7 +479,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     co_return true;
 }
 
-asio::awaitable<bool> session::pump(request_parser& p, exchange& ex, bool watch, bool& keep) {
+asio::awaitable<bool> session::pump(request_parser& p, protocol_port& ex, bool watch, bool& keep) {
     bool body_broken = false;
     // `watch`: apps on the event loop learn of a client that leaves while they wait.
     bool peer_gone = false;

@@ -4,7 +4,7 @@
 // socket and the exchange, and loops for keep-alive. Requests on one
 // connection are answered strictly in order, so pipelining is safe.
 #include "bridge/net/body_buffer.hpp"
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/protocol_port.hpp"
 #include "bridge/net/request.hpp"
 #include "bridge/net/wake_queue.hpp"
 
@@ -24,11 +24,10 @@ namespace trestle { class handler; }
 namespace trestle::net {
 
 struct server_context;
-class exchange;
+class app_port;
 class ws_channel;
 class request_parser;
 class session_registry;
-struct io_work;
 using generic_socket = boost::asio::generic::stream_protocol::socket;
 using clock = std::chrono::steady_clock;
 
@@ -65,8 +64,8 @@ private:
     boost::asio::awaitable<bool> buffer_body(request_parser& p, std::string& memory, body_file& file);
     boost::asio::awaitable<bool> serve(request_parser& p);
     boost::asio::awaitable<void> serve_websocket(request_parser& p, handler& target, bool accepts);
-    boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<exchange> ex, handler& target);
-    boost::asio::awaitable<bool> pump(request_parser& p, exchange& ex, bool watch, bool& keep);
+    boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<app_port> ex, handler& target);
+    boost::asio::awaitable<bool> pump(request_parser& p, protocol_port& ex, bool watch, bool& keep);
     boost::asio::awaitable<bool> send_file(int fd, std::uint64_t offset, std::uint64_t count);
     boost::asio::awaitable<bool> drain(request_parser& p);
     boost::asio::awaitable<bool> write(std::string_view bytes);
@@ -76,7 +75,7 @@ private:
     // Ends the pump's wait on a read of the socket (see pump).
     void interrupt_watch();
     // The app side produced something (see exchange_driver).
-    void exchange_ready(exchange& ex) override;
+    void exchange_ready(protocol_port& ex) override;
     // Writes what it can of `out` without waiting (`flags`: MSG_MORE);
     // true once all is written.
     bool write_now(std::string& out, int flags = 0);
@@ -97,7 +96,7 @@ private:
     bool continue_sent_ = false;
     unsigned body_status_ = 400;   // 0: the client is gone, no answer
     body_rate rate_;               // --min-body-rate, per request body
-    std::shared_ptr<exchange> current_;
+    std::shared_ptr<protocol_port> current_;   // the exchange serve() made
     std::shared_ptr<ws_channel> current_ws_;
     bool ws_closing_ = false;
     bool tunnelling_ = false;

@@ -22,7 +22,8 @@ public:
 
     const boost::asio::any_io_executor& executor() const { return io_; }
 
-    // Any thread. The exchange is told on the io thread (exchange::io_wake).
+    // Any thread. The exchange is told on the io thread (exchange::io_wake,
+    // private to the exchange and this queue: neither port has it).
     void push(std::shared_ptr<exchange> ex);
 
 private:

@@ -1,6 +1,6 @@
 #include "bridge/observability/access_log.hpp"
 
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/protocol_port.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -105,7 +105,7 @@ void access_log::append_locked(std::string_view line) {
     }
 }
 
-void access_log::record(net::exchange& ex, std::chrono::steady_clock::time_point started,
+void access_log::record(net::protocol_port& ex, std::chrono::steady_clock::time_point started,
                         std::chrono::steady_clock::time_point finished) {
     if (finished < started) finished = std::chrono::steady_clock::now();
     access_record r;

@@ -15,7 +15,7 @@
 #include <mutex>
 #include <string>
 
-namespace trestle::net { class exchange; }
+namespace trestle::net { class protocol_port; }
 
 namespace trestle {
 
@@ -27,7 +27,7 @@ public:
     explicit access_log(const std::string& path, std::string_view format = "combined");
     ~access_log();
     // `finished`: when the app completed the response (default: now).
-    void record(net::exchange& ex, std::chrono::steady_clock::time_point started,
+    void record(net::protocol_port& ex, std::chrono::steady_clock::time_point started,
                 std::chrono::steady_clock::time_point finished = {});
     void flush();
     // SIGUSR1 (logrotate): opens the path again and writes there from now on;

@@ -1,6 +1,6 @@
 #include "bridge/router/mount_table.hpp"
 
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/request_path.hpp"
 
@@ -18,7 +18,7 @@ class fixed_status final : public handler {
 public:
     fixed_status(unsigned status, std::string server_header) : status_(status), server_(std::move(server_header)) {}
     duties duties_for(const net::request_head&) const override { return {}; }
-    bool submit(std::shared_ptr<net::exchange> ex) override {
+    bool submit(std::shared_ptr<net::app_port> ex) override {
         bool keep = ex->head().keep_alive;
         std::string r = net::simple_response(status_, server_, !keep, {}, ex->head().head_method);
         ex->set_status(status_);

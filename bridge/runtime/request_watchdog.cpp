@@ -13,7 +13,7 @@ namespace trestle::runtime {
 // a request against the raising thread's check that it still runs it.
 struct thread_slot {
     unsigned long ident = 0;                    // PyThread_get_thread_ident()
-    const net::exchange* running = nullptr;     // the request this thread is in
+    const net::app_port* running = nullptr;     // the request this thread is in
 };
 
 namespace {
@@ -30,7 +30,7 @@ std::string seconds_text(clock::duration d) {
     return seconds_text(std::chrono::duration<double>(d).count());
 }
 
-std::string describe(const net::exchange& ex) { return ex.head().method + " " + ex.head().target; }
+std::string describe(const net::app_port& ex) { return ex.head().method + " " + ex.head().target; }
 
 // trestle.NAME or trestle._runtime.NAME; null with the exception printed.
 py::ref import_attr(const char* module, const char* name) {
@@ -75,7 +75,7 @@ thread_slot* request_watchdog::this_thread_slot() {
 
 // ---- the pool thread's side -------------------------------------------------
 
-request_watchdog::request::request(request_watchdog* w, net::exchange& ex) : w_(w), ex_(ex) {
+request_watchdog::request::request(request_watchdog* w, net::app_port& ex) : w_(w), ex_(ex) {
     if (!w_) return;
     slot_ = w_->this_thread_slot();
     slot_->running = &ex;
@@ -106,7 +106,7 @@ void request_watchdog::absorb_pending() {
     PyErr_Restore(type, value, tb);
 }
 
-void request_watchdog::came_back(net::exchange& ex) {
+void request_watchdog::came_back(net::app_port& ex) {
     std::optional<overdue_ledger::entry> e;
     {
         std::lock_guard lock(m_);
@@ -125,7 +125,7 @@ void request_watchdog::came_back(net::exchange& ex) {
 
 // ---- the io thread's side -----------------------------------------------------
 
-void request_watchdog::request_timed_out(net::exchange& ex, bool answered, void* tag) {
+void request_watchdog::request_timed_out(net::app_port& ex, bool answered, void* tag) {
     auto now = clock::now();
     std::lock_guard lock(m_);
     if (stopping_) return;

@@ -12,7 +12,7 @@
 // Two threads of its own, started only with --timeout: one takes the GIL to
 // read stacks and raise; the other never touches Python, so that a GIL held
 // for good by C code cannot keep a stuck thread from being reported.
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/python/ref.hpp"
 #include "bridge/runtime/overdue_ledger.hpp"
 
@@ -41,19 +41,19 @@ public:
     // watchdog (--timeout 0) it does nothing.
     class request {
     public:
-        request(request_watchdog* w, net::exchange& ex);
+        request(request_watchdog* w, net::app_port& ex);
         ~request();
         request(const request&) = delete;
         request& operator=(const request&) = delete;
 
     private:
         request_watchdog* w_;
-        net::exchange& ex_;
+        net::app_port& ex_;
         thread_slot* slot_ = nullptr;
     };
 
     // io thread, the exchange's lock held (net::timeout_listener).
-    void request_timed_out(net::exchange& ex, bool answered, void* tag) override;
+    void request_timed_out(net::app_port& ex, bool answered, void* tag) override;
 
     // Threads reported stuck that have not come back: while there is one,
     // shutdown does not wait for the pool (it cannot finish).
@@ -65,13 +65,13 @@ public:
 
 private:
     struct raise_job {
-        std::shared_ptr<net::exchange> ex;
+        std::shared_ptr<net::app_port> ex;
         thread_slot* slot;
         bool answered;
     };
 
     thread_slot* this_thread_slot();
-    void came_back(net::exchange& ex);   // pool thread, GIL held
+    void came_back(net::app_port& ex);   // pool thread, GIL held
     void absorb_pending();               // pool thread, GIL held
     void raise_loop();                   // the Python thread
     void raise_in(const raise_job& job);

@@ -43,7 +43,7 @@ void check_head(const net::request_head& h) {
 class app_mount final : public handler {
 public:
     duties duties_for(const net::request_head&) const override { return {}; }
-    bool submit(std::shared_ptr<net::exchange>) override { return true; }
+    bool submit(std::shared_ptr<net::app_port>) override { return true; }
 };
 app_mount app;
 std::unique_ptr<router::mount_table> table;

@@ -19,7 +19,7 @@
 // "/held" but watching for the client leaving (t.watch). Unless told
 // otherwise, an app answers 200 with the request's target as the body.
 #include "bridge/core/handler.hpp"
-#include "bridge/net/exchange.hpp"
+#include "bridge/net/app_port.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/response_writer.hpp"
 #include "bridge/net/server_context.hpp"
@@ -69,7 +69,7 @@ struct reply {
     std::optional<std::string> body = std::nullopt;   // default: the request's target
     bool close = false;                // the app asks for the connection to close
     // 0: one buffer with Content-Length. Otherwise the body goes out in this
-    // many blocking exchange::write calls (chunked on HTTP/1.1), as a pool
+    // many blocking app_port::write calls (chunked on HTTP/1.1), as a pool
     // thread streams it; only from an app thread.
     std::size_t pieces = 0;
     // Read the whole request body first, blocking as wsgi.input does (only
@@ -81,7 +81,7 @@ struct reply {
 
 // Frames `r` with the real response_writer and hands it to the exchange.
 // Returns whether the client was gone when the app finished.
-inline bool respond(net::exchange& ex, const net::server_context& ctx, const reply& r) {
+inline bool respond(net::app_port& ex, const net::server_context& ctx, const reply& r) {
     net::response_writer w(ex, ctx);
     std::string body = r.body ? *r.body : ex.head().target;
     if (r.read_body) {
@@ -182,7 +182,7 @@ public:
         return d;
     }
 
-    bool submit(std::shared_ptr<net::exchange> ex) override {
+    bool submit(std::shared_ptr<net::app_port> ex) override {
         if (how_ == mode::refuse) {
             refused_.fetch_add(1);
             return false;
@@ -220,7 +220,7 @@ public:
         std::lock_guard l(m_);
         return seen_.size();
     }
-    std::shared_ptr<net::exchange> request(std::size_t i) {
+    std::shared_ptr<net::app_port> request(std::size_t i) {
         std::lock_guard l(m_);
         return i < seen_.size() ? seen_[i] : nullptr;
     }
@@ -276,7 +276,7 @@ private:
     const net::server_context& ctx_;
     std::mutex m_;
     std::condition_variable cv_;
-    std::vector<std::shared_ptr<net::exchange>> seen_;
+    std::vector<std::shared_ptr<net::app_port>> seen_;
     std::size_t parked_ = 0;
     std::size_t answers_ = 0;
     std::size_t gone_answers_ = 0;

@@ -16,7 +16,7 @@ namespace trestle::test_support {
 class null_handler final : public handler {
 public:
     duties duties_for(const net::request_head&) const override { return {}; }
-    bool submit(std::shared_ptr<net::exchange>) override { return false; }
+    bool submit(std::shared_ptr<net::app_port>) override { return false; }
 };
 
 // Returns the handler the request reached: the mount's, or another one

@@ -276,7 +276,7 @@ struct recording_listener : timeout_listener {
     bool answered = false;
     void* tag = nullptr;
     bool timed_out_seen = true;
-    void request_timed_out(exchange& ex, bool a, void* t) override {
+    void request_timed_out(app_port& ex, bool a, void* t) override {
         ++calls;
         answered = a;
         tag = t;
@@ -400,7 +400,7 @@ TEST(exchange_timeout, releases_an_app_blocked_in_write_or_read) {
 // thread runs costs one handler there, not one per wakeup.
 class counting_driver final : public exchange_driver {
 public:
-    void exchange_ready(exchange& ex) override {
+    void exchange_ready(protocol_port& ex) override {
         ++calls;
         on_io_thread = on_io_thread && std::this_thread::get_id() == io_thread;
         io_work w;

@@ -12,7 +12,7 @@ class probe final : public handler {
 public:
     explicit probe(duties d = {}) : d_(d) {}
     duties duties_for(const net::request_head&) const override { return d_; }
-    bool submit(std::shared_ptr<net::exchange>) override { return true; }
+    bool submit(std::shared_ptr<net::app_port>) override { return true; }
 
 private:
     duties d_;
