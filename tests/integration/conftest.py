@@ -196,6 +196,18 @@ def read_head(sock, buf=b"", timeout=10.0):
     return int(lines[0].split(" ")[1]), fields, rest
 
 
+def ws_handshake(srv, path="/echo"):
+    """Opens a WebSocket on a raw socket: sends the upgrade, checks the 101, returns the socket."""
+    import base64
+    s = srv.connect()
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode())
+    status, _, _ = read_head(s)
+    assert status == 101
+    return s
+
+
 def read_response(sock, buf=b"", timeout=10.0):
     """Reads one HTTP/1.1 response from a raw socket. Returns (status, headers, body, rest)."""
     sock.settimeout(timeout)

@@ -2,12 +2,11 @@
 at once, for ASGI as for WSGI (beyond it 503 with Retry-After), and
 --worker-connections bounds the connections a process keeps open (beyond it
 new connections wait in the listen backlog)."""
-import os
 import select
 
 import pytest
 
-from conftest import poll, read_response, run_trestle
+from conftest import poll, read_response, run_trestle, ws_handshake
 
 GET_HOLD = b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"
 GET_OK = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -56,18 +55,8 @@ def test_requests_beyond_the_limit_get_503_until_a_place_frees(serve, tmp_path, 
 
 
 def test_a_websocket_session_holds_a_place(serve, tmp_path):
-    import base64
     srv = serve("admission_app:asgi", "--limit-concurrency", "1", env={"HOLD_FLAG": str(tmp_path / "go")})
-    ws = srv.connect()
-    key = base64.b64encode(os.urandom(16)).decode()
-    ws.sendall(("GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = ws.recv(4096)
-        assert data, buf
-        buf += data
-    assert buf.startswith(b"HTTP/1.1 101"), buf
+    ws = ws_handshake(srv, "/chat")
     srv.wait_log("ws holding")
     s = srv.connect()
     s.sendall(GET_OK)

@@ -1,16 +1,14 @@
 """WebSocket over ASGI, end to end with the `websockets` client and raw sockets."""
 import asyncio
-import base64
 import os
 import signal
-import socket
 import time
 
 import pytest
 import requests
 import websockets
 
-from conftest import recv_until_closed, rss_kb
+from conftest import recv_until_closed, rss_kb, ws_handshake
 
 APP = "asgi_ws:app"
 
@@ -88,17 +86,7 @@ def test_max_size_closes_with_1009(serve):
 
 
 def handshake(srv):
-    s = srv.connect()
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(4096)
-        assert chunk
-        data += chunk
-    assert data.startswith(b"HTTP/1.1 101 ")
-    return s
+    return ws_handshake(srv, "/echo")
 
 
 def test_silent_peer_is_pinged_then_closed(serve):
