@@ -1,5 +1,7 @@
 #include "adapters/asgi/scope.hpp"
 
+#include "bridge/net/http_util.hpp"
+
 #include "bridge/python/names.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -23,7 +25,7 @@ py::ref lower_bytes(std::string_view s) {
     py::ref b = py::ref::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(s.size())));
     if (!b) return {};
     char* p = PyBytes_AS_STRING(b.get());
-    for (std::size_t i = 0; i < s.size(); ++i) p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
+    for (std::size_t i = 0; i < s.size(); ++i) p[i] = net::ascii_lower(s[i]);
     return b;
 }
 

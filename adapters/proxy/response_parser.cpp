@@ -14,6 +14,7 @@ response_parser::response_parser(std::size_t max_header_bytes, bool head_request
     header_limit(static_cast<std::uint32_t>(max_header_bytes));
     body_limit(boost::none);   // streamed, never held whole
     skip(head_request);
+    fields_.reserve(16);   // a typical response head, without regrowing
 }
 
 const std::string* response_parser::find(std::string_view lower_name) const {

@@ -1,19 +1,18 @@
 #include "adapters/proxy/rewrite.hpp"
 
+#include "bridge/net/http_util.hpp"
 #include "bridge/net/request_path.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 namespace trestle::proxy {
 
 namespace {
 
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
+using net::ascii_lower;
+constexpr auto iequals = net::ascii_iequals;
 
 bool istarts_with(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
@@ -57,9 +56,15 @@ void add_field(std::string& out, std::string_view name, std::string_view value) 
     out += "\r\n";
 }
 
-bool is_tchar(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+// RFC 9110 5.6.2 tchar, as a table: this runs over every Forwarded value.
+constexpr auto tchars = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+bool is_tchar(char c) { return tchars[static_cast<unsigned char>(c)]; }
 
 // RFC 7239 4: a value that is not a token is a quoted-string.
 std::string token_or_quoted(std::string_view v) {
@@ -153,7 +158,7 @@ std::vector<std::string> connection_tokens(const std::vector<net::header_field>&
             std::string_view tok = trim(v.substr(0, comma));
             if (!tok.empty()) {
                 std::string t(tok);
-                std::transform(t.begin(), t.end(), t.begin(), lower);
+                std::transform(t.begin(), t.end(), t.begin(), ascii_lower);
                 tokens.push_back(std::move(t));
             }
             if (comma == std::string_view::npos) break;
@@ -164,8 +169,16 @@ std::vector<std::string> connection_tokens(const std::vector<net::header_field>&
 }
 
 std::string forwarded_element(const net::endpoint_info& ep, const std::string* host) {
-    std::string e = "for=" + forwarded_node(ep.peer_addr) + ";proto=" + token_or_quoted(ep.scheme);
-    if (host && !host->empty()) e += ";host=" + token_or_quoted(*host);
+    std::string e;
+    e.reserve(64);
+    e += "for=";
+    e += forwarded_node(ep.peer_addr);
+    e += ";proto=";
+    e += token_or_quoted(ep.scheme);
+    if (host && !host->empty()) {
+        e += ";host=";
+        e += token_or_quoted(*host);
+    }
     return e;
 }
 
