@@ -5,7 +5,6 @@
 
 #include <boost/beast/core/string.hpp>
 
-#include <array>
 #include <charconv>
 #include <functional>
 
@@ -14,15 +13,6 @@ namespace trestle::asgi {
 namespace {
 
 namespace names = py::names;
-
-// RFC 9110 tchar, as a table.
-constexpr auto token_table = [] {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}();
 
 } // namespace
 
@@ -54,13 +44,6 @@ std::string_view message_type(PyObject* message) {
     Py_ssize_t n = 0;
     const char* s = PyUnicode_AsUTF8AndSize(t, &n);
     return s ? std::string_view(s, static_cast<std::size_t>(n)) : std::string_view{};
-}
-
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (unsigned char c : s)
-        if (!token_table[c]) return false;
-    return true;
 }
 
 std::optional<unsigned> parse_status(PyObject* message, const char* what) {
@@ -110,7 +93,7 @@ bool for_each_header(PyObject* headers,
                 release_view(b);
             }
         } guard{nb, vb};
-        if (!is_token(n) || !net::valid_field_value(v)) {
+        if (!net::is_token(n) || !net::valid_field_value(v)) {
             PyErr_Format(PyExc_ValueError, "invalid response header %R", item);
             return false;
         }

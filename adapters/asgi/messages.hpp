@@ -23,9 +23,6 @@ bool bytes_view(PyObject* o, Py_buffer& buf, std::string_view& out);
 // Releases what bytes_view took, if anything.
 void release_view(Py_buffer& buf);
 
-// An RFC 9110 token (a header name, a WebSocket subprotocol).
-bool is_token(std::string_view s);
-
 // message["status"] of a final response: an int from 200 to 599. nullopt with
 // TypeError, ValueError or OverflowError set otherwise. `what` names the
 // message in the error.

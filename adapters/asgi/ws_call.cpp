@@ -195,7 +195,7 @@ bool ws_call::parse_accept(PyObject* message, net::ws_command& c) {
         return true;
     });
     if (!ok) return false;
-    if (has_sub && (!is_token(c.subprotocol) || !offered(ch_->head(), c.subprotocol))) {
+    if (has_sub && (!net::is_token(c.subprotocol) || !offered(ch_->head(), c.subprotocol))) {
         PyErr_Format(PyExc_ValueError,
                      "websocket.accept subprotocol '%.200s' is not one the client offered in Sec-WebSocket-Protocol",
                      c.subprotocol.c_str());

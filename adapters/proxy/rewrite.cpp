@@ -4,8 +4,6 @@
 #include "bridge/net/request_path.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cctype>
 
 namespace trestle::proxy {
 
@@ -56,19 +54,10 @@ void add_field(std::string& out, std::string_view name, std::string_view value) 
     out += "\r\n";
 }
 
-// RFC 9110 5.6.2 tchar, as a table: this runs over every Forwarded value.
-constexpr auto tchars = [] {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}();
-bool is_tchar(char c) { return tchars[static_cast<unsigned char>(c)]; }
 
 // RFC 7239 4: a value that is not a token is a quoted-string.
 std::string token_or_quoted(std::string_view v) {
-    if (!v.empty() && std::all_of(v.begin(), v.end(), is_tchar)) return std::string(v);
+    if (net::is_token(v)) return std::string(v);
     std::string q = "\"";
     for (char c : v) {
         if (c == '"' || c == '\\') q += '\\';

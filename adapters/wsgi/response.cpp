@@ -12,7 +12,6 @@
 
 #include <boost/beast/core/string.hpp>
 
-#include <cctype>
 #include <charconv>
 #include <fcntl.h>
 #include <unistd.h>
@@ -59,11 +58,6 @@ PyObject* write_call(PyObject* self, PyObject* data) {
 }
 
 PyMethodDef write_def = {"write", write_call, METH_O, "Write response body bytes (PEP 3333)."};
-
-bool is_token_char(unsigned char c) {
-    static const std::string_view extra = "!#$%&'*+-.^_`|~";
-    return std::isalnum(c) || extra.find(static_cast<char>(c)) != std::string_view::npos;
-}
 
 // A str of latin-1 code points as bytes, without allocating for the common case.
 bool latin1_view(PyObject* s, std::string_view& out) {
@@ -190,9 +184,7 @@ PyObject* call::on_start_response(PyObject* status, PyObject* headers, PyObject*
             PyErr_Format(PyExc_TypeError, "header %R: name and value must be latin-1 str", item);
             return nullptr;
         }
-        bool name_ok = !name.empty();
-        for (unsigned char c : name) name_ok = name_ok && is_token_char(c);
-        if (!name_ok || !net::valid_field_value(value)) {
+        if (!net::is_token(name) || !net::valid_field_value(value)) {
             PyErr_Format(PyExc_ValueError, "header %R: invalid name or a control character in the value", item);
             return nullptr;
         }

@@ -17,6 +17,24 @@ constexpr bool ascii_iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
+// RFC 9110 5.6.2: tchar, and a token (a field name, a transfer coding, a
+// WebSocket subprotocol, an access-log field): one or more tchars.
+constexpr bool is_tchar(char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~': return true;
+    default: return false;
+    }
+}
+
+constexpr bool is_token(std::string_view s) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (!is_tchar(c)) return false;
+    return true;
+}
+
 // The current time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"),
 // formatted at most once per second per thread.
 std::string_view http_date();

@@ -1,6 +1,7 @@
 #include "bridge/observability/access_format.hpp"
 
 #include "bridge/net/http_date.hpp"
+#include "bridge/net/http_util.hpp"
 
 #include <boost/beast/core/string.hpp>
 
@@ -23,20 +24,10 @@ const char* const known_variables = "remote_addr, remote_port, server_name, serv
 
 std::string lower(std::string_view s) {
     std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    for (char& c : out) c = net::ascii_lower(c);
     return out;
 }
 
-// RFC 9110 5.6.2: the characters of a field name.
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (char c : s) {
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) return false;
-    }
-    return true;
-}
 
 bool letter_atom(char c, atom& a) {
     switch (c) {
@@ -88,7 +79,7 @@ bool environ_atom(const std::string& name, access_format::piece& p) {
         p.what = atom::request_header;
         p.text = name.substr(5);
         for (char& c : p.text) c = c == '_' ? '-' : c;
-        return is_token(p.text);
+        return net::is_token(p.text);
     }
     return false;
 }
@@ -101,7 +92,7 @@ bool resolve(std::string_view name, access_format::piece& p, std::string& why) {
         switch (name.back()) {
         case 'i':
         case 'o':
-            if (!is_token(inner)) {
+            if (!net::is_token(inner)) {
                 why = "%(" + std::string(name) + ")s: '" + inner + "' is not a header name";
                 return false;
             }
