@@ -48,7 +48,7 @@ public:
         std::string name = "trestle-pool";                // thread names: NAME0, NAME1, ...
         // Zero: a thread called to help while another runs jobs takes the
         // GIL at once. Otherwise it stands by until no job has started for
-        // this long (see work()). The WSGI pool stands by; the loop's
+        // this long (see stand_by()). The WSGI pool stands by; the loop's
         // executor, whose jobs block by nature, does not.
         std::chrono::microseconds help_after{0};
     };

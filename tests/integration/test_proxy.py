@@ -438,6 +438,28 @@ def test_idle_connections_the_upstream_closed_are_not_used(serve, upstream):
     assert up.connections == 11
 
 
+def sockets_of(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass   # closed while listed
+    return n
+
+
+def test_an_idle_connection_the_upstream_closed_is_let_go(serve, upstream):
+    # No request takes it again, so only the pool's sweep can notice the
+    # close; until then it would sit in CLOSE_WAIT holding a descriptor.
+    up = upstream()
+    srv = serve("proxy:" + up.url())
+    baseline = sockets_of(srv.proc.pid)
+    r = requests.get(srv.url + "/bye", headers={"Connection": "close"}, timeout=10)
+    assert r.status_code == 200
+    assert poll(lambda: len(up.socks) == 0)
+    assert poll(lambda: sockets_of(srv.proc.pid) == baseline, timeout=5), sockets_of(srv.proc.pid)
+
+
 def test_a_dropped_kept_connection_is_retried_once_when_safe(serve, upstream):
     up = upstream(drop_reused=True)
     srv = serve("proxy:" + up.url())
