@@ -21,6 +21,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 
@@ -38,6 +39,46 @@ namespace {
 
 constexpr std::size_t io_chunk = 64 * 1024;
 constexpr std::size_t max_response_head = 64 * 1024;
+
+// The memory of a relay's read buffer, kept per io thread. A buffer of
+// io_chunk bytes comes from and goes back to a small cache; malloc would
+// take it from the top of the heap and, on free, consolidate the heap, on
+// every request. Other sizes (a buffer grown for a long head) go to the heap.
+class chunk_cache {
+public:
+    ~chunk_cache() {
+        for (std::size_t i = 0; i < n_; ++i) ::operator delete(free_[i]);
+    }
+    static chunk_cache& here() {
+        thread_local chunk_cache c;
+        return c;
+    }
+    void* take(std::size_t size) {
+        if (size == io_chunk && n_ > 0) return free_[--n_];
+        return ::operator new(size);
+    }
+    void give(void* p, std::size_t size) {
+        if (size == io_chunk && n_ < std::size(free_)) free_[n_++] = p;
+        else ::operator delete(p);
+    }
+
+private:
+    void* free_[4];
+    std::size_t n_ = 0;
+};
+
+template <class T>
+struct chunk_allocator {
+    using value_type = T;
+    chunk_allocator() = default;
+    template <class U>
+    chunk_allocator(const chunk_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) { return static_cast<T*>(chunk_cache::here().take(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t n) noexcept { chunk_cache::here().give(p, n * sizeof(T)); }
+    friend bool operator==(chunk_allocator, chunk_allocator) { return true; }
+};
+
+using read_buffer = beast::basic_flat_buffer<chunk_allocator<char>>;
 
 bool idempotent(std::string_view m) {
     return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
@@ -71,30 +112,30 @@ enum class outcome {
 class call : public std::enable_shared_from_this<call> {
 public:
     call(std::shared_ptr<net::app_port> ex, std::shared_ptr<mount_state> m)
-        : ex_(std::move(ex)), m_(std::move(m)), w_(*ex_, m_->ctx), sock_(ex_->io_executor()),
-          body_timer_(ex_->io_executor()), out_timer_(ex_->io_executor()),
-          read_deadline_{asio::steady_timer(ex_->io_executor())},
-          write_deadline_{asio::steady_timer(ex_->io_executor())} {}
+        : ex_(std::move(ex)), m_(std::move(m)), w_(*ex_, m_->ctx), sock_(ex_->io_executor()) {}
 
     asio::awaitable<void> run();
 
 private:
-    // A timer that closes the upstream socket if an operation outlasts it.
-    // `gen` voids an expiry that was already queued when it was disarmed.
-    struct deadline {
-        asio::steady_timer timer;
-        unsigned gen = 0;
-    };
+    // The upstream's reads and writes each have a deadline, and one timer
+    // serves both, armed lazily: setting or clearing a deadline only
+    // records it, and the timer, when it fires, closes the socket if a
+    // deadline has passed or else waits again for the nearer one. An
+    // operation that ends in time (nearly all) costs no timer operation.
+    enum class deadline { read, write };
+    using timer_slot = std::optional<asio::steady_timer>;   // made when first needed
 
     asio::awaitable<outcome> attempt(std::size_t idx, bool fresh);
     asio::awaitable<error_code> connect(const upstream& u);
     void take_ready_body(std::string& out);
     asio::awaitable<void> upload(std::shared_ptr<call> self);
     asio::awaitable<outcome> relay(std::size_t idx);
-    outcome switch_protocols(std::size_t idx, response_parser& p, beast::flat_buffer& buf);
-    asio::awaitable<std::pair<error_code, std::size_t>> read_upstream(beast::flat_buffer& buf);
+    outcome switch_protocols(std::size_t idx, response_parser& p, read_buffer& buf);
+    auto read_upstream(read_buffer& buf);
+    error_code read_ended(error_code ec);
     asio::awaitable<bool> flush();
-    asio::awaitable<void> wait(asio::steady_timer& t);
+    asio::awaitable<void> wait(timer_slot& t);
+    static void cancel(timer_slot& t);
 
     void note_failure(std::size_t idx, unsigned status, std::string text, const std::string& detail);
     outcome truncated(std::size_t idx, const std::string& detail);
@@ -104,8 +145,10 @@ private:
     void client_failed();
     void on_event();
     void install_waker();
-    void arm(deadline& d, clock::duration dur);
-    static void disarm(deadline& d);
+    void arm(deadline d, clock::duration dur);
+    void disarm(deadline d);
+    void wait_deadline(clock::time_point at);
+    void on_deadline();
     void close_upstream();
     void log_upstream(std::size_t idx, const std::string& what) const;
 
@@ -113,8 +156,11 @@ private:
     std::shared_ptr<mount_state> m_;
     net::response_writer w_;   // refers to *ex_, so declared after it
     tcp::socket sock_;
-    asio::steady_timer body_timer_, out_timer_;   // waits for the exchange, ended by its waker
-    deadline read_deadline_, write_deadline_;
+    timer_slot body_timer_, out_timer_;   // waits for the exchange, ended by its waker
+    timer_slot deadline_timer_;
+    clock::time_point read_until_ = clock::time_point::max(), write_until_ = clock::time_point::max();
+    clock::time_point timer_at_ = clock::time_point::max();   // when the pending wait ends
+    unsigned deadline_gen_ = 0;                                // voids a wait replaced by a nearer one
 
     bool tunnel_ = false;          // the client asked to upgrade
     bool safe_ = false;            // idempotent, no body: may be sent twice
@@ -210,9 +256,9 @@ asio::awaitable<outcome> call::attempt(std::size_t idx, bool fresh) {
     if (!ec) sent = sock_.write_some(asio::buffer(out), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
     if (!ec && sent < out.size()) {
-        arm(write_deadline_, m_->opt.read_timeout);
+        arm(deadline::write, m_->opt.read_timeout);
         auto [wec, n] = co_await asio::async_write(sock_, asio::buffer(out) + sent, use_tuple);
-        disarm(write_deadline_);
+        disarm(deadline::write);
         ec = wec;
     }
     if (client_failed_) co_return client_left();
@@ -239,9 +285,9 @@ asio::awaitable<error_code> call::connect(const upstream& u) {
             ec = oec;
             continue;
         }
-        arm(write_deadline_, left);
+        arm(deadline::write, left);
         auto [cec] = co_await sock_.async_connect(ep, use_tuple);
-        disarm(write_deadline_);
+        disarm(deadline::write);
         if (!cec && sock_.is_open()) {
             error_code ignored;
             sock_.set_option(tcp::no_delay(true), ignored);
@@ -288,9 +334,9 @@ asio::awaitable<void> call::upload(std::shared_ptr<call> self) {
         framed.clear();
         frame_body(framed, chunk, ex_->head().chunked, *got == 0);
         if (!framed.empty()) {
-            arm(write_deadline_, m_->opt.read_timeout);
+            arm(deadline::write, m_->opt.read_timeout);
             auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(framed), use_tuple);
-            disarm(write_deadline_);
+            disarm(deadline::write);
             if (ec) {
                 upload_failed_ = true;
                 co_return;
@@ -299,24 +345,29 @@ asio::awaitable<void> call::upload(std::shared_ptr<call> self) {
         if (*got == 0) {
             upload_done_ = true;
             // The upstream's silence counts from the end of the request.
-            if (reading_) arm(read_deadline_, m_->opt.read_timeout);
+            if (reading_) arm(deadline::read, m_->opt.read_timeout);
         }
     }
 }
 
-asio::awaitable<std::pair<error_code, std::size_t>> call::read_upstream(beast::flat_buffer& buf) {
+// A read of the upstream, awaited in place (not a coroutine of its own,
+// which would cost a frame per read); read_ended() takes its error.
+auto call::read_upstream(read_buffer& buf) {
     reading_ = true;
-    if (upload_done_ || upload_failed_) arm(read_deadline_, m_->opt.read_timeout);
-    auto [ec, n] = co_await sock_.async_read_some(buf.prepare(io_chunk), use_tuple);
+    if (upload_done_ || upload_failed_) arm(deadline::read, m_->opt.read_timeout);
+    return sock_.async_read_some(buf.prepare(io_chunk), use_tuple);
+}
+
+error_code call::read_ended(error_code ec) {
     reading_ = false;
-    disarm(read_deadline_);
+    disarm(deadline::read);
     if (ec && timed_out_) ec = asio::error::timed_out;
-    co_return std::pair{ec, n};
+    return ec;
 }
 
 asio::awaitable<outcome> call::relay(std::size_t idx) {
     const net::request_head& h = ex_->head();
-    beast::flat_buffer buf;
+    read_buffer buf;
     std::optional<response_parser> p;
     p.emplace(max_response_head, h.head_method);
     p->eager(true);   // a body that came with the head goes out with it
@@ -340,8 +391,10 @@ asio::awaitable<outcome> call::relay(std::size_t idx) {
                 continue;
             }
             if (n > 0) continue;
+            p->detach();   // the next read may move what the fields point into
         }
-        auto [ec, n] = co_await read_upstream(buf);
+        auto [rec, n] = co_await read_upstream(buf);
+        error_code ec = read_ended(rec);
         if (client_failed_) co_return client_left();
         if (ec) {
             close_upstream();
@@ -370,8 +423,10 @@ asio::awaitable<outcome> call::relay(std::size_t idx) {
     if (!p->chunked()) {
         if (auto cl = p->content_length()) declared = *cl;
     }
-    std::string reason = p->reason().empty() ? std::string(net::reason_phrase(status)) : p->reason();
-    w_.set_head(status, std::to_string(status) + " " + reason, client_response_fields(p->fields()), declared);
+    std::string line = std::to_string(status);
+    line += ' ';
+    line += p->reason().empty() ? net::reason_phrase(status) : p->reason();
+    w_.set_head(status, line, client_response_fields(p->fields()), declared);
     w_.emit_head(std::nullopt);
 
     bool eof = false;
@@ -390,7 +445,8 @@ asio::awaitable<outcome> call::relay(std::size_t idx) {
             if (ec && ec != http::error::need_more) co_return truncated(idx, "bad response body: " + ec.message());
             if (n > 0) continue;
         }
-        auto [ec, n] = co_await read_upstream(buf);
+        auto [rec, n] = co_await read_upstream(buf);
+        error_code ec = read_ended(rec);
         if (client_failed_) co_return client_left();
         if (ec == asio::error::eof) {
             error_code eec;
@@ -409,8 +465,8 @@ asio::awaitable<outcome> call::relay(std::size_t idx) {
     co_return outcome::done;
 }
 
-outcome call::switch_protocols(std::size_t idx, response_parser& p, beast::flat_buffer& buf) {
-    const std::string* upgrade = p.find("upgrade");
+outcome call::switch_protocols(std::size_t idx, response_parser& p, read_buffer& buf) {
+    auto upgrade = p.find("upgrade");
     if (!tunnel_ || !upload_done_ || upload_failed_ || !upgrade) {
         close_upstream();
         note_failure(idx, 502, "The upstream server switched protocols unasked.", "unexpected 101");
@@ -426,8 +482,9 @@ outcome call::switch_protocols(std::size_t idx, response_parser& p, beast::flat_
     fields += "Connection: upgrade\r\nUpgrade: ";
     fields += *upgrade;
     fields += "\r\n";
-    std::string reason = p.reason().empty() ? "Switching Protocols" : p.reason();
-    w_.set_head(101, "101 " + reason, std::move(fields), std::nullopt);
+    std::string line = "101 ";
+    line += p.reason().empty() ? std::string_view("Switching Protocols") : p.reason();
+    w_.set_head(101, line, std::move(fields), std::nullopt);
     w_.emit_head(std::nullopt);
     // The upstream end waits for the connection's handler::tunnel() call,
     // which follows this response on the same io thread.
@@ -452,9 +509,14 @@ asio::awaitable<bool> call::flush() {
     co_return !client_failed_;
 }
 
-asio::awaitable<void> call::wait(asio::steady_timer& t) {
-    t.expires_at(clock::time_point::max());
-    co_await t.async_wait(use_tuple);
+asio::awaitable<void> call::wait(timer_slot& t) {
+    if (!t) t.emplace(ex_->io_executor());
+    t->expires_at(clock::time_point::max());
+    co_await t->async_wait(use_tuple);
+}
+
+void call::cancel(timer_slot& t) {
+    if (t) t->cancel();
 }
 
 void call::note_failure(std::size_t idx, unsigned status, std::string text, const std::string& detail) {
@@ -479,7 +541,7 @@ outcome call::truncated(std::size_t idx, const std::string& detail) {
 outcome call::client_left() {
     close_upstream();   // half a request or an unread response: not reusable
     stopped_ = true;
-    body_timer_.cancel();
+    cancel(body_timer_);
     finished_ = true;
     unsigned body_status = ex_->body_error_status();
     if (!ex_->client_gone() && body_status && !w_.head_emitted()) {
@@ -496,7 +558,7 @@ void call::answer(unsigned status, const std::string& text) {
     finished_ = true;
     close_upstream();
     stopped_ = true;
-    body_timer_.cancel();
+    cancel(body_timer_);
     if (w_.head_emitted()) {
         w_.abandon();
         w_.finish(false);
@@ -516,7 +578,7 @@ void call::release(std::size_t idx, bool reusable) {
         // Answered before the whole request was sent: the rest of it would
         // be read as the next request.
         stopped_ = true;
-        body_timer_.cancel();
+        cancel(body_timer_);
         reusable = false;
     }
     if (reusable && !upload_failed_ && !client_failed_ && !timed_out_ && sock_.is_open())
@@ -532,8 +594,8 @@ void call::client_failed() {
 }
 
 void call::on_event() {
-    body_timer_.cancel();
-    out_timer_.cancel();
+    cancel(body_timer_);
+    cancel(out_timer_);
     if (!finished_ && ex_->client_gone()) client_failed();
 }
 
@@ -547,20 +609,38 @@ void call::install_waker() {
     });
 }
 
-void call::arm(deadline& d, clock::duration dur) {
-    unsigned g = ++d.gen;
-    d.timer.expires_after(dur);
-    d.timer.async_wait([w = weak_from_this(), &d, g](error_code ec) {
+void call::arm(deadline d, clock::duration dur) {
+    auto at = clock::now() + dur;
+    (d == deadline::read ? read_until_ : write_until_) = at;
+    if (at < timer_at_) wait_deadline(at);
+}
+
+void call::disarm(deadline d) {
+    (d == deadline::read ? read_until_ : write_until_) = clock::time_point::max();
+}
+
+void call::wait_deadline(clock::time_point at) {
+    if (!deadline_timer_) deadline_timer_.emplace(ex_->io_executor());
+    timer_at_ = at;
+    unsigned g = ++deadline_gen_;
+    deadline_timer_->expires_at(at);   // a wait it replaces ends as cancelled
+    deadline_timer_->async_wait([w = weak_from_this(), g](error_code ec) {
         auto self = w.lock();
-        if (!self || ec || d.gen != g) return;
-        self->timed_out_ = true;
-        self->close_upstream();
+        if (!self || ec || self->deadline_gen_ != g) return;
+        self->on_deadline();
     });
 }
 
-void call::disarm(deadline& d) {
-    ++d.gen;
-    d.timer.cancel();
+void call::on_deadline() {
+    timer_at_ = clock::time_point::max();
+    auto now = clock::now();
+    if (read_until_ <= now || write_until_ <= now) {
+        timed_out_ = true;
+        close_upstream();
+        return;
+    }
+    auto next = std::min(read_until_, write_until_);
+    if (next != clock::time_point::max()) wait_deadline(next);
 }
 
 void call::close_upstream() {

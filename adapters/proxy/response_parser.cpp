@@ -17,15 +17,33 @@ response_parser::response_parser(std::size_t max_header_bytes, bool head_request
     fields_.reserve(16);   // a typical response head, without regrowing
 }
 
-const std::string* response_parser::find(std::string_view lower_name) const {
+std::optional<std::string_view> response_parser::find(std::string_view lower_name) const {
     for (auto& f : fields_)
-        if (boost::beast::iequals(f.name, lower_name)) return &f.value;
-    return nullptr;
+        if (net::ascii_iequals(f.name, lower_name)) return f.value;
+    return std::nullopt;
+}
+
+std::string_view response_parser::keep(std::string_view v) {
+    if (v.empty()) return {};
+    return kept_.emplace_back(v);
+}
+
+void response_parser::detach() {
+    // Each field is copied once: a head that trickles in costs no more.
+    if (!reason_kept_ && status_ != 0) {   // the status line is in
+        reason_ = keep(reason_);
+        reason_kept_ = true;
+    }
+    for (std::size_t i = kept_fields_; i < fields_.size(); ++i) {
+        fields_[i].name = keep(fields_[i].name);
+        fields_[i].value = keep(fields_[i].value);
+    }
+    kept_fields_ = fields_.size();
 }
 
 void response_parser::on_response_impl(int code, boost::beast::string_view reason, int, error_code& ec) {
     status_ = static_cast<unsigned>(code);
-    reason_.assign(reason);
+    reason_ = std::string_view(reason.data(), reason.size());
     ec = {};
 }
 
@@ -48,7 +66,8 @@ void response_parser::on_field_impl(http::field f, boost::beast::string_view nam
         if (te_lines_++ > 0) transfer_encoding_ += ',';
         transfer_encoding_.append(value);
     }
-    fields_.push_back({std::string(name), std::string(value), static_cast<int>(f)});
+    fields_.push_back({std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()),
+                       static_cast<int>(f)});
     ec = {};
 }
 

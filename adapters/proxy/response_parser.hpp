@@ -1,6 +1,7 @@
 #pragma once
 // Reads an upstream's response with Beast's parser and keeps what the proxy
-// relays: the status line, the header fields in order, and body bytes
+// relays: the status line, the header fields in order (as views into the
+// bytes given to put(); see detach()), and body bytes
 // (chunked framing removed) collected in a sink the caller empties as it
 // forwards. Trailer fields are read and dropped, as nginx drops them: they
 // arrive after the head has gone out (or, when the whole response came in
@@ -10,7 +11,10 @@
 
 #include <boost/beast/http/basic_parser.hpp>
 
+#include <deque>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace trestle::proxy {
@@ -21,10 +25,16 @@ public:
     response_parser(std::size_t max_header_bytes, bool head_request);
 
     unsigned status() const { return status_; }
-    const std::string& reason() const { return reason_; }
-    const std::vector<net::header_field>& fields() const { return fields_; }   // the header's only
+    std::string_view reason() const { return reason_; }
+    // The header's fields only. They point into the bytes given to put(),
+    // which a whole head parsed at once leaves in place until it is relayed.
+    const std::vector<net::field_view>& fields() const { return fields_; }
+    // Copies the fields (and reason) seen so far out of the caller's buffer,
+    // which is about to change: Beast reports the fields of a head that
+    // arrives in pieces as each piece comes, and the caller consumes them.
+    void detach();
     std::size_t trailers_dropped() const { return trailers_; }
-    const std::string* find(std::string_view lower_name) const;
+    std::optional<std::string_view> find(std::string_view lower_name) const;
     std::string& body_sink() { return body_; }
 
 private:
@@ -44,9 +54,14 @@ private:
                                    boost::system::error_code& ec) override;
     void on_finish_impl(boost::system::error_code& ec) override { ec = {}; }
 
+    std::string_view keep(std::string_view v);
+
     unsigned status_ = 0;
-    std::string reason_;
-    std::vector<net::header_field> fields_;
+    std::string_view reason_;
+    std::vector<net::field_view> fields_;
+    std::deque<std::string> kept_;   // what detach() copied; a deque never moves its strings
+    std::size_t kept_fields_ = 0;
+    bool reason_kept_ = false;
     std::string transfer_encoding_;
     int te_lines_ = 0;
     std::string body_;

@@ -3,6 +3,9 @@
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/request_path.hpp"
 
+#include <boost/beast/http/field.hpp>
+#include <boost/container/small_vector.hpp>
+
 #include <algorithm>
 
 namespace trestle::proxy {
@@ -22,15 +25,38 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
+using field = boost::beast::http::field;
+
 // RFC 9110 7.6.1 plus Proxy-Connection, which some clients still send.
-// (Proxy-Authenticate/-Authorization go through: they concern the origin here.)
-bool is_hop_by_hop(std::string_view n) {
-    return iequals(n, "connection") || iequals(n, "keep-alive") || iequals(n, "proxy-connection") ||
-           iequals(n, "te") || iequals(n, "trailer") || iequals(n, "transfer-encoding") || iequals(n, "upgrade");
+// (Proxy-Authenticate/-Authorization go through: they concern the origin
+// here.) Upgrade is hop-by-hop too; the callers handle it first. Every one
+// of these names is known to Beast, so the field's code decides.
+bool is_hop_by_hop(int known) {
+    switch (static_cast<field>(known)) {
+    case field::connection:
+    case field::keep_alive:
+    case field::proxy_connection:
+    case field::te:
+    case field::trailer:
+    case field::transfer_encoding:
+    case field::upgrade:
+        return true;
+    default:
+        return false;
+    }
 }
 
 bool listed(const std::vector<std::string>& tokens, std::string_view name) {
     return std::any_of(tokens.begin(), tokens.end(), [&](const std::string& t) { return iequals(t, name); });
+}
+
+// The Connection values among `fields` (rarely more than one).
+template <class Fields>
+boost::container::small_vector<std::string_view, 2> connection_values(const Fields& fields) {
+    boost::container::small_vector<std::string_view, 2> v;
+    for (auto& f : fields)
+        if (f.known == static_cast<int>(field::connection)) v.push_back(f.value);
+    return v;
 }
 
 // Fields this hop writes itself, whoever sent them before.
@@ -55,22 +81,36 @@ void add_field(std::string& out, std::string_view name, std::string_view value) 
 }
 
 
-// RFC 7239 4: a value that is not a token is a quoted-string.
-std::string token_or_quoted(std::string_view v) {
-    if (net::is_token(v)) return std::string(v);
-    std::string q = "\"";
-    for (char c : v) {
-        if (c == '"' || c == '\\') q += '\\';
-        q += c;
+// RFC 7239 4, appended: a value that is not a token is a quoted-string.
+void append_token_or_quoted(std::string& out, std::string_view v) {
+    if (net::is_token(v)) {
+        out.append(v);
+        return;
     }
-    q += '"';
-    return q;
+    out += '"';
+    for (char c : v) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    out += '"';
+}
+
+void append_forwarded_node(std::string& out, const std::string& addr) {
+    if (addr.empty()) out += "unknown";
+    else if (addr.find(':') != std::string::npos) (out += "\"[").append(addr) += "]\"";   // IPv6 (RFC 7239 6)
+    else out += addr;
+}
+
+std::string token_or_quoted(std::string_view v) {
+    std::string s;
+    append_token_or_quoted(s, v);
+    return s;
 }
 
 std::string forwarded_node(const std::string& addr) {
-    if (addr.empty()) return "unknown";
-    if (addr.find(':') != std::string::npos) return "\"[" + addr + "]\"";   // IPv6 (RFC 7239 6)
-    return addr;
+    std::string s;
+    append_forwarded_node(s, addr);
+    return s;
 }
 
 } // namespace
@@ -137,46 +177,48 @@ bool upgrade_allowed(const net::request_head& h, const std::vector<std::string>&
     return any;
 }
 
-std::vector<std::string> connection_tokens(const std::vector<net::header_field>& fields) {
-    std::vector<std::string> tokens;
-    for (auto& f : fields) {
-        if (!iequals(f.name, "connection")) continue;
-        std::string_view v = f.value;
+bool connection_names(std::span<const std::string_view> connection_values, std::string_view name) {
+    for (std::string_view v : connection_values) {
         while (!v.empty()) {
             std::size_t comma = v.find(',');
             std::string_view tok = trim(v.substr(0, comma));
-            if (!tok.empty()) {
-                std::string t(tok);
-                std::transform(t.begin(), t.end(), t.begin(), ascii_lower);
-                tokens.push_back(std::move(t));
-            }
+            if (!tok.empty() && iequals(tok, name)) return true;
             if (comma == std::string_view::npos) break;
             v.remove_prefix(comma + 1);
         }
     }
-    return tokens;
+    return false;
+}
+
+void append_forwarded_element(std::string& out, const net::endpoint_info& ep, const std::string* host) {
+    out += "for=";
+    append_forwarded_node(out, ep.peer_addr);
+    out += ";proto=";
+    append_token_or_quoted(out, ep.scheme);
+    if (host && !host->empty()) {
+        out += ";host=";
+        append_token_or_quoted(out, *host);
+    }
 }
 
 std::string forwarded_element(const net::endpoint_info& ep, const std::string* host) {
     std::string e;
-    e.reserve(64);
-    e += "for=";
-    e += forwarded_node(ep.peer_addr);
-    e += ";proto=";
-    e += token_or_quoted(ep.scheme);
-    if (host && !host->empty()) {
-        e += ";host=";
-        e += token_or_quoted(*host);
-    }
+    append_forwarded_element(e, ep, host);
     return e;
 }
 
 std::string upstream_request_head(const net::request_head& h, const net::endpoint_info& ep,
                                   std::string_view target, const forward_options& o) {
-    std::vector<std::string> tokens = connection_tokens(h.headers);
-    const std::string* client_host = h.find("host");
+    auto conn = connection_values(h.headers);
+    const std::string* client_host = nullptr;
+    for (auto& f : h.headers)
+        if (f.known == static_cast<int>(field::host)) {
+            client_host = &f.value;
+            break;
+        }
     bool trusted = ep.trusted_peer;
-    std::string xff, fwd, xfh, xfprefix, upgrade;
+    std::string xff, fwd, xfh, xfprefix;
+    std::string_view upgrade;
 
     std::string out;
     out.reserve(512);
@@ -190,18 +232,21 @@ std::string upstream_request_head(const net::request_head& h, const net::endpoin
 
     for (auto& f : h.headers) {
         std::string_view n = f.name;
-        if (iequals(n, "upgrade")) {
+        if (f.known == static_cast<int>(field::upgrade)) {
             if (upgrade.empty()) upgrade = f.value;
             continue;
         }
-        if (is_hop_by_hop(n) || listed(tokens, n)) continue;
+        if (is_hop_by_hop(f.known) || (!conn.empty() && connection_names(conn, n))) continue;
         // Set below from what the client sent (the framing) or by this hop.
         // Expect is not passed: the connection answers 100-continue itself.
-        if (iequals(n, "host") || iequals(n, "content-length") || iequals(n, "expect")) continue;
+        if (f.known == static_cast<int>(field::host) || f.known == static_cast<int>(field::content_length) ||
+            f.known == static_cast<int>(field::expect))
+            continue;
         // As nginx does: a name with '_' could pose as a '-' one once an
-        // upstream maps both to one CGI variable (X_Forwarded_For).
-        if (n.find('_') != std::string_view::npos) continue;
-        if (is_forwarding(n)) {
+        // upstream maps both to one CGI variable (X_Forwarded_For). Beast
+        // knows no such name.
+        if (f.known == 0 && n.find('_') != std::string_view::npos) continue;
+        if ((f.known == 0 || f.known == static_cast<int>(field::forwarded)) && is_forwarding(n)) {
             if (!trusted) continue;
             if (iequals(n, "x-forwarded-for")) { if (!o.rfc7239) append_list(xff, f.value); }
             else if (iequals(n, "forwarded")) { if (o.rfc7239) append_list(fwd, f.value); }
@@ -230,8 +275,8 @@ std::string upstream_request_head(const net::request_head& h, const net::endpoin
     if (!ep.peer_addr.empty()) append_list(xff, ep.peer_addr);
     if (!xff.empty()) add_field(out, "X-Forwarded-For", xff);
     add_field(out, "X-Forwarded-Proto", ep.scheme);
-    if (xfh.empty() && client_host) xfh = *client_host;
     if (!xfh.empty()) add_field(out, "X-Forwarded-Host", xfh);
+    else if (client_host && !client_host->empty()) add_field(out, "X-Forwarded-Host", *client_host);
     if (o.prefix_replaced && !o.prefix.empty()) {
         // An outer proxy's stripped prefix comes first: together they are
         // the path the client saw above what the upstream sees.
@@ -240,20 +285,28 @@ std::string upstream_request_head(const net::request_head& h, const net::endpoin
     } else if (!xfprefix.empty()) {
         add_field(out, "X-Forwarded-Prefix", xfprefix);
     }
-    append_list(fwd, forwarded_element(ep, client_host));
-    add_field(out, "Forwarded", fwd);
-    out += "\r\n";
+    out += "Forwarded: ";
+    if (!fwd.empty()) out.append(fwd) += ", ";
+    append_forwarded_element(out, ep, client_host);
+    out += "\r\n\r\n";
     return out;
 }
 
-std::string client_response_fields(const std::vector<net::header_field>& fields) {
-    std::vector<std::string> tokens = connection_tokens(fields);
+std::string client_response_fields(std::span<const net::field_view> fields) {
+    auto conn = connection_values(fields);
     std::string out;
+    out.reserve(256);
     for (auto& f : fields) {
-        std::string_view n = f.name;
-        if (is_hop_by_hop(n) || listed(tokens, n)) continue;
-        if (iequals(n, "content-length") || iequals(n, "server") || iequals(n, "date")) continue;
-        add_field(out, n, f.value);
+        switch (static_cast<field>(f.known)) {
+        case field::content_length:
+        case field::server:
+        case field::date:
+            continue;
+        default:
+            break;
+        }
+        if (is_hop_by_hop(f.known) || (!conn.empty() && connection_names(conn, f.name))) continue;
+        add_field(out, f.name, f.value);
     }
     return out;
 }

@@ -6,6 +6,7 @@
 #include "bridge/net/request.hpp"
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,20 +51,24 @@ struct forward_options {
 std::string upstream_request_head(const net::request_head& h, const net::endpoint_info& ep,
                                   std::string_view target, const forward_options& o);
 
-// This hop's Forwarded element: for=...;proto=...[;host=...].
+// This hop's Forwarded element: for=...;proto=...[;host=...]; the second
+// form appends it to `out`.
 std::string forwarded_element(const net::endpoint_info& ep, const std::string* host);
+void append_forwarded_element(std::string& out, const net::endpoint_info& ep, const std::string* host);
 
 // The upstream response's fields to pass on, as "Name: value\r\n" lines:
 // without hop-by-hop fields and those Connection names, and without
-// Content-Length, Server and Date, which the response writer sets.
-std::string client_response_fields(const std::vector<net::header_field>& fields);
+// Content-Length, Server and Date, which the response writer sets. A
+// field's `known` (Beast's field code) decides which it is.
+std::string client_response_fields(std::span<const net::field_view> fields);
 
 // True if the request asks to upgrade (Connection: upgrade with Upgrade)
 // and every protocol its Upgrade field offers is in `allowed` (lower-case
 // names; a "/version" is ignored): only then is it relayed as a tunnel.
 bool upgrade_allowed(const net::request_head& h, const std::vector<std::string>& allowed);
 
-// The tokens of every Connection field, lower-cased.
-std::vector<std::string> connection_tokens(const std::vector<net::header_field>& fields);
+// True if a token of one of these Connection field values is `name`
+// (ASCII case-insensitive): a field the sender marked hop-by-hop.
+bool connection_names(std::span<const std::string_view> connection_values, std::string_view name);
 
 } // namespace trestle::proxy

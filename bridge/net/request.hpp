@@ -15,6 +15,14 @@ struct header_field {
     int known = 0;   // boost::beast::http::field value, 0 when unknown
 };
 
+// A header field seen in place, in a buffer that outlives the view (a
+// response head the proxy relays as soon as it is parsed).
+struct field_view {
+    std::string_view name;
+    std::string_view value;
+    int known = 0;   // as in header_field
+};
+
 // The request's path as the router resolved it (bridge/net/request_path.hpp):
 // decoded once, and split where the mount's prefix ends. Every handler reads
 // it here, so none decodes the target or strips its prefix itself.
