@@ -1,7 +1,6 @@
 #include "bridge/config/options.hpp"
 #include "bridge/observability/access_format.hpp"
 #include "bridge/router/mount_table.hpp"
-#include "bridge/runtime/allocator.hpp"
 
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
@@ -133,7 +132,7 @@ const refused_flag refused_flags[] = {
 // Every flag. Bound to `o` and `v`; CLI11 writes only the flags it is given,
 // so parsing the config's [server] keys and then argv layers them.
 void build_cli(CLI::App& cli, options& o, cli_values& v) {
-    cli.set_version_flag("--version", "trestle " TRESTLE_VERSION " (allocator: " + runtime::allocator_name() + ")");
+    cli.set_version_flag("--version", "trestle " TRESTLE_VERSION);
     cli.get_formatter()->column_width(36);
     cli.footer("Every long flag can also be set from the environment as TRESTLE_<FLAG> (TRESTLE_MAX_BODY_BYTES=1024, "
                "TRESTLE_NO_FLASK_ASYNC=1); the command line wins over it, and it over --config (also TRESTLE_CONFIG). "
