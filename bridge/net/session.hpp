@@ -43,7 +43,7 @@ struct upgraded_client {
     std::string early;
 };
 
-class session : public std::enable_shared_from_this<session>, private exchange_driver {
+class session final : public std::enable_shared_from_this<session>, private exchange_driver {
 public:
     session(generic_socket socket, endpoint_info ep, server_context& ctx, session_registry& reg);
     ~session();
