@@ -210,12 +210,7 @@ std::string forwarded_element(const net::endpoint_info& ep, const std::string* h
 std::string upstream_request_head(const net::request_head& h, const net::endpoint_info& ep,
                                   std::string_view target, const forward_options& o) {
     auto conn = connection_values(h.headers);
-    const std::string* client_host = nullptr;
-    for (auto& f : h.headers)
-        if (f.known == static_cast<int>(field::host)) {
-            client_host = &f.value;
-            break;
-        }
+    const std::string* client_host = h.find("host");
     bool trusted = ep.trusted_peer;
     std::string xff, fwd, xfh, xfprefix;
     std::string_view upgrade;

@@ -271,6 +271,20 @@ def test_slow_upstream_is_504_after_read_timeout(serve, upstream, tmp_path):
     assert requests.get(srv.url + "/slow?s=0.05", timeout=10).status_code == 200
 
 
+def test_a_short_connect_timeout_does_not_cut_a_longer_read(serve, upstream, tmp_path):
+    # One timer serves the call's deadlines: armed for the connect (0.3 s),
+    # it fires during the read and must wait again for the read's (3 s)
+    # rather than time the request out.
+    up = upstream()
+    srv = serve(config(tmp_path, {"prefix": "/", "proxy": up.url(), "connect_timeout": 0.3, "read_timeout": 3,
+                                  "max_idle": 0}))   # every request connects afresh
+    for _ in range(2):
+        start = time.monotonic()
+        r = requests.get(srv.url + "/slow?s=0.8", timeout=10)
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - start >= 0.8
+
+
 def test_connect_timeout_is_504(serve, tmp_path):
     # A listener whose accept queue is full drops new SYNs: connect hangs.
     full = socket.socket()
