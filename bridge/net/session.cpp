@@ -2,6 +2,7 @@
 
 #include "bridge/core/handler.hpp"
 #include "bridge/router/mount_table.hpp"
+#include "bridge/net/drained_read.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/forwarded.hpp"
 #include "bridge/net/http_util.hpp"
@@ -238,7 +239,7 @@ asio::awaitable<void> session::linger() {
     if (ec) co_return;
     set_phase(phase::linger);
     while (!closed_) {
-        auto [rec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
+        auto [rec, n] = co_await async_read_drained(socket_, buf_.prepare(read_chunk), use_tuple);
         if (rec) break;   // end of stream, an error, or linger_time passed (cancelled)
         buf_.commit(n);
         buf_.consume(buf_.size());
@@ -271,7 +272,7 @@ asio::awaitable<bool> session::read_head(request_parser& p) {
             buf_.consume(n);
         }
         if (closed_) co_return false;
-        auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
+        auto [ec, n] = co_await async_read_drained(socket_, buf_.prepare(read_chunk), use_tuple);
         if (ec) {
             if (timed_out_ && phase_ == phase::head && !closed_) co_await reject(408);
             co_return false;
@@ -309,7 +310,7 @@ asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& o
         if (closed_) co_return false;
         rate_.resume(clock::now());
         set_phase(phase::body);
-        auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(body_chunk), use_tuple);
+        auto [ec, n] = co_await async_read_drained(socket_, buf_.prepare(body_chunk), use_tuple);
         rate_.pause(clock::now());
         if (ec) {
             body_status_ = timed_out_ ? 408 : 400;
@@ -508,7 +509,7 @@ asio::awaitable<bool> session::pump(request_parser& p, protocol_port& ex, bool w
             }
             if (watching) {
                 watch_reading_ = true;
-                auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
+                auto [ec, n] = co_await async_read_drained(socket_, buf_.prepare(read_chunk), use_tuple);
                 watch_reading_ = false;
                 if (!ec) {
                     buf_.commit(n);   // the next request; it waits for this response
