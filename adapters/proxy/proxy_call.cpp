@@ -5,7 +5,6 @@
 #include "adapters/proxy/rewrite.hpp"
 #include "adapters/proxy/tunnel.hpp"
 #include "bridge/net/cloexec.hpp"
-#include "bridge/net/drained_read.hpp"
 #include "bridge/net/app_port.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/response_writer.hpp"
@@ -356,7 +355,7 @@ asio::awaitable<void> call::upload(std::shared_ptr<call> self) {
 auto call::read_upstream(read_buffer& buf) {
     reading_ = true;
     if (upload_done_ || upload_failed_) arm(deadline::read, m_->opt.read_timeout);
-    return net::async_read_drained(sock_, buf.prepare(io_chunk), use_tuple);
+    return sock_.async_read_some(buf.prepare(io_chunk), use_tuple);
 }
 
 error_code call::read_ended(error_code ec) {

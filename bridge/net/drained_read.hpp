@@ -12,7 +12,15 @@
 // socket (as nginx clears its "ready" flag after one). That is sound for a
 // stream socket under edge-triggered epoll, which Asio uses: a short read
 // took everything queued, and anything that arrives later raises a new edge,
-// which makes the reactor try reads again.
+// which makes the reactor try reads again. But see below.
+//
+// What a short read cannot tell: an end of stream (or a reset) that arrived
+// together with the last bytes. epoll raised its edge with theirs, so a read
+// that then waits for the next edge waits for nothing. So it is used only
+// where the peer's end is looked for another way: the session's reads
+// between requests, which session::check_boundary_eof covers with one peek
+// per wait on the registry's tick. Not for a proxy's upstream, where an end
+// of stream ends a close-delimited body.
 //
 // It builds on Asio's reactor internals (boost/asio/detail), as of Boost
 // 1.81 on Linux with epoll; on anything else it is plain async_read_some.

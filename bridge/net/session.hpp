@@ -74,6 +74,8 @@ private:
     void set_phase(phase ph);
     // Ends the pump's wait on a read of the socket (see pump).
     void interrupt_watch();
+    void begin_boundary_wait(bool drained);
+    void check_boundary_eof();
     // The app side produced something (see exchange_driver).
     void exchange_ready(protocol_port& ex) override;
     // Writes what it can of `out` without waiting (`flags`: MSG_MORE);
@@ -102,6 +104,9 @@ private:
     bool tunnelling_ = false;
     bool linger_ = false;          // closing after refusing a body the client may still be sending
     bool watch_reading_ = false;   // pump waits on a read of the socket (see pump)
+    bool boundary_wait_ = false;     // a drained read between requests is pending
+    bool boundary_checked_ = false;  // ...and check_boundary_eof has looked once
+    bool peer_eof_ = false;          // it found the client's end of stream
     // Work that exchange_ready took from the exchange while the pump waited
     // on the socket, and left for the pump: the rest of a write, a file, a
     // wish for body, or the completion of a response already written.

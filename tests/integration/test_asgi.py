@@ -6,8 +6,10 @@ WebSocket is out of scope here.
 """
 import hashlib
 import json
+import os
 import random
 import re
+import signal
 import socket
 import time
 
@@ -388,6 +390,30 @@ def test_receive_after_body_waits_for_the_client_to_go(serve):
     assert marks(rec, "receive-returned")[0]["type"] == "http.disconnect"
     assert messages(rec) == [("recv", {"type": "http.request", "body": "abcde", "more_body": False}),
                              ("recv", {"type": "http.disconnect"})]
+
+
+def test_a_client_gone_with_its_request_is_seen_as_disconnected(serve):
+    # The request and the client's end of stream come in one batch, so epoll
+    # reports them once: the watch on the connection must still see the end.
+    srv = serve(APP, *QUICK)
+    for i in range(3):
+        rid = "dgone%d" % i
+        s = srv.connect()
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s)[0] == 200
+        # The server now waits for the next request. Stopped, it gets the
+        # request and the end of stream in one epoll event when it resumes.
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            s.sendall(b"POST /disconnect-after-body?rid=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nabcde"
+                      % rid.encode())
+            s.close()
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        rec = get_record(srv, rid, timeout=15)
+        assert not marks(rec, "no-disconnect-in-10s"), "http.disconnect never arrived after the client closed"
+        # Seen while the app waits after the body, or already in place of it.
+        assert ("recv", {"type": "http.disconnect"}) in messages(rec), rec
 
 
 def test_receive_after_body_returns_disconnect_once_the_response_is_complete(serve):

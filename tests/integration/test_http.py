@@ -1,6 +1,7 @@
 """HTTP/1.1 behaviour of the server itself, over raw sockets."""
 import json
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -214,6 +215,32 @@ def test_idle_keep_alive_connection_is_closed(serve):
     s.settimeout(5)
     assert s.recv(1) == b""  # closed by the server, silently
     assert time.monotonic() - start < 4
+
+
+def test_a_client_that_sends_a_request_and_its_end_together_is_closed_promptly(serve):
+    # The end of stream arrives with the request, so epoll reported it with
+    # the request's bytes: the read that waits for the next request must still
+    # learn of it (a peek on the session tick), not wait out the keep-alive
+    # timeout.
+    srv = serve(APP, "--keepalive-timeout", "60")
+    for _ in range(3):
+        s = srv.connect()
+        s.sendall(get("/a"))
+        status, _, _, rest = read_response(s)
+        assert status == 200 and rest == b""
+        # The server now waits for the next request. Stopped, it gets the
+        # request and the end of stream in one epoll event when it resumes.
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            s.sendall(get("/a"))
+            s.shutdown(socket.SHUT_WR)
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        start = time.monotonic()
+        data = recv_until_closed(s, timeout=20)
+        assert data.startswith(b"HTTP/1.1 200 "), data
+        assert time.monotonic() - start < 5
+        s.close()
 
 
 def test_unix_socket_and_several_binds(serve):
