@@ -1,11 +1,12 @@
 #include "adapters/proxy/proxy_call.hpp"
 
 #include "adapters/proxy/conn_pool.hpp"
+#include "adapters/proxy/deadline_queue.hpp"
 #include "adapters/proxy/response_parser.hpp"
 #include "adapters/proxy/rewrite.hpp"
 #include "adapters/proxy/tunnel.hpp"
-#include "bridge/net/cloexec.hpp"
 #include "bridge/net/app_port.hpp"
+#include "bridge/net/cloexec.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/response_writer.hpp"
 #include "bridge/net/server_context.hpp"
@@ -109,7 +110,7 @@ enum class outcome {
     failed,        // answer the recorded error
 };
 
-class call : public std::enable_shared_from_this<call> {
+class call : public std::enable_shared_from_this<call>, private deadline_queue::entry {
 public:
     call(std::shared_ptr<net::app_port> ex, std::shared_ptr<mount_state> m)
         : ex_(std::move(ex)), m_(std::move(m)), w_(*ex_, m_->ctx), sock_(ex_->io_executor()) {}
@@ -117,11 +118,12 @@ public:
     asio::awaitable<void> run();
 
 private:
-    // The upstream's reads and writes each have a deadline, and one timer
-    // serves both, armed lazily: setting or clearing a deadline only
-    // records it, and the timer, when it fires, closes the socket if a
-    // deadline has passed or else waits again for the nearer one. An
-    // operation that ends in time (nearly all) costs no timer operation.
+    // The upstream's reads and writes each have a deadline, and one entry
+    // in the io thread's deadline_queue serves both, lazily: setting or
+    // clearing a deadline only records it (linking the call into the queue
+    // if it was not, or moving it if the new deadline is nearer), and the
+    // entry, when it expires, closes the socket if a deadline has passed or
+    // else waits again for the nearer one.
     enum class deadline { read, write };
     using timer_slot = std::optional<asio::steady_timer>;   // made when first needed
 
@@ -148,7 +150,7 @@ private:
     void arm(deadline d, clock::duration dur);
     void disarm(deadline d);
     void wait_deadline(clock::time_point at);
-    void on_deadline();
+    void expired() override;
     void close_upstream();
     void log_upstream(std::size_t idx, const std::string& what) const;
 
@@ -157,10 +159,8 @@ private:
     net::response_writer w_;   // refers to *ex_, so declared after it
     tcp::socket sock_;
     timer_slot body_timer_, out_timer_;   // waits for the exchange, ended by its waker
-    timer_slot deadline_timer_;
+    deadline_queue* deadlines_ = nullptr;   // the io thread's, looked up on the first deadline
     clock::time_point read_until_ = clock::time_point::max(), write_until_ = clock::time_point::max();
-    clock::time_point timer_at_ = clock::time_point::max();   // when the pending wait ends
-    unsigned deadline_gen_ = 0;                                // voids a wait replaced by a nearer one
 
     bool tunnel_ = false;          // the client asked to upgrade
     bool safe_ = false;            // idempotent, no body: may be sent twice
@@ -612,7 +612,7 @@ void call::install_waker() {
 void call::arm(deadline d, clock::duration dur) {
     auto at = clock::now() + dur;
     (d == deadline::read ? read_until_ : write_until_) = at;
-    if (at < timer_at_) wait_deadline(at);
+    if (!pending() || at < this->at()) wait_deadline(at);
 }
 
 void call::disarm(deadline d) {
@@ -620,19 +620,12 @@ void call::disarm(deadline d) {
 }
 
 void call::wait_deadline(clock::time_point at) {
-    if (!deadline_timer_) deadline_timer_.emplace(ex_->io_executor());
-    timer_at_ = at;
-    unsigned g = ++deadline_gen_;
-    deadline_timer_->expires_at(at);   // a wait it replaces ends as cancelled
-    deadline_timer_->async_wait([w = weak_from_this(), g](error_code ec) {
-        auto self = w.lock();
-        if (!self || ec || self->deadline_gen_ != g) return;
-        self->on_deadline();
-    });
+    if (!deadlines_) deadlines_ = &deadline_queue::of(ex_->io_executor());
+    deadlines_->schedule(*this, at, ex_->io_executor());
 }
 
-void call::on_deadline() {
-    timer_at_ = clock::time_point::max();
+void call::expired() {
+    // The queue holds no owner: a call that ended has unlinked itself.
     auto now = clock::now();
     if (read_until_ <= now || write_until_ <= now) {
         timed_out_ = true;
