@@ -18,7 +18,7 @@ void move_into(std::string& out, std::string& bytes) {
 } // namespace
 
 exchange::exchange(wake_queue& io, request_head head, const endpoint_info& ep, std::size_t output_hwm)
-    : head_(std::move(head)), endpoint_(ep), io_(io), wakeup_(io.executor()), hwm_(output_hwm) {}
+    : head_(std::move(head)), endpoint_(ep), io_(io), hwm_(output_hwm) {}
 
 exchange::~exchange() = default;   // an unsent file_job closes its descriptor
 
@@ -34,7 +34,12 @@ void exchange::wake_io_locked() {
 
 void exchange::io_wake() {
     if (driver_) driver_->exchange_ready(*this);
-    else wakeup_.cancel();
+    else cancel_wakeup();
+}
+
+asio::steady_timer& exchange::wakeup_timer() {
+    if (!wakeup_) wakeup_.emplace(io_.executor());
+    return *wakeup_;
 }
 
 // ---- body -------------------------------------------------------------

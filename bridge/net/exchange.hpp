@@ -79,7 +79,10 @@ public:
     void preload_body_file(body_file file) override;
     bool take(io_work& w) override;
     void set_driver(exchange_driver* d) override { driver_ = d; }
-    boost::asio::steady_timer& wakeup_timer() override { return wakeup_; }
+    boost::asio::steady_timer& wakeup_timer() override;
+    void cancel_wakeup() override {
+        if (wakeup_) wakeup_->cancel();
+    }
     void output_written() override;
     void file_sent(bool ok) override;
     void push_body(std::string& data, bool eof) override;
@@ -116,7 +119,7 @@ private:
     request_head head_;
     endpoint_info endpoint_;
     wake_queue& io_;
-    boost::asio::steady_timer wakeup_;
+    std::optional<boost::asio::steady_timer> wakeup_;   // io thread only
     std::size_t hwm_;
 
     std::mutex m_;

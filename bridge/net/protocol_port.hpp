@@ -58,8 +58,12 @@ public:
     // none: the next thing the app side produces wakes the driver.
     virtual bool take(io_work& w) = 0;
     virtual void set_driver(exchange_driver* d) = 0;
-    // What a pump without a driver waits on; the wakeup cancels it.
+    // What a pump without a driver waits on; the wakeup cancels it. Made
+    // on first use: a connection that watches its socket instead (proxy,
+    // ASGI) never needs it, and making a timer costs a service lookup.
     virtual boost::asio::steady_timer& wakeup_timer() = 0;
+    // Ends a wait on the wakeup timer, if one was ever made.
+    virtual void cancel_wakeup() = 0;
     // The bytes last taken are written: the app may write more.
     virtual void output_written() = 0;
     virtual void file_sent(bool ok) = 0;

@@ -87,7 +87,7 @@ void session::interrupt_watch() {
 void session::exchange_ready(protocol_port& ex) {
     if (&ex != current_.get() || closed_) return;
     if (!watch_reading_) {
-        ex.wakeup_timer().cancel();   // the pump waits on the timer: it takes the work itself
+        ex.cancel_wakeup();   // the pump waits on the timer: it takes the work itself
         return;
     }
     // The pump waits on a read of the socket: the body is in and nothing more
@@ -179,7 +179,7 @@ void session::request_timed_out() {
     // Nothing sent: the pump stops waiting (for the app, or for body the
     // app asked for) and serve() answers 504.
     answer_timeout_ = true;
-    current_->wakeup_timer().cancel();
+    current_->cancel_wakeup();
     if (watch_reading_ || phase_ == phase::body) {
         error_code ec;
         socket_.cancel(ec);
@@ -220,7 +220,7 @@ void session::close_now() {
     error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);   // ends a watching pump's read
-    if (current_) current_->wakeup_timer().cancel();   // and a waiting one's timer
+    if (current_) current_->cancel_wakeup();   // and a waiting one's timer
     if (current_ws_) {
         current_ws_->wakeup_timer().cancel();
         current_ws_->reader_timer().cancel();
