@@ -18,6 +18,15 @@
 
 #include <cctype>
 
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 inlines Asio's frame allocation (operator new, behind Asio's
+// per-thread frame cache) into serve_websocket and then warns that the
+// frame's own operator delete does not match it; that delete hands the frame
+// back through the same cache. A false positive since Asio's handler memory
+// comes from operator new (BOOST_ASIO_DISABLE_STD_ALIGNED_ALLOC).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 namespace trestle::net {
 
 namespace asio = boost::asio;
