@@ -119,16 +119,11 @@ struct impl_access : Socket {
     static constexpr auto member = &impl_access::impl_;
 };
 
-// The reactor of the thread's io_context, looked up once per thread (and
-// again only if the thread runs another context).
+// The reactor of the socket's io_context. Looked up per read (Asio finds it
+// by its id, under the registry's mutex) rather than cached per thread: a
+// thread may outlive a context and then run another at the same address.
 inline ad::reactor& reactor_for(boost::asio::execution_context& ctx) {
-    thread_local boost::asio::execution_context* cached_ctx = nullptr;
-    thread_local ad::reactor* cached = nullptr;
-    if (cached_ctx != &ctx) {
-        cached = &boost::asio::use_service<ad::reactor>(ctx);
-        cached_ctx = &ctx;
-    }
-    return *cached;
+    return boost::asio::use_service<ad::reactor>(ctx);
 }
 
 } // namespace drained_detail
