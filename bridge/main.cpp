@@ -4,6 +4,7 @@
 #include "bridge/net/inherited_fds.hpp"
 #include "bridge/net/listen_socket.hpp"
 #include "bridge/net/server.hpp"
+#include "bridge/net/tls_context.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/observability/sd_notify.hpp"
@@ -51,17 +52,25 @@ upgrade_handoff take_upgrade_handoff() {
 // bound here, once.
 std::vector<net::listener> open_listeners(const options& opt) {
     std::vector<net::listener> out;
+    std::vector<std::string> all = opt.binds;
+    all.insert(all.end(), opt.insecure_binds.begin(), opt.insecure_binds.end());
     try {
-        for (auto& b : opt.binds) {
+        for (auto& b : all) {
             net::bind_spec spec = net::parse_bind(b);
             net::listener l;
+            bool tls = opt.tls.enabled() && out.size() < opt.binds.size();
+            auto shown = [tls](std::string text) {
+                if (tls && text.starts_with("http://")) text.insert(4, "s");
+                else if (tls) text += " (TLS)";
+                return text;
+            };
             if (spec.fd >= 0) {
                 l.fd = spec.fd;
                 l.shown = net::describe_listener(spec.fd);
-                log::info("listening on " + l.shown + " (inherited fd " + std::to_string(spec.fd) + ")");
+                log::info("listening on " + shown(l.shown) + " (inherited fd " + std::to_string(spec.fd) + ")");
             } else {
                 l = net::open_listener(b, opt.backlog);
-                log::info("listening on " + l.shown);
+                log::info("listening on " + shown(l.shown));
             }
             out.push_back(std::move(l));
         }
@@ -98,8 +107,11 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
     s.argv.assign(argv, argv + argc);
     s.listeners = open_listeners(opt);
     s.upgrade_ready_fd = up.ready_fd;
-    std::vector<std::string> worker_binds;
-    for (auto& l : s.listeners) worker_binds.push_back("fd://" + std::to_string(l.fd));
+    // The workers get them as fd://N, the TLS ones (--bind) apart from the
+    // plain ones (--insecure-bind), in that order.
+    std::vector<std::string> worker_binds, worker_insecure;
+    for (std::size_t i = 0; i < s.listeners.size(); ++i)
+        (i < opt.binds.size() ? worker_binds : worker_insecure).push_back("fd://" + std::to_string(s.listeners[i].fd));
     if (opt.reload) {
         // The app's directory, as --chdir names it (the supervisor itself
         // does not move: a worker re-reads a relative --config from here).
@@ -126,6 +138,7 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
         if (preloaded) {
             options wopt = opt;
             wopt.binds = worker_binds;
+            wopt.insecure_binds = worker_insecure;
             return supervisor::serve(wopt, std::move(preloaded), none, role);
         }
         // Each new worker reads the settings again (the config file and the
@@ -133,6 +146,7 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
         // the supervisor owns: the listeners and the worker count.
         options wopt = parse_options(argc, argv);
         wopt.binds = worker_binds;
+        wopt.insecure_binds = worker_insecure;
         return supervisor::serve(wopt, nullptr, none, role);
     };
     log::set_tag("supervisor");
@@ -158,8 +172,14 @@ int main(int argc, char** argv) {
     upgrade_handoff up = take_upgrade_handoff();
     if (up.listeners > 0) {
         // The listeners of the supervisor this one replaces, in --bind's order.
+        // --bind's first, then --insecure-bind's, as open_listeners made them.
+        std::size_t secure = opt.binds.size() + opt.insecure_binds.size() == static_cast<std::size_t>(up.listeners)
+                                 ? opt.binds.size() : static_cast<std::size_t>(up.listeners);
         opt.binds.clear();
-        for (int i = 0; i < up.listeners; ++i) opt.binds.push_back("fd://" + std::to_string(net::listen_fds_start + i));
+        opt.insecure_binds.clear();
+        for (int i = 0; i < up.listeners; ++i)
+            (static_cast<std::size_t>(i) < secure ? opt.binds : opt.insecure_binds)
+                .push_back("fd://" + std::to_string(net::listen_fds_start + i));
         opt.binds_defaulted = false;
     }
 
@@ -179,9 +199,22 @@ int main(int argc, char** argv) {
                   " socket(s) from systemd serve only where --bind names them (fd://N)");
     }
 
+    // The certificate and key are checked here too, once, before any
+    // worker: a wrong path is a usage error, not a worker that cannot boot.
+    if (opt.tls.enabled()) {
+        net::make_shared_ticket_keys();
+        std::string why;
+        if (!net::tls_context::load(opt.tls, why)) {
+            std::fprintf(stderr, "trestle: error: %s\n", why.c_str());
+            return 2;
+        }
+    }
+
     // Bind addresses are checked before Python starts: a typo costs no import.
     std::vector<int> fds_named;
-    for (auto& b : opt.binds) {
+    std::vector<std::string> all_binds = opt.binds;
+    all_binds.insert(all_binds.end(), opt.insecure_binds.begin(), opt.insecure_binds.end());
+    for (auto& b : all_binds) {
         try {
             net::bind_spec spec = net::parse_bind(b);
             if (spec.fd >= 0) {

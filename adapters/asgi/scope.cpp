@@ -1,6 +1,7 @@
 #include "adapters/asgi/scope.hpp"
 
 #include "bridge/net/http_util.hpp"
+#include "bridge/net/tls_io.hpp"
 
 #include "bridge/python/names.hpp"
 
@@ -41,6 +42,37 @@ py::ref host_port(const std::string& host, const std::string& port) {
     PyTuple_SET_ITEM(t.get(), 0, h.release());   // steals
     PyTuple_SET_ITEM(t.get(), 1, n.release());
     return t;
+}
+
+py::ref text_or_none(const std::string& s) {
+    if (s.empty()) return py::ref::borrow(Py_None);
+    return py::ref::steal(PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace"));
+}
+
+// The ASGI "tls" extension: what the handshake settled.
+py::ref tls_extension(const net::tls_info& t) {
+    py::ref chain = py::ref::steal(PyList_New(0));
+    if (!chain) return {};
+    for (auto& pem : t.client_chain) {
+        py::ref c = text_or_none(pem);
+        if (!c || PyList_Append(chain.get(), c.get()) < 0) return {};
+    }
+    py::ref d = py::ref::steal(PyDict_New());
+    if (!d || !py::set_item(d.get(), py::ref::steal(PyUnicode_FromString("server_cert")).get(), text_or_none(t.server_cert)))
+        return {};
+    struct item {
+        const char* key;
+        py::ref value;
+    } items[] = {
+        {"client_cert_chain", std::move(chain)},
+        {"client_cert_name", text_or_none(t.client_name)},
+        {"client_cert_error", text_or_none(t.client_error)},
+        {"tls_version", t.version_number ? py::ref::steal(PyLong_FromLong(t.version_number)) : py::ref::borrow(Py_None)},
+        {"cipher_suite", t.cipher_id ? py::ref::steal(PyLong_FromLong(t.cipher_id)) : py::ref::borrow(Py_None)},
+    };
+    for (auto& i : items)
+        if (!i.value || PyDict_SetItemString(d.get(), i.key, i.value.get()) < 0) return {};
+    return d;
 }
 
 } // namespace
@@ -129,8 +161,16 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
         if (!pair) return {};
         PyList_SET_ITEM(headers, static_cast<Py_ssize_t>(i), pair.release());   // steals
     }
-    if (ep.scheme == "https") {   // a trusted proxy says so (--forwarded-allow-ips)
+    if (ep.scheme == "https") {   // TLS, or a trusted proxy says so (--forwarded-allow-ips)
         if (PyDict_SetItem(d, names::scheme, websocket ? names::wss : names::https) < 0) return {};
+    }
+    if (ep.tls) {
+        // Per connection: the shared extensions dict, copied, plus "tls".
+        py::ref ext = py::ref::steal(PyDict_Copy(websocket ? ws_extensions_.get() : http_extensions_.get()));
+        py::ref tls = tls_extension(*ep.tls);
+        if (!ext || !tls || PyDict_SetItemString(ext.get(), "tls", tls.get()) < 0 ||
+            !py::set_item(d, names::extensions, std::move(ext)))
+            return {};
     }
     if (ep.is_unix) {
         PyDict_SetItem(d, names::client, Py_None);

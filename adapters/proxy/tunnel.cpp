@@ -26,7 +26,7 @@ std::unordered_map<const net::app_port*, upgraded_upstream>& stash_map() {
 }
 
 struct splice_state {
-    net::generic_socket& client;
+    net::transport& client;
     asio::ip::tcp::socket& upstream;
     asio::steady_timer idle_timer;
     std::chrono::milliseconds idle;
@@ -106,9 +106,9 @@ std::optional<upgraded_upstream> claim_upgrade(const net::app_port* ex) {
 }
 
 asio::awaitable<void> splice(net::upgraded_client& client, upgraded_upstream up, std::chrono::milliseconds idle) {
-    splice_state st{client.socket, up.socket, asio::steady_timer(up.socket.get_executor()), idle};
-    co_await (pipe(client.socket, up.socket, std::move(client.early), st) &&
-              pipe(up.socket, client.socket, std::move(up.early), st) && watch_idle(st));
+    splice_state st{client.stream, up.socket, asio::steady_timer(up.socket.get_executor()), idle};
+    co_await (pipe(client.stream, up.socket, std::move(client.early), st) &&
+              pipe(up.socket, client.stream, std::move(up.early), st) && watch_idle(st));
     error_code ec;
     up.socket.close(ec);
 }

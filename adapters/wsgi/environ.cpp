@@ -1,6 +1,7 @@
 #include "adapters/wsgi/environ.hpp"
 
 #include "adapters/wsgi/wsgi.hpp"
+#include "bridge/net/tls_io.hpp"
 #include "bridge/python/names.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -11,6 +12,22 @@ namespace trestle::wsgi {
 namespace {
 
 namespace names = py::names;
+
+py::ref latin1(std::string_view s);
+
+// mod_ssl's names, which Django and Flask extensions read behind Apache:
+// SSL_PROTOCOL, SSL_CIPHER, and with a client certificate SSL_CLIENT_CERT
+// (PEM), SSL_CLIENT_S_DN and SSL_CLIENT_VERIFY.
+bool set_tls_variables(PyObject* d, const net::tls_info& t) {
+    auto put = [d](const char* key, const std::string& value) {
+        py::ref v = latin1(value);
+        return v && PyDict_SetItemString(d, key, v.get()) == 0;
+    };
+    if (!put("SSL_PROTOCOL", t.version) || !put("SSL_CIPHER", t.cipher)) return false;
+    if (t.client_chain.empty()) return put("SSL_CLIENT_VERIFY", "NONE");
+    return put("SSL_CLIENT_CERT", t.client_chain.front()) && put("SSL_CLIENT_S_DN", t.client_name) &&
+           put("SSL_CLIENT_VERIFY", t.client_error.empty() ? "SUCCESS" : "FAILED:" + t.client_error);
+}
 
 py::ref latin1(std::string_view s) {
     return py::ref::steal(PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr));
@@ -105,10 +122,11 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
         PyDict_SetItem(d, names::REMOTE_ADDR, names::empty);
     }
     if (PyDict_SetItem(d, names::wsgi_input, input) < 0) return {};
-    if (ep.scheme == "https") {   // a trusted proxy says so (--forwarded-allow-ips)
+    if (ep.scheme == "https") {   // TLS, or a trusted proxy says so (--forwarded-allow-ips)
         if (PyDict_SetItem(d, names::wsgi_url_scheme, names::https) < 0 || PyDict_SetItem(d, names::HTTPS, names::on) < 0)
             return {};
     }
+    if (ep.tls && !set_tls_variables(d, *ep.tls)) return {};
 
     for (const auto& f : h.headers) {
         py::ref key = header_key(f);

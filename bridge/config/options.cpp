@@ -74,7 +74,8 @@ CLI::Validator access_format_check() {
 // Values a flag holds in another unit (seconds) until they are stored.
 struct cli_values {
     double header_timeout, keepalive_timeout, io_timeout, graceful, startup, block_warn, ws_idle, body_rate_window;
-    double timeout, timeout_grace;
+    double timeout, timeout_grace, handshake_timeout;
+    std::string cert_reqs;
     bool no_flask_async, no_buffer_body;
     bool proxy_headers = false;                  // uvicorn's --proxy-headers: accepted, changes nothing
     bool no_proxy_headers = false;               // uvicorn's --no-proxy-headers
@@ -94,6 +95,7 @@ struct cli_values {
           ws_idle(ms_to_seconds(o.ws_idle_timeout)),
           body_rate_window(ms_to_seconds(o.limits.body_rate_window)),
           timeout(ms_to_seconds(o.timeout)), timeout_grace(ms_to_seconds(o.timeout_grace)),
+          handshake_timeout(ms_to_seconds(o.limits.handshake_timeout)), cert_reqs(std::to_string(o.tls.cert_reqs)),
           no_flask_async(!o.flask_async), no_buffer_body(!o.buffer_body) {}
 
     void store(options& o) const {
@@ -108,6 +110,8 @@ struct cli_values {
         o.limits.body_rate_window = seconds_to_ms(body_rate_window);
         o.timeout = seconds_to_ms(timeout);
         o.timeout_grace = seconds_to_ms(timeout_grace);
+        o.limits.handshake_timeout = seconds_to_ms(handshake_timeout);
+        o.tls.cert_reqs = cert_reqs == "none" ? 0 : cert_reqs == "optional" ? 1 : cert_reqs == "required" ? 2 : std::stoi(cert_reqs);
         o.buffer_body = !no_buffer_body;
         if (access_logfile) o.access_log = *access_logfile == "-" ? "/dev/stdout" : *access_logfile;
         if (no_proxy_headers) o.forwarded_allow_ips.clear();
@@ -163,6 +167,22 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(seconds_in(0.0, 3600.0));
     cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT, unix:/path or fd://N (an inherited socket); repeatable (default 127.0.0.1:8000, or systemd's LISTEN_FDS sockets)")
         ->allow_extra_args(false)->take_all();
+    cli.add_option("--insecure-bind", o.insecure_binds, "Listen for plain HTTP here, as --bind does, beside the TLS binds that "
+                                                       "--certfile makes; repeatable (hypercorn's name)")
+        ->allow_extra_args(false)->take_all();
+    cli.add_option("--certfile", o.tls.certfile, "TLS certificate (PEM, followed by its chain): every --bind serves HTTPS "
+                                                 "(see --insecure-bind); reloaded on SIGHUP");
+    cli.add_option("--keyfile", o.tls.keyfile, "The certificate's private key (PEM, not encrypted) (default: in --certfile)");
+    cli.add_option("--ca-certs", o.tls.ca_certs, "CA certificates (PEM) that client certificates must chain to");
+    cli.add_option("--cert-reqs", v.cert_reqs, "Client certificates: none, optional or required, or gunicorn's 0, 1, 2 "
+                                               "(needs --ca-certs; default none)")
+        ->check(CLI::IsMember({"0", "1", "2", "none", "optional", "required"}));
+    cli.add_option("--ciphers", o.tls.ciphers, "TLS 1.2 cipher suites, in OpenSSL's syntax (default Mozilla's "
+                                               "\"intermediate\" list; TLS 1.3 keeps OpenSSL's)");
+    cli.add_option("--tls-min-version", o.tls.min_version, "Oldest TLS version accepted: 1.2 or 1.3 (default 1.2)")
+        ->check(CLI::IsMember({"1.2", "1.3"}));
+    cli.add_option("--tls-handshake-timeout", v.handshake_timeout, "Seconds a client gets to finish the TLS handshake (default 10)")
+        ->check(seconds_in(0.1, 86400.0));
     cli.add_option("--forwarded-allow-ips", o.forwarded_allow_ips,
                    "Peers (IPs or CIDRs, comma-separated or repeated; '*' for any) whose X-Forwarded-For/-Proto/-Host and "
                    "Forwarded headers set the client address and scheme (default none)")
@@ -611,7 +631,8 @@ void load_config(const std::string& file, options& o) {
                     std::vector<std::string> vals;
                     if (auto b = value.value_exact<bool>(); b && takes_no_value(flag)) args.push_back(*b ? flag : flag + "=false");
                     else if (!flag_args(value, vals)) config_error(sat, sk + " has a value of the wrong type");
-                    if (sk == "chdir" || sk == "pythonpath" || sk == "venv" || sk == "body_temp_dir")
+                    if (sk == "chdir" || sk == "pythonpath" || sk == "venv" || sk == "body_temp_dir" || sk == "certfile" ||
+                        sk == "keyfile" || sk == "ca_certs")
                         for (auto& val : vals) val = beside(file, val);
                     for (auto& val : vals) args.push_back(flag + "=" + val);
                     if (vals.empty() && args.size() == 1) args.push_back(flag);
@@ -771,7 +792,10 @@ options parse_options(int argc, char** argv) {
             o.workers = static_cast<std::size_t>(n);
         }
     }
-    if (o.binds.empty()) o.binds_defaulted = true, o.binds.push_back("127.0.0.1:8000");
+    if (o.binds.empty() && o.insecure_binds.empty()) o.binds_defaulted = true, o.binds.push_back("127.0.0.1:8000");
+    if (!o.tls.keyfile.empty() && !o.tls.enabled()) usage_error("--keyfile needs --certfile");
+    if (o.tls.cert_reqs > 0 && o.tls.ca_certs.empty()) usage_error("--cert-reqs needs --ca-certs, the CAs to check client certificates with");
+    if (!o.tls.ca_certs.empty() && !o.tls.enabled()) usage_error("--ca-certs needs --certfile");
     if (o.access_log && o.access_log->empty()) o.access_log = "-";
     if (o.venv.empty()) {
         if (const char* env = std::getenv("VIRTUAL_ENV"); env && *env) o.venv = env;

@@ -22,6 +22,22 @@ struct http_limits {
     // judged over each window of waiting; below it 408 (0: no minimum).
     std::uint64_t min_body_rate = 1024;
     std::chrono::milliseconds body_rate_window{10'000};
+    // A TLS handshake must be done in this long (a slow handshake is a
+    // slowloris too).
+    std::chrono::milliseconds handshake_timeout{10'000};
+};
+
+// TLS on the --bind listeners (bridge/net/tls_context.hpp). Names as in
+// gunicorn where it has them.
+struct tls_options {
+    std::string certfile;      // PEM: the certificate, then its chain
+    std::string keyfile;       // PEM; "" when the key is in certfile
+    std::string ca_certs;      // PEM: the CAs client certificates must chain to
+    int cert_reqs = 0;         // client certificates: 0 none, 1 optional, 2 required (Python's ssl.CERT_*)
+    std::string ciphers;       // TLS 1.2 suites, OpenSSL's syntax; "": Mozilla's intermediate list
+    std::string min_version = "1.2";   // or "1.3"
+    bool h2 = false;           // offer HTTP/2 in ALPN
+    bool enabled() const { return !certfile.empty(); }
 };
 
 // A directory served by the io threads (adapters/static).
@@ -68,7 +84,9 @@ struct options {
     // a root, paths no mount claims get 404.
     std::vector<mount_spec> mounts;
     std::string config_file;                   // --config, "" when none
-    std::vector<std::string> binds;            // HOST:PORT, unix:/path or fd://N
+    std::vector<std::string> binds;            // HOST:PORT, unix:/path or fd://N; TLS with --certfile
+    std::vector<std::string> insecure_binds;   // plain HTTP beside TLS binds (hypercorn's --insecure-bind)
+    tls_options tls;
     bool binds_defaulted = false;              // no --bind given: systemd's sockets may stand in
     std::size_t threads = 8;
     std::size_t blocking_threads = 32;         // the loop's executor, grown on demand up to this

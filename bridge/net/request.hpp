@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,6 +66,8 @@ struct request_head {
     bool has_body() const { return chunked || (content_length && *content_length > 0); }
 };
 
+struct tls_info;
+
 // Where a request came from and where it arrived. Per connection, except
 // that a trusted proxy's X-Forwarded-* / Forwarded headers (see
 // --forwarded-allow-ips) replace remote_addr/remote_port and scheme for
@@ -76,8 +79,9 @@ struct endpoint_info {
     std::string server_port;
     bool is_unix = false;
     std::string peer_addr;       // the TCP peer ("" for a unix socket)
-    std::string scheme = "http"; // "https" only when a trusted proxy says so
+    std::string scheme = "http"; // "https" over TLS, or when a trusted proxy says so
     bool trusted_peer = false;   // the peer is in --forwarded-allow-ips
+    std::shared_ptr<const tls_info> tls;   // the connection's TLS, if it has any (tls_io.hpp)
 };
 
 } // namespace trestle::net

@@ -3,6 +3,7 @@
 #include "bridge/net/inherited_fds.hpp"
 #include "bridge/net/listen_socket.hpp"
 #include "bridge/net/session.hpp"
+#include "bridge/net/tls_context.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/observability/sd_notify.hpp"
@@ -81,8 +82,8 @@ struct io_worker {
     std::thread thread;
 };
 
-asio::awaitable<void> run_session(generic_socket sock, endpoint_info ep, server_context& ctx,
-                                  session_registry& reg, std::atomic<std::size_t>& live) {
+asio::awaitable<void> run_session(generic_socket sock, endpoint_info ep, std::shared_ptr<tls_context> tls,
+                                  server_context& ctx, session_registry& reg, std::atomic<std::size_t>& live) {
     ++live;
     if (ctx.shared_load) ctx.shared_load->fetch_add(1, std::memory_order_relaxed);
     struct on_exit {
@@ -93,7 +94,7 @@ asio::awaitable<void> run_session(generic_socket sock, endpoint_info ep, server_
             if (shared) shared->fetch_sub(1, std::memory_order_relaxed);
         }
     } guard{live, ctx.shared_load};
-    auto s = std::make_shared<session>(std::move(sock), std::move(ep), ctx, reg);
+    auto s = std::make_shared<session>(std::move(sock), std::move(ep), std::move(tls), ctx, reg);
     co_await s->run();
 }
 
@@ -144,8 +145,9 @@ struct server::impl {
     int deferred_ms = 0;            // leave_to_another_worker's wait so far (io thread 0 only)
     std::chrono::steady_clock::time_point last_full_warning{};   // wait_for_room (io thread 0 only)
     std::vector<std::unique_ptr<io_worker>> workers;
-    std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
-    std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors;
+    // Each listener with its TLS (null: plain HTTP).
+    std::vector<std::pair<std::unique_ptr<tcp::acceptor>, tls_provider*>> tcp_acceptors;
+    std::vector<std::pair<std::unique_ptr<asio::local::stream_protocol::acceptor>, tls_provider*>> unix_acceptors;
     std::vector<std::string> unix_paths;
     std::atomic<std::size_t> live{0};
     std::size_t next = 0;
@@ -158,8 +160,9 @@ struct server::impl {
 
     io_worker& pick() { return *workers[next++ % workers.size()]; }
 
-    void spawn(generic_socket sock, endpoint_info ep, io_worker& w) {
-        asio::co_spawn(w.ioc, run_session(std::move(sock), std::move(ep), ctx, w.registry, live), log_exception);
+    void spawn(generic_socket sock, endpoint_info ep, std::shared_ptr<tls_context> tls, io_worker& w) {
+        asio::co_spawn(w.ioc, run_session(std::move(sock), std::move(ep), std::move(tls), ctx, w.registry, live),
+                       log_exception);
     }
 
     // Accepts forever on one listener. `adopt` turns a new socket into the
@@ -170,7 +173,7 @@ struct server::impl {
     // connection. The wait cannot miss one: Asio re-arms the descriptor when
     // the wait starts, so a listener already readable completes it at once.
     template <class Acceptor, class Adopt>
-    asio::awaitable<void> accept_loop(Acceptor& acc, Adopt adopt) {
+    asio::awaitable<void> accept_loop(Acceptor& acc, tls_provider* tls, Adopt adopt) {
         error_code ec;
         acc.non_blocking(true, ec);
         auto protocol = acc.local_endpoint(ec).protocol();
@@ -204,7 +207,7 @@ struct server::impl {
                 endpoint_info ep;
                 asio::any_io_executor ex = w.ioc.get_executor();
                 generic_socket gs = adopt(sock, ep, ex);
-                spawn(std::move(gs), std::move(ep), w);
+                spawn(std::move(gs), std::move(ep), tls ? tls->current() : nullptr, w);
             }
         }
     }
@@ -282,7 +285,7 @@ struct server::impl {
     // Serves on a listening descriptor: one given to this process (fd://N:
     // systemd's, or its supervisor's), or one listen_one just opened. Only
     // a unix socket this process made is unlinked when the server stops.
-    void adopt_listener(const std::string& text, int fd, const listener* own) {
+    void adopt_listener(const std::string& text, int fd, const listener* own, tls_provider* tls) {
         if (std::string why = check_listener(fd); !why.empty())
             throw bind_error("--bind " + text + ": " + why, true);
         auto& ioc = workers.front()->ioc;
@@ -294,25 +297,28 @@ struct server::impl {
             auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
             acc->assign(asio::local::stream_protocol(), fd, ec);
             if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
-            unix_acceptors.push_back(std::move(acc));
+            unix_acceptors.emplace_back(std::move(acc), tls);
             if (own && !own->unix_path.empty()) unix_paths.push_back(own->unix_path);
         } else {
             auto acc = std::make_unique<tcp::acceptor>(ioc);
             acc->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
             if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
-            tcp_acceptors.push_back(std::move(acc));
+            tcp_acceptors.emplace_back(std::move(acc), tls);
         }
-        std::string line = "listening on " + describe_listener(fd) + (own ? "" : " (inherited fd " + std::to_string(fd) + ")");
+        std::string shown = describe_listener(fd);
+        if (tls && shown.starts_with("http://")) shown.insert(4, "s");
+        else if (tls) shown += " (TLS)";
+        std::string line = "listening on " + shown + (own ? "" : " (inherited fd " + std::to_string(fd) + ")");
         if (announce) log::info(line);
         else log::debug(line);
     }
 
-    void listen_one(const std::string& text) {
+    void listen_one(const std::string& text, tls_provider* tls) {
         bind_spec b = parse_bind(text);
-        if (b.fd >= 0) return adopt_listener(text, b.fd, nullptr);
+        if (b.fd >= 0) return adopt_listener(text, b.fd, nullptr, tls);
         listener l = open_listener(text, backlog);
         try {
-            adopt_listener(text, l.fd, &l);
+            adopt_listener(text, l.fd, &l, tls);
         } catch (...) {
             ::close(l.fd);
             throw;
@@ -321,8 +327,8 @@ struct server::impl {
 
     void close_acceptors() {
         error_code ec;
-        for (auto& a : tcp_acceptors) a->close(ec);
-        for (auto& a : unix_acceptors) a->close(ec);
+        for (auto& a : tcp_acceptors) a.first->close(ec);
+        for (auto& a : unix_acceptors) a.first->close(ec);
         for (auto& p : unix_paths) ::unlink(p.c_str());
     }
 };
@@ -350,15 +356,17 @@ void server::set_supervised(std::function<void()> on_ready) {
     on_ready_ = std::move(on_ready);
 }
 
-void server::listen(const std::vector<std::string>& binds) {
-    for (auto& b : binds) impl_->listen_one(b);
+void server::listen(const std::vector<std::string>& binds, tls_provider* tls) {
+    for (auto& b : binds) impl_->listen_one(b, tls);
 }
 
 bool server::run(std::chrono::milliseconds graceful) {
     auto& im = *impl_;
     auto& io0 = im.workers.front()->ioc;
-    for (auto& a : im.tcp_acceptors) asio::co_spawn(io0, im.accept_loop(*a, [](auto&... args) { return impl::adopt_tcp(args...); }), log_exception);
-    for (auto& a : im.unix_acceptors) asio::co_spawn(io0, im.accept_loop(*a, [](auto&... args) { return impl::adopt_unix(args...); }), log_exception);
+    for (auto& [a, tls] : im.tcp_acceptors)
+        asio::co_spawn(io0, im.accept_loop(*a, tls, [](auto&... args) { return impl::adopt_tcp(args...); }), log_exception);
+    for (auto& [a, tls] : im.unix_acceptors)
+        asio::co_spawn(io0, im.accept_loop(*a, tls, [](auto&... args) { return impl::adopt_unix(args...); }), log_exception);
     for (std::size_t i = 0; i < im.workers.size(); ++i) {
         auto& w = im.workers[i];
         w->registry.start();
@@ -462,6 +470,12 @@ bool server::run(std::chrono::milliseconds graceful) {
                 reopen_logs(im.ctx.access);
                 break;
             case SIGHUP:
+                if (tls_reload_) {
+                    // Connections already open keep the context they began with.
+                    std::string why;
+                    if (tls_reload_->reload(why)) log::info("received SIGHUP: TLS certificate and key reloaded; new connections use them");
+                    else log::error("received SIGHUP: TLS not reloaded, still serving the old certificate: " + why);
+                }
                 log::warning("received SIGHUP: a reload replaces worker processes, and this one runs "
                              "without them (start with --workers N to reload); still serving the code already loaded");
                 break;

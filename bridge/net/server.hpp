@@ -16,6 +16,8 @@ namespace trestle::sd { class notifier; }
 
 namespace trestle::net {
 
+class tls_provider;
+
 // A --bind value that cannot be parsed (exit 2) or bound (exit 1).
 struct bind_error : std::runtime_error {
     bind_error(const std::string& m, bool usage) : std::runtime_error(m), usage(usage) {}
@@ -44,7 +46,9 @@ public:
     // at once: one that comes before run() is handled when run() starts.
     server(server_context& ctx, std::size_t io_threads, int backlog);
     ~server();
-    void listen(const std::vector<std::string>& binds);   // throws bind_error
+    // Throws bind_error. With `tls`, the connections of these listeners
+    // start with a TLS handshake, with its current context.
+    void listen(const std::vector<std::string>& binds, tls_provider* tls = nullptr);
     // systemd's notify socket (may be disabled): run() sends READY=1 once it
     // serves, STOPPING=1 when a stop begins, and WATCHDOG=1 from io thread 0
     // (so a stuck io thread stops the pings).
@@ -55,6 +59,9 @@ public:
     // at debug (the supervisor logs them once); and each wakeup accepts
     // one connection, so the workers share a burst.
     void set_supervised(std::function<void()> on_ready);
+    // Without a supervisor, SIGHUP reloads these certificates (with one,
+    // HUP replaces the workers, which load them afresh).
+    void set_tls_reload(tls_provider* tls) { tls_reload_ = tls; }
     // Serves until SIGINT/SIGTERM, then drains for up to `graceful`.
     // Returns true if every connection finished in time.
     bool run(std::chrono::milliseconds graceful);
@@ -67,6 +74,7 @@ public:
 private:
     sd::notifier* notify_ = nullptr;
     std::function<void()> on_ready_;
+    tls_provider* tls_reload_ = nullptr;
     bool interrupted_ = false;
     std::chrono::steady_clock::time_point graceful_deadline_{};
     struct impl;

@@ -40,10 +40,13 @@ constexpr std::size_t body_chunk = 64 * 1024;
 // After the app answers without reading the whole body, up to this much is
 // read and discarded to keep the connection; beyond it the connection closes.
 constexpr std::uint64_t drain_limit = 1 << 20;
+// A file sent over TLS without kernel TLS goes through memory this much at a time.
+constexpr std::size_t tls_file_piece = 64 * 1024;
 } // namespace
 
-session::session(generic_socket socket, endpoint_info ep, server_context& ctx, session_registry& reg)
-    : socket_(std::move(socket)), ep_(std::move(ep)), ctx_(ctx), reg_(reg),
+session::session(generic_socket socket, endpoint_info ep, std::shared_ptr<tls_context> tls, server_context& ctx,
+                 session_registry& reg)
+    : io_(std::move(socket)), tls_(std::move(tls)), ep_(std::move(ep)), ctx_(ctx), reg_(reg),
       rate_(ctx.limits.min_body_rate, ctx.limits.body_rate_window) {
     reg_pos_ = reg_.add(this);
     ep_.trusted_peer = !ctx_.trusted.empty() && ctx_.trusted.trusts(ep_);
@@ -60,6 +63,7 @@ session::~session() {
 void session::set_phase(phase ph) {
     auto now = clock::now();
     switch (ph) {
+    case phase::handshake: deadline_ = now + ctx_.limits.handshake_timeout; break;
     case phase::idle:
         deadline_ = now + ctx_.limits.keepalive_timeout;
         idle_since_ = now;
@@ -81,7 +85,7 @@ void session::set_phase(phase ph) {
 void session::interrupt_watch() {
     if (!watch_reading_) return;
     error_code ec;
-    socket_.cancel(ec);
+    io_.cancel(ec);
 }
 
 void session::exchange_ready(protocol_port& ex) {
@@ -100,7 +104,7 @@ void session::exchange_ready(protocol_port& ex) {
     for (;;) {
         io_work w;
         if (!ex.take(w)) return;   // all done for now; the next output wakes this again
-        if (w.file || w.want_body || !write_now(w.out)) {
+        if (w.file || w.want_body || !io_.write_now(w.out)) {
             carry_ = std::move(w);
             interrupt_watch();
             return;
@@ -114,19 +118,6 @@ void session::exchange_ready(protocol_port& ex) {
             return;
         }
     }
-}
-
-bool session::write_now(std::string& out, int flags) {
-    while (!out.empty()) {
-        ssize_t n = ::send(socket_.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL | flags);
-        if (n > 0) {
-            out.erase(0, static_cast<std::size_t>(n));
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        return false;   // EAGAIN or an error: the pump's write waits, or sees the same error
-    }
-    return true;
 }
 
 void session::begin_boundary_wait(bool drained) {
@@ -144,12 +135,10 @@ void session::begin_boundary_wait(bool drained) {
 // costs nothing.
 void session::check_boundary_eof() {
     boundary_checked_ = true;
-    char c;
-    ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+    if (!io_.peer_gone()) return;
     peer_eof_ = true;
     error_code ec;
-    socket_.cancel(ec);   // the read ends as aborted, which peer_eof_ turns into end of stream
+    io_.cancel(ec);   // the read ends as aborted, which peer_eof_ turns into end of stream
 }
 
 void session::check_deadline(clock::time_point now) {
@@ -164,7 +153,7 @@ void session::check_deadline(clock::time_point now) {
         return;
     }
     error_code ec;
-    socket_.cancel(ec);
+    io_.cancel(ec);
 }
 
 void session::request_timed_out() {
@@ -182,7 +171,7 @@ void session::request_timed_out() {
     current_->cancel_wakeup();
     if (watch_reading_ || phase_ == phase::body) {
         error_code ec;
-        socket_.cancel(ec);
+        io_.cancel(ec);
     }
 }
 
@@ -197,8 +186,7 @@ void session::close_if_idle() {
     // drain_idle_grace with nothing waiting to be read; a request that comes
     // first is served, with Connection: close.
     if (phase_ == phase::idle) {
-        error_code ec;
-        bool waiting = socket_.available(ec) > 0;
+        bool waiting = io_.available() > 0;
         if (!waiting && clock::now() - idle_since_ >= drain_idle_grace) close_now();
     }
     // On graceful shutdown a WebSocket is told the server is going away
@@ -218,8 +206,8 @@ void session::close_now() {
     closed_ = true;
     if (current_) current_->abort();   // the app sees the client gone
     error_code ec;
-    socket_.shutdown(asio::socket_base::shutdown_both, ec);
-    socket_.close(ec);   // ends a watching pump's read
+    io_.shutdown(asio::socket_base::shutdown_both, ec);
+    io_.close(ec);   // ends a watching pump's read
     if (current_) current_->cancel_wakeup();   // and a waiting one's timer
     if (current_ws_) {
         current_ws_->wakeup_timer().cancel();
@@ -227,8 +215,26 @@ void session::close_now() {
     }
 }
 
+asio::awaitable<bool> session::start_tls() {
+    io_.start_tls(std::move(tls_));
+    set_phase(phase::handshake);
+    bool ok = co_await io_.handshake();
+    if (!ok) {
+        if (!timed_out_) log::debug("TLS handshake with " + ep_.remote_addr + " failed: " + io_.tls()->error());
+        else log::debug("TLS handshake with " + ep_.remote_addr + " timed out (--tls-handshake-timeout)");
+        co_return false;
+    }
+    ep_.scheme = "https";
+    ep_.tls = io_.tls()->info();
+    co_return true;
+}
+
 asio::awaitable<void> session::run() {
     auto self = shared_from_this();
+    if (tls_ && !co_await start_tls()) {
+        close_now();
+        co_return;
+    }
     set_phase(phase::head);
     for (;;) {
         request_parser parser(ctx_.limits.max_header_bytes, ctx_.limits.max_header_count,
@@ -259,11 +265,11 @@ asio::awaitable<void> session::run() {
 // or for at most linger_time.
 asio::awaitable<void> session::linger() {
     error_code ec;
-    socket_.shutdown(asio::socket_base::shutdown_send, ec);
+    io_.shutdown(asio::socket_base::shutdown_send, ec);
     if (ec) co_return;
     set_phase(phase::linger);
     while (!closed_) {
-        auto [rec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
+        auto [rec, n] = co_await io_.async_read_some(buf_.prepare(read_chunk), use_tuple);
         if (rec) break;   // end of stream, an error, or linger_time passed (cancelled)
         buf_.commit(n);
         buf_.consume(buf_.size());
@@ -299,12 +305,12 @@ asio::awaitable<bool> session::read_head(request_parser& p) {
         // Between requests, the read waits for epoll without a failing recv
         // first (see check_boundary_eof); within a head, Asio's read.
         bool boundary = buf_.size() == 0;
-        begin_boundary_wait(boundary);
+        begin_boundary_wait(boundary && !io_.is_tls());
         // (Two statements: GCC 12 destroys the awaitable of a co_await on a
         // conditional expression twice.)
         std::tuple<error_code, std::size_t> got;
-        if (boundary) got = co_await async_read_drained(socket_, buf_.prepare(read_chunk), use_tuple);
-        else got = co_await socket_.async_read_some(buf_.prepare(read_chunk), use_tuple);
+        if (boundary) got = co_await io_.async_read_drained(buf_.prepare(read_chunk), use_tuple);
+        else got = co_await io_.async_read_some(buf_.prepare(read_chunk), use_tuple);
         boundary_wait_ = false;
         auto [ec, n] = got;
         if (ec) {
@@ -344,7 +350,7 @@ asio::awaitable<bool> session::read_body_chunk(request_parser& p, std::string& o
         if (closed_) co_return false;
         rate_.resume(clock::now());
         set_phase(phase::body);
-        auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(body_chunk), use_tuple);
+        auto [ec, n] = co_await io_.async_read_some(buf_.prepare(body_chunk), use_tuple);
         rate_.pause(clock::now());
         if (ec) {
             body_status_ = timed_out_ ? 408 : 400;
@@ -366,19 +372,19 @@ asio::awaitable<void> session::serve_websocket(request_parser& p, handler& targe
     }
     endpoint_info ep = ep_;
     if (ep.trusted_peer) apply_forwarded(p.head(), ctx_.trusted, ep);
-    auto ch = std::make_shared<ws_channel>(socket_.get_executor(), std::move(p.head()), ep, ctx_.output_hwm);
+    auto ch = std::make_shared<ws_channel>(io_.get_executor(), std::move(p.head()), ep, ctx_.output_hwm);
     if (!target.submit_websocket(ch)) {
         co_await reject(503);
         co_return;
     }
     current_ws_ = ch;
     set_phase(phase::app);   // Beast's websocket timeouts take over
-    co_await net::serve_websocket(socket_, ch, ctx_, closed_);
+    co_await net::serve_websocket(io_, ch, ctx_, closed_);
     current_ws_.reset();
 }
 
 asio::awaitable<void> session::serve_tunnel(std::shared_ptr<app_port> ex, handler& target) {
-    upgraded_client client{socket_, std::string(static_cast<const char*>(buf_.data().data()), buf_.size())};
+    upgraded_client client{io_, std::string(static_cast<const char*>(buf_.data().data()), buf_.size())};
     buf_.consume(buf_.size());
     tunnelling_ = true;
     set_phase(phase::app);   // the tunnel keeps its own idle timeout
@@ -543,8 +549,8 @@ asio::awaitable<bool> session::pump(request_parser& p, protocol_port& ex, bool w
             }
             if (watching) {
                 watch_reading_ = true;
-                begin_boundary_wait(true);
-                auto [ec, n] = co_await async_read_drained(socket_, buf_.prepare(read_chunk), use_tuple);
+                begin_boundary_wait(!io_.is_tls());
+                auto [ec, n] = co_await io_.async_read_drained(buf_.prepare(read_chunk), use_tuple);
                 boundary_wait_ = false;
                 watch_reading_ = false;
                 if (!ec) {
@@ -563,7 +569,7 @@ asio::awaitable<bool> session::pump(request_parser& p, protocol_port& ex, bool w
             // Before a file, the head goes with MSG_MORE: the kernel holds it
             // for the file's first bytes, so a small file leaves in one
             // segment with its head instead of two.
-            if (w.file && !closed_) write_now(w.out, MSG_MORE);
+            if (w.file && !closed_) io_.write_now(w.out, MSG_MORE);
             if (!w.out.empty() && !co_await write(w.out)) {
                 ex.abort();
                 co_return false;
@@ -612,10 +618,11 @@ asio::awaitable<bool> session::pump(request_parser& p, protocol_port& ex, bool w
 }
 
 asio::awaitable<bool> session::send_file(int fd, std::uint64_t offset, std::uint64_t count) {
+    if (io_.is_tls()) co_return co_await send_file_tls(fd, offset, count);
     off_t off = static_cast<off_t>(offset);
     while (count > 0) {
         set_phase(phase::write);
-        ssize_t n = ::sendfile(socket_.native_handle(), fd, &off, std::min<std::uint64_t>(count, 1 << 30));
+        ssize_t n = ::sendfile(io_.native_handle(), fd, &off, std::min<std::uint64_t>(count, 1 << 30));
         if (n > 0) {
             count -= static_cast<std::uint64_t>(n);
             continue;
@@ -623,10 +630,46 @@ asio::awaitable<bool> session::send_file(int fd, std::uint64_t offset, std::uint
         if (n == 0) co_return false;   // file shrank under us
         if (errno == EINTR) continue;
         if (errno != EAGAIN) co_return false;
-        auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write, use_tuple);
+        auto [ec] = co_await io_.socket().async_wait(asio::socket_base::wait_write, use_tuple);
         if (ec) co_return false;
     }
     co_return true;
+}
+
+// A file over TLS: with kernel TLS, sendfile through OpenSSL; else read and
+// written a piece at a time, so a large file never sits in memory whole.
+asio::awaitable<bool> session::send_file_tls(int fd, std::uint64_t offset, std::uint64_t count) {
+    tls_io& tls = *io_.tls();
+    if (tls.ktls_send()) {
+        while (count > 0) {
+            set_phase(phase::write);
+            std::size_t sent = 0;
+            auto r = tls.sendfile(fd, static_cast<off_t>(offset), std::min<std::uint64_t>(count, 1 << 30), sent);
+            if (r == tls_io::result::ok) {
+                offset += sent;
+                count -= sent;
+                continue;
+            }
+            if (r != tls_io::result::want_write && r != tls_io::result::want_read) co_return false;
+            auto [ec] = co_await io_.socket().async_wait(
+                r == tls_io::result::want_write ? asio::socket_base::wait_write : asio::socket_base::wait_read,
+                use_tuple);
+            if (ec) co_return false;
+        }
+        co_return true;
+    }
+    std::string piece;
+    while (count > 0 && !closed_) {
+        piece.resize(std::min<std::uint64_t>(count, tls_file_piece));
+        ssize_t n = ::pread(fd, piece.data(), piece.size(), static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) co_return false;   // an error, or the file shrank under us
+        piece.resize(static_cast<std::size_t>(n));
+        if (!co_await write(piece)) co_return false;
+        offset += static_cast<std::uint64_t>(n);
+        count -= static_cast<std::uint64_t>(n);
+    }
+    co_return count == 0;
 }
 
 asio::awaitable<bool> session::drain(request_parser& p) {
@@ -649,7 +692,7 @@ asio::awaitable<bool> session::write(std::string_view bytes) {
     // steady reader is not cut after io-timeout in all.
     do {
         set_phase(phase::write);
-        auto [ec, n] = co_await socket_.async_write_some(asio::buffer(bytes.data(), bytes.size()), use_tuple);
+        auto [ec, n] = co_await io_.async_write_some(asio::buffer(bytes.data(), bytes.size()), use_tuple);
         if (ec) co_return false;
         bytes.remove_prefix(n);
     } while (!bytes.empty() && !closed_);

@@ -6,10 +6,10 @@
 #include "bridge/net/body_buffer.hpp"
 #include "bridge/net/protocol_port.hpp"
 #include "bridge/net/request.hpp"
+#include "bridge/net/transport.hpp"
 #include "bridge/net/wake_queue.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
@@ -28,24 +28,26 @@ class app_port;
 class ws_channel;
 class request_parser;
 class session_registry;
-using generic_socket = boost::asio::generic::stream_protocol::socket;
+class tls_context;
 using clock = std::chrono::steady_clock;
 
 // On graceful stop, how long a connection must have been idle before it is
 // closed (see session::close_if_idle).
 constexpr std::chrono::milliseconds drain_idle_grace{200};
 
-// A connection handed to handler::tunnel(): its socket (still the
+// A connection handed to handler::tunnel(): its stream (still the
 // connection's, which closes it afterwards) and the bytes the client sent
 // past the request.
 struct upgraded_client {
-    generic_socket& socket;
+    transport& stream;
     std::string early;
 };
 
 class session final : public std::enable_shared_from_this<session>, private exchange_driver {
 public:
-    session(generic_socket socket, endpoint_info ep, server_context& ctx, session_registry& reg);
+    // `tls`: the connection starts with a TLS handshake (null: plain).
+    session(generic_socket socket, endpoint_info ep, std::shared_ptr<tls_context> tls, server_context& ctx,
+            session_registry& reg);
     ~session();
 
     boost::asio::awaitable<void> run();
@@ -57,7 +59,7 @@ public:
     void close_now();
 
 private:
-    enum class phase { idle, head, body, app, write, linger };
+    enum class phase { handshake, idle, head, body, app, write, linger };
 
     boost::asio::awaitable<bool> read_head(request_parser& p);
     boost::asio::awaitable<bool> read_body_chunk(request_parser& p, std::string& out);
@@ -67,6 +69,8 @@ private:
     boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<app_port> ex, handler& target);
     boost::asio::awaitable<bool> pump(request_parser& p, protocol_port& ex, bool watch, bool& keep);
     boost::asio::awaitable<bool> send_file(int fd, std::uint64_t offset, std::uint64_t count);
+    boost::asio::awaitable<bool> send_file_tls(int fd, std::uint64_t offset, std::uint64_t count);
+    boost::asio::awaitable<bool> start_tls();
     boost::asio::awaitable<bool> drain(request_parser& p);
     boost::asio::awaitable<bool> write(std::string_view bytes);
     boost::asio::awaitable<void> reject(unsigned status, bool head_only = false);
@@ -78,13 +82,11 @@ private:
     void check_boundary_eof();
     // The app side produced something (see exchange_driver).
     void exchange_ready(protocol_port& ex) override;
-    // Writes what it can of `out` without waiting (`flags`: MSG_MORE);
-    // true once all is written.
-    bool write_now(std::string& out, int flags = 0);
     // --timeout: the app has held the current request too long.
     void request_timed_out();
 
-    generic_socket socket_;
+    transport io_;
+    std::shared_ptr<tls_context> tls_;   // until the handshake
     endpoint_info ep_;
     server_context& ctx_;
     session_registry& reg_;

@@ -20,9 +20,10 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/beast/core/role.hpp>
 #include <boost/beast/websocket/teardown.hpp>
+
+#include "bridge/net/transport.hpp"
 
 #include <cstdint>
 
@@ -54,7 +55,7 @@ private:
 
 class close_code_filter {
 public:
-    using socket_type = boost::asio::generic::stream_protocol::socket;
+    using socket_type = transport;
     using next_layer_type = socket_type;
     using executor_type = socket_type::executor_type;
 
@@ -105,7 +106,7 @@ void teardown(boost::beast::role_type role, close_code_filter& f, boost::system:
 
 template <class Handler>
 void async_teardown(boost::beast::role_type role, close_code_filter& f, Handler&& handler) {
-    boost::beast::websocket::async_teardown(role, f.next_layer(), std::forward<Handler>(handler));
+    async_teardown(role, f.next_layer(), std::forward<Handler>(handler));   // the transport's
 }
 
 } // namespace trestle::net

@@ -34,7 +34,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 using boost::system::error_code;
-using socket_t = asio::generic::stream_protocol::socket;
+using socket_t = transport;
 using ws_stream = websocket::stream<close_code_filter>;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 

@@ -5,12 +5,12 @@
 #include "bridge/net/ws_channel.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/generic/stream_protocol.hpp>
 
 namespace trestle::net {
 
 struct server_context;
 struct request_head;
+class transport;
 
 // RFC 6455 4.2.1: 0 if a WebSocket handshake request may be answered, else
 // the status that refuses it (400 for a Sec-WebSocket-Key that is not the
@@ -18,7 +18,7 @@ struct request_head;
 // before the app hears of the connection.
 unsigned websocket_handshake_status(const request_head& head);
 
-boost::asio::awaitable<void> serve_websocket(boost::asio::generic::stream_protocol::socket& socket,
+boost::asio::awaitable<void> serve_websocket(transport& socket,
                                              std::shared_ptr<ws_channel> ch, const server_context& ctx,
                                              const bool& closed);
 

@@ -6,6 +6,7 @@
 #include "adapters/static/static_handler.hpp"
 #include "adapters/wsgi/wsgi_handler.hpp"
 #include "bridge/net/server.hpp"
+#include "bridge/net/tls_context.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/observability/sd_notify.hpp"
@@ -381,8 +382,27 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
             ctx.least_other_load = [loads, slot] { return loads->least_other(slot); };
         }
     }
+    std::unique_ptr<net::tls_provider> tls;
+    if (opt.tls.enabled()) {
+        std::string why;
+        auto first = net::tls_context::load(opt.tls, why);
+        if (!first) {
+            std::fprintf(stderr, "trestle: error: %s\n", why.c_str());
+            std::fflush(stderr);
+            ::_exit(2);
+        }
+        tls = std::make_unique<net::tls_provider>(opt.tls, std::move(first));
+        if (!role.supervised) srv.set_tls_reload(tls.get());
+        std::string no_ktls = net::kernel_tls_unavailable();
+        std::string line = no_ktls.empty()
+                               ? "TLS: kernel TLS is available: files go out with sendfile where the cipher allows"
+                               : "TLS: no kernel TLS, " + no_ktls + ": files are read and encrypted 64 KiB at a time";
+        if (role.supervised) log::debug(line);
+        else log::info(line);
+    }
     try {
-        srv.listen(opt.binds);
+        srv.listen(opt.binds, opt.tls.enabled() ? tls.get() : nullptr);
+        srv.listen(opt.insecure_binds, nullptr);
     } catch (const net::bind_error& e) {
         std::fprintf(stderr, "trestle: error: %s\n", e.what());
         std::fflush(stderr);

@@ -12,6 +12,7 @@ async def app(scope, receive, send):
     out["client"] = list(scope["client"]) if scope.get("client") else None
     out["server"] = list(scope["server"]) if scope.get("server") else None
     out["asgi"] = scope["asgi"]
+    out["extensions"] = scope.get("extensions")
     body = json.dumps(out).encode()
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

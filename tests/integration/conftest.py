@@ -20,7 +20,7 @@ ROOT = os.environ.get("TRESTLE_SOURCE_DIR") or os.path.abspath(os.path.join(os.p
 BIN = os.environ.get("TRESTLE_BIN") or os.path.join(ROOT, "build", "trestle")
 APPS = os.path.join(ROOT, "tests", "apps")
 SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
-LISTEN_RE = re.compile(r"listening on http://([0-9.]+|\[[0-9a-f:]+\]):(\d+)")
+LISTEN_RE = re.compile(r"listening on (https?)://([0-9.]+|\[[0-9a-f:]+\]):(\d+)")
 
 
 # What AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer and
@@ -40,6 +40,7 @@ class Server:
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.host = None
         self.port = None
+        self.scheme = "http"
         if expect_ready:
             self.wait_ready()
 
@@ -52,8 +53,9 @@ class Server:
         while time.monotonic() < deadline:
             m = LISTEN_RE.search(self.log())
             if m and "serving " in self.log():
-                self.host = m.group(1).strip("[]")
-                self.port = int(m.group(2))
+                self.scheme = m.group(1)
+                self.host = m.group(2).strip("[]")
+                self.port = int(m.group(3))
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError("trestle exited with %s:\n%s" % (self.proc.returncode, self.log()))
@@ -62,7 +64,7 @@ class Server:
 
     @property
     def url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % (self.scheme, self.host, self.port)
 
     def connect(self, timeout=10.0):
         s = socket.create_connection((self.host, self.port), timeout=timeout)

@@ -83,7 +83,7 @@ class Installed:
             text = self.log()
             m = LISTEN_RE.search(text)
             if m and "serving " in text:
-                self.port = int(m.group(2))
+                self.port = int(m.group(3))
                 return
             if self.proc.poll() is not None:
                 break

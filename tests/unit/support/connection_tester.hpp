@@ -540,7 +540,7 @@ private:
         net::endpoint_info ep;
         ep.is_unix = true;
         ep.server_name = "tester";
-        auto s = std::make_shared<net::session>(std::move(sock), std::move(ep), ctx, reg_);
+        auto s = std::make_shared<net::session>(std::move(sock), std::move(ep), nullptr, ctx, reg_);
         co_await s->run();
     }
 
