@@ -134,7 +134,7 @@ py::ref scope_builder::common(const net::request_head& h, const net::endpoint_in
     py::ref scope = py::ref::steal(tmpl ? PyDict_Copy(tmpl.get()) : nullptr);
     if (!scope) return {};
     PyObject* d = scope.get();
-    PyDict_SetItem(d, names::http_version, h.version == 10 ? names::v10 : names::v11);
+    PyDict_SetItem(d, names::http_version, h.version == 10 ? names::v10 : h.version == 20 ? names::v2 : names::v11);
     if (!websocket) {
         PyObject* method = h.method == "GET" ? names::GET : h.method == "POST" ? names::POST : h.method == "HEAD" ? names::HEAD : nullptr;
         if (method) PyDict_SetItem(d, names::method, method);

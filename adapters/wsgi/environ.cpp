@@ -110,7 +110,7 @@ py::ref environ_builder::build(const net::request_head& h, const net::endpoint_i
     if (!target) return {};
     PyDict_SetItem(d, names::REQUEST_URI, target.get());
     py::set_item(d, names::RAW_URI, std::move(target));
-    PyDict_SetItem(d, names::SERVER_PROTOCOL, h.version == 10 ? names::http10 : names::http11);
+    PyDict_SetItem(d, names::SERVER_PROTOCOL, h.version == 10 ? names::http10 : h.version == 20 ? names::http2 : names::http11);
     if (!py::set_item(d, names::SERVER_NAME, latin1(ep.server_name)) ||
         !py::set_item(d, names::SERVER_PORT, latin1(ep.server_port)))
         return {};

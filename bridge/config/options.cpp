@@ -183,6 +183,12 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(CLI::IsMember({"1.2", "1.3"}));
     cli.add_option("--tls-handshake-timeout", v.handshake_timeout, "Seconds a client gets to finish the TLS handshake (default 10)")
         ->check(seconds_in(0.1, 86400.0));
+    cli.add_option("--http", o.http, "auto: HTTP/1.1 and HTTP/2 (ALPN h2 over TLS, prior knowledge on plain binds); "
+                                     "1: HTTP/1.1 only (default auto)")
+        ->check(CLI::IsMember({"auto", "1"}));
+    cli.add_option("--http2-max-concurrent-streams", o.h2_max_streams, "Streams an HTTP/2 connection may have open at "
+                                                                        "once; more are refused (default 100)")
+        ->check(CLI::Range(1, 10000));
     cli.add_option("--forwarded-allow-ips", o.forwarded_allow_ips,
                    "Peers (IPs or CIDRs, comma-separated or repeated; '*' for any) whose X-Forwarded-For/-Proto/-Host and "
                    "Forwarded headers set the client address and scheme (default none)")
@@ -794,6 +800,7 @@ options parse_options(int argc, char** argv) {
     }
     if (o.binds.empty() && o.insecure_binds.empty()) o.binds_defaulted = true, o.binds.push_back("127.0.0.1:8000");
     if (!o.tls.keyfile.empty() && !o.tls.enabled()) usage_error("--keyfile needs --certfile");
+    o.tls.h2 = o.http == "auto";
     if (o.tls.cert_reqs > 0 && o.tls.ca_certs.empty()) usage_error("--cert-reqs needs --ca-certs, the CAs to check client certificates with");
     if (!o.tls.ca_certs.empty() && !o.tls.enabled()) usage_error("--ca-certs needs --certfile");
     if (o.access_log && o.access_log->empty()) o.access_log = "-";

@@ -87,6 +87,8 @@ struct options {
     std::vector<std::string> binds;            // HOST:PORT, unix:/path or fd://N; TLS with --certfile
     std::vector<std::string> insecure_binds;   // plain HTTP beside TLS binds (hypercorn's --insecure-bind)
     tls_options tls;
+    std::string http = "auto";                 // auto: HTTP/1.1 and HTTP/2; 1: HTTP/1.1 only
+    std::size_t h2_max_streams = 100;          // SETTINGS_MAX_CONCURRENT_STREAMS
     bool binds_defaulted = false;              // no --bind given: systemd's sockets may stand in
     std::size_t threads = 8;
     std::size_t blocking_threads = 32;         // the loop's executor, grown on demand up to this

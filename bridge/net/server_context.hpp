@@ -32,6 +32,10 @@ struct server_context {
     // the accept loop stops taking new ones until one closes; they wait in
     // the listen backlog, where another worker process may take them.
     std::size_t max_connections = 0;
+    // HTTP/2: on (ALPN "h2" over TLS, prior knowledge on plain binds), and
+    // the streams a connection may have open at once.
+    bool http2 = true;
+    std::size_t h2_max_streams = 100;
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
     trusted_proxies trusted;   // --forwarded-allow-ips

@@ -5,6 +5,7 @@
 #include "bridge/net/drained_read.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/forwarded.hpp"
+#include "bridge/net/h2_connection.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/request_parser.hpp"
 #include "bridge/net/server_context.hpp"
@@ -142,6 +143,10 @@ void session::check_boundary_eof() {
 }
 
 void session::check_deadline(clock::time_point now) {
+    if (h2_) {
+        if (!closed_) h2_->check_deadline(now);
+        return;
+    }
     if (boundary_wait_ && !boundary_checked_ && !closed_) check_boundary_eof();
     // The request timeout rides on this scan too: no timer per request.
     if (ctx_.request_timeout.count() > 0 && current_ && !closed_ && current_->timeout_due(now)) request_timed_out();
@@ -176,6 +181,7 @@ void session::request_timed_out() {
 }
 
 void session::close_if_idle() {
+    if (h2_) return h2_->close_if_idle();
     // A tunnel has no message boundary to stop at, nor a protocol to say
     // goodbye in: it closes at once.
     if (tunnelling_) close_now();
@@ -204,6 +210,7 @@ void session::close_if_idle() {
 void session::close_now() {
     if (closed_) return;
     closed_ = true;
+    if (h2_) h2_->close_now();
     if (current_) current_->abort();   // the app sees the client gone
     error_code ec;
     io_.shutdown(asio::socket_base::shutdown_both, ec);
@@ -229,17 +236,44 @@ asio::awaitable<bool> session::start_tls() {
     co_return true;
 }
 
+int session::h2_preface_seen() const {
+    std::string_view got(static_cast<const char*>(buf_.data().data()), buf_.size());
+    std::size_t n = std::min(got.size(), h2_preface.size());
+    if (got.substr(0, n) != h2_preface.substr(0, n)) return 0;
+    return n == h2_preface.size() ? 1 : -1;
+}
+
+asio::awaitable<void> session::serve_h2(std::string early) {
+    set_phase(phase::app);   // the HTTP/2 connection keeps its own deadlines
+    h2_ = std::make_shared<h2_connection>(io_, ep_, ctx_, reg_);
+    co_await h2_->run(std::move(early));
+    close_now();
+}
+
 asio::awaitable<void> session::run() {
     auto self = shared_from_this();
     if (tls_ && !co_await start_tls()) {
         close_now();
         co_return;
     }
+    if (io_.is_tls() && ctx_.http2 && io_.tls()->alpn() == "h2") {
+        co_await serve_h2({});
+        co_return;
+    }
     set_phase(phase::head);
     for (;;) {
         request_parser parser(ctx_.limits.max_header_bytes, ctx_.limits.max_header_count,
                               ctx_.limits.max_body_bytes);
-        if (!co_await read_head(parser)) break;
+        if (!co_await read_head(parser)) {
+            if (h2_preface_) {
+                std::string early(static_cast<const char*>(buf_.data().data()), buf_.size());
+                buf_.consume(buf_.size());
+                co_await serve_h2(std::move(early));
+                co_return;
+            }
+            break;
+        }
+        first_request_ = false;
         if (ctx_.request_limit > 0 &&
             ctx_.requests_seen.fetch_add(1, std::memory_order_relaxed) + 1 == ctx_.request_limit)
             ctx_.on_request_limit();
@@ -285,6 +319,16 @@ asio::awaitable<bool> session::read_head(request_parser& p) {
             buf_.consume(2);
         if (buf_.size() > 0) {
             if (phase_ == phase::idle) set_phase(phase::head);
+            // A plain connection's first bytes may be HTTP/2's preface
+            // (prior knowledge, h2c): the connection switches.
+            if (first_request_ && ctx_.http2 && !io_.is_tls()) {
+                int seen = h2_preface_seen();
+                if (seen == 1) {
+                    h2_preface_ = true;
+                    co_return false;
+                }
+                if (seen == 0) first_request_ = false;
+            }
             error_code ec;
             std::size_t n = p.put_head(buf_.data(), ec);   // judges the version early
             if (!ec && p.is_header_done()) {

@@ -29,6 +29,7 @@ class ws_channel;
 class request_parser;
 class session_registry;
 class tls_context;
+class h2_connection;
 using clock = std::chrono::steady_clock;
 
 // On graceful stop, how long a connection must have been idle before it is
@@ -71,6 +72,11 @@ private:
     boost::asio::awaitable<bool> send_file(int fd, std::uint64_t offset, std::uint64_t count);
     boost::asio::awaitable<bool> send_file_tls(int fd, std::uint64_t offset, std::uint64_t count);
     boost::asio::awaitable<bool> start_tls();
+    // The connection speaks HTTP/2 from here on (ALPN, or the preface).
+    boost::asio::awaitable<void> serve_h2(std::string early);
+    // Whether buf_ holds the start of the HTTP/2 preface (h2c with prior
+    // knowledge): 1 yes, 0 no, -1 too few bytes to tell.
+    int h2_preface_seen() const;
     boost::asio::awaitable<bool> drain(request_parser& p);
     boost::asio::awaitable<bool> write(std::string_view bytes);
     boost::asio::awaitable<void> reject(unsigned status, bool head_only = false);
@@ -86,6 +92,9 @@ private:
     void request_timed_out();
 
     transport io_;
+    std::shared_ptr<h2_connection> h2_;   // set once the connection speaks HTTP/2
+    bool first_request_ = true;
+    bool h2_preface_ = false;
     std::shared_ptr<tls_context> tls_;   // until the handshake
     endpoint_info ep_;
     server_context& ctx_;

@@ -434,12 +434,12 @@ void access_format::render_pieces(const access_record& r, std::string& out) cons
             append_log_escaped(out, h.method);
             out += ' ';
             append_log_escaped(out, h.target);
-            out += h.version == 10 ? " HTTP/1.0" : " HTTP/1.1";
+            out += h.version == 10 ? " HTTP/1.0" : h.version == 20 ? " HTTP/2.0" : " HTTP/1.1";
             break;
         case atom::method: append_log_escaped(out, h.method); break;
         case atom::path: append_log_escaped(out, h.path()); break;
         case atom::query: append_log_escaped(out, h.query()); break;
-        case atom::protocol: out += h.version == 10 ? "HTTP/1.0" : "HTTP/1.1"; break;
+        case atom::protocol: out += h.version == 10 ? "HTTP/1.0" : h.version == 20 ? "HTTP/2.0" : "HTTP/1.1"; break;
         case atom::status:
             if (r.status) append_uint(out, r.status);
             else out += '-';
@@ -495,7 +495,9 @@ void access_format::render_json(const access_record& r, std::string& out) const 
     append_json_escaped(out, h.path());
     out += R"(","query":")";
     append_json_escaped(out, h.query());
-    out += h.version == 10 ? R"(","protocol":"HTTP/1.0","status":)" : R"(","protocol":"HTTP/1.1","status":)";
+    out += h.version == 10   ? R"(","protocol":"HTTP/1.0","status":)"
+           : h.version == 20 ? R"(","protocol":"HTTP/2.0","status":)"
+                             : R"(","protocol":"HTTP/1.1","status":)";
     if (r.status) append_uint(out, r.status);
     else out += "null";
     out += R"(,"bytes":)";

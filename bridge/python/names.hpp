@@ -23,11 +23,11 @@
     X(wsgi_multithread, "wsgi.multithread") X(wsgi_multiprocess, "wsgi.multiprocess")           \
     X(wsgi_run_once, "wsgi.run_once") X(wsgi_input_terminated, "wsgi.input_terminated")         \
     X(wsgi_file_wrapper, "wsgi.file_wrapper")                                                   \
-    X(http10, "HTTP/1.0") X(http11, "HTTP/1.1") X(empty, "")                                    \
+    X(http10, "HTTP/1.0") X(http11, "HTTP/1.1") X(http2, "HTTP/2") X(empty, "")                                    \
     /* both */                                                                                  \
     X(GET, "GET") X(POST, "POST") X(HEAD, "HEAD") X(http, "http") X(https, "https")              \
     /* the ASGI scope */                                                                        \
-    X(type, "type") X(asgi, "asgi") X(http_version, "http_version") X(v10, "1.0") X(v11, "1.1") \
+    X(type, "type") X(asgi, "asgi") X(http_version, "http_version") X(v10, "1.0") X(v11, "1.1") X(v2, "2") \
     X(method, "method") X(scheme, "scheme") X(path, "path") X(raw_path, "raw_path")             \
     X(query_string, "query_string") X(root_path, "root_path") X(headers, "headers")             \
     X(client, "client") X(server, "server") X(state, "state") X(extensions, "extensions")       \

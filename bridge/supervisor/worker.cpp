@@ -236,6 +236,8 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     ctx.apps_in_flight.set_limit(opt.limit_concurrency);
     ctx.max_connections = opt.worker_connections;
     ctx.ws_max_size = opt.ws_max_size;
+    ctx.http2 = opt.http == "auto";
+    ctx.h2_max_streams = opt.h2_max_streams;
     ctx.ws_idle_timeout = opt.ws_idle_timeout;
     ctx.request_timeout = opt.timeout;
     ctx.access = access.get();
