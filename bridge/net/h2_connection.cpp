@@ -473,6 +473,9 @@ void h2_connection::start_request(stream& st) {
         return;
     }
     st.started_request = true;
+    // The last stream id a client may use: no stream can follow, so say
+    // goodbye now (this one is still served) and the client reconnects.
+    if (st.id == 0x7fffffff) close_if_idle();
     request_head& h = st.head;
     h.version = 20;
     h.keep_alive = true;
