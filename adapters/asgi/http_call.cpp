@@ -148,9 +148,30 @@ PyObject* http_call::send(PyObject* message) {
             PyErr_SetString(PyExc_RuntimeError, error->c_str());
         return nullptr;
     }
+    if (type == "http.response.informational") return send_informational(message);
     if (state_ == send_state::start) return start_response(message);
     if (type == "http.response.pathsend") return send_path(message);
+    if (state_ == send_state::trailers) return send_trailers(message);
     return send_body(message);
+}
+
+PyObject* http_call::send_informational(PyObject* message) {
+    auto r = parse_informational(message);
+    if (!r) return nullptr;
+    w_.informational(r->first, r->second);
+    flush();
+    return done_awaitable(Py_None).release();
+}
+
+PyObject* http_call::send_trailers(PyObject* message) {
+    bool more = false;
+    if (!parse_trailers(message, trailer_fields_, more)) return nullptr;
+    if (more) return done_awaitable(Py_None).release();
+    w_.end_body(trailer_fields_);
+    state_ = send_state::done;
+    w_.finish(false);
+    complete_waiters();
+    return done_awaitable(Py_None).release();
 }
 
 PyObject* http_call::start_response(PyObject* message) {
@@ -159,6 +180,7 @@ PyObject* http_call::start_response(PyObject* message) {
     std::string line = std::to_string(r->status) + " " + std::string(net::reason_phrase(r->status));
     w_.set_head(r->status, line, std::move(r->fields), r->declared);
     if (r->close) w_.close_after();
+    trailers_ = r->trailers;
     state_ = send_state::body;
     return done_awaitable(Py_None).release();
 }
@@ -180,10 +202,15 @@ PyObject* http_call::send_body(PyObject* message) {
         return nullptr;
     }
     // A start followed by one final body becomes one write with Content-Length.
-    if (!w_.head_emitted()) w_.emit_head(more ? std::nullopt : std::optional<std::uint64_t>(data.size()));
+    // (Not with trailers to come: they need the chunked framing.)
+    if (!w_.head_emitted())
+        w_.emit_head(more || trailers_ ? std::nullopt : std::optional<std::uint64_t>(data.size()));
     w_.append_body(data);
     if (body) release_view(buf);
-    if (!more) {
+    if (!more && trailers_) {
+        state_ = send_state::trailers;   // the body's end goes out with them
+        if (flush()) return done_awaitable(Py_None).release();
+    } else if (!more) {
         w_.end_body();
         state_ = send_state::done;
         w_.finish(false);
@@ -344,6 +371,10 @@ void http_call::on_done(PyObject* task) {
             if (!gone && !body_status)
                 log::error("ASGI app returned without sending a response for " + describe() + "; answering 500");
             w_.error_response(body_status ? body_status : 500);
+            w_.finish(gone);
+        } else if (state_ == send_state::trailers) {
+            // The body is whole: the response ends without the trailers.
+            w_.end_body();
             w_.finish(gone);
         } else if (state_ == send_state::body) {
             if (!gone) log::error("ASGI app returned before completing the response for " + describe() + "; closing");

@@ -49,6 +49,8 @@ private:
     PyObject* start_response(PyObject* message);
     PyObject* send_body(PyObject* message);
     PyObject* send_path(PyObject* message);   // http.response.pathsend
+    PyObject* send_informational(PyObject* message);   // http.response.informational (103 Early Hints)
+    PyObject* send_trailers(PyObject* message);        // http.response.trailers
     bool flush();                        // false: would block
     void complete_waiters();
     void cancel_for_timeout();
@@ -59,6 +61,8 @@ private:
     std::shared_ptr<mailbox> mb_;
     py::borrowed loop_;                  // the loop thread's, which outlives every call
     send_state state_ = send_state::start;
+    bool trailers_ = false;        // the start promised http.response.trailers
+    std::string trailer_fields_;   // gathered until more_trailers is false
     bool body_done_ = false;
     bool disconnected_ = false;
     std::uint64_t body_read_ = 0;

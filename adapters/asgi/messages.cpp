@@ -133,7 +133,58 @@ std::optional<response_start> parse_response_start(PyObject* message) {
         return true;
     });
     if (!ok) return std::nullopt;
+    PyObject* trailers = PyDict_GetItemString(message, "trailers");   // borrowed
+    if (trailers) {
+        int t = PyObject_IsTrue(trailers);
+        if (t < 0) return std::nullopt;
+        r.trailers = t == 1;
+    }
     return r;
+}
+
+std::optional<std::pair<unsigned, std::string>> parse_informational(PyObject* message) {
+    PyObject* st = PyDict_GetItemWithError(message, names::status);   // borrowed
+    if (!st || !PyLong_Check(st)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.informational needs an int 'status'");
+        return std::nullopt;
+    }
+    long code = PyLong_AsLong(st);
+    if (code == -1 && PyErr_Occurred()) return std::nullopt;
+    // 101 switches protocols, which an app cannot do here.
+    if (code < 100 || code > 199 || code == 101) {
+        PyErr_Format(PyExc_ValueError, "invalid interim status %ld: http.response.informational takes 100 to 199, not 101", code);
+        return std::nullopt;
+    }
+    std::string fields;
+    PyObject* headers = PyDict_GetItemWithError(message, names::headers);   // borrowed
+    if (!headers && PyErr_Occurred()) return std::nullopt;
+    bool ok = for_each_header(headers, [&](std::string_view n, std::string_view v, PyObject*) {
+        if (net::is_hop_by_hop(n) || boost::beast::iequals(n, "content-length")) return true;
+        fields.append(n).append(": ").append(v).append("\r\n");
+        return true;
+    });
+    if (!ok) return std::nullopt;
+    return std::make_pair(static_cast<unsigned>(code), std::move(fields));
+}
+
+bool parse_trailers(PyObject* message, std::string& fields, bool& more) {
+    PyObject* headers = PyDict_GetItemWithError(message, names::headers);   // borrowed
+    if (!headers && PyErr_Occurred()) return false;
+    bool ok = for_each_header(headers, [&](std::string_view n, std::string_view v, PyObject*) {
+        // RFC 9110 6.5.1: no field that frames the message, routes it or
+        // authenticates it belongs in trailers; the framing ones are dropped.
+        if (net::is_hop_by_hop(n) || boost::beast::iequals(n, "content-length") ||
+            boost::beast::iequals(n, "content-type") || boost::beast::iequals(n, "host"))
+            return true;
+        fields.append(n).append(": ").append(v).append("\r\n");
+        return true;
+    });
+    if (!ok) return false;
+    PyObject* m = PyDict_GetItemString(message, "more_trailers");   // borrowed
+    int t = m ? PyObject_IsTrue(m) : 0;
+    if (t < 0) return false;
+    more = t == 1;
+    return true;
 }
 
 std::optional<std::string> order_error(send_state state, std::string_view type) {
@@ -142,11 +193,14 @@ std::optional<std::string> order_error(send_state state, std::string_view type) 
     };
     switch (state) {
     case send_state::start:
-        if (type == "http.response.start") return std::nullopt;
+        if (type == "http.response.start" || type == "http.response.informational") return std::nullopt;
         return expected("http.response.start");
     case send_state::body:
         if (type == "http.response.body" || type == "http.response.pathsend") return std::nullopt;
         return expected("http.response.body");
+    case send_state::trailers:
+        if (type == "http.response.trailers") return std::nullopt;
+        return expected("http.response.trailers");
     case send_state::done:
         break;
     }

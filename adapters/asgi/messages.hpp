@@ -42,6 +42,7 @@ struct response_start {
     std::string fields;                    // "Name: value\r\n" each, in order
     std::optional<std::uint64_t> declared; // the app's Content-Length
     bool close = false;                    // the app sent Connection: close
+    bool trailers = false;                 // http.response.trailers will follow the body
 };
 
 // Reads message["status"] and message["headers"] (see parse_status and
@@ -51,8 +52,20 @@ struct response_start {
 // (TypeError or ValueError) set when the message breaks a rule.
 std::optional<response_start> parse_response_start(PyObject* message);
 
-// The order of the messages of one HTTP response.
-enum class send_state { start, body, done };
+// The order of the messages of one HTTP response: an interim response
+// (http.response.informational) may come before the start; trailers
+// (http.response.trailers) after the last body, when the start said so.
+enum class send_state { start, body, trailers, done };
+
+// http.response.informational: a 1xx status other than 101, and its
+// headers as "Name: value\r\n" lines. nullopt with a Python exception set
+// when the message breaks a rule.
+std::optional<std::pair<unsigned, std::string>> parse_informational(PyObject* message);
+
+// http.response.trailers: appends its fields to `fields` ("Name: value\r\n"
+// lines; fields that frame a message are dropped) and sets `more` from
+// more_trailers. False with a Python exception set on a bad message.
+bool parse_trailers(PyObject* message, std::string& fields, bool& more);
 
 // Null if `type` may be sent in `state`, otherwise the RuntimeError text
 // the app gets (it names the message that was expected).

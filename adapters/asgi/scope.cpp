@@ -79,7 +79,8 @@ py::ref tls_extension(const net::tls_info& t) {
 
 scope_builder::scope_builder(std::string root_path) : root_(std::move(root_path)) {
     asgi_ = py::ref::steal(Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", http_spec_version));
-    http_extensions_ = py::ref::steal(Py_BuildValue("{s:{}}", "http.response.pathsend"));
+    http_extensions_ = py::ref::steal(Py_BuildValue("{s:{},s:{},s:{}}", "http.response.pathsend", "http.response.trailers",
+                                                    "http.response.informational"));
     ws_extensions_ = py::ref::steal(Py_BuildValue("{s:{}}", "websocket.http.response"));
     root_path_ = py::ref::steal(PyUnicode_DecodeUTF8(root_.data(), static_cast<Py_ssize_t>(root_.size()), "replace"));
 }

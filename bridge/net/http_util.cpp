@@ -133,6 +133,8 @@ bool percent_decode(std::string_view in, std::string& out) {
 std::string_view reason_phrase(unsigned s) {
     switch (s) {
     case 100: return "Continue";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
     case 101: return "Switching Protocols";
     case 200: return "OK";
     case 201: return "Created";

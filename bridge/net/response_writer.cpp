@@ -116,8 +116,23 @@ void response_writer::add_sent(std::uint64_t n) {
     ex_.add_body_bytes(n);
 }
 
-void response_writer::end_body() {
-    if (chunked_) out_ += "0\r\n\r\n";
+void response_writer::informational(unsigned status, std::string_view fields) {
+    if (head_emitted_ || ex_.head().version == 10) return;
+    out_ += "HTTP/1.1 ";
+    out_ += std::to_string(status);
+    out_ += ' ';
+    out_ += reason_phrase(status);
+    out_ += "\r\n";
+    out_.append(fields);
+    out_ += "\r\n";
+}
+
+void response_writer::end_body(std::string_view trailers) {
+    if (chunked_) {
+        out_ += "0\r\n";
+        out_.append(trailers);
+        out_ += "\r\n";
+    }
     if (declared_ && sent_ < *declared_ && !no_body_) {
         log::warning("app sent less body than its Content-Length; closing the connection");
         keep_alive_ = false;

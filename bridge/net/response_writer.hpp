@@ -35,8 +35,13 @@ public:
     // chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
     void emit_head(std::optional<std::uint64_t> known_length);
     void append_body(std::string_view data);
-    // Appends the end of the body (the last chunk) and checks the length.
-    void end_body();
+    // Appends the end of the body (the last chunk, with `trailers`, lines
+    // of "Name: value\r\n", when the body is chunked: otherwise they are
+    // dropped) and checks the length.
+    void end_body(std::string_view trailers = {});
+    // An interim response (1xx) before the head: sent at once, except to an
+    // HTTP/1.0 client, which would not expect one (RFC 9110 15.2).
+    void informational(unsigned status, std::string_view fields);
     // The connection must close after this response (the app asked for it,
     // or the response cannot be completed).
     void close_after() { close_requested_ = true; }

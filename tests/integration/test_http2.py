@@ -658,3 +658,38 @@ def test_uppercase_header_name_is_a_stream_error(serve):
     c.get(3, "/x")
     assert c.read(5, until=lambda: 3 in c.ended)
     assert c.headers[3][":status"] == "200"
+
+
+# ---- ASGI extensions: trailers and early hints ---------------------------------------------
+
+
+def test_response_trailers_over_h2_and_http11(serve):
+    srv = serve("h2_cases:app")
+    c = h2c(srv)
+    sid = c.request("/trailers", headers=[("te", "trailers")])
+    st = c.response(sid)
+    assert st["headers"][":status"] == "200" and st["body"] == b"body"
+    assert st["trailers"] == {"x-checksum": "abc123"}
+    s = srv.connect()
+    s.sendall(b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+    raw = recv_until_closed(s)
+    assert b"Transfer-Encoding: chunked" in raw
+    assert raw.endswith(b"4\r\nbody\r\n0\r\nx-checksum: abc123\r\n\r\n")
+
+
+def test_early_hints_over_h2_and_http11(serve):
+    srv = serve("h2_cases:app")
+    c = h2c(srv)
+    sid = c.request("/hints")
+    st = c.response(sid)
+    assert st["interim"] and st["interim"][0][":status"] == "103"
+    assert st["interim"][0]["link"] == "</style.css>; rel=preload; as=style"
+    assert st["headers"][":status"] == "200" and st["body"] == b"with hints"
+    s = srv.connect()
+    s.sendall(b"GET /hints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    raw = recv_until_closed(s)
+    assert raw.startswith(b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload; as=style\r\n\r\nHTTP/1.1 200 OK\r\n")
+    # An HTTP/1.0 client does not expect interim responses: none is sent.
+    s = srv.connect()
+    s.sendall(b"GET /hints HTTP/1.0\r\nHost: x\r\n\r\n")
+    assert recv_until_closed(s).startswith(b"HTTP/1.1 200 OK\r\n")

@@ -58,7 +58,8 @@ TEST_F(scope_test, http_scope_has_every_key_of_the_spec_in_order) {
                                                        "headers", "client", "server"}));
     EXPECT_EQ(repr(s.get(), "type"), "'http'");
     EXPECT_EQ(repr(s.get(), "asgi"), "{'version': '3.0', 'spec_version': '2.4'}");
-    EXPECT_EQ(repr(s.get(), "extensions"), "{'http.response.pathsend': {}}");
+    EXPECT_EQ(repr(s.get(), "extensions"),
+              "{'http.response.pathsend': {}, 'http.response.trailers': {}, 'http.response.informational': {}}");
     EXPECT_EQ(repr(s.get(), "http_version"), "'1.1'");
     EXPECT_EQ(repr(s.get(), "method"), "'POST'");
     EXPECT_EQ(repr(s.get(), "scheme"), "'http'");
