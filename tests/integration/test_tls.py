@@ -21,6 +21,9 @@ import websockets
 from conftest import APPS, poll, read_response, recv_until_closed, run_trestle
 from upstream_server import Upstream
 
+# Under the sanitizers memory figures mean nothing (ASan's quarantine).
+SANITIZED = bool(os.environ.get("TRESTLE_SANITIZED"))
+
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command (Debian's openssl)")
 
 
@@ -218,25 +221,27 @@ def test_sessions_resume(serve, pki):
 def test_sessions_resume_across_worker_processes(serve, pki):
     srv = serve("pid_app:app", *tls_flags(pki), "--workers", "2")
     ctx = client_context(pki)
-    first = None
-    pids = set()
-    resumed = 0
-    deadline = time.monotonic() + 30
-    # Until both workers have answered a resumed connection (bounded).
-    for _ in range(200):
-        if len(pids) == 2 or time.monotonic() > deadline:
-            break
+
+    def connect(session=None):
         s = ctx.wrap_socket(socket.create_connection((srv.host, srv.port), timeout=10), server_hostname="localhost",
-                            session=first)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        status, _, body, _ = read_response(s)
-        if first is None:
-            first = s.session
-        elif s.session_reused:
-            resumed += 1
-            pids.add(body.strip())
-        s.close()
-    assert len(pids) == 2, "resumed on %d worker(s) only (%d resumptions)" % (len(pids), resumed)
+                            session=session)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        return s, read_response(s)[2].strip()
+
+    first, _ = connect()
+    session = first.session
+    first.close()
+    resumed = set()
+    # Connections held open at once spread over the workers (each worker
+    # leaves a new connection to a less loaded one); a few rounds, bounded.
+    for _ in range(10):
+        held = [connect(session) for _ in range(6)]
+        resumed |= {pid for s, pid in held if s.session_reused}
+        for s, _ in held:
+            s.close()
+        if len(resumed) == 2:
+            break
+    assert len(resumed) == 2, "sessions resumed on %d worker(s) only" % len(resumed)
 
 
 # ---- client certificates ---------------------------------------------------
@@ -381,7 +386,8 @@ def test_a_slow_reader_of_a_large_file_over_tls_keeps_memory_bounded(serve, pki,
     assert got == len(data)
     assert h.hexdigest() == hashlib.sha256(data).hexdigest()
     # The file is never in memory whole: well under its 64 MiB.
-    assert peak - before < 16 * 1024, "RSS grew by %d KiB" % (peak - before)
+    if not SANITIZED:
+        assert peak - before < 16 * 1024, "RSS grew by %d KiB" % (peak - before)
 
 
 def test_proxy_mount_over_tls(serve, pki):

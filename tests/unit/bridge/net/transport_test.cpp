@@ -206,6 +206,7 @@ TEST_F(transport_test, a_pending_read_is_cancelled) {
     run_until([&] { return r.done; });
     EXPECT_EQ(r.ec, asio::error::operation_aborted);
     release = true;
+    client.join();   // before `release` goes out of scope
 }
 
 TEST_F(transport_test, plain_http_gets_a_400_in_plain_text) {
