@@ -463,3 +463,20 @@ def test_hup_with_workers_loads_the_new_certificate(serve, pki, tmp_path):
     srv.proc.send_signal(signal.SIGHUP)
     # Every connection after the new workers are in comes with the new one.
     assert poll(lambda: all(peer_cn(srv, pki) == "localhost-second" for _ in range(6)), timeout=30)
+
+
+@pytest.mark.skipif(shutil.which("testssl") is None, reason="needs testssl (Debian's testssl.sh)")
+def test_testssl_finds_no_weak_protocol_or_vulnerability(serve, pki):
+    """testssl.sh's protocol and vulnerability checks against a TLS bind
+    (docs/reliability.md lists a whole run's findings)."""
+    srv = serve("hello:app", *tls_flags(pki))
+    out = subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "--ip", "one", "-p", "-U",
+                          "127.0.0.1:%d" % srv.port], capture_output=True, text=True, timeout=600).stdout
+    for old in ("SSLv2", "SSLv3", "TLS 1", "TLS 1.1"):
+        line = next(l for l in out.splitlines() if l.strip().startswith(old + " "))
+        assert "not offered" in line, line
+    assert "TLS 1.2    offered" in out and "TLS 1.3    offered" in out
+    assert "ALPN/HTTP2 h2, http/1.1" in out
+    assert "Heartbleed" in out   # the vulnerability checks ran
+    flagged = [l for l in out.splitlines() if "VULNERABLE" in l or "NOT ok" in l]
+    assert not flagged, "\n".join(flagged)
