@@ -693,3 +693,38 @@ def test_early_hints_over_h2_and_http11(serve):
     s = srv.connect()
     s.sendall(b"GET /hints HTTP/1.0\r\nHost: x\r\n\r\n")
     assert recv_until_closed(s).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+# ---- the server's own rules, per stream ------------------------------------------------------
+
+
+def test_request_timeout_and_access_log_per_stream(serve, tmp_path):
+    log = tmp_path / "access.log"
+    srv = serve("h2_cases:app", "--timeout", "0.5", "--access-log", str(log))
+    c = h2c(srv)
+    slow = c.request("/sleep?s=5")
+    fast = c.request("/x")
+    assert c.response(fast)["headers"][":status"] == "200"
+    st = c.response(slow, timeout=10)
+    assert st["headers"][":status"] == "504"
+    # The connection goes on after the timed-out stream.
+    assert c.response(c.request("/x"))["headers"][":status"] == "200"
+    c.close()
+    from conftest import poll
+    text = poll(lambda: log.read_text() if log.exists() and log.read_text().count("\n") >= 3 else "", timeout=5)
+    assert '"GET /x HTTP/2.0" 200' in text
+    assert '"GET /sleep?s=5 HTTP/2.0" 504' in text
+
+
+def test_body_larger_than_max_body_bytes(serve):
+    srv = serve("h2_cases:app", "--max-body-bytes", "1000")
+    c = h2c(srv)
+    sid = c.request("/late-read?s=0", method="POST", headers=[("content-length", "5000")], body=b"x" * 5000)
+    assert c.response(sid)["headers"][":status"] == "413"
+    # Without a length: refused as it grows past the limit.
+    sid = c.request("/late-read?s=0", method="POST", body=b"y" * 5000)
+    st = c.response(sid)
+    assert st["ended"]
+    # The app already runs: its body read fails (413 if it has not
+    # answered) and the stream is reset.
+    assert sid in c.resets or st["headers"][":status"] == "413"
