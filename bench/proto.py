@@ -150,11 +150,14 @@ def main():
     ap.add_argument("--trestle", default=os.path.join(ROOT, "build", "trestle"))
     opts = ap.parse_args()
     d = tempfile.mkdtemp(prefix="trestle-proto-")
+    os.chmod(d, 0o755)   # nginx's workers (nobody) read the static file and the certificate under it
     cert, key = make_cert(d)
     static = os.path.join(d, "static")
     os.makedirs(static)
     with open(os.path.join(static, "index.txt"), "w") as f:
         f.write("Hello, World!")
+    for path in (cert, key, os.path.join(static, "index.txt")):
+        os.chmod(path, 0o644)
 
     def log(msg):
         print(msg, flush=True)

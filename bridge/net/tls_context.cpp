@@ -15,6 +15,8 @@
 
 namespace trestle::net {
 
+std::string probe_kernel_tls();
+
 namespace {
 
 // Mozilla's "intermediate" configuration (version 5.7): the TLS 1.2 suites.
@@ -77,8 +79,12 @@ bool configure(SSL_CTX* ctx, const tls_options& o, std::string& why) {
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     int min = o.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
     SSL_CTX_set_min_proto_version(ctx, min);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_ENABLE_KTLS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    // Kernel TLS only where the kernel has it: each attempt where it has
+    // not is a failing setsockopt(TCP_ULP) per connection and direction,
+    // which makes the kernel try to load the module (a modprobe) every
+    // time: it halved the handshake rate here.
+    if (kernel_tls_unavailable().empty()) SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     // Partial writes let a response go out record by record as the socket
     // takes it; the buffer of a write retried after WANT_WRITE may have
     // moved (a std::string that grew). Idle connections give their 34 KiB
@@ -181,6 +187,11 @@ void make_shared_ticket_keys() {
 }
 
 std::string kernel_tls_unavailable() {
+    static const std::string why = probe_kernel_tls();
+    return why;
+}
+
+std::string probe_kernel_tls() {
     // The kernel's TLS layer is attached to a connected TCP socket: make a
     // loopback pair and try.
     int lst = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

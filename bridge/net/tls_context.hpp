@@ -63,7 +63,8 @@ void make_shared_ticket_keys();
 std::string pem_of(X509* cert);
 
 // Whether the kernel can take over TLS records (kTLS), so that a file goes
-// out with sendfile: "" when it can, else why not (one line).
+// out with sendfile: "" when it can, else why not (one line). Probed once
+// per process.
 std::string kernel_tls_unavailable();
 
 } // namespace trestle::net
