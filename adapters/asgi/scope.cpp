@@ -58,12 +58,12 @@ py::ref tls_extension(const net::tls_info& t) {
         if (!c || PyList_Append(chain.get(), c.get()) < 0) return {};
     }
     py::ref d = py::ref::steal(PyDict_New());
-    if (!d || !py::set_item(d.get(), py::ref::steal(PyUnicode_FromString("server_cert")).get(), text_or_none(t.server_cert)))
-        return {};
+    if (!d) return {};
     struct item {
         const char* key;
         py::ref value;
     } items[] = {
+        {"server_cert", text_or_none(t.server_cert)},
         {"client_cert_chain", std::move(chain)},
         {"client_cert_name", text_or_none(t.client_name)},
         {"client_cert_error", text_or_none(t.client_error)},

@@ -356,8 +356,8 @@ def test_proxy_mount(serve, proto, h2c_client):
         assert r.status_code == 200
         req = up.last()
         assert req.method == "POST" and req.target == "/api/x?y=1" and req.body_len == 7
-        # The upstream side stays HTTP/1.1, with the client's Host.
-        assert req.version == "HTTP/1.1" if hasattr(req, "version") else True
+        # The upstream side stays HTTP/1.1.
+        assert req.raw_head.startswith(b"POST /api/x?y=1 HTTP/1.1\r\n"), req.raw_head
     finally:
         up.stop()
 
@@ -365,7 +365,7 @@ def test_proxy_mount(serve, proto, h2c_client):
 def test_app_errors_and_head(serve, proto, h2c_client):
     srv = serve("wsgi_cases:app")
     r = h2c_client.get(base(srv, proto) + "/raise")
-    assert r.status_code in (500, 404)
+    assert r.status_code == 500
     r = h2c_client.head(base(srv, proto) + "/environ")
     assert r.status_code == 200 and r.content == b""
 
@@ -471,22 +471,18 @@ def test_max_concurrent_streams(serve):
 
 def test_rapid_reset_is_bounded(serve):
     srv = serve("h2_cases:app")
-    c = h2c(srv)
-    c.pump(0.5)
-    enc = hpack.Encoder()
+    c = RawH2(srv)
     burst = b""
     sid = 1
     for _ in range(3000):
-        block = enc.encode([(":method", "GET"), (":path", "/sleep?s=3"), (":scheme", "http"), (":authority", "x")])
-        burst += frame(1, 0x4 | 0x1, sid, block) + frame(3, 0, sid, struct.pack(">I", 8))
+        burst += frame(1, 0x4 | 0x1, sid, c.headers_block("/sleep?s=3")) + frame(3, 0, sid, struct.pack(">I", 8))
         sid += 2
-    try:
-        c.send_raw(burst)
-    except OSError:
-        pass
-    # The connection ends with a GOAWAY; the apps started stay within the stream limit.
-    c.wait_closed(15)
-    assert c.goaway is None or c.goaway[0] in (11, 1), c.goaway   # ENHANCE_YOUR_CALM (or a protocol error)
+    c.send(burst)
+    # The connection ends with a GOAWAY; the apps started stay within the
+    # stream limit (without the limit on reset streams whose app still
+    # runs, 1001 start: nghttp2's reset budget alone).
+    c.read(15, until=lambda: c.goaway is not None)
+    assert c.goaway is not None and ERR[c.goaway[0]] == "ENHANCE_YOUR_CALM", c.goaway
     probe = h2c(srv)
     counts = json.loads(probe.response(probe.request("/count"))["body"])
     assert counts["started"] <= 120, counts
