@@ -230,14 +230,19 @@ TEST(thread_pool, a_helper_stands_by_while_jobs_keep_starting) {
     constexpr int jobs = 400;
     {
         thread_pool pool(s);
+        // Queued first, then one wake: submitting while the runner runs would
+        // let it drain the queue and go idle whenever this thread is
+        // descheduled (seen under AddressSanitizer in CI), and the next
+        // submit could then wake another thread, which is right, not a helper.
         for (int i = 0; i < jobs; ++i) {
             ASSERT_TRUE(pool.try_submit([&, i] {
                 PyRun_SimpleString("sum(range(3000))");   // about 30 µs of bytecode
                 std::lock_guard lock(m);
                 ran_on.insert(std::this_thread::get_id());
                 order.push_back(i);
-            }));
+            }, false));
         }
+        pool.wake();
         EXPECT_TRUE(pool.stop(60'000));   // a stop lets the runner drain the queue; no one joins in
     }
     {
