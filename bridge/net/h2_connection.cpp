@@ -5,6 +5,8 @@
 #include "bridge/net/server_context.hpp"
 #include "bridge/net/session.hpp"
 #include "bridge/net/transport.hpp"
+#include "bridge/net/ws_channel.hpp"
+#include "bridge/net/ws_session.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/router/mount_table.hpp"
@@ -98,11 +100,17 @@ struct h2_connection::stream final : h1_response_decoder::sink {
     bool app_done = false;
     bool broken = false;          // the app's output could not be read: reset
     clock::time_point out_progress = started;
+    // A WebSocket (extended CONNECT, :protocol websocket): its frames move
+    // through wsio, not through an exchange.
+    std::string protocol;
+    std::shared_ptr<ws_channel> ws;
+    std::shared_ptr<h2_stream_io> wsio;
+    bool ws_closing = false;
 
     stream(h2_connection& conn, std::int32_t sid) : c(conn), id(sid) {}
 
     std::size_t data_left() const { return data.size() - data_pos; }
-    bool output_pending() const { return data_left() > 0 || file.has_value(); }
+    bool output_pending() const { return data_left() > 0 || file.has_value() || (wsio && wsio->output_pending()); }
 
     void on_head(unsigned st, h1_response_decoder::fields f, bool final) override {
         if (!final) {
@@ -117,6 +125,9 @@ struct h2_connection::stream final : h1_response_decoder::sink {
         final_head = std::move(f);
     }
     void on_body(std::string_view d) override {
+        // Output waiting for the peer's window is timed from now, not from
+        // when the stream began (an app may write after a long silence).
+        if (!output_pending()) out_progress = clock::now();
         if (data_pos == data.size()) {
             data.clear();
             data_pos = 0;
@@ -176,6 +187,7 @@ struct h2_connection::callbacks {
             if (n == ":method") st->head.method.assign(v);
             else if (n == ":path") st->head.target.assign(v);
             else if (n == ":authority") st->authority.assign(v);
+            else if (n == ":protocol") st->protocol.assign(v);   // nghttp2 lets it through only on CONNECT
             return 0;   // :scheme is the connection's own
         }
         int known = static_cast<int>(http::string_to_field(n));
@@ -218,7 +230,8 @@ struct h2_connection::callbacks {
         if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
             (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             st->body_eof = true;
-            c.body_complete(*st);
+            if (st->wsio) st->wsio->end_input();
+            else c.body_complete(*st);
         }
         return 0;
     }
@@ -227,6 +240,11 @@ struct h2_connection::callbacks {
                              void* user) {
         auto& c = self(user);
         auto* st = static_cast<stream*>(nghttp2_session_get_stream_user_data(s, id));
+        if (st && st->wsio) {
+            // Its window opens as the WebSocket reads (stream_consumed).
+            st->wsio->deliver(reinterpret_cast<const char*>(data), len);
+            return 0;
+        }
         if (!st || st->refuse || st->app_done) {
             nghttp2_session_consume(s, id, len);   // nobody reads it: keep the connection's window open
             return 0;
@@ -273,6 +291,17 @@ struct h2_connection::callbacks {
         auto& c = self(user);
         auto* st = static_cast<stream*>(source->ptr);
         std::size_t n = 0;
+        if (st->wsio) {
+            n = st->wsio->pull(buf, length);
+            if (n > 0) st->out_progress = clock::now();
+            if (st->wsio->output_ended()) {
+                *flags |= NGHTTP2_DATA_FLAG_EOF;
+                return static_cast<ssize_t>(n);
+            }
+            if (n > 0) return static_cast<ssize_t>(n);
+            st->deferred = true;
+            return NGHTTP2_ERR_DEFERRED;
+        }
         if (st->data_left() > 0) {
             n = std::min(length, st->data_left());
             std::memcpy(buf, st->data.data() + st->data_pos, n);
@@ -323,11 +352,19 @@ struct h2_connection::callbacks {
 
     // A GOAWAY for an error that nghttp2 sent on its own (a protocol
     // error it found): nothing more is read.
-    static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    // A WebSocket's last DATA frame: the client has had its close frame
+    // answered, and need send nothing more (RFC 9113 8.1: RST_STREAM
+    // NO_ERROR after a complete response).
+    static int on_frame_send(nghttp2_session* s, const nghttp2_frame* frame, void* user) {
         auto& c = self(user);
         if (frame->hd.type == NGHTTP2_GOAWAY) {
             c.goaway_sent_ = true;
             if (frame->goaway.error_code != NGHTTP2_NO_ERROR) c.stop_reading();
+        }
+        if (frame->hd.type == NGHTTP2_DATA && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            auto* st = static_cast<stream*>(nghttp2_session_get_stream_user_data(s, frame->hd.stream_id));
+            if (st && st->wsio && !st->wsio->input_ended())
+                nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
         }
         return 0;
     }
@@ -370,11 +407,13 @@ h2_connection::h2_connection(transport& io, const endpoint_info& ep, server_cont
 }
 
 h2_connection::~h2_connection() {
-    for (auto& [id, st] : streams_)
+    for (auto& [id, st] : streams_) {
         if (st->ex) {
             st->ex->set_driver(nullptr);
             st->ex->abort();
         }
+        if (st->wsio) st->wsio->fail();
+    }
     if (session_) nghttp2_session_del(session_);
 }
 
@@ -410,8 +449,10 @@ asio::awaitable<void> h2_connection::run(std::string early) {
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
          static_cast<std::uint32_t>(ctx_.limits.max_header_bytes + 32 * ctx_.limits.max_header_count)},
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},   // the last: left out below when off
     };
-    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
+                            std::size(settings) - (ctx_.h2_websockets ? 0 : 1));
     nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, connection_window);
     kick_.emplace(io_.get_executor());
     asio::co_spawn(io_.get_executor(), [self]() { return self->writer(); }, asio::detached);
@@ -475,7 +516,7 @@ void h2_connection::start_request(stream& st) {
     st.started_request = true;
     // The last stream id a client may use: no stream can follow, so say
     // goodbye now (this one is still served) and the client reconnects.
-    if (st.id == 0x7fffffff) close_if_idle();
+    if (st.id == 0x7fffffff) goaway();
     request_head& h = st.head;
     h.version = 20;
     h.keep_alive = true;
@@ -486,7 +527,7 @@ void h2_connection::start_request(stream& st) {
         h.headers.insert(h.headers.begin(),
                          header_field{"host", st.authority, static_cast<int>(http::field::host)});
     if (st.refuse) return answer(st, st.refuse);
-    if (h.method == "CONNECT") return answer(st, 405);
+    if (h.method == "CONNECT") return st.protocol.empty() ? answer(st, 405) : start_websocket(st);
     if (h.target.empty() || (h.target[0] != '/' && h.target != "*")) return answer(st, 400);
     if (h.content_length && *h.content_length > ctx_.limits.max_body_bytes) return answer(st, 413);
     if (ctx_.request_limit > 0 &&
@@ -505,6 +546,85 @@ void h2_connection::start_request(stream& st) {
         return;
     }
     submit_exchange(st);
+}
+
+void h2_connection::start_websocket(stream& st) {
+    request_head& h = st.head;
+    // RFC 8441 4: an extended CONNECT names the protocol; WebSocket is the
+    // only one served.
+    if (st.protocol != "websocket") return answer(st, 501);
+    if (h.target.empty() || h.target[0] != '/') return answer(st, 400);
+    if (unsigned status = h2_websocket_status(h)) return answer(st, status);
+    h.method = "GET";   // what the app and the access log see, as over HTTP/1.1
+    st.r = ctx_.router->resolve(h);
+    if (!st.r.duties.websocket) return answer(st, 400);   // a mount that takes no WebSocket, as over HTTP/1.1
+    endpoint_info ep = ep_;
+    if (ep_.trusted_peer) apply_forwarded(h, ctx_.trusted, ep);
+    auto ch = std::make_shared<ws_channel>(io_.get_executor(), std::move(h), ep, ctx_.output_hwm);
+    if (!st.r.target->submit_websocket(ch)) return answer(st, 503);
+    st.ws = ch;
+    st.wsio = std::make_shared<h2_stream_io>(io_.get_executor(), static_cast<h2_stream_link*>(this), st.id);
+    if (st.body_eof) st.wsio->end_input();   // END_STREAM on the HEADERS: the client sends nothing
+    // The stream's window opens as the WebSocket reads: frames that wait
+    // for the app hold the client back, as TCP does over HTTP/1.1.
+    asio::co_spawn(
+        io_.get_executor(),
+        [io = st.wsio, ch, &ctx = ctx_]() -> asio::awaitable<void> { co_await serve_websocket(*io, ch, ctx); },
+        asio::detached);
+}
+
+h2_connection::stream* h2_connection::find(std::int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+}
+
+void h2_connection::stream_consumed(std::int32_t id, std::size_t n) {
+    if (closed_) return;
+    nghttp2_session_consume(session_, id, n);
+    flush();
+}
+
+void h2_connection::stream_output(std::int32_t id) {
+    stream* st = find(id);
+    if (!st || closed_) return;
+    if (st->deferred) {
+        st->deferred = false;
+        nghttp2_session_resume_data(session_, id);
+    }
+    flush();
+}
+
+void h2_connection::stream_answer(std::int32_t id, const ws_command& first) {
+    stream* st = find(id);
+    if (!st || closed_) return;
+    if (first.kind != ws_command::accept) {
+        // The denial, as over HTTP/1.1 but on the stream: its status,
+        // fields and body, then END_STREAM.
+        st->wsio->fail();
+        st->wsio.reset();
+        st->app_done = true;
+        if (!st->dec.feed(websocket_denial(first, ctx_), *st) || !st->dec.finish(*st)) return reset(*st, NGHTTP2_INTERNAL_ERROR);
+    } else {
+        std::string head = "HTTP/1.1 200 OK\r\n";
+        if (!ctx_.server_header.empty()) head += "Server: " + ctx_.server_header + "\r\n";
+        if (!first.subprotocol.empty()) head += "Sec-WebSocket-Protocol: " + first.subprotocol + "\r\n";
+        for (auto& [n, v] : first.headers) head += n + ": " + v + "\r\n";
+        head += "\r\n";
+        // The head only; the body is the WebSocket's frames (read_data).
+        if (!st->dec.feed(head, *st) || !st->final_head) {
+            log::error("HTTP/2 stream " + std::to_string(id) + ": the WebSocket's response fields could not be read");
+            return reset(*st, NGHTTP2_INTERNAL_ERROR);
+        }
+    }
+    submit_head(*st);
+    resume(*st);
+    flush();
+}
+
+void h2_connection::stream_abort(std::int32_t id) {
+    if (closed_ || !find(id)) return;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    flush();
 }
 
 void h2_connection::body_complete(stream& st) {
@@ -662,6 +782,15 @@ void h2_connection::stream_closed(std::int32_t id, std::uint32_t code) {
     auto it = streams_.find(id);
     if (it == streams_.end()) return;
     stream& st = *it->second;
+    if (st.wsio) {
+        // What the peer sent that the WebSocket will never read.
+        if (st.wsio->unread() > 0) nghttp2_session_consume_connection(session_, st.wsio->unread());
+        st.wsio->fail();   // Beast's pending read ends: the app sees websocket.disconnect (1006 unless a close came)
+    }
+    if (st.ws) {
+        st.ws->wakeup_timer().cancel();
+        st.ws->reader_timer().cancel();
+    }
     if (st.ex) {
         bool complete = st.app_done && st.ended && !st.output_pending();
         st.ex->set_driver(nullptr);
@@ -825,6 +954,20 @@ void h2_connection::check_deadline(clock::time_point now) {
 }
 
 void h2_connection::close_if_idle() {
+    // WebSockets are told the server is going away (1001), as over HTTP/1.1.
+    for (auto& [id, st] : streams_)
+        if (st->ws && st->wsio && !st->ws_closing) {
+            st->ws_closing = true;
+            ws_command c{};
+            c.kind = ws_command::close;
+            c.code = 1001;
+            c.reason = "server shutting down";
+            st->ws->command(std::move(c));
+        }
+    goaway();
+}
+
+void h2_connection::goaway() {
     if (closed_ || goaway_sent_) return;
     goaway_sent_ = true;
     nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
@@ -836,12 +979,18 @@ void h2_connection::close_if_idle() {
 void h2_connection::close_now() {
     if (closed_) return;
     closed_ = true;
-    for (auto& [id, st] : streams_)
+    for (auto& [id, st] : streams_) {
         if (st->ex) {
             st->ex->set_driver(nullptr);
             by_exchange_.erase(st->ex.get());
             st->ex->abort();
         }
+        if (st->wsio) st->wsio->fail();
+        if (st->ws) {
+            st->ws->wakeup_timer().cancel();
+            st->ws->reader_timer().cancel();
+        }
+    }
     if (kick_) kick_->cancel();
     error_code ec;
     io_.cancel(ec);

@@ -13,6 +13,7 @@
 #include "bridge/net/body_buffer.hpp"
 #include "bridge/net/exchange.hpp"
 #include "bridge/net/h1_response_decoder.hpp"
+#include "bridge/net/h2_stream_io.hpp"
 #include "bridge/net/protocol_port.hpp"
 #include "bridge/net/request.hpp"
 
@@ -41,7 +42,9 @@ class transport;
 // The 24 bytes an HTTP/2 client sends first (RFC 9113 3.4).
 inline constexpr std::string_view h2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-class h2_connection final : public std::enable_shared_from_this<h2_connection>, private exchange_driver {
+class h2_connection final : public std::enable_shared_from_this<h2_connection>,
+                            private exchange_driver,
+                            private h2_stream_link {
 public:
     using clock = std::chrono::steady_clock;
 
@@ -57,12 +60,21 @@ public:
     // Graceful stop: GOAWAY with the last stream taken; open streams finish.
     void close_if_idle();
     void close_now();
+    // GOAWAY with the last stream taken: no new streams, open ones finish.
+    void goaway();
 
     struct stream;
     struct callbacks;
 
 private:
     void exchange_ready(protocol_port& ex) override;
+    // A WebSocket over a stream (RFC 8441), through h2_stream_io.
+    void start_websocket(stream& st);
+    void stream_consumed(std::int32_t id, std::size_t n) override;
+    void stream_output(std::int32_t id) override;
+    void stream_answer(std::int32_t id, const ws_command& first) override;
+    void stream_abort(std::int32_t id) override;
+    stream* find(std::int32_t id);
 
     // After the request head is complete.
     void start_request(stream& st);

@@ -36,6 +36,11 @@ struct server_context {
     // the streams a connection may have open at once.
     bool http2 = true;
     std::size_t h2_max_streams = 100;
+    // WebSockets over HTTP/2 (RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL).
+    // Off when a mount relays WebSocket upgrades to an upstream, which is
+    // done over HTTP/1.1 only: clients then open their WebSockets on
+    // HTTP/1.1 connections.
+    bool h2_websockets = false;
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::chrono::milliseconds ws_idle_timeout{60'000};
     trusted_proxies trusted;   // --forwarded-allow-ips

@@ -74,8 +74,4 @@ void close_code_scanner::scan(unsigned char* p, std::size_t n) {
     high_ = nullptr;
 }
 
-void teardown(boost::beast::role_type role, close_code_filter& f, boost::system::error_code& ec) {
-    teardown(role, f.next_layer(), ec);   // the transport's (transport.hpp)
-}
-
 } // namespace trestle::net

@@ -53,13 +53,15 @@ private:
     bool spoil_reason_ = false;
 };
 
-class close_code_filter {
+// Next: the connection's transport, or an HTTP/2 stream (h2_stream_io).
+template <class Next>
+class basic_close_code_filter {
 public:
-    using socket_type = transport;
+    using socket_type = Next;
     using next_layer_type = socket_type;
-    using executor_type = socket_type::executor_type;
+    using executor_type = typename socket_type::executor_type;
 
-    explicit close_code_filter(socket_type& s) : s_(s) {}
+    explicit basic_close_code_filter(socket_type& s) : s_(s) {}
 
     executor_type get_executor() { return s_.get_executor(); }
     socket_type& next_layer() { return s_; }
@@ -100,13 +102,18 @@ private:
     close_code_scanner scanner_;
 };
 
-// Beast closes the connection through these (found by argument-dependent
-// lookup); the socket below does the work.
-void teardown(boost::beast::role_type role, close_code_filter& f, boost::system::error_code& ec);
+using close_code_filter = basic_close_code_filter<transport>;
 
-template <class Handler>
-void async_teardown(boost::beast::role_type role, close_code_filter& f, Handler&& handler) {
-    async_teardown(role, f.next_layer(), std::forward<Handler>(handler));   // the transport's
+// Beast closes the connection through these (found by argument-dependent
+// lookup); the layer below does the work (transport.hpp, h2_stream_io.hpp).
+template <class Next>
+void teardown(boost::beast::role_type role, basic_close_code_filter<Next>& f, boost::system::error_code& ec) {
+    teardown(role, f.next_layer(), ec);
+}
+
+template <class Next, class Handler>
+void async_teardown(boost::beast::role_type role, basic_close_code_filter<Next>& f, Handler&& handler) {
+    async_teardown(role, f.next_layer(), std::forward<Handler>(handler));
 }
 
 } // namespace trestle::net

@@ -1,5 +1,6 @@
 #include "bridge/net/ws_session.hpp"
 
+#include "bridge/net/h2_stream_io.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/net/ws_close_filter.hpp"
@@ -34,15 +35,15 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 using boost::system::error_code;
-using socket_t = transport;
-using ws_stream = websocket::stream<close_code_filter>;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
+// Lowest: the connection's transport, or an HTTP/2 stream.
+template <class Lowest>
 struct shared_state {
-    explicit shared_state(socket_t& s) : ws(s) {}
-    ws_stream ws;
+    explicit shared_state(Lowest& s) : ws(s) {}
+    websocket::stream<basic_close_code_filter<Lowest>> ws;
     bool reader_done = false;
     bool stopping = false;
 };
@@ -53,7 +54,8 @@ asio::awaitable<void> wait_on(asio::steady_timer& t) {
 }
 
 // The close code the app sees in websocket.disconnect.
-std::uint16_t close_code(ws_stream& ws, const error_code& ec) {
+template <class WsStream>
+std::uint16_t close_code(WsStream& ws, const error_code& ec) {
     if (ec == websocket::error::closed) {
         auto code = ws.reason().code;
         return code ? static_cast<std::uint16_t>(code) : 1005;
@@ -70,7 +72,8 @@ std::uint16_t close_code(ws_stream& ws, const error_code& ec) {
     return 1006;
 }
 
-asio::awaitable<void> read_frames(std::shared_ptr<shared_state> st, std::shared_ptr<ws_channel> ch) {
+template <class Lowest>
+asio::awaitable<void> read_frames(std::shared_ptr<shared_state<Lowest>> st, std::shared_ptr<ws_channel> ch) {
     for (;;) {
         beast::flat_buffer buf;
         auto [ec, n] = co_await st->ws.async_read(buf, use_tuple);
@@ -101,17 +104,6 @@ http::request<http::empty_body> to_request(const request_head& h) {
     return req;
 }
 
-std::string denial_response(const ws_command& c, const server_context& ctx) {
-    if (c.kind != ws_command::deny || (c.body.empty() && c.headers.empty()))
-        return simple_response(c.kind == ws_command::deny ? c.status : 403, ctx.server_header, true);
-    std::string r = "HTTP/1.1 " + std::to_string(c.status) + " " + std::string(reason_phrase(c.status)) + "\r\n";
-    for (auto& [n, v] : c.headers) r += n + ": " + v + "\r\n";
-    if (!ctx.server_header.empty()) r += "Server: " + ctx.server_header + "\r\n";
-    r += "Date: " + std::string(http_date()) + "\r\nContent-Length: " + std::to_string(c.body.size()) +
-         "\r\nConnection: close\r\n\r\n" + c.body;
-    return r;
-}
-
 // RFC 4648 base64 of exactly 16 bytes: 22 characters of the alphabet, "==".
 bool valid_key(std::string_view k) {
     while (!k.empty() && (k.front() == ' ' || k.front() == '\t')) k.remove_prefix(1);
@@ -122,45 +114,29 @@ bool valid_key(std::string_view k) {
     return true;
 }
 
-} // namespace
-
-unsigned websocket_handshake_status(const request_head& head) {
-    const std::string* key = nullptr;
-    const std::string* version = nullptr;
-    int keys = 0, versions = 0;
-    for (auto& f : head.headers) {
-        if (beast::iequals(f.name, "sec-websocket-key")) key = &f.value, ++keys;
-        else if (beast::iequals(f.name, "sec-websocket-version")) version = &f.value, ++versions;
-    }
-    if (keys != 1 || !valid_key(*key)) return 400;
-    if (versions != 1) return versions ? 400 : 426;
-    std::string_view v = *version;
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    return v == "13" ? 0 : 426;
-}
-
-asio::awaitable<void> serve_websocket(socket_t& socket, std::shared_ptr<ws_channel> ch, const server_context& ctx,
-                                      const bool& closed) {
-    std::deque<ws_command> cmds;
-    // The app first accepts, denies, or closes (= 403) the handshake.
-    while (!ch->take(cmds)) {
-        co_await wait_on(ch->wakeup_timer());
+// The app's first command: accept, deny or close (= 403); nothing when the
+// connection went first. Commands queued after it stay in `rest`.
+asio::awaitable<std::optional<ws_command>> first_command(ws_channel& ch, std::deque<ws_command>& rest,
+                                                         const bool& closed) {
+    while (!ch.take(rest)) {
+        co_await wait_on(ch.wakeup_timer());
         if (closed) {
-            ch->peer_closed(1006);
-            co_return;
+            ch.peer_closed(1006);
+            co_return std::nullopt;
         }
     }
-    ws_command first = std::move(cmds.front());
-    cmds.pop_front();
-    if (first.kind != ws_command::accept) {
-        std::string r = denial_response(first, ctx);
-        co_await asio::async_write(socket, asio::buffer(r), use_tuple);
-        ch->peer_closed(1006);
-        co_return;
-    }
+    ws_command first = std::move(rest.front());
+    rest.pop_front();
+    co_return first;
+}
 
-    auto st = std::make_shared<shared_state>(socket);
+// The handshake's answer as Beast writes it (HTTP/1.1 101), then frames both
+// ways until either side closes. `accepted` runs once the handshake is done.
+template <class Lowest, class Accepted>
+asio::awaitable<void> run_frames(Lowest& socket, std::shared_ptr<ws_channel> ch, const server_context& ctx,
+                                 const bool& closed, const ws_command& first, std::deque<ws_command> cmds,
+                                 http::request<http::empty_body> req, Accepted accepted) {
+    auto st = std::make_shared<shared_state<Lowest>>(socket);
     auto& ws = st->ws;
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(30);
@@ -176,7 +152,8 @@ asio::awaitable<void> serve_websocket(socket_t& socket, std::shared_ptr<ws_chann
             if (!sub.empty()) res.set(http::field::sec_websocket_protocol, sub);
             for (auto& [n, v] : extra) res.insert(n, v);
         }));
-    auto [ec] = co_await ws.async_accept(to_request(ch->head()), use_tuple);
+    auto [ec] = co_await ws.async_accept(req, use_tuple);
+    accepted();
     if (ec) {
         ch->peer_closed(1006);
         co_return;
@@ -220,6 +197,91 @@ asio::awaitable<void> serve_websocket(socket_t& socket, std::shared_ptr<ws_chann
         }
         co_await wait_on(ch->wakeup_timer());
     }
+}
+
+} // namespace
+
+std::string websocket_denial(const ws_command& c, const server_context& ctx) {
+    if (c.kind != ws_command::deny || (c.body.empty() && c.headers.empty()))
+        return simple_response(c.kind == ws_command::deny ? c.status : 403, ctx.server_header, true);
+    std::string r = "HTTP/1.1 " + std::to_string(c.status) + " " + std::string(reason_phrase(c.status)) + "\r\n";
+    for (auto& [n, v] : c.headers) r += n + ": " + v + "\r\n";
+    if (!ctx.server_header.empty()) r += "Server: " + ctx.server_header + "\r\n";
+    r += "Date: " + std::string(http_date()) + "\r\nContent-Length: " + std::to_string(c.body.size()) +
+         "\r\nConnection: close\r\n\r\n" + c.body;
+    return r;
+}
+
+unsigned websocket_handshake_status(const request_head& head) {
+    const std::string* key = nullptr;
+    const std::string* version = nullptr;
+    int keys = 0, versions = 0;
+    for (auto& f : head.headers) {
+        if (beast::iequals(f.name, "sec-websocket-key")) key = &f.value, ++keys;
+        else if (beast::iequals(f.name, "sec-websocket-version")) version = &f.value, ++versions;
+    }
+    if (keys != 1 || !valid_key(*key)) return 400;
+    if (versions != 1) return versions ? 400 : 426;
+    std::string_view v = *version;
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v == "13" ? 0 : 426;
+}
+
+unsigned h2_websocket_status(const request_head& head) {
+    // RFC 8441 5: no key, no Upgrade or Connection; the version as in RFC 6455.
+    const std::string* version = nullptr;
+    int versions = 0;
+    for (auto& f : head.headers)
+        if (beast::iequals(f.name, "sec-websocket-version")) version = &f.value, ++versions;
+    if (versions != 1) return versions ? 400 : 426;
+    std::string_view v = *version;
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v == "13" ? 0 : 426;
+}
+
+asio::awaitable<void> serve_websocket(transport& socket, std::shared_ptr<ws_channel> ch, const server_context& ctx,
+                                      const bool& closed) {
+    std::deque<ws_command> cmds;
+    std::optional<ws_command> first = co_await first_command(*ch, cmds, closed);
+    if (!first) co_return;
+    if (first->kind != ws_command::accept) {
+        std::string r = websocket_denial(*first, ctx);
+        co_await asio::async_write(socket, asio::buffer(r), use_tuple);
+        ch->peer_closed(1006);
+        co_return;
+    }
+    co_await run_frames(socket, ch, ctx, closed, *first, std::move(cmds), to_request(ch->head()), [] {});
+}
+
+asio::awaitable<void> serve_websocket(h2_stream_io& stream, std::shared_ptr<ws_channel> ch,
+                                      const server_context& ctx) {
+    std::deque<ws_command> cmds;
+    std::optional<ws_command> first = co_await first_command(*ch, cmds, stream.gone());
+    if (!first) co_return;
+    stream.answer(*first);   // HEADERS: 200, or the denial and its body
+    if (first->kind != ws_command::accept) {
+        ch->peer_closed(1006);
+        co_return;
+    }
+    // Beast's websocket stream starts only from an HTTP/1.1 handshake: it is
+    // given one that says what the extended CONNECT said, and what it
+    // answers is dropped (the 200 has gone out in HEADERS).
+    http::request<http::empty_body> req;
+    req.method(http::verb::get);
+    req.target(ch->head().target);
+    req.version(11);
+    const std::string* host = ch->head().find("host");
+    req.set(http::field::host, host ? *host : std::string("localhost"));
+    req.set(http::field::upgrade, "websocket");
+    req.set(http::field::connection, "Upgrade");
+    req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+    req.set(http::field::sec_websocket_version, "13");
+    stream.discard_writes(true);
+    co_await run_frames(stream, ch, ctx, stream.gone(), *first, std::move(cmds), std::move(req),
+                        [&stream] { stream.discard_writes(false); });
+    stream.end_output();   // END_STREAM, if Beast's close has not sent it
 }
 
 } // namespace trestle::net

@@ -370,6 +370,19 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     for (auto& m : apps)
         if (!m.spec->prefix.empty()) table.add(m.spec->prefix, *m.h);
     ctx.router = &table;
+    // WebSockets over HTTP/2 unless a mount relays WebSocket upgrades (a
+    // proxy mount tunnels HTTP/1.1 only; with it on, browsers would bring
+    // that mount's WebSockets over HTTP/2 too).
+    {
+        net::request_head probe;
+        probe.method = "GET";
+        probe.upgrade = true;
+        probe.headers.push_back({"Upgrade", "websocket", 0});
+        probe.headers.push_back({"Connection", "upgrade", 0});
+        ctx.h2_websockets = ctx.http2;
+        for (auto& m : apps)
+            if (m.h->duties_for(probe).tunnel_upgrade) ctx.h2_websockets = false;
+    }
 
     net::server srv(ctx, opt.io_threads, opt.backlog);
     srv.set_notifier(&notify);

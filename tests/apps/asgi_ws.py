@@ -1,4 +1,5 @@
-"""Fixture: a raw ASGI WebSocket echo with subprotocol choice and close codes."""
+"""Fixture: a raw ASGI WebSocket echo with subprotocol choice and close codes; /scope first
+sends what the scope says of the protocol."""
 import json
 
 disconnects = []
@@ -26,6 +27,10 @@ async def app(scope, receive, send):
         return
     sub = scope["subprotocols"][0] if scope["subprotocols"] else None
     await send({"type": "websocket.accept", "subprotocol": sub, "headers": [(b"x-extra", b"yes")]})
+    if path == "/scope":
+        await send({"type": "websocket.send", "text": json.dumps({
+            "http_version": scope["http_version"], "scheme": scope["scheme"], "path": scope["path"],
+            "query_string": scope["query_string"].decode(), "subprotocols": scope["subprotocols"]})})
     while True:
         msg = await receive()
         if msg["type"] == "websocket.disconnect":

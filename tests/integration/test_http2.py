@@ -164,6 +164,7 @@ class RawH2:
         self.resets = {}
         self.goaway = None
         self.closed = False
+        self.settings_seen = False
 
     def send(self, data):
         try:
@@ -211,6 +212,7 @@ class RawH2:
                 elif t == 7:
                     self.goaway = (int.from_bytes(payload[4:8], "big"), int.from_bytes(payload[:4], "big") & 0x7fffffff)
                 elif t == 4 and not fl & 1:
+                    self.settings_seen = True
                     self.send(frame(4, 1, 0, b""))
                 if t in (0, 1) and fl & 1:
                     self.ended.add(sid)
