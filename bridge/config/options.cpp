@@ -193,6 +193,12 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                    "Peers (IPs or CIDRs, comma-separated or repeated; '*' for any) whose X-Forwarded-For/-Proto/-Host and "
                    "Forwarded headers set the client address and scheme (default none)")
         ->delimiter(',')->allow_extra_args(false)->take_all();
+    cli.add_option("--metrics-path", o.metrics_path,
+                   "Serve metrics in the Prometheus text format at this path on every listener (default off)");
+    cli.add_option("--metrics-allow", o.metrics_allow,
+                   "Peers (IPs or CIDRs, comma-separated or repeated; 'unix' for unix-socket peers, '*' for any) that "
+                   "may read the metrics; others get 403 (default 127.0.0.0/8,::1,unix)")
+        ->delimiter(',')->allow_extra_args(false)->take_all();
     cli.add_option("--forwarded-headers", o.forwarded_headers,
                    "Which headers a trusted peer sets the client with: x-forwarded (X-Forwarded-For/-Proto, as nginx "
                    "writes them) or forwarded (RFC 7239); the other family is ignored (default x-forwarded)")
@@ -788,6 +794,14 @@ options parse_options(int argc, char** argv) {
 
     for (auto& cidr : o.forwarded_allow_ips)
         if (cidr.empty()) usage_error("--forwarded-allow-ips: empty entry");
+    if (!o.metrics_path.empty()) {
+        std::string why;
+        if (o.metrics_path[0] != '/') usage_error("--metrics-path " + o.metrics_path + ": must start with /");
+        if (!router::normalize_prefix(o.metrics_path, why)) usage_error("--metrics-path: " + why);
+        if (o.metrics_path.empty()) usage_error("--metrics-path /: the metrics need a path of their own");
+        for (auto& m : o.mounts)
+            if (m.prefix == o.metrics_path) usage_error("--metrics-path " + o.metrics_path + ": a mount has that prefix");
+    }
     if (o.workers == 0) {
         // gunicorn's default for --workers (Heroku and others set it).
         o.workers = 1;

@@ -126,6 +126,8 @@ struct options {
     std::chrono::milliseconds ws_idle_timeout{60'000};
     // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.
     std::vector<std::string> forwarded_allow_ips;
+    std::string metrics_path;                  // empty: metrics off
+    std::vector<std::string> metrics_allow{"127.0.0.0/8", "::1", "unix"};
     std::string forwarded_headers = "x-forwarded";   // or "forwarded" (RFC 7239)
 
     // Worker processes (bridge/supervisor). 0 until parsed: then --workers,

@@ -13,6 +13,7 @@
 // request's decoded path (request_head::routed).
 #include <boost/asio/awaitable.hpp>
 
+#include <cstdint>
 #include <memory>
 
 namespace trestle::net { class app_port; class ws_channel; struct request_head; struct upgraded_client; }
@@ -63,6 +64,7 @@ public:
 struct route {
     handler* target = nullptr;
     struct duties duties;
+    std::uint16_t mount = 0;   // the mount's number in the metrics (0: no mount took it)
 };
 
 } // namespace trestle

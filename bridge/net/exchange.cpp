@@ -1,6 +1,7 @@
 #include "bridge/net/exchange.hpp"
 
 #include "bridge/net/wake_queue.hpp"
+#include "bridge/observability/metrics.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -45,11 +46,13 @@ asio::steady_timer& exchange::wakeup_timer() {
 // ---- body -------------------------------------------------------------
 
 void exchange::preload_body(std::string body) {
+    body_received_ += body.size();
     body_ = std::move(body);
     body_eof_ = true;
 }
 
 void exchange::preload_body_file(body_file file) {
+    body_received_ += file.size();
     body_file_ = std::move(file);
     body_file_pos_ = 0;
     body_eof_ = true;
@@ -108,6 +111,7 @@ bool exchange::body_consumed() {
 }
 
 void exchange::push_body(std::string& data, bool eof) {
+    body_received_ += data.size();
     std::lock_guard lock(m_);
     if (body_pos_ == body_.size()) {
         body_.clear();
@@ -316,6 +320,15 @@ void exchange::abort() {
     io_waiting_ = false;
     cv_.notify_all();
     wake_app_locked();
+}
+
+void record_metrics(metrics::registry& stats, std::uint16_t mount, exchange& ex,
+                    std::chrono::steady_clock::time_point started, unsigned answered) {
+    auto end = ex.finished_at();
+    if (end == std::chrono::steady_clock::time_point{}) end = std::chrono::steady_clock::now();
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end - started).count();
+    stats.request_finished(mount, answered ? answered : ex.status(), ns > 0 ? static_cast<std::uint64_t>(ns) : 0, ex.body_received(),
+                           ex.body_bytes());
 }
 
 } // namespace trestle::net

@@ -27,6 +27,8 @@
 #include <string>
 #include <string_view>
 
+namespace trestle::metrics { class registry; }
+
 namespace trestle::net {
 
 class wake_queue;
@@ -100,6 +102,8 @@ public:
     std::chrono::steady_clock::time_point finished_at() override;
     unsigned status() const override { return status_.load(std::memory_order_relaxed); }
     std::uint64_t body_bytes() const override { return body_bytes_.load(std::memory_order_relaxed); }
+    // Request body bytes given to the app (io side only).
+    std::uint64_t body_received() const { return body_received_; }
     std::string_view response_head() const override {
         return response_head_set_.load(std::memory_order_acquire) ? std::string_view(response_head_) : std::string_view();
     }
@@ -158,8 +162,15 @@ private:
 
     std::atomic<unsigned> status_{0};
     std::atomic<std::uint64_t> body_bytes_{0};
+    std::uint64_t body_received_ = 0;   // written and read on the io side only
     std::string response_head_;
     std::atomic<bool> response_head_set_{false};
 };
+
+// Counts a finished exchange in the metrics: its status (or `answered`,
+// the server's own answer, such as a 504), its time from `started` to the
+// app's end (or now), and its bytes both ways.
+void record_metrics(metrics::registry& stats, std::uint16_t mount, exchange& ex,
+                    std::chrono::steady_clock::time_point started, unsigned answered = 0);
 
 } // namespace trestle::net

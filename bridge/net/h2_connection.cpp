@@ -9,6 +9,7 @@
 #include "bridge/net/ws_session.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/observability/metrics.hpp"
 #include "bridge/router/mount_table.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -663,10 +664,16 @@ void h2_connection::submit_exchange(stream& st) {
     st.ex = ex;
     st.started = clock::now();
     by_exchange_[ex.get()] = st.id;
+    metrics::registry* stats = metrics::current();
+    if (stats) stats->request_started(st.r.mount);
     if (!st.r.target->submit(ex)) {
         ex->set_driver(nullptr);
         by_exchange_.erase(ex.get());
         st.ex.reset();
+        if (stats) {
+            stats->request_shed(st.r.mount);
+            stats->request_finished(st.r.mount, 503, 0, 0, 0);
+        }
         answer(st, 503);
         return;
     }
@@ -800,6 +807,7 @@ void h2_connection::stream_closed(std::int32_t id, std::uint32_t code) {
             if (!st.app_done) orphans_.push_back(st.ex);
         }
         if (ctx_.access) ctx_.access->record(*st.ex, st.started, st.ex->finished_at());
+        if (auto* stats = metrics::current()) record_metrics(*stats, st.r.mount, *st.ex, st.started);
     }
     // Whatever the peer sent that nobody will read still counts against the
     // connection's window.
@@ -923,6 +931,7 @@ void h2_connection::check_deadline(clock::time_point now) {
                 by_exchange_.erase(st.ex.get());
                 orphans_.push_back(st.ex);
                 if (ctx_.access) ctx_.access->record(*st.ex, st.started, now);
+                if (auto* stats = metrics::current()) record_metrics(*stats, st.r.mount, *st.ex, st.started, 504);
                 st.ex.reset();
                 answer(st, 504);
                 any = true;

@@ -360,6 +360,8 @@ void server::listen(const std::vector<std::string>& binds, tls_provider* tls) {
     for (auto& b : binds) impl_->listen_one(b, tls);
 }
 
+std::size_t server::connections() const { return impl_->live.load(std::memory_order_relaxed); }
+
 bool server::run(std::chrono::milliseconds graceful) {
     auto& im = *impl_;
     auto& io0 = im.workers.front()->ioc;

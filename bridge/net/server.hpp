@@ -65,6 +65,8 @@ public:
     // Serves until SIGINT/SIGTERM, then drains for up to `graceful`.
     // Returns true if every connection finished in time.
     bool run(std::chrono::milliseconds graceful);
+    // Connections open now (any thread).
+    std::size_t connections() const;
     // After run(): whether a second signal cut the drain short, and when the
     // graceful period of the first one ends (main bounds the rest of the
     // shutdown by it).

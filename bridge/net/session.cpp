@@ -11,6 +11,7 @@
 #include "bridge/net/server_context.hpp"
 #include "bridge/net/ws_session.hpp"
 #include "bridge/observability/access_log.hpp"
+#include "bridge/observability/metrics.hpp"
 #include "bridge/observability/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -527,10 +528,16 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     else if (preread || p.is_done()) ex->preload_body(std::move(body));
     current_ = ex;
     set_phase(phase::app);
+    metrics::registry* stats = metrics::current();
+    if (stats) stats->request_started(r.mount);
     if (!r.target->submit(ex)) {
         ex->set_driver(nullptr);
         current_.reset();
         linger_ = !p.is_done();   // the body may still be on its way
+        if (stats) {
+            stats->request_shed(r.mount);
+            stats->request_finished(r.mount, 503, 0, 0, 0);
+        }
         co_await reject(503);
         co_return false;
     }
@@ -539,6 +546,7 @@ asio::awaitable<bool> session::serve(request_parser& p) {
     ex->set_driver(nullptr);
     current_.reset();
     if (ctx_.access) ctx_.access->record(*ex, started, ex->finished_at());
+    if (stats) record_metrics(*stats, r.mount, *ex, started, answer_timeout_ ? 504 : 0);
     if (answer_timeout_) {
         // The app may still run (or be stuck); the connection does not wait
         // for it, so the drain at shutdown does not either.

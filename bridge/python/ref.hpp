@@ -6,6 +6,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "bridge/observability/gil_wait.hpp"
+
 #include <string>
 #include <utility>
 
@@ -79,7 +81,9 @@ private:
 class gil_release {
 public:
     gil_release() noexcept : state_(PyEval_SaveThread()) {}
-    ~gil_release() { PyEval_RestoreThread(state_); }
+    ~gil_release() {
+        metrics::timed_gil([s = state_] { PyEval_RestoreThread(s); });
+    }
     gil_release(const gil_release&) = delete;
     gil_release& operator=(const gil_release&) = delete;
 
@@ -125,7 +129,9 @@ private:
 // Holds the GIL for a scope with a thread state the thread keeps.
 class gil_restore {
 public:
-    explicit gil_restore(const thread_state& t) noexcept : state_(t.state_) { PyEval_RestoreThread(state_); }
+    explicit gil_restore(const thread_state& t) noexcept : state_(t.state_) {
+        metrics::timed_gil([s = state_] { PyEval_RestoreThread(s); });
+    }
     ~gil_restore() { PyEval_SaveThread(); }
     gil_restore(const gil_restore&) = delete;
     gil_restore& operator=(const gil_restore&) = delete;

@@ -39,14 +39,14 @@ handler& root_or_404(handler* root, std::unique_ptr<handler>& holder, const std:
 
 } // namespace
 
-mount_table::mount_table(handler* root, const std::string& server_header)
+mount_table::mount_table(handler* root, const std::string& server_header, std::uint16_t root_metrics_id)
     : bad_path_(std::make_unique<fixed_status>(400, server_header)),
-      root_(root_or_404(root, not_found_, server_header)) {}
+      root_(root_or_404(root, not_found_, server_header)), root_metrics_id_(root ? root_metrics_id : 0) {}
 
 mount_table::~mount_table() = default;
 
-void mount_table::add(std::string prefix, handler& h) {
-    mounts_.push_back({std::move(prefix), &h});
+void mount_table::add(std::string prefix, handler& h, std::uint16_t metrics_id) {
+    mounts_.push_back({std::move(prefix), &h, metrics_id});
     std::stable_sort(mounts_.begin(), mounts_.end(),
                      [](const mount& a, const mount& b) { return a.prefix.size() > b.prefix.size(); });
 }
@@ -56,19 +56,22 @@ route mount_table::resolve(net::request_head& head) const {
     r.prefix = {};
     r.rest_at = 0;
     handler* h = &root_;
+    std::uint16_t id = root_metrics_id_;
     if (net::decode_target_path(head, r.decoded)) {
         h = bad_path_.get();
+        id = 0;
     } else {
         for (const auto& m : mounts_) {
             if (auto at = net::match_prefix(r.decoded, m.prefix)) {
                 h = m.h;
+                id = m.metrics_id;
                 r.prefix = m.prefix;
                 r.rest_at = *at;
                 break;
             }
         }
     }
-    return {h, h->duties_for(head)};
+    return {h, h->duties_for(head), id};
 }
 
 } // namespace trestle::router

@@ -10,6 +10,7 @@
 // path for ASGI, a static file's name, the rest a proxy sends on.
 #include "bridge/core/handler.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,9 +28,11 @@ bool normalize_prefix(std::string& prefix, std::string& why);
 class mount_table {
 public:
     // The root handler (may be null) serves everything no other mount claims.
-    mount_table(handler* root, const std::string& server_header);
+    mount_table(handler* root, const std::string& server_header, std::uint16_t root_metrics_id = 0);
     ~mount_table();
-    void add(std::string prefix, handler& h);   // prefix already normalized
+    // prefix already normalized; `metrics_id`: the mount's number in the
+    // metrics registry (0 when metrics are off).
+    void add(std::string prefix, handler& h, std::uint16_t metrics_id = 0);
 
     // Once per request, on an io thread: finds the handler, sets
     // head.routed, and asks the handler what the connection must do.
@@ -39,11 +42,13 @@ private:
     struct mount {
         std::string prefix;
         handler* h;
+        std::uint16_t metrics_id;
     };
     std::vector<mount> mounts_;   // longest prefix first
     std::unique_ptr<handler> not_found_;   // before root_, which may refer to it
     std::unique_ptr<handler> bad_path_;
     handler& root_;
+    std::uint16_t root_metrics_id_;
 };
 
 } // namespace trestle::router

@@ -1,5 +1,6 @@
 #include "bridge/runtime/thread_pool.hpp"
 
+#include "bridge/observability/metrics.hpp"
 #include "bridge/python/ref.hpp"
 #include "bridge/runtime/scheduling.hpp"
 
@@ -8,16 +9,28 @@
 namespace trestle::runtime {
 
 namespace {
-thread_pool::settings fixed(std::size_t threads, std::size_t max_queue) {
+thread_pool::settings fixed(std::size_t threads, std::size_t max_queue, bool measured) {
     thread_pool::settings s;
+    s.measured = measured;
     s.min_threads = s.max_threads = threads;
     s.max_queue = max_queue;
     s.help_after = std::chrono::microseconds(500);
     return s;
 }
+
+// With m_ held; the cells are this thread's own.
+void note_queue_wait(std::chrono::steady_clock::time_point queued_at) {
+    metrics::registry* r = metrics::current();
+    if (!r) return;
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - queued_at).count();
+    metrics::thread_cells& c = r->local();
+    c.queue_wait_ns.add(ns > 0 ? static_cast<std::uint64_t>(ns) : 0);
+    c.queue_waits.add(1);
+}
 } // namespace
 
-thread_pool::thread_pool(std::size_t threads, std::size_t max_queue) : thread_pool(fixed(threads, max_queue)) {}
+thread_pool::thread_pool(std::size_t threads, std::size_t max_queue, bool measured)
+    : thread_pool(fixed(threads, max_queue, measured)) {}
 
 thread_pool::thread_pool(settings s) : s_(std::move(s)) {
     if (s_.max_threads < s_.min_threads) s_.max_threads = s_.min_threads;
@@ -34,10 +47,17 @@ std::size_t thread_pool::size() const {
     return alive_;
 }
 
+thread_pool::snapshot thread_pool::stats() const {
+    std::lock_guard lock(m_);
+    return {alive_, running_, queue_.size(), queue_high_water_};
+}
+
 bool thread_pool::try_submit(job j, bool wake) {
     std::lock_guard lock(m_);
     if (stopping_ || queue_.size() >= s_.max_queue) return false;
-    queue_.push_back(std::move(j));
+    queue_.push_back({std::move(j), s_.measured && metrics::current() ? std::chrono::steady_clock::now()
+                                                                       : std::chrono::steady_clock::time_point{}});
+    if (queue_.size() > queue_high_water_) queue_high_water_ = queue_.size();
     if (wake) call_help_locked();
     return true;
 }
@@ -104,6 +124,7 @@ void thread_pool::worker(std::list<slot>::iterator self) {
     {
         // Registers this thread with CPython once; the state lives until exit.
         py::thread_state python;
+        metrics::t_time_gil = s_.measured && metrics::current();
         work(python);
     }
     // The thread state is gone and the GIL released: only now may the slot
@@ -142,8 +163,10 @@ void thread_pool::work(const py::thread_state& python) {
             py::gil_restore gil(python);   // one acquisition for the whole batch
             lock.lock();
             while (!queue_.empty()) {
-                job j = std::move(queue_.front());
+                job j = std::move(queue_.front().j);
+                auto queued_at = queue_.front().at;
                 queue_.pop_front();
+                if (queued_at != std::chrono::steady_clock::time_point{}) note_queue_wait(queued_at);
                 ++jobs_started_;
                 // If this job blocks in Python (sleep, I/O) the rest of the queue
                 // must not wait for it: call for help while work remains. The

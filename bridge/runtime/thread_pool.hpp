@@ -51,9 +51,20 @@ public:
         // this long (see stand_by()). The WSGI pool stands by; the loop's
         // executor, whose jobs block by nature, does not.
         std::chrono::microseconds help_after{0};
+        // While metrics are on: time how long jobs wait in the queue and how
+        // long the threads wait for the GIL (the WSGI pool).
+        bool measured = false;
     };
 
-    thread_pool(std::size_t threads, std::size_t max_queue);   // fixed size
+    // What the metrics show of the pool, read under its lock.
+    struct snapshot {
+        std::size_t threads = 0;      // alive
+        std::size_t busy = 0;         // running jobs (a batch each)
+        std::size_t queued = 0;
+        std::size_t queue_high_water = 0;
+    };
+
+    thread_pool(std::size_t threads, std::size_t max_queue, bool measured = false);   // fixed size
     explicit thread_pool(settings s);
     ~thread_pool();
 
@@ -67,6 +78,7 @@ public:
     bool stop(long wait_ms);
     // Threads alive now (started and not retired).
     std::size_t size() const;
+    snapshot stats() const;
 
 private:
     struct slot {
@@ -89,7 +101,12 @@ private:
     mutable std::mutex m_;
     std::condition_variable cv_;
     std::condition_variable idle_cv_;
-    std::deque<job> queue_;
+    struct queued {
+        job j;
+        std::chrono::steady_clock::time_point at{};   // set when measured
+    };
+    std::deque<queued> queue_;
+    std::size_t queue_high_water_ = 0;
     std::size_t alive_ = 0;      // threads started and not retired
     std::size_t starting_ = 0;   // started, not yet looking for work
     std::size_t idle_ = 0;

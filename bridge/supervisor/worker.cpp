@@ -9,6 +9,8 @@
 #include "bridge/net/tls_context.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/observability/metrics.hpp"
+#include "bridge/observability/metrics_endpoint.hpp"
 #include "bridge/observability/sd_notify.hpp"
 #include "bridge/python/app_loader.hpp"
 #include "bridge/python/interpreter.hpp"
@@ -264,9 +266,22 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         ctx.watchdog = watchdog.get();
     }
 
+    // Metrics (--metrics-path): on before the pool starts, whose threads
+    // then time their queue and GIL waits.
+    std::unique_ptr<metrics::registry> stats;
+    net::trusted_proxies stats_allow;
+    if (!opt.metrics_path.empty()) {
+        if (std::string why; !stats_allow.parse(opt.metrics_allow, why)) {
+            std::fprintf(stderr, "trestle: error: --metrics-allow: %s\n", why.c_str());
+            return 2;
+        }
+        stats = std::make_unique<metrics::registry>();
+        metrics::set_current(stats.get());
+    }
+
     // One pool and, if any app needs it, one loop, shared by every mount.
     // The loop's executor jobs get threads of their own (see thread_pool.hpp).
-    runtime::thread_pool pool(opt.threads, opt.max_queue);
+    runtime::thread_pool pool(opt.threads, opt.max_queue, stats != nullptr);
     std::unique_ptr<runtime::thread_pool> blocking;
     std::unique_ptr<runtime::loop_thread> loop;
     // Loops of their own for the Flask apps that ask (flask_loop = "own").
@@ -364,11 +379,29 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         }
     }
     handler* root = nullptr;
-    for (auto& m : apps)
+    std::vector<std::uint16_t> ids(apps.size(), 0);
+    for (std::size_t i = 0; i < apps.size(); ++i) {
+        auto& m = apps[i];
         if (m.spec->prefix.empty()) root = m.h.get();
-    router::mount_table table(root, ctx.server_header);
-    for (auto& m : apps)
-        if (!m.spec->prefix.empty()) table.add(m.spec->prefix, *m.h);
+        if (stats) {
+            std::string iface = m.spec->type == mount_spec::kind::static_files ? "static"
+                                : m.spec->type == mount_spec::kind::proxy      ? "proxy"
+                                : m.iface == "wsgi"                            ? "wsgi"
+                                                                               : "asgi";
+            ids[i] = stats->add_mount(m.spec->prefix, iface);
+        }
+    }
+    std::uint16_t root_id = 0;
+    for (std::size_t i = 0; i < apps.size(); ++i)
+        if (apps[i].spec->prefix.empty()) root_id = ids[i];
+    router::mount_table table(root, ctx.server_header, root_id);
+    for (std::size_t i = 0; i < apps.size(); ++i)
+        if (!apps[i].spec->prefix.empty()) table.add(apps[i].spec->prefix, *apps[i].h, ids[i]);
+    std::unique_ptr<metrics::endpoint> stats_endpoint;
+    if (stats) {
+        stats_endpoint = std::make_unique<metrics::endpoint>(*stats, stats_allow, ctx.server_header);
+        table.add(opt.metrics_path, *stats_endpoint, stats->add_mount(opt.metrics_path, "metrics"));
+    }
     ctx.router = &table;
     // WebSockets over HTTP/2 unless a mount relays WebSocket upgrades (a
     // proxy mount tunnels HTTP/1.1 only; with it on, browsers would bring
@@ -396,6 +429,24 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
             ctx.shared_load->store(0);
             ctx.least_other_load = [loads, slot] { return loads->least_other(slot); };
         }
+    }
+    if (stats) {
+        // Read at each scrape, on the io thread that serves it.
+        auto pool_value = [&pool](std::size_t runtime::thread_pool::snapshot::*field) {
+            return [&pool, field] { return static_cast<double>(pool.stats().*field); };
+        };
+        using snap = runtime::thread_pool::snapshot;
+        stats->add_value("trestle_pool_threads", "Pool threads alive.", "gauge", "", pool_value(&snap::threads));
+        stats->add_value("trestle_pool_busy_threads", "Pool threads running requests.", "gauge", "",
+                         pool_value(&snap::busy));
+        stats->add_value("trestle_pool_queue_depth", "Requests waiting in the pool's queue.", "gauge", "",
+                         pool_value(&snap::queued));
+        stats->add_value("trestle_pool_queue_high_water", "The most requests the pool's queue has held at once.",
+                         "gauge", "", pool_value(&snap::queue_high_water));
+        stats->add_value("trestle_pool_queue_limit", "The pool queue's bound (--max-queue); past it, 503.", "gauge", "",
+                         [n = opt.max_queue] { return static_cast<double>(n); });
+        stats->add_value("trestle_connections_open", "Client connections open.", "gauge", "",
+                         [&srv] { return static_cast<double>(srv.connections()); });
     }
     std::unique_ptr<net::tls_provider> tls;
     if (opt.tls.enabled()) {

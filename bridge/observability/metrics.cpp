@@ -1,0 +1,312 @@
+#include "bridge/observability/metrics.hpp"
+
+#include "bridge/observability/gil_wait.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+
+namespace trestle::metrics {
+
+namespace {
+
+std::atomic<registry*> g_current{nullptr};
+std::atomic<std::uint64_t> g_next_id{1};
+
+// The registries alive, by id (never reused, unlike an address), so that a
+// thread exiting after one is gone does not touch it.
+std::mutex& live_registries_mutex() {
+    static std::mutex m;
+    return m;
+}
+std::map<std::uint64_t, registry*>& live_registries() {
+    static std::map<std::uint64_t, registry*> s;
+    return s;
+}
+
+struct slot {
+    std::uint64_t id;
+    thread_cells* cells;
+};
+
+// A thread's cells, per registry, handed back when the thread exits.
+struct thread_slots {
+    std::vector<slot> slots;
+    ~thread_slots() {
+        std::lock_guard lock(live_registries_mutex());
+        for (auto& s : slots)
+            if (auto it = live_registries().find(s.id); it != live_registries().end()) it->second->retire(s.cells);
+    }
+};
+thread_local thread_slots t_slots;
+thread_local std::uint64_t t_last = 0;
+thread_local thread_cells* t_last_cells = nullptr;
+
+// Fields per mount when flattened: started, finished, shed, 5 classes, the
+// buckets, latency, bytes in and out.
+constexpr std::size_t buckets = latency_bounds.size() + 1;
+constexpr std::size_t per_mount = 3 + 5 + buckets + 3;
+
+// The shortest text that reads back as the same double.
+void append_number(std::string& out, double v) {
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, ec == std::errc{} ? static_cast<std::size_t>(end - buf) : 0);
+}
+
+void append_uint(std::string& out, std::uint64_t v) { out += std::to_string(v); }
+
+void header(std::string& out, const char* name, const char* help, const char* type) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+} // namespace
+
+registry* current() { return g_current.load(std::memory_order_acquire); }
+
+thread_local bool t_time_gil = false;
+
+void add_gil_wait(std::chrono::steady_clock::duration d) {
+    registry* r = current();
+    if (!r) return;
+    thread_cells& c = r->local();
+    c.gil_wait_ns.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+    c.gil_waits.add(1);
+}
+void set_current(registry* r) { g_current.store(r, std::memory_order_release); }
+
+std::string label_value(std::string_view v) {
+    std::string out;
+    out.reserve(v.size());
+    for (char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+registry::registry() : id_(g_next_id.fetch_add(1)) {
+    mounts_.push_back({"", "none"});   // 0: requests no mount took
+    std::lock_guard lock(live_registries_mutex());
+    live_registries()[id_] = this;
+}
+
+registry::~registry() {
+    {
+        std::lock_guard lock(live_registries_mutex());
+        live_registries().erase(id_);
+    }
+    if (current() == this) set_current(nullptr);
+    // Cells of threads still alive are theirs to forget; this registry
+    // owns them.
+    for (auto* c : live_) delete c;
+}
+
+std::uint16_t registry::add_mount(std::string prefix, std::string iface) {
+    std::lock_guard lock(m_);
+    mounts_.push_back({std::move(prefix), std::move(iface)});
+    return static_cast<std::uint16_t>(mounts_.size() - 1);
+}
+
+void registry::add_value(std::string name, std::string help, std::string type, std::string labels,
+                         std::function<double()> read) {
+    std::lock_guard lock(m_);
+    values_.push_back({std::move(name), std::move(help), std::move(type), std::move(labels), std::move(read)});
+}
+
+thread_cells& registry::local() {
+    if (t_last == id_) return *t_last_cells;
+    for (auto& sl : t_slots.slots)
+        if (sl.id == id_) {
+            t_last = id_;
+            t_last_cells = sl.cells;
+            return *sl.cells;
+        }
+    auto* c = new thread_cells(mounts_.size());   // mounts are fixed before any thread records
+    {
+        std::lock_guard lock(m_);
+        live_.push_back(c);
+    }
+    t_slots.slots.push_back({id_, c});
+    t_last = id_;
+    t_last_cells = c;
+    return *c;
+}
+
+void registry::request_finished(std::uint16_t mount, unsigned status, std::uint64_t ns, std::uint64_t bytes_in,
+                                std::uint64_t bytes_out, bool started) {
+    mount_cells& m = local().mounts[mount];
+    if (!started) m.started.add(1);   // never in flight: started and finished at once
+    m.finished.add(1);
+    unsigned cls = status / 100;
+    if (cls >= 1 && cls <= 5) m.by_class[cls - 1].add(1);
+    double s = static_cast<double>(ns) / 1e9;
+    auto at = std::lower_bound(latency_bounds.begin(), latency_bounds.end(), s);
+    m.buckets[static_cast<std::size_t>(at - latency_bounds.begin())].add(1);
+    m.latency_ns.add(ns);
+    m.bytes_in.add(bytes_in);
+    m.bytes_out.add(bytes_out);
+}
+
+void registry::sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint64_t, 4>& threads,
+                        const thread_cells& c) const {
+    for (std::size_t i = 0; i < c.mounts.size(); ++i) {
+        const mount_cells& m = c.mounts[i];
+        std::uint64_t* f = &mounts[i * per_mount];
+        f[0] += m.started.get();
+        f[1] += m.finished.get();
+        f[2] += m.shed.get();
+        for (std::size_t k = 0; k < 5; ++k) f[3 + k] += m.by_class[k].get();
+        for (std::size_t k = 0; k < buckets; ++k) f[8 + k] += m.buckets[k].get();
+        f[8 + buckets] += m.latency_ns.get();
+        f[9 + buckets] += m.bytes_in.get();
+        f[10 + buckets] += m.bytes_out.get();
+    }
+    threads[0] += c.gil_wait_ns.get();
+    threads[1] += c.gil_waits.get();
+    threads[2] += c.queue_wait_ns.get();
+    threads[3] += c.queue_waits.get();
+}
+
+void registry::retire(thread_cells* c) {
+    std::lock_guard lock(m_);
+    if (retired_mounts_.size() < mounts_.size() * per_mount) retired_mounts_.resize(mounts_.size() * per_mount);
+    sum_into(retired_mounts_, retired_threads_, *c);
+    std::erase(live_, c);
+    delete c;
+}
+
+std::string registry::render() {
+    std::vector<std::uint64_t> f;
+    std::array<std::uint64_t, 4> t{};
+    std::vector<mount_info> mounts;
+    {
+        std::lock_guard lock(m_);
+        mounts = mounts_;
+        f.assign(mounts_.size() * per_mount, 0);
+        for (std::size_t i = 0; i < retired_mounts_.size(); ++i) f[i] = retired_mounts_[i];
+        t = retired_threads_;
+        for (auto* c : live_) sum_into(f, t, *c);
+    }
+    std::string out;
+    out.reserve(4096 + mounts.size() * 2048);
+    auto labels = [&](std::size_t i) {
+        return "mount=\"" + label_value(mounts[i].prefix.empty() ? "/" : mounts[i].prefix) + "\",interface=\"" +
+               label_value(mounts[i].iface) + "\"";
+    };
+    // Mount 0 only once it has seen a request: most tables never send one there.
+    auto shown = [&](std::size_t i) { return i > 0 || f[0] > 0 || f[2] > 0; };
+
+    header(out, "trestle_requests_total", "Requests answered, by mount, interface and status class.", "counter");
+    static const char* classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (std::size_t i = 0; i < mounts.size(); ++i) {
+        if (!shown(i)) continue;
+        for (std::size_t k = 0; k < 5; ++k) {
+            out += "trestle_requests_total{" + labels(i) + ",code=\"" + classes[k] + "\"} ";
+            append_uint(out, f[i * per_mount + 3 + k]);
+            out += '\n';
+        }
+    }
+    header(out, "trestle_request_duration_seconds",
+           "Time from the request reaching its app (or the server's own answer) to its response's end.", "histogram");
+    for (std::size_t i = 0; i < mounts.size(); ++i) {
+        if (!shown(i)) continue;
+        std::uint64_t cum = 0;
+        const std::uint64_t* m = &f[i * per_mount];
+        for (std::size_t k = 0; k < buckets; ++k) {
+            cum += m[8 + k];
+            out += "trestle_request_duration_seconds_bucket{" + labels(i) + ",le=\"";
+            if (k < latency_bounds.size()) append_number(out, latency_bounds[k]);
+            else out += "+Inf";
+            out += "\"} ";
+            append_uint(out, cum);
+            out += '\n';
+        }
+        out += "trestle_request_duration_seconds_sum{" + labels(i) + "} ";
+        append_number(out, static_cast<double>(m[8 + buckets]) / 1e9);
+        out += "\ntrestle_request_duration_seconds_count{" + labels(i) + "} ";
+        append_uint(out, cum);
+        out += '\n';
+    }
+    header(out, "trestle_requests_in_flight", "Requests whose response has not ended.", "gauge");
+    for (std::size_t i = 0; i < mounts.size(); ++i) {
+        if (!shown(i)) continue;
+        const std::uint64_t* m = &f[i * per_mount];
+        // Summed over threads read one after another: a request that ended
+        // on another thread meanwhile may make the sum dip; never below 0.
+        out += "trestle_requests_in_flight{" + labels(i) + "} ";
+        append_uint(out, m[0] > m[1] ? m[0] - m[1] : 0);
+        out += '\n';
+    }
+    header(out, "trestle_requests_shed_total",
+           "Requests the server answered 503 because the mount's handler was full (the pool queue, the loop's limit).",
+           "counter");
+    for (std::size_t i = 0; i < mounts.size(); ++i) {
+        if (!shown(i)) continue;
+        out += "trestle_requests_shed_total{" + labels(i) + "} ";
+        append_uint(out, f[i * per_mount + 2]);
+        out += '\n';
+    }
+    header(out, "trestle_request_body_bytes_total", "Request body bytes the apps were given.", "counter");
+    for (std::size_t i = 0; i < mounts.size(); ++i) {
+        if (!shown(i)) continue;
+        out += "trestle_request_body_bytes_total{" + labels(i) + "} ";
+        append_uint(out, f[i * per_mount + 9 + buckets]);
+        out += '\n';
+    }
+    header(out, "trestle_response_body_bytes_total", "Response body bytes sent.", "counter");
+    for (std::size_t i = 0; i < mounts.size(); ++i) {
+        if (!shown(i)) continue;
+        out += "trestle_response_body_bytes_total{" + labels(i) + "} ";
+        append_uint(out, f[i * per_mount + 10 + buckets]);
+        out += '\n';
+    }
+    header(out, "trestle_pool_gil_wait_seconds_total",
+           "Time pool threads waited to take the GIL at Trestle's hand-offs (a batch's start, after a body read "
+           "or an output wait).",
+           "counter");
+    out += "trestle_pool_gil_wait_seconds_total ";
+    append_number(out, static_cast<double>(t[0]) / 1e9);
+    out += '\n';
+    header(out, "trestle_pool_gil_waits_total", "Times pool threads took the GIL at those hand-offs.", "counter");
+    out += "trestle_pool_gil_waits_total ";
+    append_uint(out, t[1]);
+    out += '\n';
+    header(out, "trestle_pool_queue_wait_seconds", "Time jobs waited in the pool's queue before a thread ran them.",
+           "summary");
+    out += "trestle_pool_queue_wait_seconds_sum ";
+    append_number(out, static_cast<double>(t[2]) / 1e9);
+    out += "\ntrestle_pool_queue_wait_seconds_count ";
+    append_uint(out, t[3]);
+    out += '\n';
+
+    // The values read now, outside the lock (they may lock what they read).
+    std::vector<value> vals;
+    {
+        std::lock_guard lock(m_);
+        vals = values_;
+    }
+    std::string last;
+    for (auto& v : vals) {
+        if (v.name != last) header(out, v.name.c_str(), v.help.c_str(), v.type.c_str());
+        last = v.name;
+        out += v.name;
+        if (!v.labels.empty()) out += "{" + v.labels + "}";
+        out += ' ';
+        append_number(out, v.read());
+        out += '\n';
+    }
+    return out;
+}
+
+} // namespace trestle::metrics

@@ -1,0 +1,115 @@
+#pragma once
+// Metrics in the Prometheus text format (--metrics-path).
+//
+// The hot path costs a per-thread add: every thread that records gets cells
+// of its own, written only by that thread (a relaxed load and store, no
+// read-modify-write, so no cache line bounces between cores), and a scrape
+// sums them. A thread that exits folds its cells into the registry's
+// retired totals, so nothing it counted is lost and threads that come and go
+// (the pool grows and shrinks) do not pile up cells.
+//
+// Mounts are numbered before serving (add_mount); a route carries its
+// mount's number to the connection, which records the request when it ends.
+// Gauges read at scrape time (the pool's size and queue, open connections)
+// are callbacks registered before serving.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace trestle::metrics {
+
+// Seconds: the request latency histogram's upper bounds (+Inf follows).
+inline constexpr std::array<double, 14> latency_bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                       0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+// A counter with one writer (the thread that owns it).
+struct cell {
+    std::atomic<std::uint64_t> v{0};
+    void add(std::uint64_t n) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    std::uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+struct mount_cells {
+    cell started, finished;
+    cell shed;                               // 503 from the server: the handler was full
+    std::array<cell, 5> by_class;            // 1xx .. 5xx
+    std::array<cell, latency_bounds.size() + 1> buckets;   // not cumulative; the last is +Inf
+    cell latency_ns;
+    cell bytes_in, bytes_out;
+};
+
+struct thread_cells {
+    explicit thread_cells(std::size_t mounts) : mounts(mounts) {}
+    std::vector<mount_cells> mounts;
+    cell gil_wait_ns, gil_waits;       // a pool thread taking the GIL back
+    cell queue_wait_ns, queue_waits;   // a job waiting in the pool's queue
+};
+
+class registry {
+public:
+    registry();
+    ~registry();
+    registry(const registry&) = delete;
+    registry& operator=(const registry&) = delete;
+
+    // ---- before serving -----------------------------------------------
+    // The mount's number. `iface`: wsgi, asgi, static, proxy. Number 0 is
+    // the requests no mount took (404 at a table without a root app, 400
+    // for a path no mount may see).
+    std::uint16_t add_mount(std::string prefix, std::string iface);
+    // A value read at each scrape, on the scraping thread. `type`: gauge or
+    // counter. `labels`: as rendered inside the braces (may be empty).
+    void add_value(std::string name, std::string help, std::string type, std::string labels,
+                   std::function<double()> read);
+
+    // ---- any thread -----------------------------------------------------
+    // This thread's cells (made on first use).
+    thread_cells& local();
+    void request_started(std::uint16_t mount) { local().mounts[mount].started.add(1); }
+    // `started` false: the request was answered before it reached an app
+    // (it was never counted in flight).
+    void request_finished(std::uint16_t mount, unsigned status, std::uint64_t ns, std::uint64_t bytes_in,
+                          std::uint64_t bytes_out, bool started = true);
+    void request_shed(std::uint16_t mount) { local().mounts[mount].shed.add(1); }
+
+    // The text format (version 0.0.4).
+    std::string render();
+
+    // Folds and frees a thread's cells (at its exit).
+    void retire(thread_cells* c);
+
+private:
+    struct mount_info {
+        std::string prefix, iface;
+    };
+    struct value {
+        std::string name, help, type, labels;
+        std::function<double()> read;
+    };
+    void sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint64_t, 4>& threads,
+                  const thread_cells& c) const;
+
+    const std::uint64_t id_;
+    std::mutex m_;
+    std::vector<mount_info> mounts_;
+    std::vector<value> values_;
+    std::vector<thread_cells*> live_;
+    // What exited threads counted, flattened as sum_into lays it out.
+    std::vector<std::uint64_t> retired_mounts_;
+    std::array<std::uint64_t, 4> retired_threads_{};
+};
+
+// The process's registry while metrics are on, else null. Set before
+// serving; the hot path tests it.
+registry* current();
+void set_current(registry* r);
+
+// Escapes a label value for the text format.
+std::string label_value(std::string_view v);
+
+} // namespace trestle::metrics

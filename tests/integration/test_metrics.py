@@ -1,0 +1,193 @@
+"""Metrics (--metrics-path): the text format parsed by python3-prometheus-client's
+parser, the counts after a known number of requests per mount and interface,
+a 503 counted as shed, HTTP/2 streams counted like HTTP/1.1 requests, the
+pool's queue and GIL waits, the allow-list, and a real Prometheus server
+(Debian's prometheus) scraping a running Trestle and read back through its
+HTTP API."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+parser = pytest.importorskip("prometheus_client.parser", reason="needs python3-prometheus-client (Debian)")
+
+from conftest import poll, read_response  # noqa: E402
+
+GET_OK = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
+GET_HOLD = b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def scrape(srv, path="/metrics"):
+    r = requests.get(srv.url + path, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for fam in parser.text_string_to_metric_families(r.text):
+        for s in fam.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def test_counts_per_mount_and_interface(serve, tmp_path):
+    (tmp_path / "f.txt").write_bytes(b"x" * 1000)
+    srv = serve("body_app:app", "/a=asgi_hello:app", "/s=static:" + str(tmp_path), "--metrics-path", "/metrics")
+    for _ in range(7):
+        assert requests.post(srv.url + "/hash", data=b"y" * 100, timeout=10).status_code == 200
+    for _ in range(5):
+        assert requests.get(srv.url + "/a/", timeout=10).status_code == 200
+    for _ in range(3):
+        assert requests.get(srv.url + "/s/f.txt", timeout=10).status_code == 200
+    assert requests.get(srv.url + "/s/missing", timeout=10).status_code == 404
+    m = scrape(srv)
+    root = {"mount": "/", "interface": "wsgi"}
+    assert value(m, "trestle_requests_total", code="2xx", **root) == 7
+    assert value(m, "trestle_request_duration_seconds_count", **root) == 7
+    assert value(m, "trestle_request_duration_seconds_bucket", le="+Inf", **root) == 7
+    assert value(m, "trestle_request_body_bytes_total", **root) == 700
+    assert value(m, "trestle_requests_in_flight", **root) == 0
+    a = {"mount": "/a", "interface": "asgi"}
+    assert value(m, "trestle_requests_total", code="2xx", **a) == 5
+    s = {"mount": "/s", "interface": "static"}
+    assert value(m, "trestle_requests_total", code="2xx", **s) == 3
+    assert value(m, "trestle_requests_total", code="4xx", **s) == 1
+    assert value(m, "trestle_response_body_bytes_total", **s) >= 3000
+    # The WSGI requests went through the pool's queue, and its threads took the GIL.
+    assert value(m, "trestle_pool_queue_wait_seconds_count") >= 7
+    assert value(m, "trestle_pool_gil_waits_total") >= 1
+    assert value(m, "trestle_pool_threads") >= 1
+    assert value(m, "trestle_connections_open") >= 1
+    # The scrape itself is counted under its own mount, after it is answered.
+    m2 = scrape(srv)
+    assert value(m2, "trestle_requests_total", code="2xx", mount="/metrics", interface="metrics") >= 1
+
+
+def test_latency_lands_in_its_bucket(serve):
+    srv = serve("timeout_cases:app", "--metrics-path", "/metrics")
+    r = requests.get(srv.url + "/sleep?0.3", timeout=10)
+    assert r.status_code == 200, r.text
+    m = scrape(srv)
+    root = {"mount": "/", "interface": "wsgi"}
+    assert value(m, "trestle_request_duration_seconds_bucket", le="0.25", **root) == 0
+    assert value(m, "trestle_request_duration_seconds_bucket", le="0.5", **root) == 1
+    assert 0.3 <= value(m, "trestle_request_duration_seconds_sum", **root) < 0.5
+
+
+def test_a_503_is_counted_as_shed(serve, tmp_path):
+    flag = tmp_path / "go"
+    srv = serve("admission_app:wsgi", "--limit-concurrency", "1", "--metrics-path", "/metrics",
+                env={"HOLD_FLAG": str(flag)})
+    holder = srv.connect()
+    holder.sendall(GET_HOLD)
+    assert poll(lambda: "holding" in srv.log(), timeout=10)
+    extra = srv.connect()
+    extra.sendall(GET_OK)
+    assert read_response(extra)[0] == 503
+    extra.close()
+    m = scrape(srv)
+    root = {"mount": "/", "interface": "wsgi"}
+    assert value(m, "trestle_requests_shed_total", **root) == 1
+    assert value(m, "trestle_requests_total", code="5xx", **root) == 1
+    assert value(m, "trestle_requests_in_flight", **root) == 1   # the held one
+    flag.write_text("go")
+    assert read_response(holder)[0] == 200
+    holder.close()
+    assert poll(lambda: value(scrape(srv), "trestle_requests_in_flight", **root) == 0, timeout=10)
+
+
+def test_http2_streams_are_counted(serve):
+    h2 = pytest.importorskip("h2", reason="needs python3-h2 (Debian)")  # noqa: F841
+    from test_http2 import H2
+    srv = serve("hello:app", "--metrics-path", "/metrics")
+    c = H2(srv)
+    sids = [c.request("/") for _ in range(10)]
+    for sid in sids:
+        assert c.response(sid)["headers"][":status"] == "200"
+    c.close()
+    m = scrape(srv)
+    assert value(m, "trestle_requests_total", code="2xx", mount="/", interface="wsgi") == 10
+
+
+def test_the_allow_list_refuses_other_peers(serve):
+    srv = serve("hello:app", "--metrics-path", "/metrics", "--metrics-allow", "10.0.0.0/8")
+    r = requests.get(srv.url + "/metrics", timeout=10)
+    assert r.status_code == 403
+    assert "trestle_" not in r.text
+    assert requests.post(srv.url + "/metrics", timeout=10).status_code == 403
+    srv2 = serve("hello:app", "--metrics-path", "/metrics")
+    assert requests.post(srv2.url + "/metrics", timeout=10).status_code == 405
+    assert requests.get(srv2.url + "/metrics/other", timeout=10).status_code == 404
+    assert requests.get(srv2.url + "/", timeout=10).status_code == 200   # the app is untouched
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--metrics-path", "metrics"], "must start with /"),
+    (["--metrics-path", "/"], "a path of their own"),
+    (["--metrics-path", "/m", "--metrics-allow", "not-an-address"], "--metrics-allow"),
+])
+def test_bad_settings_are_one_line_and_exit_2(serve, flags, message):
+    srv = serve("hello:app", *flags, expect_ready=False)
+    assert srv.proc.wait(30) == 2
+    err = srv.log().strip().splitlines()
+    assert message in err[-1], err
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not shutil.which("prometheus"), reason="needs Debian's prometheus package")
+def test_a_real_prometheus_scrapes_it(serve, tmp_path):
+    srv = serve("hello:app", "--metrics-path", "/metrics")
+    for _ in range(12):
+        assert requests.get(srv.url + "/", timeout=10).status_code == 200
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n  - job_name: trestle\n    static_configs:\n"
+        "      - targets: ['%s:%d']\n" % (srv.host, srv.port))
+    log = open(tmp_path / "prometheus.log", "wb")
+    prom = subprocess.Popen(["prometheus", "--config.file=%s" % (tmp_path / "prometheus.yml"),
+                             "--storage.tsdb.path=%s" % (tmp_path / "data"),
+                             "--web.listen-address=127.0.0.1:%d" % port],
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = "http://127.0.0.1:%d" % port
+
+    def query(q):
+        try:
+            r = requests.get(base + "/api/v1/query?query=" + urllib.parse.quote(q), timeout=5)
+        except requests.RequestException:
+            return None
+        if r.status_code != 200:
+            return None
+        res = r.json()["data"]["result"]
+        return float(res[0]["value"][1]) if res else None
+
+    try:
+        q = 'trestle_requests_total{mount="/",interface="wsgi",code="2xx"}'
+        assert poll(lambda: query(q) == 12, timeout=60), (query(q), (tmp_path / "prometheus.log").read_text()[-2000:])
+        assert query('up{job="trestle"}') == 1
+        assert query('trestle_request_duration_seconds_count{mount="/"}') == 12
+        # More traffic shows in the next scrapes.
+        for _ in range(8):
+            requests.get(srv.url + "/", timeout=10)
+        assert poll(lambda: query(q) == 20, timeout=30), query(q)
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(20)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+            prom.wait()
+        log.close()
