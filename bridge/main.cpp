@@ -97,7 +97,7 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
 
     supervisor::settings s;
     s.workers = opt.workers;
-    s.graceful = opt.graceful_timeout;
+    s.graceful = opt.graceful_timeout + opt.drain_delay;   // a worker's stop: the delay, then the drain
     s.boot_timeout = opt.startup_timeout + std::chrono::seconds(60);
     s.max_rss_bytes = opt.max_rss_mb << 20;
     s.reload = opt.reload;

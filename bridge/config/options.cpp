@@ -73,7 +73,8 @@ CLI::Validator access_format_check() {
 
 // Values a flag holds in another unit (seconds) until they are stored.
 struct cli_values {
-    double header_timeout, keepalive_timeout, io_timeout, graceful, startup, block_warn, ws_idle, body_rate_window;
+    double header_timeout, keepalive_timeout, io_timeout, graceful, drain_delay, startup, block_warn, ws_idle,
+        body_rate_window;
     double timeout, timeout_grace, handshake_timeout;
     std::string cert_reqs;
     bool no_flask_async, no_buffer_body;
@@ -89,7 +90,7 @@ struct cli_values {
         : header_timeout(ms_to_seconds(o.limits.header_timeout)),
           keepalive_timeout(ms_to_seconds(o.limits.keepalive_timeout)),
           io_timeout(ms_to_seconds(o.limits.io_timeout)),
-          graceful(ms_to_seconds(o.graceful_timeout)),
+          graceful(ms_to_seconds(o.graceful_timeout)), drain_delay(ms_to_seconds(o.drain_delay)),
           startup(ms_to_seconds(o.startup_timeout)),
           block_warn(ms_to_seconds(o.loop_block_warn)),
           ws_idle(ms_to_seconds(o.ws_idle_timeout)),
@@ -103,6 +104,7 @@ struct cli_values {
         o.limits.keepalive_timeout = seconds_to_ms(keepalive_timeout);
         o.limits.io_timeout = seconds_to_ms(io_timeout);
         o.graceful_timeout = seconds_to_ms(graceful);
+        o.drain_delay = seconds_to_ms(drain_delay);
         o.startup_timeout = seconds_to_ms(startup);
         o.loop_block_warn = seconds_to_ms(block_warn);
         o.ws_idle_timeout = seconds_to_ms(ws_idle);
@@ -193,6 +195,9 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                    "Peers (IPs or CIDRs, comma-separated or repeated; '*' for any) whose X-Forwarded-For/-Proto/-Host and "
                    "Forwarded headers set the client address and scheme (default none)")
         ->delimiter(',')->allow_extra_args(false)->take_all();
+    cli.add_option("--health-path", o.health_path,
+                   "Serve health checks under this path on every listener: PATH/live (liveness) and PATH/ready "
+                   "(readiness, 503 once a graceful stop begins) (default off)");
     cli.add_option("--metrics-path", o.metrics_path,
                    "Serve metrics in the Prometheus text format at this path on every listener (default off)");
     cli.add_option("--metrics-allow", o.metrics_allow,
@@ -257,6 +262,10 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
         ->check(seconds_in(0.1, 86400.0));
     cli.add_option("--graceful-timeout", v.graceful, "Seconds in-flight requests get to finish after SIGTERM/SIGINT (default 30)")
         ->check(seconds_in(0.0, 86400.0));
+    cli.add_option("--drain-delay", v.drain_delay,
+                   "Seconds to keep accepting and serving after SIGTERM/SIGINT with readiness failing (--health-path), "
+                   "so a load balancer stops sending before the drain begins (default 0)")
+        ->check(seconds_in(0.0, 3600.0));
     cli.add_option("--startup-timeout", v.startup, "Seconds the ASGI lifespan startup and trestle.flask startup hooks get; then exit 1 (default 60)")
         ->check(seconds_in(0.1, 86400.0));
 
@@ -623,20 +632,23 @@ void load_config(const std::string& file, options& o) {
     for (auto&& [key, node] : root) {
         std::string k(key.str());
         std::string at = where(file, key.source());
-        if (k == "server") {
-            const toml::table* server = node.as_table();
-            if (!server) config_error(at, "server must be a table: [server]");
-            for (auto&& [skey, value] : *server) {
+        if (k == "server" || k == "health" || k == "metrics") {
+            // [server] keys are the flags' names; [health] and [metrics]
+            // keys are those of --health-* and --metrics-*.
+            const toml::table* table = node.as_table();
+            if (!table) config_error(at, k + " must be a table: [" + k + "]");
+            std::string prefix = k == "server" ? "--" : "--" + k + "-";
+            for (auto&& [skey, value] : *table) {
                 std::string sk(skey.str());
                 std::string sat = where(file, skey.source());
                 std::vector<std::string> args{"trestle"};
                 if (sk == "config" || sk == "help" || sk == "version") config_error(sat, "'" + sk + "' cannot be set in a config file");
-                if (sk == "flask_async") {
+                if (k == "server" && sk == "flask_async") {
                     if (!bool_value(value, sat, sk)) args.push_back("--no-flask-async");
-                } else if (sk == "buffer_body") {
+                } else if (k == "server" && sk == "buffer_body") {
                     if (!bool_value(value, sat, sk)) args.push_back("--no-buffer-body");
                 } else {
-                    std::string flag = "--" + sk;
+                    std::string flag = prefix + sk;
                     for (char& c : flag) c = c == '_' ? '-' : c;
                     if (flag == "--no-flask-async") config_error(sat, "write flask_async = false");
                     if (flag == "--no-buffer-body") config_error(sat, "write buffer_body = false");
@@ -654,7 +666,7 @@ void load_config(const std::string& file, options& o) {
                     parse_into(o, v, args);
                 } catch (const CLI::ParseError& e) {
                     std::string what = first_line(e.what());
-                    if (dynamic_cast<const CLI::ExtrasError*>(&e)) what = "unknown setting '" + sk + "'";
+                    if (dynamic_cast<const CLI::ExtrasError*>(&e)) what = "unknown setting '" + sk + "'" + (k == "server" ? "" : " in [" + k + "]");
                     config_error(sat, what);
                 }
             }
@@ -669,7 +681,7 @@ void load_config(const std::string& file, options& o) {
                 o.mounts.push_back(std::move(m));
             }
         } else {
-            config_error(at, "unknown table or key '" + k + "' (expected [server] and [[mount]])");
+            config_error(at, "unknown table or key '" + k + "' (expected [server], [health], [metrics] and [[mount]])");
         }
     }
 }
@@ -794,14 +806,20 @@ options parse_options(int argc, char** argv) {
 
     for (auto& cidr : o.forwarded_allow_ips)
         if (cidr.empty()) usage_error("--forwarded-allow-ips: empty entry");
-    if (!o.metrics_path.empty()) {
+    // The server's own paths: each a prefix of its own, like a mount's.
+    auto own_path = [&](std::string& path, const std::string& flag, const char* what) {
+        if (path.empty()) return;
         std::string why;
-        if (o.metrics_path[0] != '/') usage_error("--metrics-path " + o.metrics_path + ": must start with /");
-        if (!router::normalize_prefix(o.metrics_path, why)) usage_error("--metrics-path: " + why);
-        if (o.metrics_path.empty()) usage_error("--metrics-path /: the metrics need a path of their own");
+        if (path[0] != '/') usage_error(flag + " " + path + ": must start with /");
+        if (!router::normalize_prefix(path, why)) usage_error(flag + ": " + why);
+        if (path.empty()) usage_error(flag + " /: the " + what + " need a path of their own");
         for (auto& m : o.mounts)
-            if (m.prefix == o.metrics_path) usage_error("--metrics-path " + o.metrics_path + ": a mount has that prefix");
-    }
+            if (m.prefix == path) usage_error(flag + " " + path + ": a mount has that prefix");
+    };
+    own_path(o.metrics_path, "--metrics-path", "metrics");
+    own_path(o.health_path, "--health-path", "health checks");
+    if (!o.health_path.empty() && o.health_path == o.metrics_path)
+        usage_error("--health-path and --metrics-path are both " + o.health_path);
     if (o.workers == 0) {
         // gunicorn's default for --workers (Heroku and others set it).
         o.workers = 1;

@@ -102,6 +102,7 @@ struct options {
     int backlog = 1024;
     http_limits limits;
     std::chrono::milliseconds graceful_timeout{30'000};
+    std::chrono::milliseconds drain_delay{0};   // serve with readiness failing before the drain
     std::chrono::milliseconds startup_timeout{60'000};   // ASGI lifespan startup, trestle.flask startup hooks
     std::string chdir;
     std::vector<std::string> pythonpath;
@@ -127,6 +128,7 @@ struct options {
     // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.
     std::vector<std::string> forwarded_allow_ips;
     std::string metrics_path;                  // empty: metrics off
+    std::string health_path;                   // empty: no health checks
     std::vector<std::string> metrics_allow{"127.0.0.0/8", "::1", "unix"};
     std::string forwarded_headers = "x-forwarded";   // or "forwarded" (RFC 7239)
 

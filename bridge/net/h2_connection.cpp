@@ -570,7 +570,12 @@ void h2_connection::start_websocket(stream& st) {
     // for the app hold the client back, as TCP does over HTTP/1.1.
     asio::co_spawn(
         io_.get_executor(),
-        [io = st.wsio, ch, &ctx = ctx_]() -> asio::awaitable<void> { co_await serve_websocket(*io, ch, ctx); },
+        [io = st.wsio, ch, &ctx = ctx_]() -> asio::awaitable<void> {
+            metrics::registry* stats = metrics::current();
+            if (stats) stats->websocket_opened();
+            co_await serve_websocket(*io, ch, ctx);
+            if (stats) stats->websocket_closed();
+        },
         asio::detached);
 }
 

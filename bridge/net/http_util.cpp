@@ -178,10 +178,15 @@ bool valid_field_value(std::string_view v) {
 
 std::string simple_response(unsigned status, std::string_view server_header, bool close,
                             std::string_view extra_headers, bool head_only) {
+    std::string body = std::to_string(status) + " " + std::string(reason_phrase(status)) + "\n";
+    return text_response(status, "text/plain; charset=utf-8", body, server_header, close, extra_headers, head_only);
+}
+
+std::string text_response(unsigned status, std::string_view content_type, std::string_view body,
+                          std::string_view server_header, bool close, std::string_view extra_headers, bool head_only) {
     std::string_view reason = reason_phrase(status);
-    std::string body = std::to_string(status) + " " + std::string(reason) + "\n";
     std::string r;
-    r.reserve(256);
+    r.reserve(256 + (head_only ? 0 : body.size()));
     r += "HTTP/1.1 ";
     r += std::to_string(status);
     r += ' ';
@@ -194,7 +199,9 @@ std::string simple_response(unsigned status, std::string_view server_header, boo
     }
     r += "Date: ";
     r += http_date();
-    r += "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ";
+    r += "\r\nContent-Type: ";
+    r += content_type;
+    r += "\r\nContent-Length: ";
     r += std::to_string(body.size());
     r += "\r\n";
     r += extra_headers;

@@ -53,6 +53,10 @@ std::string_view reason_phrase(unsigned status);
 // A complete small response produced by the server itself (errors, 100, 503).
 std::string simple_response(unsigned status, std::string_view server_header, bool close,
                             std::string_view extra_headers = {}, bool head_only = false);
+// The same with a body and type of the caller's (the metrics, the health checks).
+std::string text_response(unsigned status, std::string_view content_type, std::string_view body,
+                          std::string_view server_header, bool close, std::string_view extra_headers = {},
+                          bool head_only = false);
 
 // A field value or reason phrase an app may send: visible characters, space,
 // tab and obs-text (RFC 9110 5.5), so no other control character, which

@@ -422,6 +422,17 @@ bool server::run(std::chrono::milliseconds graceful) {
             watch_drain();
         });
     };
+    // The drain: no new connections, idle ones closed, the rest given until
+    // --graceful-timeout.
+    asio::steady_timer delay(control);
+    std::function<void()> begin_drain = [&] {
+        im.ctx.draining = true;
+        if (im.ctx.shared_load) im.ctx.shared_load->fetch_add(1 << 30, std::memory_order_relaxed);   // never the least loaded now
+        deadline = std::chrono::steady_clock::now() + graceful;
+        asio::post(io0, [&im] { im.close_acceptors(); });
+        for (auto& w : im.workers) asio::post(w->ioc, [&reg = w->registry] { reg.close_idle(); });
+        watch_drain();
+    };
     std::function<void()> wait_signal = [&] {
         signals.async_wait([&](error_code ec, int sig) {
             if (ec) return;
@@ -442,14 +453,18 @@ bool server::run(std::chrono::milliseconds graceful) {
                 return;
             }
             log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
-                      ", shutting down gracefully");
+                      ", shutting down gracefully" +
+                      (drain_delay_.count() > 0 ? " after --drain-delay (serving meanwhile, readiness failing)" : ""));
             if (notify_) notify_->send("STOPPING=1\nSTATUS=draining " + std::to_string(im.live.load()) + " connection(s)");
-            im.ctx.draining = true;
-            if (im.ctx.shared_load) im.ctx.shared_load->fetch_add(1 << 30, std::memory_order_relaxed);   // never the least loaded now
-            deadline = std::chrono::steady_clock::now() + graceful;
-            asio::post(io0, [&im] { im.close_acceptors(); });
-            for (auto& w : im.workers) asio::post(w->ioc, [&reg = w->registry] { reg.close_idle(); });
-            watch_drain();
+            im.ctx.unready = true;
+            if (drain_delay_.count() > 0) {
+                delay.expires_after(drain_delay_);
+                delay.async_wait([&](error_code ec) {
+                    if (!ec) begin_drain();
+                });
+            } else {
+                begin_drain();
+            }
             wait_signal();
         });
     };

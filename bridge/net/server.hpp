@@ -62,6 +62,9 @@ public:
     // Without a supervisor, SIGHUP reloads these certificates (with one,
     // HUP replaces the workers, which load them afresh).
     void set_tls_reload(tls_provider* tls) { tls_reload_ = tls; }
+    // SIGTERM/SIGINT first fail readiness and keep serving this long, so a
+    // load balancer stops sending before connections close; then the drain.
+    void set_drain_delay(std::chrono::milliseconds d) { drain_delay_ = d; }
     // Serves until SIGINT/SIGTERM, then drains for up to `graceful`.
     // Returns true if every connection finished in time.
     bool run(std::chrono::milliseconds graceful);
@@ -77,6 +80,7 @@ private:
     sd::notifier* notify_ = nullptr;
     std::function<void()> on_ready_;
     tls_provider* tls_reload_ = nullptr;
+    std::chrono::milliseconds drain_delay_{0};
     bool interrupted_ = false;
     std::chrono::steady_clock::time_point graceful_deadline_{};
     struct impl;

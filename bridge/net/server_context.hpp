@@ -16,7 +16,7 @@ namespace trestle::runtime { class request_watchdog; }
 namespace trestle::net {
 
 // What every connection of a server reads; fixed once serving starts, except
-// `draining`, which flips once on graceful shutdown.
+// `unready` and `draining`, which flip once on graceful shutdown.
 struct server_context {
     http_limits limits;
     std::size_t output_hwm = 256 * 1024;
@@ -54,6 +54,9 @@ struct server_context {
     const router::mount_table* router = nullptr;
     access_log* access = nullptr;
     bool log_response_head = false;   // the access log's format shows response headers
+    // Readiness fails (--health-path): set when a graceful stop begins,
+    // --drain-delay before `draining`.
+    std::atomic<bool> unready{false};
     std::atomic<bool> draining{false};
     // --max-requests: after this many requests on_request_limit runs once,
     // on an io thread (0: no limit, nothing counted).

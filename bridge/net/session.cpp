@@ -424,7 +424,10 @@ asio::awaitable<void> session::serve_websocket(request_parser& p, handler& targe
     }
     current_ws_ = ch;
     set_phase(phase::app);   // Beast's websocket timeouts take over
+    metrics::registry* stats = metrics::current();
+    if (stats) stats->websocket_opened();
     co_await net::serve_websocket(io_, ch, ctx_, closed_);
+    if (stats) stats->websocket_closed();
     current_ws_.reset();
 }
 

@@ -158,7 +158,7 @@ void registry::request_finished(std::uint16_t mount, unsigned status, std::uint6
     m.bytes_out.add(bytes_out);
 }
 
-void registry::sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint64_t, 4>& threads,
+void registry::sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint64_t, thread_fields>& threads,
                         const thread_cells& c) const {
     for (std::size_t i = 0; i < c.mounts.size(); ++i) {
         const mount_cells& m = c.mounts[i];
@@ -176,6 +176,8 @@ void registry::sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint
     threads[1] += c.gil_waits.get();
     threads[2] += c.queue_wait_ns.get();
     threads[3] += c.queue_waits.get();
+    threads[4] += c.ws_opened.get();
+    threads[5] += c.ws_closed.get();
 }
 
 void registry::retire(thread_cells* c) {
@@ -188,7 +190,7 @@ void registry::retire(thread_cells* c) {
 
 std::string registry::render() {
     std::vector<std::uint64_t> f;
-    std::array<std::uint64_t, 4> t{};
+    std::array<std::uint64_t, thread_fields> t{};
     std::vector<mount_info> mounts;
     {
         std::lock_guard lock(m_);
@@ -288,6 +290,15 @@ std::string registry::render() {
     append_number(out, static_cast<double>(t[2]) / 1e9);
     out += "\ntrestle_pool_queue_wait_seconds_count ";
     append_uint(out, t[3]);
+    out += '\n';
+
+    header(out, "trestle_websockets_open", "WebSocket sessions open (HTTP/1.1 and HTTP/2).", "gauge");
+    out += "trestle_websockets_open ";
+    append_uint(out, t[4] > t[5] ? t[4] - t[5] : 0);
+    out += '\n';
+    header(out, "trestle_websockets_total", "WebSocket sessions handed to apps.", "counter");
+    out += "trestle_websockets_total ";
+    append_uint(out, t[4]);
     out += '\n';
 
     // The values read now, outside the lock (they may lock what they read).

@@ -48,6 +48,7 @@ struct thread_cells {
     std::vector<mount_cells> mounts;
     cell gil_wait_ns, gil_waits;       // a pool thread taking the GIL back
     cell queue_wait_ns, queue_waits;   // a job waiting in the pool's queue
+    cell ws_opened, ws_closed;         // WebSocket sessions (io threads)
 };
 
 class registry {
@@ -76,6 +77,8 @@ public:
     void request_finished(std::uint16_t mount, unsigned status, std::uint64_t ns, std::uint64_t bytes_in,
                           std::uint64_t bytes_out, bool started = true);
     void request_shed(std::uint16_t mount) { local().mounts[mount].shed.add(1); }
+    void websocket_opened() { local().ws_opened.add(1); }
+    void websocket_closed() { local().ws_closed.add(1); }
 
     // The text format (version 0.0.4).
     std::string render();
@@ -91,7 +94,8 @@ private:
         std::string name, help, type, labels;
         std::function<double()> read;
     };
-    void sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint64_t, 4>& threads,
+    static constexpr std::size_t thread_fields = 6;
+    void sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint64_t, thread_fields>& threads,
                   const thread_cells& c) const;
 
     const std::uint64_t id_;
@@ -101,7 +105,7 @@ private:
     std::vector<thread_cells*> live_;
     // What exited threads counted, flattened as sum_into lays it out.
     std::vector<std::uint64_t> retired_mounts_;
-    std::array<std::uint64_t, 4> retired_threads_{};
+    std::array<std::uint64_t, thread_fields> retired_threads_{};
 };
 
 // The process's registry while metrics are on, else null. Set before

@@ -30,10 +30,13 @@ PyObject* submit_to_pool(PyObject* self, PyObject* fn) {
     Py_RETURN_NONE;
 }
 
-PyObject* beat_callback(PyObject* self, PyObject*) {
+// _beat(tasks): tasks is the loop's task count, or None between counts.
+PyObject* beat_callback(PyObject* self, PyObject* tasks) {
     auto* lt = static_cast<loop_thread*>(PyCapsule_GetPointer(self, "trestle.loop_thread"));
     if (!lt) return nullptr;
-    lt->beat();
+    long long n = tasks == Py_None ? -1 : PyLong_AsLongLong(tasks);
+    if (n == -1 && PyErr_Occurred()) return nullptr;
+    lt->beat(n);
     Py_RETURN_NONE;
 }
 
@@ -56,7 +59,7 @@ PyObject* drain_callback(PyObject* self, PyObject*) {
 
 PyMethodDef submit_def = {"submit", submit_to_pool, METH_O, "Run a callable on Trestle's blocking threads."};
 PyMethodDef drain_def = {"_drain", drain_callback, METH_NOARGS, "Run work posted to the loop thread."};
-PyMethodDef beat_def = {"_beat", beat_callback, METH_NOARGS, "Tell the watchdog the loop turns."};
+PyMethodDef beat_def = {"_beat", beat_callback, METH_O, "Tell the watchdog the loop turns (and its task count)."};
 
 // Imports module.attr, or null with the exception set.
 py::ref import_attr(const char* module, const char* attr) {
@@ -71,7 +74,9 @@ loop_thread::loop_thread(loop_settings s, thread_pool& executor, py::ref owner)
     : s_(std::move(s)), executor_(executor), owner_(std::move(owner)),
       // Often enough that a stall is seen soon after the threshold; rare
       // enough to cost nothing (at most 100 timer callbacks a second).
-      beat_period_(std::clamp(s_.block_warn / 5, std::chrono::milliseconds(10), std::chrono::milliseconds(100))) {}
+      beat_period_(s_.block_warn.count() > 0
+                       ? std::clamp(s_.block_warn / 5, std::chrono::milliseconds(10), std::chrono::milliseconds(100))
+                       : std::chrono::milliseconds(100)) {}
 
 loop_thread::~loop_thread() {
     if (efd_ >= 0) ::close(efd_);
@@ -92,6 +97,7 @@ bool loop_thread::start() {
         return false;
     }
     lock.unlock();
+    if (s_.measured) last_beat_ns_.store(now_ns(), std::memory_order_relaxed);
     if (s_.block_warn.count() > 0) {
         last_beat_ns_.store(now_ns(), std::memory_order_relaxed);
         watchdog_ = std::thread([this] { watch(); });
@@ -99,7 +105,20 @@ bool loop_thread::start() {
     return true;
 }
 
-void loop_thread::beat() { last_beat_ns_.store(now_ns(), std::memory_order_relaxed); }
+void loop_thread::beat(std::int64_t tasks) {
+    std::int64_t now = now_ns();
+    std::int64_t last = last_beat_ns_.exchange(now, std::memory_order_relaxed);
+    std::int64_t late = now - last - std::chrono::nanoseconds(beat_period_).count();
+    last_lag_ns_.store(late > 0 ? late : 0, std::memory_order_relaxed);
+    if (tasks >= 0) tasks_.store(tasks, std::memory_order_relaxed);
+}
+
+double loop_thread::lag_seconds() const {
+    std::int64_t last = last_beat_ns_.load(std::memory_order_relaxed);
+    if (last == 0) return 0;
+    std::int64_t overdue = now_ns() - last - std::chrono::nanoseconds(beat_period_).count();
+    return static_cast<double>(std::max(overdue, last_lag_ns_.load(std::memory_order_relaxed))) / 1e9;
+}
 
 void loop_thread::watch() {
     set_thread_name("trestle-watch");
@@ -246,8 +265,9 @@ bool loop_thread::serve() {
     py::ref setup = import_attr("trestle._runtime", "setup_loop");
     py::ref fd = py::ref::steal(PyLong_FromLong(efd_));
     py::ref startup_s = py::ref::steal(PyFloat_FromDouble(static_cast<double>(s_.startup_timeout.count()) / 1000.0));
-    py::ref beat_fn = s_.block_warn.count() > 0 ? py::ref::steal(PyCFunction_New(&beat_def, capsule.get()))
-                                                : py::ref::borrow(Py_None);
+    py::ref beat_fn = s_.block_warn.count() > 0 || s_.measured
+                          ? py::ref::steal(PyCFunction_New(&beat_def, capsule.get()))
+                          : py::ref::borrow(Py_None);
     py::ref period = py::ref::steal(PyFloat_FromDouble(static_cast<double>(beat_period_.count()) / 1000.0));
     py::borrowed owner = owner_ ? owner_.get() : Py_None;
     py::ref ok = py::ref::steal(setup ? PyObject_CallFunctionObjArgs(setup.get(), loop_.get(), submit.get(), fd.get(),

@@ -32,6 +32,7 @@ struct loop_settings {
     std::string kind = "auto";   // "auto" (uvloop when it imports), "asyncio" or "uvloop"
     std::chrono::milliseconds startup_timeout{60'000};   // bounds the trestle.flask startup hooks
     std::chrono::milliseconds block_warn{500};           // watchdog threshold; 0: no watchdog
+    bool measured = false;                               // metrics: the heartbeat runs even without a watchdog
     std::string label = "the event loop";                 // names the loop in the watchdog's log lines
     std::string thread_name = "trestle-loop";
 };
@@ -62,11 +63,16 @@ public:
     thread_pool& executor() { return executor_; }
     // Stalls the watchdog has reported so far (for the metrics).
     std::uint64_t blocked_count() const { return blocked_count_.load(std::memory_order_relaxed); }
+    // Seconds the loop runs late (the metrics): how late its last heartbeat
+    // came, or, while it is overdue, how overdue it is now.
+    double lag_seconds() const;
+    // Tasks alive on the loop, as counted at a recent heartbeat (-1: none yet).
+    std::int64_t tasks() const { return tasks_.load(std::memory_order_relaxed); }
 
     // Called by the eventfd reader on the loop thread.
     void drain();
     // Called by the loop's heartbeat timer, on the loop thread.
-    void beat();
+    void beat(std::int64_t tasks);   // tasks: -1 when not counted this time
 
 private:
     void run();
@@ -82,6 +88,8 @@ private:
     std::chrono::milliseconds beat_period_;
     unsigned long py_ident_ = 0;   // the loop thread's threading.get_ident()
     std::atomic<std::int64_t> last_beat_ns_{0};
+    std::atomic<std::int64_t> last_lag_ns_{0};
+    std::atomic<std::int64_t> tasks_{-1};
     std::atomic<std::uint64_t> blocked_count_{0};
     std::thread watchdog_;
     std::mutex watch_m_;

@@ -8,6 +8,7 @@
 #include "bridge/net/server.hpp"
 #include "bridge/net/tls_context.hpp"
 #include "bridge/observability/access_log.hpp"
+#include "bridge/observability/health_endpoint.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/observability/metrics.hpp"
 #include "bridge/observability/metrics_endpoint.hpp"
@@ -299,6 +300,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     ls.kind = opt.loop;
     ls.startup_timeout = opt.startup_timeout;
     ls.block_warn = opt.loop_block_warn;
+    ls.measured = stats != nullptr;
     if (any_asgi || flask_loop) {
         loop = std::make_unique<runtime::loop_thread>(ls, *blocking);
         bool started;
@@ -402,6 +404,11 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         stats_endpoint = std::make_unique<metrics::endpoint>(*stats, stats_allow, ctx.server_header);
         table.add(opt.metrics_path, *stats_endpoint, stats->add_mount(opt.metrics_path, "metrics"));
     }
+    std::unique_ptr<health::endpoint> health_endpoint;
+    if (!opt.health_path.empty()) {
+        health_endpoint = std::make_unique<health::endpoint>(ctx.unready, ctx.server_header);
+        table.add(opt.health_path, *health_endpoint, stats ? stats->add_mount(opt.health_path, "health") : 0);
+    }
     ctx.router = &table;
     // WebSockets over HTTP/2 unless a mount relays WebSocket upgrades (a
     // proxy mount tunnels HTTP/1.1 only; with it on, browsers would bring
@@ -419,6 +426,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
 
     net::server srv(ctx, opt.io_threads, opt.backlog);
     srv.set_notifier(&notify);
+    srv.set_drain_delay(opt.drain_delay);
     if (role.supervised) {
         srv.set_supervised([] { tell(worker_event::ready); });
         // Counted from now in the memory the workers share: the others may
@@ -447,6 +455,17 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
                          [n = opt.max_queue] { return static_cast<double>(n); });
         stats->add_value("trestle_connections_open", "Client connections open.", "gauge", "",
                          [&srv] { return static_cast<double>(srv.connections()); });
+        if (loop) {
+            runtime::loop_thread* lt = loop.get();
+            stats->add_value("trestle_loop_lag_seconds",
+                             "How late the event loop runs: its 100 ms heartbeat's last lateness, or how overdue it is "
+                             "now.",
+                             "gauge", "", [lt] { return lt->lag_seconds(); });
+            stats->add_value("trestle_loop_tasks", "Tasks alive on the event loop (counted about once a second).",
+                             "gauge", "", [lt] { return static_cast<double>(std::max<std::int64_t>(lt->tasks(), 0)); });
+            stats->add_value("trestle_loop_blocked_total", "Times the loop was blocked past --loop-block-warn.",
+                             "counter", "", [lt] { return static_cast<double>(lt->blocked_count()); });
+        }
     }
     std::unique_ptr<net::tls_provider> tls;
     if (opt.tls.enabled()) {

@@ -4,9 +4,13 @@
 - shutdown_hangs: never answers lifespan.shutdown (and ignores cancellation).
 - startup_hangs: never answers lifespan.startup.
 - flask_startup_hangs: a trestle.flask startup hook that never finishes.
+- startup_waits: lifespan startup waits (up to 30 s) until the file named by
+  STARTUP_FLAG exists.
 """
 import asyncio
+import os
 import sys
+import time
 
 BACKGROUND = set()
 
@@ -48,6 +52,20 @@ async def shutdown_hangs(scope, receive, send):
         await _forever_ignoring_cancel("lifespan shutdown")
     if scope["path"] == "/hang":
         await asyncio.Event().wait()   # keeps the connection in flight through the drain
+    await _ok(send)
+
+
+async def startup_waits(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        print("shutdown_cases: lifespan startup waiting", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.environ.get("STARTUP_FLAG", "/nonexistent")) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
     await _ok(send)
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -17,7 +18,7 @@ import requests
 
 parser = pytest.importorskip("prometheus_client.parser", reason="needs python3-prometheus-client (Debian)")
 
-from conftest import poll, read_response  # noqa: E402
+from conftest import poll, read_response, ws_handshake  # noqa: E402
 
 GET_OK = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
 GET_HOLD = b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -191,3 +192,27 @@ def test_a_real_prometheus_scrapes_it(serve, tmp_path):
             prom.kill()
             prom.wait()
         log.close()
+
+
+def test_loop_lag_rises_while_an_app_blocks_the_loop(serve):
+    srv = serve("loop_blocker:app", "--metrics-path", "/metrics", "--loop-block-warn", "0")
+    m = scrape(srv)
+    assert value(m, "trestle_loop_lag_seconds") < 0.2
+    assert poll(lambda: value(scrape(srv), "trestle_loop_tasks") >= 1, timeout=10)
+    blocker = threading.Thread(target=lambda: requests.get(srv.url + "/block?2", timeout=20))
+    blocker.start()
+    try:
+        # The metrics are answered on an io thread, so they come while the loop is stuck.
+        assert poll(lambda: value(scrape(srv), "trestle_loop_lag_seconds") >= 1.0, timeout=10)
+    finally:
+        blocker.join()
+    assert poll(lambda: value(scrape(srv), "trestle_loop_lag_seconds") < 0.2, timeout=10)
+
+
+def test_websockets_open_are_counted(serve):
+    srv = serve("loop_blocker:app", "--metrics-path", "/metrics")
+    s = ws_handshake(srv, "/ws")
+    assert poll(lambda: value(scrape(srv), "trestle_websockets_open") == 1, timeout=10)
+    assert value(scrape(srv), "trestle_websockets_total") == 1
+    s.close()
+    assert poll(lambda: value(scrape(srv), "trestle_websockets_open") == 0, timeout=10)

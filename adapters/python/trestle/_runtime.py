@@ -111,9 +111,15 @@ def _task_name(task):
 
 def _start_heartbeat(loop, beat, interval):
     """Calls beat() every `interval` seconds while the loop turns. The C++
-    watchdog (loop_thread) reports a loop whose heartbeat stops."""
+    watchdog (loop_thread) reports a loop whose heartbeat stops, and the
+    metrics read the loop's lag from how late each beat comes; about once a
+    second the beat also carries the number of tasks alive."""
+    every = max(1, int(round(1.0 / interval))) if interval else 1
+    count = [0]
+
     def tick():
-        beat()
+        count[0] += 1
+        beat(len(asyncio.all_tasks(loop)) if count[0] % every == 1 or every == 1 else None)
         loop.call_later(interval, tick)
     loop.call_soon(tick)
 
