@@ -7,6 +7,8 @@
 #include "bridge/net/tls_context.hpp"
 #include "bridge/observability/access_log.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/observability/metrics.hpp"
+#include "bridge/observability/metrics_shared.hpp"
 #include "bridge/observability/sd_notify.hpp"
 #include "bridge/supervisor/process.hpp"
 #include "bridge/supervisor/supervisor.hpp"
@@ -107,6 +109,15 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
     s.argv.assign(argv, argv + argc);
     s.listeners = open_listeners(opt);
     s.upgrade_ready_fd = up.ready_fd;
+    // The workers' metrics, summed by whichever worker answers a scrape:
+    // laid out for the mounts every worker's registry has (the requests no
+    // mount took, each mount, the metrics and health endpoints).
+    static metrics::shared_table shared_metrics;
+    if (!opt.metrics_path.empty()) {
+        std::size_t mounts = 1 + opt.mounts.size() + 1 + (opt.health_path.empty() ? 0 : 1);
+        if (shared_metrics.create(metrics::registry::counters_for(mounts))) s.metrics = &shared_metrics;
+        else log::warning("metrics: no shared memory for the workers' table; each worker answers for itself");
+    }
     // The workers get them as fd://N, the TLS ones (--bind) apart from the
     // plain ones (--insecure-bind), in that order.
     std::vector<std::string> worker_binds, worker_insecure;

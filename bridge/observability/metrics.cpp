@@ -1,6 +1,7 @@
 #include "bridge/observability/metrics.hpp"
 
 #include "bridge/observability/gil_wait.hpp"
+#include "bridge/observability/metrics_shared.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -107,6 +108,14 @@ registry::~registry() {
         live_registries().erase(id_);
     }
     if (current() == this) set_current(nullptr);
+    if (publisher_.joinable()) {   // without a last publish: what it reads may be gone
+        {
+            std::lock_guard lock(publish_m_);
+            publish_stop_ = true;
+        }
+        publish_cv_.notify_all();
+        publisher_.join();
+    }
     // Cells of threads still alive are theirs to forget; this registry
     // owns them.
     for (auto* c : live_) delete c;
@@ -188,18 +197,86 @@ void registry::retire(thread_cells* c) {
     delete c;
 }
 
-std::string registry::render() {
+std::size_t registry::counters_for(std::size_t mounts) { return mounts * per_mount + thread_fields; }
+
+std::vector<std::uint64_t> registry::collect() {
     std::vector<std::uint64_t> f;
     std::array<std::uint64_t, thread_fields> t{};
-    std::vector<mount_info> mounts;
     {
         std::lock_guard lock(m_);
-        mounts = mounts_;
         f.assign(mounts_.size() * per_mount, 0);
         for (std::size_t i = 0; i < retired_mounts_.size(); ++i) f[i] = retired_mounts_[i];
         t = retired_threads_;
         for (auto* c : live_) sum_into(f, t, *c);
     }
+    f.insert(f.end(), t.begin(), t.end());
+    return f;
+}
+
+std::vector<double> registry::read_values() {
+    std::vector<value> vals;
+    {
+        std::lock_guard lock(m_);
+        vals = values_;
+    }
+    std::vector<double> out;
+    out.reserve(vals.size());
+    for (auto& v : vals) out.push_back(v.read());   // outside the lock: they may lock what they read
+    return out;
+}
+
+bool registry::share(shared_table* table, int slot) {
+    if (!table || !table->valid() || slot < 0 || table->counters() != counters_for(mounts_.size()) ||
+        values_.size() > shared_table::max_values)
+        return false;
+    shared_ = table;
+    slot_ = slot;
+    publisher_ = std::thread([this] {
+        std::unique_lock lock(publish_m_);
+        while (!publish_stop_) {
+            lock.unlock();
+            publish();
+            lock.lock();
+            publish_cv_.wait_for(lock, std::chrono::milliseconds(250), [this] { return publish_stop_; });
+        }
+    });
+    return true;
+}
+
+void registry::publish() {
+    if (shared_) shared_->publish(slot_, collect(), read_values());
+}
+
+void registry::stop_sharing() {
+    if (!publisher_.joinable()) return;
+    {
+        std::lock_guard lock(publish_m_);
+        publish_stop_ = true;
+    }
+    publish_cv_.notify_all();
+    publisher_.join();
+    publish();   // the last counts, for the supervisor to fold in
+}
+
+std::string registry::render() {
+    std::vector<std::uint64_t> f;
+    std::vector<std::pair<int, std::vector<double>>> per_worker;   // (slot or -1, values)
+    std::vector<mount_info> mounts;
+    std::vector<value> vals;
+    {
+        std::lock_guard lock(m_);
+        mounts = mounts_;
+        vals = values_;
+    }
+    if (shared_) {
+        publish();
+        f = shared_->sum();
+        per_worker = shared_->values();
+    } else {
+        f = collect();
+        per_worker.emplace_back(-1, read_values());
+    }
+    const std::uint64_t* t = &f[mounts.size() * per_mount];
     std::string out;
     out.reserve(4096 + mounts.size() * 2048);
     auto labels = [&](std::size_t i) {
@@ -301,20 +378,34 @@ std::string registry::render() {
     append_uint(out, t[4]);
     out += '\n';
 
-    // The values read now, outside the lock (they may lock what they read).
-    std::vector<value> vals;
-    {
-        std::lock_guard lock(m_);
-        vals = values_;
+    // The values read at scrape time: this process's, or each worker's.
+    for (std::size_t k = 0; k < vals.size(); ++k) {
+        const value& v = vals[k];
+        if (k == 0 || v.name != vals[k - 1].name) header(out, v.name.c_str(), v.help.c_str(), v.type.c_str());
+        for (auto& [slot, values] : per_worker) {
+            if (k >= values.size()) continue;
+            std::string labels = v.labels;
+            if (slot >= 0) labels += (labels.empty() ? "" : ",") + std::string("worker=\"") + std::to_string(slot) + "\"";
+            out += v.name;
+            if (!labels.empty()) out += "{" + labels + "}";
+            out += ' ';
+            append_number(out, values[k]);
+            out += '\n';
+        }
     }
-    std::string last;
-    for (auto& v : vals) {
-        if (v.name != last) header(out, v.name.c_str(), v.help.c_str(), v.type.c_str());
-        last = v.name;
-        out += v.name;
-        if (!v.labels.empty()) out += "{" + v.labels + "}";
-        out += ' ';
-        append_number(out, v.read());
+    if (shared_) {
+        header(out, "trestle_worker_restarts_total", "Workers the supervisor replaced, by cause.", "counter");
+        auto r = shared_->restarts();
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            out += "trestle_worker_restarts_total{cause=\"";
+            out += cause_name(static_cast<restart_cause>(i));
+            out += "\"} ";
+            append_uint(out, r[i]);
+            out += '\n';
+        }
+        header(out, "trestle_workers", "Worker processes serving.", "gauge");
+        out += "trestle_workers ";
+        append_uint(out, per_worker.size());
         out += '\n';
     }
     return out;

@@ -14,14 +14,18 @@
 // are callbacks registered before serving.
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace trestle::metrics {
+
+class shared_table;
 
 // Seconds: the request latency histogram's upper bounds (+Inf follows).
 inline constexpr std::array<double, 14> latency_bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -83,6 +87,18 @@ public:
     // The text format (version 0.0.4).
     std::string render();
 
+    // ---- with worker processes -------------------------------------------
+    // The counters a registry of `mounts` mounts publishes.
+    static std::size_t counters_for(std::size_t mounts);
+    // After the mounts are added: publishes this worker's totals into its
+    // slot of the supervisor's table four times a second (and before each
+    // render, which then answers for every worker). False (nothing shared)
+    // if the table does not fit this registry.
+    bool share(shared_table* table, int slot);
+    // Stops publishing, after a last publish (while what the values read
+    // is still alive).
+    void stop_sharing();
+
     // Folds and frees a thread's cells (at its exit).
     void retire(thread_cells* c);
 
@@ -97,6 +113,10 @@ private:
     static constexpr std::size_t thread_fields = 6;
     void sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint64_t, thread_fields>& threads,
                   const thread_cells& c) const;
+    // Every counter of this process, flattened: each mount's, then the threads'.
+    std::vector<std::uint64_t> collect();
+    std::vector<double> read_values();
+    void publish();
 
     const std::uint64_t id_;
     std::mutex m_;
@@ -106,6 +126,13 @@ private:
     // What exited threads counted, flattened as sum_into lays it out.
     std::vector<std::uint64_t> retired_mounts_;
     std::array<std::uint64_t, thread_fields> retired_threads_{};
+
+    shared_table* shared_ = nullptr;
+    int slot_ = -1;
+    std::thread publisher_;
+    std::mutex publish_m_;
+    std::condition_variable publish_cv_;
+    bool publish_stop_ = false;
 };
 
 // The process's registry while metrics are on, else null. Set before

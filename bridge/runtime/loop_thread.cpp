@@ -108,7 +108,8 @@ bool loop_thread::start() {
 void loop_thread::beat(std::int64_t tasks) {
     std::int64_t now = now_ns();
     std::int64_t last = last_beat_ns_.exchange(now, std::memory_order_relaxed);
-    std::int64_t late = now - last - std::chrono::nanoseconds(beat_period_).count();
+    // The first beat has nothing to be late against.
+    std::int64_t late = last == 0 ? 0 : now - last - std::chrono::nanoseconds(beat_period_).count();
     last_lag_ns_.store(late > 0 ? late : 0, std::memory_order_relaxed);
     if (tasks >= 0) tasks_.store(tasks, std::memory_order_relaxed);
 }

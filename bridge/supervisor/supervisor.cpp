@@ -2,6 +2,7 @@
 #include "bridge/observability/log.hpp"
 #include "bridge/observability/sd_notify.hpp"
 #include "bridge/supervisor/file_watch.hpp"
+#include "bridge/observability/metrics_shared.hpp"
 #include "bridge/supervisor/load_table.hpp"
 #include "bridge/supervisor/process.hpp"
 #include "bridge/supervisor/worker_link.hpp"
@@ -194,6 +195,7 @@ void master::status() {
     if (::getppid() != parent) ::_exit(0);
     if (hooks_.child) hooks_.child();
     set_worker_load(loads_.valid() ? &loads_ : nullptr, child_slot_);
+    metrics::set_worker_shared(s_.metrics, child_slot_);
     int rc = main_(link_write, next_number_);
     std::fflush(nullptr);
     ::_exit(rc);
@@ -410,6 +412,20 @@ void master::on_exit(worker w, int status) {
     std::string how = describe_status(status);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (w.link >= 0) ::close(w.link);
+    if (s_.metrics) {
+        // Its last counts join the retired totals before the slot is reused.
+        s_.metrics->retire(w.slot);
+        if (w.st == worker::state::stopping && w.doomed) {
+            using c = metrics::restart_cause;
+            const std::string& why = w.doom_reason;
+            s_.metrics->count_restart(why == "reload"          ? c::reload
+                                      : why == "--max-requests" ? c::max_requests
+                                      : why == "--max-rss"      ? c::max_rss
+                                                                : c::stuck);
+        } else if (w.st != worker::state::stopping && !stopping_ && booted_) {
+            s_.metrics->count_restart(metrics::restart_cause::crash);
+        }
+    }
     loads_.free_slot(w.slot);
     // A booting replacement of this worker now only adds capacity.
     for (auto& r : workers_)

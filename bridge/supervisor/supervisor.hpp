@@ -27,6 +27,8 @@
 
 namespace trestle::sd { class notifier; }
 
+namespace trestle::metrics { class shared_table; }
+
 namespace trestle::supervisor {
 
 struct settings {
@@ -42,6 +44,7 @@ struct settings {
     std::vector<std::string> argv;                  // ...with these arguments (argv[0] first)
     std::vector<net::listener> listeners;           // shared by every worker
     int upgrade_ready_fd = -1;                      // started by USR2: told once every worker serves
+    metrics::shared_table* metrics = nullptr;       // the workers' metrics: exits folded in, restarts counted
 };
 
 // Runs in each new worker process, right after the fork; returns the

@@ -12,6 +12,7 @@
 #include "bridge/observability/log.hpp"
 #include "bridge/observability/metrics.hpp"
 #include "bridge/observability/metrics_endpoint.hpp"
+#include "bridge/observability/metrics_shared.hpp"
 #include "bridge/observability/sd_notify.hpp"
 #include "bridge/python/app_loader.hpp"
 #include "bridge/python/interpreter.hpp"
@@ -522,11 +523,28 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         };
     }
 
+    // With worker processes, each publishes its metrics into the
+    // supervisor's table and answers a scrape for all of them. Stopped
+    // (after a last publish) before what its values read is gone.
+    struct stop_sharing {
+        metrics::registry* r;
+        ~stop_sharing() {
+            if (r) r->stop_sharing();
+        }
+    } sharing{nullptr};
+    if (stats && metrics::worker_shared()) {
+        if (stats->share(metrics::worker_shared(), metrics::worker_shared_slot())) sharing.r = stats.get();
+        else log::warning("metrics: the supervisor's table does not fit this worker's; it answers for itself only");
+    }
     {
         // Python belongs to the other threads from here; the GIL comes back
         // for the last references and for finalizing.
         py::gil_release nogil;
         srv.run(opt.graceful_timeout);
+        if (sharing.r) {
+            sharing.r->stop_sharing();
+            sharing.r = nullptr;
+        }
         // From here a signal means "stop now", whatever is still being waited for.
         stop_now_on_signal();
         if (access) access->flush();

@@ -216,3 +216,42 @@ def test_websockets_open_are_counted(serve):
     assert value(scrape(srv), "trestle_websockets_total") == 1
     s.close()
     assert poll(lambda: value(scrape(srv), "trestle_websockets_open") == 0, timeout=10)
+
+
+def test_workers_sum_into_every_answer_and_restarts_keep_the_counts(serve):
+    # Two workers: whichever answers a scrape answers for both; a worker
+    # replaced by --max-requests leaves its counts behind, and the restart
+    # is counted by cause.
+    from test_workers import SLOW, serving
+    srv = serve("pid_app:app", "--workers", "2", "--metrics-path", "/metrics", "--max-requests", "60",
+                "--max-requests-jitter", "0")
+    srv.wait_log(serving(2), timeout=30 * SLOW)
+    pids = set()
+    total = 0
+    deadline = time.monotonic() + 60 * SLOW
+    # Each new connection may land on either worker; keep-alive ones stay put.
+    while total < 150 and time.monotonic() < deadline:
+        r = requests.get(srv.url + "/", timeout=10)
+        assert r.status_code == 200
+        pids.add(r.text.strip())
+        total += 1
+    assert total == 150
+    root = {"mount": "/", "interface": "wsgi"}
+
+    def settled():
+        m = scrape(srv)
+        return value(m, "trestle_requests_total", code="2xx", **root) == total and \
+            value(m, "trestle_worker_restarts_total", cause="max_requests") >= 1
+    # The replaced workers' counts are folded in, and the survivors publish
+    # four times a second.
+    assert poll(settled, timeout=30 * SLOW), scrape(srv)
+    # Every scrape gives the same sum, whichever worker answers it.
+    for _ in range(10):
+        m = scrape(srv)
+        assert value(m, "trestle_requests_total", code="2xx", **root) >= total
+    m = scrape(srv)
+    workers = {lab for (name, lab) in m if name == "trestle_pool_threads"}
+    assert len(workers) == 2, workers   # one series per worker, labelled
+    assert all(dict(lab).get("worker") is not None for lab in workers)
+    assert value(m, "trestle_workers") == 2
+    assert len(pids) >= 2   # the traffic reached more than one worker
