@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <map>
 #include <set>
 #include <thread>
 #include <vector>
@@ -225,7 +226,7 @@ TEST(thread_pool, a_helper_stands_by_while_jobs_keep_starting) {
     // was once not enough under ThreadSanitizer in CI (the runner stalled).
     s.help_after = std::chrono::milliseconds(1000);
     std::mutex m;
-    std::set<std::thread::id> ran_on;
+    std::map<std::thread::id, int> ran_on;
     std::vector<int> order;
     constexpr int jobs = 400;
     {
@@ -238,7 +239,7 @@ TEST(thread_pool, a_helper_stands_by_while_jobs_keep_starting) {
             ASSERT_TRUE(pool.try_submit([&, i] {
                 PyRun_SimpleString("sum(range(3000))");   // about 30 µs of bytecode
                 std::lock_guard lock(m);
-                ran_on.insert(std::this_thread::get_id());
+                ++ran_on[std::this_thread::get_id()];
                 order.push_back(i);
             }, false));
         }
@@ -250,7 +251,14 @@ TEST(thread_pool, a_helper_stands_by_while_jobs_keep_starting) {
         PyRun_SimpleString(("import sys; sys.setswitchinterval(" + std::to_string(old_interval) + ")").c_str());
     }
     ASSERT_EQ(order.size(), static_cast<std::size_t>(jobs));
-    EXPECT_EQ(ran_on.size(), 1u) << "a helper took the GIL while the jobs were moving";
+    // Nearly all on one thread. A helper that went for the GIL would take it
+    // at every forced switch and run about half. (Under ThreadSanitizer a
+    // second thread was once seen starting with the first, before either
+    // counted as running; a handful of jobs, not half.)
+    int most = 0;
+    for (auto& [id, n] : ran_on) most = std::max(most, n);
+    EXPECT_LE(ran_on.size(), 2u);
+    EXPECT_GE(most, jobs * 9 / 10) << "a helper took the GIL while the jobs were moving";
     for (int i = 0; i < jobs; ++i) ASSERT_EQ(order[i], i);
 }
 
