@@ -141,9 +141,12 @@ thread_cells& registry::local() {
             t_last_cells = sl.cells;
             return *sl.cells;
         }
-    auto* c = new thread_cells(mounts_.size());   // mounts are fixed before any thread records
+    thread_cells* c;
     {
+        // Under the lock: a pool thread may time a GIL wait while the
+        // mounts are still being added (its own cells need none of them).
         std::lock_guard lock(m_);
+        c = new thread_cells(mounts_.size());
         live_.push_back(c);
     }
     t_slots.slots.push_back({id_, c});
