@@ -84,6 +84,7 @@ struct cli_values {
     std::optional<std::string> access_logfile;   // gunicorn's --access-logfile: "-" is stdout
     std::string app;
     std::vector<std::string> mounts;
+    std::vector<std::string> shadows;
     std::string config;
 
     explicit cli_values(const options& o)
@@ -151,6 +152,10 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("mounts", v.mounts, "More mounts, each PREFIX=TARGET, the target as for the root app "
                                        "(/v2=newapi:app /static=static:./public /billing=proxy:http://127.0.0.1:9001): "
                                        "the longest prefix wins, on whole path segments");
+    cli.add_option("--shadow", v.shadows, "PREFIX=TARGET: replay the safe requests of the mount at PREFIX (/ for the root) "
+                                          "to TARGET (module:app or proxy:URL) and compare the answers; the client gets "
+                                          "the mount's own (see shadow_* in docs/configuration.md)")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     cli.add_option("-c,--config", v.config, "Read settings and mounts from this TOML file (see docs/configuration.md); "
                                             "flags on the command line win");
     cli.add_option("--interface", o.interface, "auto (tell ASGI from WSGI by the callable's shape), wsgi or asgi (default auto)")
@@ -504,6 +509,22 @@ std::int64_t int_value(const toml::node& n, const std::string& at, const std::st
     return *i;
 }
 
+std::vector<std::string> string_list(const toml::node& n, const std::string& at, const std::string& key) {
+    const toml::array* a = n.as_array();
+    std::vector<std::string> out;
+    if (a)
+        for (const toml::node& e : *a) {
+            auto s = e.value_exact<std::string>();
+            if (!s || s->empty()) {
+                a = nullptr;
+                break;
+            }
+            out.push_back(*s);
+        }
+    if (!a) config_error(at, key + " must be a list of strings");
+    return out;
+}
+
 // A relative path in a config file means relative to the file's folder,
 // made absolute now: `chdir` may move the working directory before it is used.
 std::string beside(const std::string& file, const std::string& path) {
@@ -534,6 +555,72 @@ std::vector<std::string> upgrade_list(const toml::node& node, const std::string&
         out.push_back(std::move(name));
     }
     return out;
+}
+
+// A shadow's target: module:app or proxy:URL (never static files).
+std::shared_ptr<mount_spec> shadow_target(const std::string& target, const std::string& origin, std::string& why) {
+    auto t = std::make_shared<mount_spec>();
+    t->origin = origin;
+    if (target.starts_with("static:")) {
+        why = "a shadow must be module:app or proxy:URL";
+        return nullptr;
+    }
+    if (!parse_mount_target(target, *t, why)) return nullptr;
+    return t;
+}
+
+// One shadow or shadow_* key of a [[mount]] table.
+void parse_shadow_key(mount_spec& m, const std::string& k, const toml::node& node, const std::string& file,
+                      const std::string& kat) {
+    if (!m.shadow) m.shadow.emplace();
+    shadow_options& sh = *m.shadow;
+    if (k == "shadow") {
+        std::string why;
+        sh.target = shadow_target(string_value(node, kat, k), kat, why);
+        if (!sh.target) config_error(kat, "shadow: " + why);
+    } else if (k == "shadow_interface") {
+        std::string v = string_value(node, kat, k);
+        if (v != "auto" && v != "wsgi" && v != "asgi") config_error(kat, "shadow_interface must be auto, wsgi or asgi");
+        if (!sh.target) config_error(kat, "write shadow = \"module:app\" before shadow_interface");
+        sh.target->interface = v;
+    } else if (k == "shadow_methods") {
+        sh.methods = string_list(node, kat, k);
+        for (auto& meth : sh.methods)
+            for (char& c : meth) {
+                if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+                if (c < 'A' || c > 'Z') config_error(kat, "shadow_methods must be method names, such as [\"GET\", \"POST\"]");
+            }
+    } else if (k == "shadow_routes") {
+        sh.routes = string_list(node, kat, k);
+        for (auto& r : sh.routes)
+            if (r.front() != '/') config_error(kat, "shadow_routes are paths under the mount, starting with / (\"/orders/*\")");
+    } else if (k == "shadow_sample") {
+        auto d = node.value<double>();
+        if (!d || !std::isfinite(*d) || *d < 0 || *d > 1) config_error(kat, "shadow_sample must be a number from 0 to 1");
+        sh.sample = *d;
+    } else if (k == "shadow_queue") {
+        sh.queue = static_cast<std::size_t>(int_value(node, kat, k, 1, 100000));
+    } else if (k == "shadow_headers") {
+        sh.headers = string_list(node, kat, k);
+        for (auto& h : sh.headers)
+            for (char& c : h) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    } else if (k == "shadow_ignore") {
+        sh.ignore = string_list(node, kat, k);
+    } else if (k == "shadow_normalizer") {
+        sh.normalizer = string_value(node, kat, k);
+        if (sh.normalizer.find(':') == std::string::npos) config_error(kat, "shadow_normalizer must be module:function");
+    } else if (k == "shadow_keep") {
+        sh.keep = static_cast<std::size_t>(int_value(node, kat, k, 0, 10000));
+    } else if (k == "shadow_log") {
+        sh.log = beside(file, string_value(node, kat, k));
+        if (sh.log.empty()) config_error(kat, "shadow_log must name a file");
+    } else if (k == "shadow_timeout") {
+        sh.timeout = seconds_to_ms(seconds_value(node, kat, k));
+    } else if (k == "shadow_max_body") {
+        sh.max_body = static_cast<std::size_t>(int_value(node, kat, k, 0, 1ll << 30));
+    } else {
+        config_error(kat, "unknown mount key '" + k + "'");
+    }
 }
 
 mount_spec parse_mount_table(const toml::table& t, const std::string& file, const std::string& at) {
@@ -604,6 +691,8 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
             m.proxy.preserve_host = bool_value(node, kat, k);
         } else if (k == "upgrades") {
             m.proxy.upgrades = upgrade_list(node, kat);
+        } else if (k == "shadow" || k.starts_with("shadow_")) {
+            parse_shadow_key(m, k, node, file, kat);
         } else {
             config_error(kat, "unknown mount key '" + k + "'");
         }
@@ -614,6 +703,9 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
             if (t.contains(k) && m.type != kind) config_error(where(file, t.at(k).source()), std::string(k) + " applies to " + what + " mounts only");
     };
     only_for({"interface", "flask_async", "flask_loop", "buffer_body"}, mount_spec::kind::app, "app");
+    if (m.shadow && !m.shadow->target) config_error(at, "shadow_* settings need shadow = \"module:app\" or \"proxy:URL\"");
+    if (m.shadow && m.type == mount_spec::kind::static_files) config_error(at, "shadow applies to app and proxy mounts only");
+    if (m.shadow) m.shadow->target->prefix = m.prefix;
     only_for({"index", "cache_control", "follow_symlinks", "precompressed"}, mount_spec::kind::static_files, "static");
     only_for({"connect_timeout", "read_timeout", "fail_timeout", "max_fails", "max_idle", "preserve_host", "upgrades"},
              mount_spec::kind::proxy, "proxy");
@@ -803,6 +895,21 @@ options parse_options(int argc, char** argv) {
         o.mounts.push_back(std::move(m));
     }
     if (o.mounts.empty()) usage_error("no app given: name one (module:app), or mounts in --config");
+    for (auto& arg : v.shadows) {
+        auto eq = arg.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size())
+            usage_error("--shadow '" + arg + "': expected PREFIX=TARGET (/orders=newapi:app, or proxy:URL)");
+        std::string prefix = arg.substr(0, eq), why;
+        if (!router::normalize_prefix(prefix, why)) usage_error("--shadow '" + arg + "': the prefix " + why);
+        auto m = std::find_if(o.mounts.begin(), o.mounts.end(), [&](const mount_spec& s) { return s.prefix == prefix; });
+        if (m == o.mounts.end()) usage_error("--shadow '" + arg + "': no mount at " + (prefix.empty() ? "/" : prefix));
+        if (m->type == mount_spec::kind::static_files) usage_error("--shadow '" + arg + "': shadows apply to app and proxy mounts only");
+        auto target = shadow_target(arg.substr(eq + 1), "the command line", why);
+        if (!target) usage_error("--shadow '" + arg + "': " + why);
+        target->prefix = m->prefix;
+        if (!m->shadow) m->shadow.emplace();
+        m->shadow->target = std::move(target);
+    }
 
     for (auto& cidr : o.forwarded_allow_ips)
         if (cidr.empty()) usage_error("--forwarded-allow-ips: empty entry");

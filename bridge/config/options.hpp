@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <string>
@@ -63,6 +64,27 @@ struct proxy_mount_options {
     std::vector<std::string> upgrades{"websocket"};
 };
 
+struct mount_spec;
+
+// A shadow for a mount (adapters/shadow): the requests it takes are replayed
+// to a second handler after the primary has answered, and the two answers
+// compared. docs/configuration.md, "Shadow mode".
+struct shadow_options {
+    std::shared_ptr<mount_spec> target;   // an app or proxy mount at the primary's prefix
+    std::vector<std::string> methods{"GET", "HEAD", "OPTIONS"};   // upper-case
+    std::vector<std::string> routes;      // glob patterns on the path under the mount; empty: all
+    double sample = 1.0;                  // the share of matching requests replayed
+    std::size_t queue = 64;               // replays queued or running at once; more are dropped
+    std::vector<std::string> headers{"content-type"};   // compared header fields, lower-case
+    std::vector<std::string> ignore;      // JSON paths left out of the body comparison
+    std::string normalizer;               // module:function applied to both bodies
+    std::size_t keep = 10;                // mismatches kept per route
+    std::string log;                      // JSONL file every kept mismatch is appended to
+    std::chrono::milliseconds timeout{30'000};   // a replay still running then is cut
+    std::size_t max_body = 1 << 20;       // bigger request bodies are not replayed; bigger
+                                          // responses are compared by size and digest
+};
+
 // One entry of the mount table; the root has the prefix "".
 struct mount_spec {
     enum class kind { app, static_files, proxy };
@@ -73,6 +95,7 @@ struct mount_spec {
     std::optional<bool> flask_async;     // unset: the server-wide setting
     std::optional<std::string> flask_loop;   // "shared" or "own"; unset: the server-wide setting
     std::optional<bool> buffer_body;     // unset: the server-wide setting (WSGI apps)
+    std::optional<shadow_options> shadow;
     static_mount_options files;
     proxy_mount_options proxy;
     std::string origin;                  // "command line" or "FILE:LINE", for messages

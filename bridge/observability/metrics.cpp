@@ -411,7 +411,18 @@ std::string registry::render() {
         append_uint(out, per_worker.size());
         out += '\n';
     }
+    std::function<void(std::string&)> more;
+    {
+        std::lock_guard lock(m_);
+        more = more_;
+    }
+    if (more) more(out);
     return out;
+}
+
+void registry::add_series(std::function<void(std::string&)> render) {
+    std::lock_guard lock(m_);
+    more_ = std::move(render);
 }
 
 } // namespace trestle::metrics

@@ -71,6 +71,9 @@ public:
     // counter. `labels`: as rendered inside the braces (may be empty).
     void add_value(std::string name, std::string help, std::string type, std::string labels,
                    std::function<double()> read);
+    // Whole families of this process's own, appended at each scrape
+    // (shadow mode's, per route); with workers, the answering worker's.
+    void add_series(std::function<void(std::string&)> render);
 
     // ---- any thread -----------------------------------------------------
     // This thread's cells (made on first use).
@@ -122,6 +125,7 @@ private:
     std::mutex m_;
     std::vector<mount_info> mounts_;
     std::vector<value> values_;
+    std::function<void(std::string&)> more_;
     std::vector<thread_cells*> live_;
     // What exited threads counted, flattened as sum_into lays it out.
     std::vector<std::uint64_t> retired_mounts_;

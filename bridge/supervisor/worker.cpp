@@ -3,6 +3,7 @@
 
 #include "adapters/asgi/asgi_handler.hpp"
 #include "adapters/proxy/proxy_handler.hpp"
+#include "adapters/shadow/shadow_handler.hpp"
 #include "adapters/static/static_handler.hpp"
 #include "adapters/wsgi/wsgi_handler.hpp"
 #include "bridge/net/server.hpp"
@@ -117,6 +118,7 @@ struct mounted {
     std::string iface;   // wsgi, asgi2, asgi3; empty for static and proxy mounts
     py::ref app, lifespan;
     std::unique_ptr<handler> h;
+    std::unique_ptr<mounted> shadow;   // the shadow's app (shadow mode), set up like a mount
 };
 
 std::string where(const mount_spec& m) {
@@ -185,36 +187,43 @@ void quiet_signals_outside_run() {
     for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) ::sigaction(sig, &quiet, nullptr);
 }
 
+static mounted load_mount(const mount_spec& spec, const options& opt, loaded_apps& la);
+
 apps_ptr load_apps(const options& opt) {
     py::interpreter_options io{opt.chdir, opt.pythonpath, opt.venv};
     io.write_bytecode = !opt.reload;   // see interpreter_options
     py::initialize(io);
     apps_ptr la(new loaded_apps);
-    // Every Python app is loaded before anything starts.
+    // Every Python app is loaded before anything starts, shadows too.
     for (auto& spec : opt.mounts) {
-        mounted m{&spec, {}, {}, {}, {}};
-        if (spec.type == mount_spec::kind::app) {
-            m.app = py::load_app(spec.app);
-            m.iface = choose_interface(spec.interface.empty() ? opt.interface : spec.interface, m.app.get());
-            if (m.iface == "asgi2") {
-                m.app = call_asgi_helper("asgi2_to_3", m.app.get());
-                if (!m.app) {
-                    py::print_exception();
-                    die(1, "cannot wrap the ASGI 2 app " + spec.app);
-                }
-            }
-            la->any_asgi = la->any_asgi || m.iface != "wsgi";
-            if (m.iface == "wsgi") {
-                bool own = spec.flask_loop.value_or(opt.flask_loop) == "own";
-                flask_attached f = attach_flask(m.app.get(), spec.flask_async.value_or(opt.flask_async), own, spec.app);
-                la->flask_loop = f.shared_loop || la->flask_loop;
-                if (f.own_runner) la->own_loop_runners.emplace_back(spec.app, std::move(f.own_runner));
-            }
-        }
-        la->apps.push_back(std::move(m));
+        la->apps.push_back(load_mount(spec, opt, *la));
+        if (spec.shadow) la->apps.back().shadow = std::make_unique<mounted>(load_mount(*spec.shadow->target, opt, *la));
     }
 
     return la;
+}
+
+// Loads one mount's app (static and proxy mounts have none).
+static mounted load_mount(const mount_spec& spec, const options& opt, loaded_apps& la) {
+    mounted m{&spec, {}, {}, {}, {}, {}};
+    if (spec.type != mount_spec::kind::app) return m;
+    m.app = py::load_app(spec.app);
+    m.iface = choose_interface(spec.interface.empty() ? opt.interface : spec.interface, m.app.get());
+    if (m.iface == "asgi2") {
+        m.app = call_asgi_helper("asgi2_to_3", m.app.get());
+        if (!m.app) {
+            py::print_exception();
+            die(1, "cannot wrap the ASGI 2 app " + spec.app);
+        }
+    }
+    la.any_asgi = la.any_asgi || m.iface != "wsgi";
+    if (m.iface == "wsgi") {
+        bool own = spec.flask_loop.value_or(opt.flask_loop) == "own";
+        flask_attached f = attach_flask(m.app.get(), spec.flask_async.value_or(opt.flask_async), own, spec.app);
+        la.flask_loop = f.shared_loop || la.flask_loop;
+        if (f.own_runner) la.own_loop_runners.emplace_back(spec.app, std::move(f.own_runner));
+    }
+    return m;
 }
 
 int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& role) {
@@ -262,7 +271,9 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     // the threads that never come back (ASGI requests need no thread of it).
     // Made here, in the worker: threads do not survive a fork.
     std::unique_ptr<runtime::request_watchdog> watchdog;
-    bool any_wsgi = std::any_of(apps.begin(), apps.end(), [](const mounted& m) { return m.iface == "wsgi"; });
+    bool any_wsgi = std::any_of(apps.begin(), apps.end(), [](const mounted& m) {
+        return m.iface == "wsgi" || (m.shadow && m.shadow->iface == "wsgi");
+    });
     if (opt.timeout.count() > 0 && any_wsgi) {
         watchdog = std::make_unique<runtime::request_watchdog>(opt.timeout, opt.timeout_grace);
         ctx.watchdog = watchdog.get();
@@ -270,6 +281,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
 
     // Metrics (--metrics-path): on before the pool starts, whose threads
     // then time their queue and GIL waits.
+    shadow::board shadows;   // before the registry that renders it
     std::unique_ptr<metrics::registry> stats;
     net::trusted_proxies stats_allow;
     if (!opt.metrics_path.empty()) {
@@ -326,7 +338,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     own_loop_runners.clear();
 
     services shared{opt, ctx, &pool, loop.get()};
-    for (auto& m : apps) {
+    auto start_mount = [&](mounted& m) {
         const mount_spec& spec = *m.spec;
         // ASGI lifespan startup runs before the mount serves; its state goes
         // into every scope of the app.
@@ -366,6 +378,23 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
             py::print_exception();
             die(e.status(), e.what());
         }
+    };
+    // Shadow mode: the mount's handler and its shadow's, behind one that
+    // replays and compares (adapters/shadow).
+    std::vector<std::shared_ptr<shadow::mirror>> mirrors;
+    for (auto& m : apps) {
+        start_mount(m);
+        if (!m.shadow) continue;
+        start_mount(*m.shadow);
+        std::shared_ptr<shadow::mirror> mirror;
+        try {
+            mirror = std::make_shared<shadow::mirror>(*m.spec, *m.shadow->h, m.shadow->spec->describe());
+        } catch (const mount_error& e) {
+            die(e.status(), m.spec->origin + ": " + where(*m.spec) + ": " + e.what());
+        }
+        m.h = std::make_unique<shadow::shadow_handler>(std::move(m.h), std::move(m.shadow->h), mirror);
+        shadows.add(mirror.get());
+        mirrors.push_back(std::move(mirror));
     }
     // Everything the apps made while loading and starting up is moved out of
     // the garbage collector's generations (gc.freeze()): the collections that
@@ -439,6 +468,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
             ctx.least_other_load = [loads, slot] { return loads->least_other(slot); };
         }
     }
+    if (stats && !shadows.empty()) stats->add_series([&shadows](std::string& out) { shadows.render(out); });
     if (stats) {
         // Read at each scrape, on the io thread that serves it.
         auto pool_value = [&pool](std::size_t runtime::thread_pool::snapshot::*field) {
@@ -497,7 +527,19 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     for (auto& m : apps) {
         std::string what = m.iface.empty() ? "" : m.iface == "wsgi" ? " (WSGI)" : " (ASGI, " + loop->kind() + " loop)";
         log::info("serving " + m.spec->describe() + what + (m.spec->prefix.empty() ? "" : " at " + m.spec->prefix));
+        if (m.shadow) {
+            const shadow_options& so = *m.spec->shadow;
+            std::string methods;
+            for (auto& meth : so.methods) methods += (methods.empty() ? "" : ",") + meth;
+            char share[16];
+            std::snprintf(share, sizeof share, "%g%%", so.sample * 100);
+            std::string kind = m.shadow->iface.empty() ? "" : m.shadow->iface == "wsgi" ? " (WSGI)" : " (ASGI)";
+            log::info("shadow: " + m.shadow->spec->describe() + kind + " answers a copy of " + share + " of the " +
+                      methods + " requests " + (m.spec->prefix.empty() ? std::string("at /") : "under " + m.spec->prefix) +
+                      (so.routes.empty() ? "" : " on shadow_routes") + "; only the answers are compared");
+        }
     }
+    for (auto& mm : mirrors) mm->start();
     log::info("serving with " + std::to_string(opt.threads) + " thread(s), pid " + std::to_string(::getpid()));
     if (opt.timeout.count() > 0) {
         auto secs = [](std::chrono::milliseconds ms) {
@@ -562,7 +604,13 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
             return std::max(std::chrono::milliseconds(0),
                             std::chrono::duration_cast<std::chrono::milliseconds>(cleanup_end - clock::now()));
         };
+        std::vector<mounted*> with_lifespan;
         for (auto& m : apps) {
+            with_lifespan.push_back(&m);
+            if (m.shadow) with_lifespan.push_back(m.shadow.get());
+        }
+        for (mounted* mp : with_lifespan) {
+            mounted& m = *mp;
             if (!m.lifespan || interrupted) continue;
             py::gil_ensure gil;
             py::ref timeout = py::ref::steal(PyFloat_FromDouble(static_cast<double>(left().count()) / 1000.0));
@@ -581,6 +629,9 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
             std::fflush(stderr);
             ::_exit(0);
         }
+        // The replays are over with the pool and the loop: the judges
+        // settle what they hold and end.
+        for (auto& mm : mirrors) mm->stop();
         if (watchdog && !watchdog->stop(left() + std::chrono::seconds(1))) {
             log::warning("the request watchdog is stuck waiting for the GIL; exiting without finalizing Python");
             std::fflush(stderr);
