@@ -7,6 +7,7 @@ do not die with the request (stock Flask would start and stop a new loop
 for every call).
 """
 import asyncio
+import datetime
 import json
 import os
 
@@ -128,3 +129,12 @@ def audit():
 @app.route("/health")
 def health():
     return {"ok": True}
+
+
+@app.route("/summary/<user>")
+def summary(user):
+    # What a user owes. Ported to Quart in legacy_v2.py; step 4 of the guide
+    # proves the port with shadow mode before it takes traffic.
+    unpaid = [i for i in billing.INVOICES.get(user, []) if not i["paid"]]
+    return {"user": user, "open_invoices": len(unpaid), "due": sum(i["amount"] for i in unpaid),
+            "currency": "EUR", "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}

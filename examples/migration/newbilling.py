@@ -1,4 +1,4 @@
-"""Step 4 of the migration guide: the billing service's endpoints, ported
+"""Step 5 of the migration guide: the billing service's endpoints, ported
 to Quart and mounted at /billing in the same process, in place of the
 proxy. Same URLs, same JSON, so clients do not notice."""
 from quart import Quart, jsonify, request

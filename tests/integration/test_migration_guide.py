@@ -29,10 +29,11 @@ def free_port():
 
 def test_the_guide_has_a_command_per_step():
     cmds = guide_commands()
-    assert len(cmds) == 5, cmds
+    assert len(cmds) == 6, cmds
     assert any("/v2=newapi:app" in c and "proxy:" in c for c in cmds)
     assert any("/billing=newbilling:app" in c for c in cmds)
     assert any("--config examples/migration/trestle.toml" in c for c in cmds)
+    assert any("--config examples/migration/prove.toml" in c for c in cmds)
 
 
 @pytest.mark.parametrize("command", sorted(set(guide_commands())))
@@ -54,6 +55,17 @@ def test_guide_command_works(command):
             assert requests.get(srv.url + "/v2/items", timeout=10).json()["href"] == "/v2/items"
         if "proxy:" in command or "--config" in command:
             assert poll(lambda: requests.get(srv.url + "/billing/health", timeout=2).status_code == 200, timeout=20)
+        if "prove.toml" in command:
+            # Step 4: the port's deliberate bug is found on Ada's summary only.
+            assert requests.get(srv.url + "/summary/alan", timeout=10).json()["due"] == 42.0
+            assert requests.get(srv.url + "/summary/ada", timeout=10).json()["due"] == 75.5
+
+            def verdicts():
+                text = requests.get(srv.url + "/metrics", timeout=10).text
+                return {m.group(1): float(m.group(2)) for m in re.finditer(
+                    r'^trestle_shadow_requests_total\{mount="/",route="GET /summary/\*",verdict="(\w+)"\} (\S+)$', text, re.M)}
+            assert poll(lambda: sum(verdicts().values()) >= 2, timeout=20), verdicts()
+            assert verdicts() == {"match": 1, "mismatch": 1, "error": 0}
         if "newbilling" in command:
             r = requests.get(srv.url + "/billing/invoices?user=alan", timeout=10).json()
             assert r["invoices"][0]["id"] == "INV-2001"
