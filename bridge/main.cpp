@@ -114,7 +114,11 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
     // mount took, each mount, the metrics and health endpoints).
     static metrics::shared_table shared_metrics;
     if (!opt.metrics_path.empty()) {
-        std::size_t mounts = 1 + opt.mounts.size() + 1 + (opt.health_path.empty() ? 0 : 1);
+        // As the worker numbers them: the unmatched row, each mount (an app
+        // mount's flask-async row too), the metrics and the health checks.
+        std::size_t apps = std::count_if(opt.mounts.begin(), opt.mounts.end(),
+                                         [](const mount_spec& m) { return m.type == mount_spec::kind::app; });
+        std::size_t mounts = 1 + opt.mounts.size() + apps + 1 + (opt.health_path.empty() ? 0 : 1);
         if (shared_metrics.create(metrics::registry::counters_for(mounts))) s.metrics = &shared_metrics;
         else log::warning("metrics: no shared memory for the workers' table; each worker answers for itself");
     }

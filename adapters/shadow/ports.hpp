@@ -65,6 +65,7 @@ public:
     void set_status(unsigned status) override { inner_->set_status(status); }
     void add_body_bytes(std::uint64_t n) override { inner_->add_body_bytes(n); }
     void set_response_head(std::string_view lines) override { inner_->set_response_head(lines); }
+    void count_as_async_view() override { inner_->count_as_async_view(); }
     void arm_timeout(std::chrono::steady_clock::time_point deadline, net::timeout_listener* l = nullptr,
                      void* tag = nullptr) override;
     bool timed_out() const override { return inner_->timed_out(); }

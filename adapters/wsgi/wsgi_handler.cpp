@@ -5,6 +5,8 @@
 #include "bridge/net/app_port.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/observability/metrics.hpp"
+#include "bridge/python/names.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/runtime/request_watchdog.hpp"
 #include "bridge/runtime/thread_pool.hpp"
@@ -106,6 +108,9 @@ void wsgi_handler::run(net::app_port& ex) {
 
     py::ref result = py::ref::steal(
         PyObject_CallFunctionObjArgs(app_.get(), environ.get(), c.start_response().get(), nullptr));
+    // trestle.flask marks a request whose view ran on the loop.
+    if (result && metrics::current() && PyDict_GetItemWithError(environ.get(), py::names::trestle_async_view))
+        ex.count_as_async_view();
     if (!result) {
         c.fail(describe(ex));
     } else {

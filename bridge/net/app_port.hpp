@@ -105,6 +105,10 @@ public:
     // The response's header lines ("Name: value\r\n" each), kept only for an
     // access log format that shows them. Set at most once.
     virtual void set_response_head(std::string_view lines) = 0;
+    // The request ran a Flask `async def` view (on the loop, through
+    // trestle.flask): the metrics count it under the mount's `flask-async`
+    // interface rather than `wsgi`.
+    virtual void count_as_async_view() {}
 
     // ---- request timeout (--timeout) ------------------------------------------
     // Armed when the app starts on the request; handlers that never do

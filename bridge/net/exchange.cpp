@@ -327,6 +327,12 @@ void record_metrics(metrics::registry& stats, std::uint16_t mount, exchange& ex,
     auto end = ex.finished_at();
     if (end == std::chrono::steady_clock::time_point{}) end = std::chrono::steady_clock::now();
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end - started).count();
+    if (ex.async_view()) {
+        // A WSGI mount's Flask async view: its row is the mount's next
+        // (see registry::add_mount); the request moves there.
+        stats.request_moved(mount, mount + 1);
+        ++mount;
+    }
     stats.request_finished(mount, answered ? answered : ex.status(), ns > 0 ? static_cast<std::uint64_t>(ns) : 0, ex.body_received(),
                            ex.body_bytes());
 }

@@ -66,6 +66,8 @@ public:
     void add_body_bytes(std::uint64_t n) override { body_bytes_.fetch_add(n, std::memory_order_relaxed); }
     // Set at most once; published with release, so the io side may read it
     // while an aborted app runs on.
+    void count_as_async_view() override { async_view_.store(true, std::memory_order_relaxed); }
+    bool async_view() const { return async_view_.load(std::memory_order_relaxed); }
     void set_response_head(std::string_view lines) override {
         if (response_head_set_.load(std::memory_order_relaxed)) return;
         response_head_.assign(lines);
@@ -165,6 +167,7 @@ private:
     std::uint64_t body_received_ = 0;   // written and read on the io side only
     std::string response_head_;
     std::atomic<bool> response_head_set_{false};
+    std::atomic<bool> async_view_{false};
 };
 
 // Counts a finished exchange in the metrics: its status (or `answered`,

@@ -287,7 +287,12 @@ std::string registry::render() {
                label_value(mounts[i].iface) + "\"";
     };
     // Mount 0 only once it has seen a request: most tables never send one there.
-    auto shown = [&](std::size_t i) { return i > 0 || f[0] > 0 || f[2] > 0; };
+    // A flask-async row, too; an unnamed row (an ASGI mount's) never.
+    auto shown = [&](std::size_t i) {
+        if (mounts[i].iface.empty()) return false;
+        bool seen = f[i * per_mount] > 0 || f[i * per_mount + 2] > 0;
+        return (i > 0 && mounts[i].iface != "flask-async") || seen;
+    };
 
     header(out, "trestle_requests_total", "Requests answered, by mount, interface and status class.", "counter");
     static const char* classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};

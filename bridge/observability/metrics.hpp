@@ -84,6 +84,14 @@ public:
     void request_finished(std::uint16_t mount, unsigned status, std::uint64_t ns, std::uint64_t bytes_in,
                           std::uint64_t bytes_out, bool started = true);
     void request_shed(std::uint16_t mount) { local().mounts[mount].shed.add(1); }
+    // A request started under `from` turned out to be `to`'s (a Flask async
+    // view): `from` counts one start less. The cells sum modulo 2^64, so the
+    // total is right whichever thread's cell holds the +1 and the -1.
+    void request_moved(std::uint16_t from, std::uint16_t to) {
+        thread_cells& c = local();
+        c.mounts[from].started.add(~std::uint64_t{0});
+        c.mounts[to].started.add(1);
+    }
     void websocket_opened() { local().ws_opened.add(1); }
     void websocket_closed() { local().ws_closed.add(1); }
 

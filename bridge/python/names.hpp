@@ -23,6 +23,7 @@
     X(wsgi_multithread, "wsgi.multithread") X(wsgi_multiprocess, "wsgi.multiprocess")           \
     X(wsgi_run_once, "wsgi.run_once") X(wsgi_input_terminated, "wsgi.input_terminated")         \
     X(wsgi_file_wrapper, "wsgi.file_wrapper")                                                   \
+    X(trestle_async_view, "trestle.async_view") /* set by trestle.flask: counted as flask-async */ \
     X(http10, "HTTP/1.0") X(http11, "HTTP/1.1") X(http2, "HTTP/2") X(empty, "")                                    \
     /* both */                                                                                  \
     X(GET, "GET") X(POST, "POST") X(HEAD, "HEAD") X(http, "http") X(https, "https")              \

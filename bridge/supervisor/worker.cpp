@@ -421,6 +421,12 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
                                 : m.iface == "wsgi"                            ? "wsgi"
                                                                                : "asgi";
             ids[i] = stats->add_mount(m.spec->prefix, iface);
+            // The next row holds the requests of a WSGI app's Flask async
+            // views (exchange::async_view); app mounts of any interface get
+            // one, so that the supervisor can size the workers' shared table
+            // without knowing the interfaces (an ASGI mount's stays unnamed
+            // and unshown).
+            if (m.spec->type == mount_spec::kind::app) stats->add_mount(m.spec->prefix, m.iface == "wsgi" ? "flask-async" : "");
         }
     }
     std::uint16_t root_id = 0;

@@ -255,3 +255,33 @@ def test_workers_sum_into_every_answer_and_restarts_keep_the_counts(serve):
     assert all(dict(lab).get("worker") is not None for lab in workers)
     assert value(m, "trestle_workers") == 2
     assert len(pids) >= 2   # the traffic reached more than one worker
+
+
+def test_flask_async_views_are_their_own_interface(serve):
+    """A WSGI mount's requests that ran a Flask async view count under
+    interface="flask-async", the others under "wsgi": the migration's
+    progress, per mount."""
+    srv = serve("flask_mixed:app", "/q=asgi_hello:app", "--metrics-path", "/metrics")
+    for _ in range(4):
+        assert requests.get(srv.url + "/sync", timeout=10).text == "sync"
+    for _ in range(3):
+        assert requests.get(srv.url + "/async", timeout=10).text == "async"
+    m = scrape(srv)
+    wsgi = {"mount": "/", "interface": "wsgi"}
+    fa = {"mount": "/", "interface": "flask-async"}
+    assert value(m, "trestle_requests_total", code="2xx", **wsgi) == 4
+    assert value(m, "trestle_requests_total", code="2xx", **fa) == 3
+    assert value(m, "trestle_request_duration_seconds_count", **fa) == 3
+    assert value(m, "trestle_requests_in_flight", **wsgi) == 0
+    assert value(m, "trestle_requests_in_flight", **fa) == 0
+    # An ASGI mount has no flask-async row.
+    assert value(m, "trestle_requests_total", code="2xx", mount="/q", interface="flask-async") is None
+    assert not [k for k in m if dict(k[1]).get("interface") == ""]
+
+
+def test_flask_async_rows_sum_across_workers(serve):
+    srv = serve("flask_mixed:app", "--workers", "2", "--metrics-path", "/metrics")
+    for _ in range(6):
+        assert requests.get(srv.url + "/async", timeout=10).status_code == 200
+    fa = {"mount": "/", "interface": "flask-async"}
+    assert poll(lambda: value(scrape(srv), "trestle_requests_total", code="2xx", **fa) == 6, timeout=10), scrape(srv)

@@ -207,10 +207,21 @@ class _Runner:
         run = self.run
 
         def call_on_loop(*args, **kwargs):
+            _mark_async_view()
             return run(func(*args, **kwargs))
 
         call_on_loop.__wrapped__ = func
         return call_on_loop
+
+
+def _mark_async_view():
+    """Tells the server's metrics that this request ran async code on the
+    loop (its mount's `flask-async` interface; see docs/configuration.md)."""
+    try:
+        from flask import request
+        request.environ["trestle.async_view"] = True
+    except (ImportError, RuntimeError):   # outside a request (a startup hook, a CLI command)
+        pass
 
 
 _shared = _Runner(shared=True)
