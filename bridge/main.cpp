@@ -119,7 +119,10 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
         std::size_t apps = std::count_if(opt.mounts.begin(), opt.mounts.end(),
                                          [](const mount_spec& m) { return m.type == mount_spec::kind::app; });
         std::size_t mounts = 1 + opt.mounts.size() + apps + 1 + (opt.health_path.empty() ? 0 : 1);
-        if (shared_metrics.create(metrics::registry::counters_for(mounts))) s.metrics = &shared_metrics;
+        if (shared_metrics.create(metrics::registry::counters_for(mounts))) {
+            shared_metrics.set_levels(metrics::registry::level_fields(mounts));
+            s.metrics = &shared_metrics;
+        }
         else log::warning("metrics: no shared memory for the workers' table; each worker answers for itself");
     }
     // The workers get them as fd://N, the TLS ones (--bind) apart from the

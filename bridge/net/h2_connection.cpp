@@ -909,12 +909,16 @@ void h2_connection::check_deadline(clock::time_point now) {
     std::erase_if(orphans_, [](const std::shared_ptr<exchange>& ex) { return ex->finished_at() != clock::time_point{}; });
     if (!out_.empty() && now - write_progress_ > ctx_.limits.io_timeout) {
         log::debug("HTTP/2 connection from " + ep_.remote_addr + ": the client read nothing for --io-timeout");
+        if (auto* stats = metrics::current()) stats->timed_out(metrics::timeout_kind::write);
         close_now();
         return;
     }
     if (streams_.empty() && idle_since_ != clock::time_point::max() && now - idle_since_ > ctx_.limits.keepalive_timeout) {
         // Idle: say goodbye (GOAWAY), then the connection ends.
-        if (!goaway_sent_) close_if_idle();
+        if (!goaway_sent_) {
+            if (auto* stats = metrics::current()) stats->timed_out(metrics::timeout_kind::keepalive);
+            close_if_idle();
+        }
         else stop_reading();
         return;
     }
@@ -924,6 +928,7 @@ void h2_connection::check_deadline(clock::time_point now) {
         if (!st.started_request) {
             // A header block still incomplete (CONTINUATION frames trickling in).
             if (now - st.started > ctx_.limits.header_timeout) {
+                if (auto* stats = metrics::current()) stats->timed_out(metrics::timeout_kind::header);
                 calm_down("a request head took longer than --header-timeout");
                 return;
             }
@@ -931,6 +936,8 @@ void h2_connection::check_deadline(clock::time_point now) {
         }
         if (st.ex && ctx_.request_timeout.count() > 0 && st.ex->timeout_due(now)) {
             auto verdict = st.ex->time_out();
+            if (verdict != protocol_port::timeout_verdict::none)
+                if (auto* stats = metrics::current()) stats->timed_out(metrics::timeout_kind::request);
             if (verdict == protocol_port::timeout_verdict::answer) {
                 st.ex->set_driver(nullptr);
                 by_exchange_.erase(st.ex.get());
@@ -948,12 +955,14 @@ void h2_connection::check_deadline(clock::time_point now) {
         // A peer that never opens its window, or never reads.
         if (st.output_pending() && now - st.out_progress > ctx_.limits.io_timeout) {
             log::debug("HTTP/2 stream " + std::to_string(id) + ": no window for --io-timeout");
+            if (auto* stats = metrics::current()) stats->timed_out(metrics::timeout_kind::write);
             reset(st, NGHTTP2_CANCEL);
             any = true;
         }
         // A body that stalls.
         bool waiting_body = !st.body_eof && (st.gather || st.app_wants_body);
         if (waiting_body && now - st.body_progress > ctx_.limits.io_timeout) {
+            if (auto* stats = metrics::current()) stats->timed_out(metrics::timeout_kind::body);
             if (st.gather) {
                 st.gather.reset();
                 answer(st, 408);

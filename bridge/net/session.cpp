@@ -52,6 +52,16 @@ session::session(generic_socket socket, endpoint_info ep, std::shared_ptr<tls_co
       rate_(ctx.limits.min_body_rate, ctx.limits.body_rate_window) {
     reg_pos_ = reg_.add(this);
     ep_.trusted_peer = !ctx_.trusted.empty() && ctx_.trusted.trusts(ep_);
+    speak(metrics::conn_protocol::http1);
+}
+
+void session::speak(std::optional<metrics::conn_protocol> p) {
+    if (auto* stats = metrics::current()) stats->connection_moved(proto_, p);
+    proto_ = p;
+}
+
+void session::count_timeout(metrics::timeout_kind k) {
+    if (auto* stats = metrics::current()) stats->timed_out(k);
 }
 
 session::~session() {
@@ -60,6 +70,9 @@ session::~session() {
         current_->abort();
     }
     reg_.remove(reg_pos_);
+    if (counted_idle_)
+        if (auto* stats = metrics::current()) stats->connection_idle(false);
+    speak(std::nullopt);
 }
 
 void session::set_phase(phase ph) {
@@ -82,6 +95,10 @@ void session::set_phase(phase ph) {
     case phase::linger: deadline_ = now + linger_time; break;
     }
     phase_ = ph;
+    if ((ph == phase::idle) != counted_idle_) {
+        counted_idle_ = ph == phase::idle;
+        if (auto* stats = metrics::current()) stats->connection_idle(counted_idle_);
+    }
 }
 
 void session::interrupt_watch() {
@@ -154,6 +171,15 @@ void session::check_deadline(clock::time_point now) {
     if (closed_ || now < deadline_) return;
     timed_out_ = true;
     deadline_ = clock::time_point::max();
+    switch (phase_) {
+    case phase::handshake: count_timeout(metrics::timeout_kind::handshake); break;
+    case phase::idle: count_timeout(metrics::timeout_kind::keepalive); break;
+    case phase::head: count_timeout(metrics::timeout_kind::header); break;
+    case phase::body: count_timeout(metrics::timeout_kind::body); break;
+    case phase::write: count_timeout(metrics::timeout_kind::write); break;
+    case phase::app:
+    case phase::linger: break;
+    }
     if (phase_ == phase::idle) {
         close_now();
         return;
@@ -165,6 +191,7 @@ void session::check_deadline(clock::time_point now) {
 void session::request_timed_out() {
     auto verdict = current_->time_out();   // the app side learns of it from the exchange
     if (verdict == protocol_port::timeout_verdict::none) return;
+    count_timeout(metrics::timeout_kind::request);
     // Once the response has started, the client cannot be told: close. The
     // same while a 100 Continue is being written, which must not be cut.
     if (verdict == protocol_port::timeout_verdict::close || phase_ == phase::write) {
@@ -246,6 +273,7 @@ int session::h2_preface_seen() const {
 
 asio::awaitable<void> session::serve_h2(std::string early) {
     set_phase(phase::app);   // the HTTP/2 connection keeps its own deadlines
+    speak(metrics::conn_protocol::h2);
     h2_ = std::make_shared<h2_connection>(io_, ep_, ctx_, reg_);
     co_await h2_->run(std::move(early));
     close_now();
@@ -424,6 +452,7 @@ asio::awaitable<void> session::serve_websocket(request_parser& p, handler& targe
     }
     current_ws_ = ch;
     set_phase(phase::app);   // Beast's websocket timeouts take over
+    speak(metrics::conn_protocol::websocket);
     metrics::registry* stats = metrics::current();
     if (stats) stats->websocket_opened();
     co_await net::serve_websocket(io_, ch, ctx_, closed_);
@@ -436,6 +465,7 @@ asio::awaitable<void> session::serve_tunnel(std::shared_ptr<app_port> ex, handle
     buf_.consume(buf_.size());
     tunnelling_ = true;
     set_phase(phase::app);   // the tunnel keeps its own idle timeout
+    speak(metrics::conn_protocol::tunnel);
     co_await target.tunnel(std::move(ex), client);
 }
 

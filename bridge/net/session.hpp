@@ -14,12 +14,18 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <list>
 #include <memory>
 #include <optional>
 #include <string>
 
 namespace trestle { class handler; }
+
+namespace trestle::metrics {
+enum class conn_protocol : std::uint8_t;
+enum class timeout_kind : std::uint8_t;
+}
 
 namespace trestle::net {
 
@@ -105,6 +111,11 @@ private:
     clock::time_point deadline_ = clock::time_point::max();
     clock::time_point idle_since_{};   // when the connection last went idle
     bool timed_out_ = false;
+    // In the metrics: what the connection speaks, and whether it is counted idle.
+    std::optional<metrics::conn_protocol> proto_;
+    bool counted_idle_ = false;
+    void speak(std::optional<metrics::conn_protocol> p);
+    void count_timeout(metrics::timeout_kind k);
     bool closed_ = false;
     bool continue_sent_ = false;
     unsigned body_status_ = 400;   // 0: the client is gone, no answer

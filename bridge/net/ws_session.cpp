@@ -4,8 +4,10 @@
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/server_context.hpp"
 #include "bridge/net/ws_close_filter.hpp"
+#include "bridge/observability/metrics.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -78,6 +80,9 @@ asio::awaitable<void> read_frames(std::shared_ptr<shared_state<Lowest>> st, std:
         beast::flat_buffer buf;
         auto [ec, n] = co_await st->ws.async_read(buf, use_tuple);
         if (ec) {
+            // Beast's idle timeout: no frame and no answer to its ping.
+            if (ec == beast::error::timeout)
+                if (auto* stats = metrics::current()) stats->timed_out(metrics::timeout_kind::websocket);
             ch->peer_closed(close_code(st->ws, ec));
             break;
         }

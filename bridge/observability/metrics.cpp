@@ -190,6 +190,9 @@ void registry::sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint
     threads[3] += c.queue_waits.get();
     threads[4] += c.ws_opened.get();
     threads[5] += c.ws_closed.get();
+    for (std::size_t k = 0; k < conn_protocols; ++k) threads[6 + k] += c.conns[k].get();
+    threads[6 + conn_protocols] += c.idle_conns.get();
+    for (std::size_t k = 0; k < timeout_kinds; ++k) threads[7 + conn_protocols + k] += c.timeouts[k].get();
 }
 
 void registry::retire(thread_cells* c) {
@@ -201,6 +204,12 @@ void registry::retire(thread_cells* c) {
 }
 
 std::size_t registry::counters_for(std::size_t mounts) { return mounts * per_mount + thread_fields; }
+
+std::vector<std::size_t> registry::level_fields(std::size_t mounts) {
+    std::vector<std::size_t> out;
+    for (std::size_t k = 0; k <= conn_protocols; ++k) out.push_back(mounts * per_mount + 6 + k);
+    return out;
+}
 
 std::vector<std::uint64_t> registry::collect() {
     std::vector<std::uint64_t> f;
@@ -385,6 +394,35 @@ std::string registry::render() {
     out += "trestle_websockets_total ";
     append_uint(out, t[4]);
     out += '\n';
+
+    // Levels: sums of +1 and -1 modulo 2^64, read as signed (never below 0).
+    auto level = [](std::uint64_t v) { return static_cast<std::int64_t>(v) > 0 ? v : std::uint64_t{0}; };
+    header(out, "trestle_connections", "Client connections open, by what they speak now (http1, h2, websocket, tunnel).",
+           "gauge");
+    static const char* protocols[conn_protocols] = {"http1", "h2", "websocket", "tunnel"};
+    for (std::size_t k = 0; k < conn_protocols; ++k) {
+        out += "trestle_connections{protocol=\"";
+        out += protocols[k];
+        out += "\"} ";
+        append_uint(out, level(t[6 + k]));
+        out += '\n';
+    }
+    header(out, "trestle_connections_idle", "HTTP/1.1 connections between requests (keep-alive).", "gauge");
+    out += "trestle_connections_idle ";
+    append_uint(out, level(t[6 + conn_protocols]));
+    out += '\n';
+    header(out, "trestle_timeouts_total",
+           "Timeouts, by kind: handshake (TLS), header, keepalive (idle connection closed), body (stalled or too slow), "
+           "write (the client stopped reading), request (--timeout), websocket (idle, or no pong).",
+           "counter");
+    static const char* kinds[timeout_kinds] = {"handshake", "header", "keepalive", "body", "write", "request", "websocket"};
+    for (std::size_t k = 0; k < timeout_kinds; ++k) {
+        out += "trestle_timeouts_total{kind=\"";
+        out += kinds[k];
+        out += "\"} ";
+        append_uint(out, t[7 + conn_protocols + k]);
+        out += '\n';
+    }
 
     // The values read at scrape time: this process's, or each worker's.
     for (std::size_t k = 0; k < vals.size(); ++k) {

@@ -13,6 +13,7 @@
 // Gauges read at scrape time (the pool's size and queue, open connections)
 // are callbacks registered before serving.
 #include <array>
+#include <optional>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -47,12 +48,24 @@ struct mount_cells {
     cell bytes_in, bytes_out;
 };
 
+// What a client connection speaks now (trestle_connections{protocol}).
+enum class conn_protocol : std::uint8_t { http1, h2, websocket, tunnel };
+inline constexpr std::size_t conn_protocols = 4;
+// What ran out (trestle_timeouts_total{kind}).
+enum class timeout_kind : std::uint8_t { handshake, header, keepalive, body, write, request, websocket };
+inline constexpr std::size_t timeout_kinds = 7;
+
 struct thread_cells {
     explicit thread_cells(std::size_t mounts) : mounts(mounts) {}
     std::vector<mount_cells> mounts;
     cell gil_wait_ns, gil_waits;       // a pool thread taking the GIL back
     cell queue_wait_ns, queue_waits;   // a job waiting in the pool's queue
     cell ws_opened, ws_closed;         // WebSocket sessions (io threads)
+    // Levels, not counts: +1 and -1 (modulo 2^64) as connections change,
+    // maybe on different threads; the sum over threads is the level.
+    std::array<cell, conn_protocols> conns;
+    cell idle_conns;                   // HTTP/1.1 connections between requests
+    std::array<cell, timeout_kinds> timeouts;
 };
 
 class registry {
@@ -93,6 +106,14 @@ public:
         c.mounts[to].started.add(1);
     }
     void websocket_opened() { local().ws_opened.add(1); }
+    // A connection began (`from` empty), changed protocol, or ended (`to` empty).
+    void connection_moved(std::optional<conn_protocol> from, std::optional<conn_protocol> to) {
+        thread_cells& c = local();
+        if (from) c.conns[static_cast<std::size_t>(*from)].add(~std::uint64_t{0});
+        if (to) c.conns[static_cast<std::size_t>(*to)].add(1);
+    }
+    void connection_idle(bool idle) { local().idle_conns.add(idle ? 1 : ~std::uint64_t{0}); }
+    void timed_out(timeout_kind k) { local().timeouts[static_cast<std::size_t>(k)].add(1); }
     void websocket_closed() { local().ws_closed.add(1); }
 
     // The text format (version 0.0.4).
@@ -101,6 +122,8 @@ public:
     // ---- with worker processes -------------------------------------------
     // The counters a registry of `mounts` mounts publishes.
     static std::size_t counters_for(std::size_t mounts);
+    // Which of those counters are levels (shared_table::set_levels).
+    static std::vector<std::size_t> level_fields(std::size_t mounts);
     // After the mounts are added: publishes this worker's totals into its
     // slot of the supervisor's table four times a second (and before each
     // render, which then answers for every worker). False (nothing shared)
@@ -121,7 +144,7 @@ private:
         std::string name, help, type, labels;
         std::function<double()> read;
     };
-    static constexpr std::size_t thread_fields = 6;
+    static constexpr std::size_t thread_fields = 6 + conn_protocols + 1 + timeout_kinds;
     void sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint64_t, thread_fields>& threads,
                   const thread_cells& c) const;
     // Every counter of this process, flattened: each mount's, then the threads'.

@@ -70,7 +70,8 @@ void shared_table::retire(int slot) {
     h->seq.fetch_add(1, std::memory_order_acq_rel);   // odd: readers retry
     if (s[0].load(std::memory_order_acquire)) {
         for (std::size_t i = 0; i < counters_; ++i) {
-            retired[i].fetch_add(s[2 + i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+            if (!std::binary_search(levels_.begin(), levels_.end(), i))
+                retired[i].fetch_add(s[2 + i].load(std::memory_order_relaxed), std::memory_order_relaxed);
             s[2 + i].store(0, std::memory_order_relaxed);
         }
         s[1].store(0, std::memory_order_relaxed);

@@ -43,6 +43,10 @@ public:
     // ---- the supervisor ---------------------------------------------------
     // The worker in `slot` is gone: its counters join the retired totals.
     void retire(int slot);
+    // Counters that are levels (a count of open things, +1 and -1): a gone
+    // worker's are dropped rather than folded in, so that a worker that was
+    // killed with connections open leaves none behind.
+    void set_levels(std::vector<std::size_t> indexes) { levels_ = std::move(indexes); }
     void count_restart(restart_cause c);
 
     // ---- readers ----------------------------------------------------------
@@ -59,6 +63,7 @@ private:
 
     void* base_ = nullptr;
     std::size_t counters_ = 0;
+    std::vector<std::size_t> levels_;   // sorted
 };
 
 // The worker's view, set after the fork.

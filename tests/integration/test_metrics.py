@@ -285,3 +285,44 @@ def test_flask_async_rows_sum_across_workers(serve):
         assert requests.get(srv.url + "/async", timeout=10).status_code == 200
     fa = {"mount": "/", "interface": "flask-async"}
     assert poll(lambda: value(scrape(srv), "trestle_requests_total", code="2xx", **fa) == 6, timeout=10), scrape(srv)
+
+
+def test_connections_by_protocol_idle_and_timeouts_by_kind(serve):
+    srv = serve("asgi_hello:app", "/w=asgi_ws:app", "--metrics-path", "/metrics", "--header-timeout", "0.3",
+                "--keepalive-timeout", "1")
+    idle = []
+    for _ in range(3):
+        s = srv.connect()
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status = read_response(s)[0]
+        assert status == 200
+        idle.append(s)
+    ws = ws_handshake(srv, "/w/echo")
+    m = scrape(srv)   # on a connection of its own, busy while it is answered
+    assert value(m, "trestle_connections", protocol="http1") == 4
+    assert value(m, "trestle_connections", protocol="websocket") == 1
+    assert value(m, "trestle_connections", protocol="h2") == 0
+    assert value(m, "trestle_connections_idle") == 3
+    assert value(m, "trestle_timeouts_total", kind="header") == 0
+
+    # A head that never ends: the header timeout; the idle ones: keep-alive.
+    slow = srv.connect()
+    slow.sendall(b"GET / HTTP/1.1\r\nHost")
+    slow.settimeout(10)
+    assert b"408" in slow.recv(4096)
+    for s in idle:
+        s.settimeout(10)
+        assert s.recv(1) == b""   # closed by the server at --keepalive-timeout
+    ws.close()
+    slow.close()
+
+    def settled():
+        m = scrape(srv)
+        return (value(m, "trestle_connections", protocol="websocket") == 0
+                and value(m, "trestle_connections", protocol="http1") == 1
+                and value(m, "trestle_connections_idle") == 0) and m
+    m = poll(settled, timeout=10)
+    assert m, scrape(srv)
+    assert value(m, "trestle_timeouts_total", kind="header") == 1
+    assert value(m, "trestle_timeouts_total", kind="keepalive") == 3
+    assert value(m, "trestle_timeouts_total", kind="request") == 0
