@@ -25,6 +25,7 @@ std::optional<std::size_t> balancer::pick(clock::time_point now, const std::vect
 void balancer::failed(std::size_t i, clock::time_point now) {
     std::lock_guard lock(m_);
     peer& p = peers_[i];
+    ++p.failures;
     // Counted on after an ejection ends, so the first failure of a peer on
     // probation ejects it again.
     if (p.fails < max_fails_) ++p.fails;
@@ -35,6 +36,11 @@ void balancer::succeeded(std::size_t i) {
     std::lock_guard lock(m_);
     peers_[i].fails = 0;
     peers_[i].ejected_until = {};
+}
+
+std::uint64_t balancer::failures(std::size_t i) const {
+    std::lock_guard lock(m_);
+    return peers_[i].failures;
 }
 
 bool balancer::ejected(std::size_t i, clock::time_point now) const {

@@ -6,6 +6,7 @@
 // time is passed in, so the units need no clock.
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -25,11 +26,14 @@ public:
     void failed(std::size_t i, clock::time_point now);
     void succeeded(std::size_t i);
     bool ejected(std::size_t i, clock::time_point now) const;
+    // Failures of upstream `i` so far (connect errors, resets, timeouts).
+    std::uint64_t failures(std::size_t i) const;
     std::size_t size() const { return peers_.size(); }
 
 private:
     struct peer {
         unsigned fails = 0;                 // in a row
+        std::uint64_t failures = 0;         // in all
         clock::time_point ejected_until{};
     };
     mutable std::mutex m_;

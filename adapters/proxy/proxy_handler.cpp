@@ -5,6 +5,7 @@
 #include "adapters/proxy/tunnel.hpp"
 #include "bridge/net/app_port.hpp"
 #include "bridge/net/server_context.hpp"
+#include "bridge/observability/metrics.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -37,10 +38,37 @@ std::vector<tcp::endpoint> resolve(const std::string& text, const upstream_url& 
 } // namespace
 
 std::unique_ptr<handler> make_handler(const mount_source& m, const services& s) {
+    std::unique_ptr<proxy_handler> h;
     try {
-        return std::make_unique<proxy_handler>(m.spec.proxy, s.ctx, m.spec.prefix);
+        h = std::make_unique<proxy_handler>(m.spec.proxy, s.ctx, m.spec.prefix);
     } catch (const std::runtime_error& e) {
         throw mount_error(2, e.what());
+    }
+    if (auto* stats = metrics::current()) h->add_metrics(*stats, m.spec.shadow_target);
+    return h;
+}
+
+void proxy_handler::add_metrics(metrics::registry& stats, bool shadow) const {
+    // Read at a scrape; the mount's state may be gone by then only if the
+    // server is, but a weak reference costs nothing.
+    std::weak_ptr<mount_state> weak = state_;
+    for (std::size_t i = 0; i < state_->upstreams.size(); ++i) {
+        std::string labels = "mount=\"" + metrics::label_value(state_->prefix.empty() ? "/" : state_->prefix) +
+                             "\",upstream=\"" + metrics::label_value(state_->opt.upstreams[i]) + "\"";
+        if (shadow) labels += ",role=\"shadow\"";
+        stats.add_value("trestle_proxy_upstream_up",
+                        "1 while a proxy mount's upstream takes requests, 0 while it is ejected (max_fails, fail_timeout).",
+                        "gauge", labels, [weak, i] {
+                            auto st = weak.lock();
+                            return st && !st->bal.ejected(i, std::chrono::steady_clock::now()) ? 1.0 : 0.0;
+                        });
+        stats.add_value("trestle_proxy_upstream_failures_total",
+                        "Requests to a proxy mount's upstream that failed (no connection, a reset, a timeout, a bad "
+                        "response).",
+                        "counter", labels, [weak, i] {
+                            auto st = weak.lock();
+                            return st ? static_cast<double>(st->bal.failures(i)) : 0.0;
+                        });
     }
 }
 

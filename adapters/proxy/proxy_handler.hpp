@@ -11,6 +11,7 @@
 #include <string>
 
 namespace trestle::net { struct server_context; }
+namespace trestle::metrics { class registry; }
 
 namespace trestle::proxy {
 
@@ -27,6 +28,9 @@ public:
     duties duties_for(const net::request_head& head) const override;
     bool submit(std::shared_ptr<net::app_port> ex) override;
     boost::asio::awaitable<void> tunnel(std::shared_ptr<net::app_port> ex, net::upgraded_client& client) override;
+
+    // The upstreams' health, read at each scrape (`shadow`: the mount's shadow).
+    void add_metrics(metrics::registry& stats, bool shadow) const;
 
 private:
     std::shared_ptr<mount_state> state_;   // shared with the calls in flight

@@ -561,6 +561,7 @@ std::vector<std::string> upgrade_list(const toml::node& node, const std::string&
 std::shared_ptr<mount_spec> shadow_target(const std::string& target, const std::string& origin, std::string& why) {
     auto t = std::make_shared<mount_spec>();
     t->origin = origin;
+    t->shadow_target = true;
     if (target.starts_with("static:")) {
         why = "a shadow must be module:app or proxy:URL";
         return nullptr;

@@ -96,6 +96,7 @@ struct mount_spec {
     std::optional<std::string> flask_loop;   // "shared" or "own"; unset: the server-wide setting
     std::optional<bool> buffer_body;     // unset: the server-wide setting (WSGI apps)
     std::optional<shadow_options> shadow;
+    bool shadow_target = false;          // this spec is another mount's shadow
     static_mount_options files;
     proxy_mount_options proxy;
     std::string origin;                  // "command line" or "FILE:LINE", for messages

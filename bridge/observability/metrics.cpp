@@ -130,7 +130,9 @@ std::uint16_t registry::add_mount(std::string prefix, std::string iface) {
 void registry::add_value(std::string name, std::string help, std::string type, std::string labels,
                          std::function<double()> read) {
     std::lock_guard lock(m_);
-    values_.push_back({std::move(name), std::move(help), std::move(type), std::move(labels), std::move(read)});
+    // Beside the others of its name: render writes a family's header once.
+    auto last = std::find_if(values_.rbegin(), values_.rend(), [&](const value& v) { return v.name == name; });
+    values_.insert(last == values_.rend() ? values_.end() : last.base(), {std::move(name), std::move(help), std::move(type), std::move(labels), std::move(read)});
 }
 
 thread_cells& registry::local() {

@@ -28,7 +28,7 @@ std::string_view cause_name(restart_cause c);
 class shared_table {
 public:
     static constexpr std::size_t max_slots = 1024;
-    static constexpr std::size_t max_values = 32;
+    static constexpr std::size_t max_values = 128;
 
     // In the supervisor, before any fork: room for `counters` counters per
     // worker. False if the memory cannot be mapped (each worker then

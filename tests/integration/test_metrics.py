@@ -326,3 +326,24 @@ def test_connections_by_protocol_idle_and_timeouts_by_kind(serve):
     assert value(m, "trestle_timeouts_total", kind="header") == 1
     assert value(m, "trestle_timeouts_total", kind="keepalive") == 3
     assert value(m, "trestle_timeouts_total", kind="request") == 0
+
+
+def test_proxy_upstreams_up_or_ejected_and_their_failures(serve):
+    live = serve("hello:app")
+    with socket.socket() as s:   # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    live_url, dead_url = "http://127.0.0.1:%d" % live.port, "http://127.0.0.1:%d" % dead_port
+    srv = serve("hello:app", "/p=proxy:%s,%s" % (live_url, dead_url), "--metrics-path", "/metrics")
+    m = scrape(srv)
+    assert value(m, "trestle_proxy_upstream_up", mount="/p", upstream=live_url) == 1
+    assert value(m, "trestle_proxy_upstream_up", mount="/p", upstream=dead_url) == 1
+    # Round-robin: within two requests one goes to the dead upstream, fails
+    # (and is retried on the live one), and ejects it (max_fails 1).
+    for _ in range(4):
+        assert requests.get(srv.url + "/p/", timeout=10).status_code == 200
+    m = scrape(srv)
+    assert value(m, "trestle_proxy_upstream_up", mount="/p", upstream=dead_url) == 0
+    assert value(m, "trestle_proxy_upstream_failures_total", mount="/p", upstream=dead_url) == 1
+    assert value(m, "trestle_proxy_upstream_up", mount="/p", upstream=live_url) == 1
+    assert value(m, "trestle_proxy_upstream_failures_total", mount="/p", upstream=live_url) == 0
