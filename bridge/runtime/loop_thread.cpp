@@ -5,6 +5,9 @@
 #include "bridge/runtime/scheduling.hpp"
 #include "bridge/runtime/thread_pool.hpp"
 
+#include <pthread.h>
+#include <time.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -112,6 +115,15 @@ void loop_thread::beat(std::int64_t tasks) {
     std::int64_t late = last == 0 ? 0 : now - last - std::chrono::nanoseconds(beat_period_).count();
     last_lag_ns_.store(late > 0 ? late : 0, std::memory_order_relaxed);
     if (tasks >= 0) tasks_.store(tasks, std::memory_order_relaxed);
+}
+
+double loop_thread::cpu_seconds() const {
+    clockid_t id;
+    timespec ts{};
+    if (!thread_.joinable() || pthread_getcpuclockid(const_cast<std::thread&>(thread_).native_handle(), &id) != 0 ||
+        clock_gettime(id, &ts) != 0)
+        return 0;
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
 double loop_thread::lag_seconds() const {

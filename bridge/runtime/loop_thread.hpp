@@ -66,6 +66,10 @@ public:
     // Seconds the loop runs late (the metrics): how late its last heartbeat
     // came, or, while it is overdue, how overdue it is now.
     double lag_seconds() const;
+    // CPU time the loop's thread has used (its callbacks and tasks: Python,
+    // mostly), read from any thread; 0 before it starts. Its rate is the
+    // share of the time the loop is busy.
+    double cpu_seconds() const;
     // Tasks alive on the loop, as counted at a recent heartbeat (-1: none yet).
     std::int64_t tasks() const { return tasks_.load(std::memory_order_relaxed); }
 

@@ -502,6 +502,10 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
                              "gauge", "", [lt] { return static_cast<double>(std::max<std::int64_t>(lt->tasks(), 0)); });
             stats->add_value("trestle_loop_blocked_total", "Times the loop was blocked past --loop-block-warn.",
                              "counter", "", [lt] { return static_cast<double>(lt->blocked_count()); });
+            stats->add_value("trestle_loop_cpu_seconds_total",
+                             "CPU time of the event loop's thread: running Python (callbacks, tasks) and the loop "
+                             "itself. Its rate is the share of the time the loop is busy.",
+                             "counter", "", [lt] { return lt->cpu_seconds(); });
         }
     }
     std::unique_ptr<net::tls_provider> tls;

@@ -1,6 +1,7 @@
 """Fixture for tests/integration/test_metrics.py: an ASGI app whose GET
 /block?SECONDS blocks the event loop with time.sleep (as a careless view
-would), and answers anything else at once; WebSockets are echoed."""
+would), GET /spin?SECONDS keeps it busy computing, and anything else is
+answered at once; WebSockets are echoed."""
 import time
 
 
@@ -23,5 +24,9 @@ async def app(scope, receive, send):
             await send({"type": "websocket.send", "text": message.get("text") or ""})
     if scope["path"] == "/block":
         time.sleep(min(float(scope["query_string"] or b"1"), 10))
+    if scope["path"] == "/spin":
+        end = time.monotonic() + min(float(scope["query_string"] or b"1"), 10)
+        while time.monotonic() < end:
+            pass
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"ok"})

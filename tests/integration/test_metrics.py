@@ -209,6 +209,17 @@ def test_loop_lag_rises_while_an_app_blocks_the_loop(serve):
     assert poll(lambda: value(scrape(srv), "trestle_loop_lag_seconds") < 0.2, timeout=10)
 
 
+def test_loop_cpu_time_counts_the_time_python_runs_on_the_loop(serve):
+    srv = serve("loop_blocker:app", "--metrics-path", "/metrics")
+    before = value(scrape(srv), "trestle_loop_cpu_seconds_total")
+    assert requests.get(srv.url + "/block?0.5", timeout=20).status_code == 200   # asleep: no CPU
+    slept = value(scrape(srv), "trestle_loop_cpu_seconds_total")
+    assert requests.get(srv.url + "/spin?1", timeout=20).status_code == 200      # a second computing
+    spun = value(scrape(srv), "trestle_loop_cpu_seconds_total")
+    assert slept - before < 0.3, (before, slept)
+    assert spun - slept > 0.3, (slept, spun)
+
+
 def test_websockets_open_are_counted(serve):
     srv = serve("loop_blocker:app", "--metrics-path", "/metrics")
     s = ws_handshake(srv, "/ws")
