@@ -1,7 +1,7 @@
 #include "adapters/shadow/mirror.hpp"
 
 #include "adapters/shadow/ports.hpp"
-#include "adapters/shadow/route.hpp"
+#include "bridge/router/route_name.hpp"
 #include "bridge/core/handler.hpp"
 #include "bridge/core/services.hpp"
 #include "bridge/observability/log.hpp"
@@ -151,7 +151,7 @@ bool mirror::wants(const net::request_head& h) const {
     if (opt_.routes.empty()) return true;
     std::string_view rest = h.routed.rest();
     if (rest.empty()) rest = "/";
-    return std::any_of(opt_.routes.begin(), opt_.routes.end(), [&](const std::string& p) { return glob_match(p, rest); });
+    return std::any_of(opt_.routes.begin(), opt_.routes.end(), [&](const std::string& p) { return router::glob_match(p, rest); });
 }
 
 bool mirror::take_slot() {
@@ -168,7 +168,7 @@ bool mirror::take_slot() {
 }
 
 std::string mirror::route_of(const net::request_head& h) const {
-    return route_name(h.method, prefix_, h.routed.rest(), opt_.routes);
+    return router::route_name(h.method, prefix_, h.routed.rest(), opt_.routes);
 }
 
 void mirror::replay(slot s, net::request_head head, net::endpoint_info ep, std::string body,

@@ -1,11 +1,11 @@
-#include "adapters/shadow/route.hpp"
+#include "bridge/router/route_name.hpp"
 
 #include <gtest/gtest.h>
 
-namespace trestle::shadow {
+namespace trestle::router {
 namespace {
 
-TEST(shadow_route, glob_star_stays_in_one_segment) {
+TEST(route_name, glob_star_stays_in_one_segment) {
     EXPECT_TRUE(glob_match("/orders/*", "/orders/7"));
     EXPECT_FALSE(glob_match("/orders/*", "/orders/7/items"));
     EXPECT_TRUE(glob_match("/orders/**", "/orders/7/items"));
@@ -17,7 +17,7 @@ TEST(shadow_route, glob_star_stays_in_one_segment) {
     EXPECT_FALSE(glob_match("*.json", "/a.json"));
 }
 
-TEST(shadow_route, ids_are_folded_and_patterns_win) {
+TEST(route_name, ids_are_folded_and_patterns_win) {
     std::vector<std::string> none;
     EXPECT_EQ(route_name("GET", "", "/orders/7", none), "GET /orders/:id");
     EXPECT_EQ(route_name("GET", "/api", "/users/550e8400-e29b-41d4-a716-446655440000/avatar", none),
@@ -33,4 +33,4 @@ TEST(shadow_route, ids_are_folded_and_patterns_win) {
 }
 
 } // namespace
-} // namespace trestle::shadow
+} // namespace trestle::router

@@ -1,8 +1,8 @@
-#include "adapters/shadow/route.hpp"
+#include "bridge/router/route_name.hpp"
 
 #include <algorithm>
 
-namespace trestle::shadow {
+namespace trestle::router {
 
 bool glob_match(std::string_view p, std::string_view s) {
     while (!p.empty()) {
@@ -63,4 +63,4 @@ std::string route_name(std::string_view method, std::string_view prefix, std::st
     return route;
 }
 
-} // namespace trestle::shadow
+} // namespace trestle::router

@@ -1,10 +1,11 @@
 #pragma once
-// How shadow mode names a request's route, and its route patterns.
+// How a request's route is named in the metrics (per-route traffic, shadow
+// mode), and the route patterns shadow mode matches.
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace trestle::shadow {
+namespace trestle::router {
 
 // `*` stands for any run of characters but '/', `**` for any run at all.
 bool glob_match(std::string_view pattern, std::string_view path);
@@ -16,4 +17,4 @@ bool glob_match(std::string_view pattern, std::string_view path);
 std::string route_name(std::string_view method, std::string_view prefix, std::string_view rest,
                        const std::vector<std::string>& patterns);
 
-} // namespace trestle::shadow
+} // namespace trestle::router
