@@ -111,10 +111,11 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
     s.upgrade_ready_fd = up.ready_fd;
     // The workers' metrics, summed by whichever worker answers a scrape:
     // laid out for the mounts every worker's registry has (the requests no
-    // mount took, each mount, the metrics and health endpoints).
+    // mount took, each mount, the metrics, health and dashboard endpoints).
     static metrics::shared_table shared_metrics;
-    if (!opt.metrics_path.empty()) {
-        std::size_t mounts = 1 + opt.mounts.size() + 1 + (opt.health_path.empty() ? 0 : 1);
+    if (!opt.metrics_path.empty() || !opt.dashboard_path.empty()) {
+        std::size_t mounts = 1 + opt.mounts.size() + !opt.metrics_path.empty() + !opt.health_path.empty() +
+                             !opt.dashboard_path.empty();
         if (shared_metrics.create(metrics::registry::counters_for(mounts))) s.metrics = &shared_metrics;
         else log::warning("metrics: no shared memory for the workers' table; each worker answers for itself");
     }
