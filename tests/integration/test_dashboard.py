@@ -7,11 +7,13 @@ the token, the settings; and the page itself in real headless Chromium
 console errors, numbers that move under load, the sync/async split, a
 reconnect after a restart, and a screenshot in the test's artifacts
 (TRESTLE_ARTIFACTS if set, else the test's tmp_path)."""
+import http.server
 import json
 import os
 import shutil
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -443,3 +445,96 @@ def test_a_peer_outside_the_allow_list_reads_with_the_token(serve, browser):
     requests.get(srv.url + "/", timeout=10)
     wait_for(browser, lambda d: shown_requests(d) == 1)
     assert console_errors(browser) == []
+
+
+class FakeFeed:
+    """Serves the dashboard's page (as Trestle serves it) and an event stream
+    of the test's own, on loopback: the page's rendering of a shadow JSON
+    that shadow mode will produce, checked before shadow mode exists."""
+
+    def __init__(self, page, data):
+        self.stop = threading.Event()
+        feed = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path.startswith("/dash/events"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Cache-Control", "no-store")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    deadline = time.monotonic() + 60
+                    while not feed.stop.is_set() and time.monotonic() < deadline:
+                        data = dict(feed.data, t=time.time())
+                        try:
+                            self.wfile.write(("data: %s\n\n" % json.dumps(data)).encode())
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                        feed.stop.wait(0.5)
+                    return
+                body = feed.page.encode()
+                self.send_response(200 if self.path in ("/dash", "/dash/") else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.page, self.data = page, data
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+
+    def close(self):
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@browser_needed
+def test_the_shadow_view_shows_a_providers_json_as_text(serve, browser):
+    from selenium.webdriver.common.by import By
+    srv = serve("hello:app", *DASH)
+    page = requests.get(srv.url + "/dash", timeout=10).text
+    metrics = requests.get(srv.url + "/dash/data", timeout=10).json()["metrics"]
+    evil = '<img src=x id=pwned onerror="document.title=\'pwned\'">'
+    shadow = {
+        "mounts": [{"mount": "/orders", "shadow": "newapi:app", "sampled": 10, "dropped": 1, "compared": 9,
+                    "mismatched": 2, "errors": 0,
+                    "routes": [{"route": "GET /orders/:id", "compared": 9, "mismatched": 2, "errors": 0,
+                                "primary_p50": 0.001, "primary_p99": 0.01, "shadow_p50": 0.002,
+                                "shadow_p99": 0.02}]}],
+        "mismatches": [{"time": time.time(), "mount": "/orders", "route": "GET /orders/:id", "method": "GET",
+                        "target": "/orders/7?q=" + evil, "diff": '-  "total": 10\n+  "total": 11\n' + evil,
+                        "primary": {"status": 200, "headers": {}, "body": evil},
+                        "shadow": {"status": 200, "headers": {}, "body": "{}"}}],
+    }
+    feed = FakeFeed(page, {"metrics": metrics, "shadow": shadow})
+    try:
+        browser.get(feed.url + "/dash")
+        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#shadow-table tbody tr")) == 1)
+        row = '#shadow-table tbody tr[data-route="GET /orders/:id"]'
+        assert text_of(browser, row + " .mismatched") == "2"
+        assert text_of(browser, row + " .primary-p99") == "10.0 ms"
+        assert text_of(browser, row + " .shadow-p99") == "20.0 ms"
+        assert text_of(browser, '#shadow-mounts tbody tr[data-mount="/orders"] .dropped') == "1"
+        items = browser.find_elements(By.CSS_SELECTOR, "#mismatches .mismatch")
+        assert len(items) == 1
+        diff = items[0].find_element(By.CSS_SELECTOR, ".diff").get_attribute("textContent")
+        assert '+  "total": 11' in diff and evil in diff
+        assert evil in items[0].find_element(By.CSS_SELECTOR, ".target").text
+        # Text, never markup: no element came out of the data.
+        assert browser.find_elements(By.ID, "pwned") == []
+        assert browser.title != "pwned"
+        assert text_of(browser, "#shadow-none") == ""
+        assert console_errors(browser) == []
+    finally:
+        feed.close()
