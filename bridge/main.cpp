@@ -111,14 +111,16 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
     s.upgrade_ready_fd = up.ready_fd;
     // The workers' metrics, summed by whichever worker answers a scrape:
     // laid out for the mounts every worker's registry has (the requests no
-    // mount took, each mount, the metrics and health endpoints).
+    // mount took, each mount, the metrics, health and dashboard endpoints).
     static metrics::shared_table shared_metrics;
-    if (!opt.metrics_path.empty()) {
+    if (!opt.metrics_path.empty() || !opt.dashboard_path.empty()) {
         // As the worker numbers them: the unmatched row, each mount (an app
-        // mount's flask-async row too), the metrics and the health checks.
+        // mount's flask-async row too), then the metrics, health and
+        // dashboard endpoints that are on.
         std::size_t apps = std::count_if(opt.mounts.begin(), opt.mounts.end(),
                                          [](const mount_spec& m) { return m.type == mount_spec::kind::app; });
-        std::size_t mounts = 1 + opt.mounts.size() + apps + 1 + (opt.health_path.empty() ? 0 : 1);
+        std::size_t mounts = 1 + opt.mounts.size() + apps + !opt.metrics_path.empty() + !opt.health_path.empty() +
+                             !opt.dashboard_path.empty();
         if (shared_metrics.create(metrics::registry::counters_for(mounts))) {
             shared_metrics.set_levels(metrics::registry::level_fields(mounts));
             s.metrics = &shared_metrics;

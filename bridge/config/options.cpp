@@ -1,4 +1,5 @@
 #include "bridge/config/options.hpp"
+#include "bridge/net/forwarded.hpp"
 #include "bridge/observability/access_format.hpp"
 #include "bridge/router/mount_table.hpp"
 
@@ -209,6 +210,16 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                    "Peers (IPs or CIDRs, comma-separated or repeated; 'unix' for unix-socket peers, '*' for any) that "
                    "may read the metrics; others get 403 (default 127.0.0.0/8,::1,unix)")
         ->delimiter(',')->allow_extra_args(false)->take_all();
+    cli.add_option("--dashboard", o.dashboard_path,
+                   "Serve a live dashboard (metrics and shadow agreement, over Server-Sent Events) at this path on "
+                   "every listener; turns metrics on (default off)");
+    cli.add_option("--dashboard-allow", o.dashboard_allow,
+                   "Peers (IPs or CIDRs, comma-separated or repeated; 'unix', '*') that may read the dashboard; "
+                   "others get 403 unless they bring --dashboard-token (default 127.0.0.0/8,::1,unix)")
+        ->delimiter(',')->allow_extra_args(false)->take_all();
+    cli.add_option("--dashboard-token", o.dashboard_token,
+                   "A secret that also opens the dashboard to peers outside --dashboard-allow, sent as "
+                   "'Authorization: Bearer TOKEN' or '?token=TOKEN' (default none)");
     cli.add_option("--forwarded-headers", o.forwarded_headers,
                    "Which headers a trusted peer sets the client with: x-forwarded (X-Forwarded-For/-Proto, as nginx "
                    "writes them) or forwarded (RFC 7239); the other family is ignored (default x-forwarded)")
@@ -725,9 +736,10 @@ void load_config(const std::string& file, options& o) {
     for (auto&& [key, node] : root) {
         std::string k(key.str());
         std::string at = where(file, key.source());
-        if (k == "server" || k == "health" || k == "metrics") {
-            // [server] keys are the flags' names; [health] and [metrics]
-            // keys are those of --health-* and --metrics-*.
+        if (k == "server" || k == "health" || k == "metrics" || k == "dashboard") {
+            // [server] keys are the flags' names; [health], [metrics] and
+            // [dashboard] keys are those of --health-*, --metrics-* and
+            // --dashboard-* ([dashboard] path is --dashboard itself).
             const toml::table* table = node.as_table();
             if (!table) config_error(at, k + " must be a table: [" + k + "]");
             std::string prefix = k == "server" ? "--" : "--" + k + "-";
@@ -741,7 +753,7 @@ void load_config(const std::string& file, options& o) {
                 } else if (k == "server" && sk == "buffer_body") {
                     if (!bool_value(value, sat, sk)) args.push_back("--no-buffer-body");
                 } else {
-                    std::string flag = prefix + sk;
+                    std::string flag = k == "dashboard" && sk == "path" ? "--dashboard" : prefix + sk;
                     for (char& c : flag) c = c == '_' ? '-' : c;
                     if (flag == "--no-flask-async") config_error(sat, "write flask_async = false");
                     if (flag == "--no-buffer-body") config_error(sat, "write buffer_body = false");
@@ -774,7 +786,7 @@ void load_config(const std::string& file, options& o) {
                 o.mounts.push_back(std::move(m));
             }
         } else {
-            config_error(at, "unknown table or key '" + k + "' (expected [server], [health], [metrics] and [[mount]])");
+            config_error(at, "unknown table or key '" + k + "' (expected [server], [health], [metrics], [dashboard] and [[mount]])");
         }
     }
 }
@@ -789,6 +801,23 @@ std::string find_config(int argc, char** argv) {
         else if (a.starts_with("--config=")) file = std::string(a.substr(9));
     }
     return file;
+}
+
+// --dashboard and its settings, once the mounts are known. `own_path`
+// checks a path of the server's own as --metrics-path's is checked.
+template <class OwnPath>
+void check_dashboard(options& o, OwnPath&& own_path) {
+    if (o.dashboard_path.empty()) {
+        if (!o.dashboard_token.empty()) usage_error("--dashboard-token needs --dashboard");
+        return;
+    }
+    own_path(o.dashboard_path, "--dashboard", "dashboard's pages");
+    for (const std::string* other : {&o.metrics_path, &o.health_path})
+        if (*other == o.dashboard_path) usage_error("--dashboard " + o.dashboard_path + ": another of the server's paths");
+    net::trusted_proxies allow;
+    if (std::string why; !allow.parse(o.dashboard_allow, why)) usage_error("--dashboard-allow: " + why);
+    for (char c : o.dashboard_token)
+        if (c <= ' ' || c > '~') usage_error("--dashboard-token: visible ASCII characters only (no spaces)");
 }
 
 } // namespace
@@ -928,6 +957,7 @@ options parse_options(int argc, char** argv) {
     own_path(o.health_path, "--health-path", "health checks");
     if (!o.health_path.empty() && o.health_path == o.metrics_path)
         usage_error("--health-path and --metrics-path are both " + o.health_path);
+    check_dashboard(o, own_path);
     if (o.workers == 0) {
         // gunicorn's default for --workers (Heroku and others set it).
         o.workers = 1;

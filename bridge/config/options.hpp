@@ -154,6 +154,10 @@ struct options {
     std::string metrics_path;                  // empty: metrics off
     std::string health_path;                   // empty: no health checks
     std::vector<std::string> metrics_allow{"127.0.0.0/8", "::1", "unix"};
+    // --dashboard (empty: off; on, it turns the metrics registry on too).
+    std::string dashboard_path;
+    std::vector<std::string> dashboard_allow{"127.0.0.0/8", "::1", "unix"};
+    std::string dashboard_token;               // empty: the allow-list only
     std::string forwarded_headers = "x-forwarded";   // or "forwarded" (RFC 7239)
 
     // Worker processes (bridge/supervisor). 0 until parsed: then --workers,

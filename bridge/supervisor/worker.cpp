@@ -9,6 +9,7 @@
 #include "bridge/net/server.hpp"
 #include "bridge/net/tls_context.hpp"
 #include "bridge/observability/access_log.hpp"
+#include "bridge/observability/dashboard_endpoint.hpp"
 #include "bridge/observability/health_endpoint.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/observability/metrics.hpp"
@@ -279,13 +280,13 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         ctx.watchdog = watchdog.get();
     }
 
-    // Metrics (--metrics-path): on before the pool starts, whose threads
-    // then time their queue and GIL waits.
+    // Metrics (--metrics-path, and --dashboard, which shows them): on before
+    // the pool starts, whose threads then time their queue and GIL waits.
     shadow::board shadows;   // before the registry that renders it
     std::unique_ptr<metrics::registry> stats;
     net::trusted_proxies stats_allow;
-    if (!opt.metrics_path.empty()) {
-        if (std::string why; !stats_allow.parse(opt.metrics_allow, why)) {
+    if (!opt.metrics_path.empty() || !opt.dashboard_path.empty()) {
+        if (std::string why; !opt.metrics_path.empty() && !stats_allow.parse(opt.metrics_allow, why)) {
             std::fprintf(stderr, "trestle: error: --metrics-allow: %s\n", why.c_str());
             return 2;
         }
@@ -436,7 +437,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     for (std::size_t i = 0; i < apps.size(); ++i)
         if (!apps[i].spec->prefix.empty()) table.add(apps[i].spec->prefix, *apps[i].h, ids[i]);
     std::unique_ptr<metrics::endpoint> stats_endpoint;
-    if (stats) {
+    if (stats && !opt.metrics_path.empty()) {
         stats_endpoint = std::make_unique<metrics::endpoint>(*stats, stats_allow, ctx.server_header);
         table.add(opt.metrics_path, *stats_endpoint, stats->add_mount(opt.metrics_path, "metrics"));
     }
@@ -444,6 +445,17 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     if (!opt.health_path.empty()) {
         health_endpoint = std::make_unique<health::endpoint>(ctx.unready, ctx.server_header);
         table.add(opt.health_path, *health_endpoint, stats ? stats->add_mount(opt.health_path, "health") : 0);
+    }
+    // --dashboard, with shadow mode's view (thread-safe, called on io threads).
+    dashboard::shadow_source shadow_json = [&shadows] { return shadows.json(); };
+    std::unique_ptr<dashboard::endpoint> dashboard_endpoint;
+    if (!opt.dashboard_path.empty()) {
+        dashboard::settings ds;
+        std::string why;
+        ds.allow.parse(opt.dashboard_allow, why);   // checked with the options
+        ds.token = opt.dashboard_token;
+        dashboard_endpoint = std::make_unique<dashboard::endpoint>(*stats, std::move(ds), shadow_json, ctx);
+        table.add(opt.dashboard_path, *dashboard_endpoint, stats->add_mount(opt.dashboard_path, "dashboard"));
     }
     ctx.router = &table;
     // WebSockets over HTTP/2 unless a mount relays WebSocket upgrades (a

@@ -93,6 +93,8 @@ BAD = [
     ("[server\nthreads = 2\n", 1, ""),                   # TOML syntax error
     ("[server]\nthreads = 2\nthreads = 3\n", 3, ""),     # duplicate key
     ("mount = 3\n", 1, "[[mount]]"),
+    ("[dashboard]\npaht = \"/d\"\n", 2, "unknown setting 'paht' in [dashboard]"),
+    ("dashboard = \"/d\"\n", 1, "[dashboard]"),
 ]
 
 
