@@ -538,3 +538,35 @@ def test_the_shadow_view_shows_a_providers_json_as_text(serve, browser):
         assert console_errors(browser) == []
     finally:
         feed.close()
+
+
+@browser_needed
+def test_a_shadow_mismatch_appears_in_its_table(serve, browser, tmp_path):
+    """A real shadow (tests/apps/shadow_orders_v2.py, the Quart port with a
+    deliberate difference in an order's total) behind a Flask primary: the
+    route that disagrees shows its mismatches and the diff, the route that
+    agrees shows none."""
+    from selenium.webdriver.common.by import By
+    conf = tmp_path / "shadow.toml"
+    conf.write_text('[[mount]]\nprefix = "/"\napp = "shadow_orders_v1:app"\nshadow = "shadow_orders_v2:app"\n'
+                    'shadow_ignore = ["$.generated_at", "$.request_id"]\n')
+    srv = serve("--config=" + str(conf), *DASH)
+    browser.get(srv.url + "/dash")
+    wait_for(browser, lambda d: state(d) == "connected")
+    for path in ("/orders/7", "/orders/8", "/health", "/health", "/orders"):
+        assert requests.get(srv.url + path, timeout=10).status_code == 200
+    bad = '#shadow-table tbody tr[data-route="GET /orders/:id"]'
+    good = '#shadow-table tbody tr[data-route="GET /health"]'
+    wait_for(browser, lambda d: text_of(d, bad + " .compared") == "2" and text_of(d, good + " .compared") == "2")
+    assert text_of(browser, bad + " .mismatched") == "2"
+    assert text_of(browser, good + " .mismatched") == "0"
+    assert text_of(browser, '#shadow-table tbody tr[data-route="GET /orders"] .mismatched') == "0"
+    assert text_of(browser, '#shadow-mounts tbody tr[data-mount="/"] .shadow') == "shadow_orders_v2:app"
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#mismatches .mismatch")) == 2)
+    diffs = sorted(e.find_element(By.CSS_SELECTOR, ".diff").get_attribute("textContent").strip()
+                   for e in browser.find_elements(By.CSS_SELECTOR, "#mismatches .mismatch"))
+    assert diffs == ["$.total: primary 10, shadow 11", "$.total: primary 20, shadow 22"], diffs
+    shot = os.path.join(artifacts_dir(tmp_path), "dashboard-shadow.png")
+    assert browser.save_screenshot(shot)
+    print("dashboard screenshot:", shot)
+    assert console_errors(browser) == []
