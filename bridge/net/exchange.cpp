@@ -1,4 +1,5 @@
 #include "bridge/net/exchange.hpp"
+#include "bridge/router/route_name.hpp"
 
 #include "bridge/net/wake_queue.hpp"
 #include "bridge/observability/metrics.hpp"
@@ -333,8 +334,15 @@ void record_metrics(metrics::registry& stats, std::uint16_t mount, exchange& ex,
         stats.request_moved(mount, mount + 1);
         ++mount;
     }
-    stats.request_finished(mount, answered ? answered : ex.status(), ns > 0 ? static_cast<std::uint64_t>(ns) : 0, ex.body_received(),
-                           ex.body_bytes());
+    unsigned status = answered ? answered : ex.status();
+    std::uint64_t took = ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
+    stats.request_finished(mount, status, took, ex.body_received(), ex.body_bytes());
+    if (mount != 0) {
+        const request_head& h = ex.head();
+        static const std::vector<std::string> no_patterns;
+        stats.route_finished(mount, router::route_name(h.method, h.routed.prefix, h.routed.rest(), no_patterns), status,
+                             took);
+    }
 }
 
 } // namespace trestle::net

@@ -197,8 +197,48 @@ void registry::sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint
     for (std::size_t k = 0; k < timeout_kinds; ++k) threads[7 + conn_protocols + k] += c.timeouts[k].get();
 }
 
+void registry::route_finished(std::uint16_t mount, std::string_view route, unsigned status, std::uint64_t ns) {
+    thread_cells& c = local();
+    std::string key(2 + route.size(), '\0');
+    key[0] = static_cast<char>(mount >> 8);
+    key[1] = static_cast<char>(mount & 0xff);
+    key.replace(2, route.size(), route);
+    std::lock_guard lock(c.routes_m);
+    auto it = c.routes.find(key);
+    if (it == c.routes.end()) {
+        if (c.routes.size() >= max_routes) key.replace(2, std::string::npos, "OTHER");
+        it = c.routes.try_emplace(std::move(key)).first;
+    }
+    ++it->second.requests;
+    if (status >= 500) ++it->second.errors;
+    it->second.latency_ns += ns;
+}
+
+std::unordered_map<std::string, route_counts> registry::routes_locked() {
+    auto out = retired_routes_;
+    for (auto* c : live_) {
+        std::lock_guard lock(c->routes_m);
+        for (auto& [k, v] : c->routes) {
+            route_counts& r = out[k];
+            r.requests += v.requests;
+            r.errors += v.errors;
+            r.latency_ns += v.latency_ns;
+        }
+    }
+    return out;
+}
+
 void registry::retire(thread_cells* c) {
     std::lock_guard lock(m_);
+    {
+        std::lock_guard rl(c->routes_m);
+        for (auto& [k, v] : c->routes) {
+            route_counts& r = retired_routes_[k];
+            r.requests += v.requests;
+            r.errors += v.errors;
+            r.latency_ns += v.latency_ns;
+        }
+    }
     if (retired_mounts_.size() < mounts_.size() * per_mount) retired_mounts_.resize(mounts_.size() * per_mount);
     sum_into(retired_mounts_, retired_threads_, *c);
     std::erase(live_, c);
@@ -277,10 +317,12 @@ std::string registry::render() {
     std::vector<std::pair<int, std::vector<double>>> per_worker;   // (slot or -1, values)
     std::vector<mount_info> mounts;
     std::vector<value> vals;
+    std::unordered_map<std::string, route_counts> routes;
     {
         std::lock_guard lock(m_);
         mounts = mounts_;
         vals = values_;
+        routes = routes_locked();
     }
     if (shared_) {
         publish();
@@ -455,6 +497,39 @@ std::string registry::render() {
         out += "trestle_workers ";
         append_uint(out, per_worker.size());
         out += '\n';
+    }
+    // Per route, this process's (with workers, the answering worker's).
+    if (!routes.empty()) {
+        std::vector<std::pair<std::string, route_counts>> sorted(routes.begin(), routes.end());
+        std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.first < b.first; });
+        auto route_labels = [&](const std::string& key) {
+            std::size_t row = (static_cast<std::size_t>(static_cast<unsigned char>(key[0])) << 8) |
+                              static_cast<unsigned char>(key[1]);
+            const mount_info& mi = row < mounts.size() ? mounts[row] : mounts[0];
+            return "mount=\"" + label_value(mi.prefix.empty() ? "/" : mi.prefix) + "\",interface=\"" +
+                   label_value(mi.iface) + "\",route=\"" + label_value(std::string_view(key).substr(2)) + "\"";
+        };
+        header(out, "trestle_route_requests_total",
+               "Requests by route: the method and the path, with segments that name one thing (numbers, ids) as :id.",
+               "counter");
+        for (auto& [k, r] : sorted) {
+            out += "trestle_route_requests_total{" + route_labels(k) + "} ";
+            append_uint(out, r.requests);
+            out += '\n';
+        }
+        header(out, "trestle_route_errors_total", "Requests by route answered 5xx.", "counter");
+        for (auto& [k, r] : sorted) {
+            out += "trestle_route_errors_total{" + route_labels(k) + "} ";
+            append_uint(out, r.errors);
+            out += '\n';
+        }
+        header(out, "trestle_route_duration_seconds_total", "Time spent answering each route (divide by its requests).",
+               "counter");
+        for (auto& [k, r] : sorted) {
+            out += "trestle_route_duration_seconds_total{" + route_labels(k) + "} ";
+            append_number(out, static_cast<double>(r.latency_ns) / 1e9);
+            out += '\n';
+        }
     }
     std::function<void(std::string&)> more;
     {

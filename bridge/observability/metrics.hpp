@@ -21,7 +21,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace trestle::metrics {
@@ -48,6 +50,14 @@ struct mount_cells {
     cell bytes_in, bytes_out;
 };
 
+// One route's traffic (trestle_route_*): a thread's share, or the sum.
+struct route_counts {
+    std::uint64_t requests = 0, errors = 0, latency_ns = 0;   // errors: 5xx
+};
+// Routes each thread keeps apart; more are counted as "OTHER" (per mount,
+// route_name caps what a route can be called, this the map's size).
+inline constexpr std::size_t max_routes = 500;
+
 // What a client connection speaks now (trestle_connections{protocol}).
 enum class conn_protocol : std::uint8_t { http1, h2, websocket, tunnel };
 inline constexpr std::size_t conn_protocols = 4;
@@ -66,6 +76,11 @@ struct thread_cells {
     std::array<cell, conn_protocols> conns;
     cell idle_conns;                   // HTTP/1.1 connections between requests
     std::array<cell, timeout_kinds> timeouts;
+    // Per route: keyed by the mount's row (two bytes) and the route's name.
+    // Written by this thread, read by a scrape: the lock is never contended
+    // but by a scrape.
+    std::mutex routes_m;
+    std::unordered_map<std::string, route_counts> routes;
 };
 
 class registry {
@@ -114,6 +129,8 @@ public:
     }
     void connection_idle(bool idle) { local().idle_conns.add(idle ? 1 : ~std::uint64_t{0}); }
     void timed_out(timeout_kind k) { local().timeouts[static_cast<std::size_t>(k)].add(1); }
+    // A request of `route` (router::route_name) at the mount's row `mount`.
+    void route_finished(std::uint16_t mount, std::string_view route, unsigned status, std::uint64_t ns);
     void websocket_closed() { local().ws_closed.add(1); }
 
     // The text format (version 0.0.4).
@@ -161,6 +178,9 @@ private:
     // What exited threads counted, flattened as sum_into lays it out.
     std::vector<std::uint64_t> retired_mounts_;
     std::array<std::uint64_t, thread_fields> retired_threads_{};
+    std::unordered_map<std::string, route_counts> retired_routes_;
+    // Every thread's routes and the retired ones, summed (under m_).
+    std::unordered_map<std::string, route_counts> routes_locked();
 
     shared_table* shared_ = nullptr;
     int slot_ = -1;

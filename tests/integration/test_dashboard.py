@@ -387,6 +387,9 @@ def test_the_page_loads_clean_and_its_numbers_move_under_load(serve, browser, tm
     assert text_of(browser, '#mounts-table tbody tr[data-mount="/"] .iface') == "wsgi"
     assert text_of(browser, '#mounts-table tbody tr[data-mount="/v2"] .iface') == "asgi"
     assert text_of(browser, '#mounts-table tbody tr[data-mount="/"] .p50') not in ("", "–")
+    # Per route, too.
+    wait_for(browser, lambda d: text_of(d, '#routes-table tbody tr[data-route="GET /v2/"] .total') == "10")
+    assert text_of(browser, '#routes-table tbody tr[data-route="GET /v2/"] .iface') == "asgi"
     # The migration's split: 30 sync, 10 async in the last minute.
     wait_for(browser, lambda d: text_of(d, "#sync-share") == "75%" and text_of(d, "#async-share") == "25%")
     # Rates show while traffic flows.

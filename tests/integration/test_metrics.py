@@ -358,3 +358,19 @@ def test_proxy_upstreams_up_or_ejected_and_their_failures(serve):
     assert value(m, "trestle_proxy_upstream_failures_total", mount="/p", upstream=dead_url) == 1
     assert value(m, "trestle_proxy_upstream_up", mount="/p", upstream=live_url) == 1
     assert value(m, "trestle_proxy_upstream_failures_total", mount="/p", upstream=live_url) == 0
+
+
+def test_traffic_per_route(serve, tmp_path):
+    srv = serve("flask_mixed:app", "/s=static:" + str(tmp_path), "--metrics-path", "/metrics")
+    for i in range(3):
+        assert requests.get(srv.url + "/sync", timeout=10).status_code == 200
+        assert requests.get(srv.url + "/async", timeout=10).status_code == 200
+    for i in range(4):
+        requests.get(srv.url + "/s/item/%d" % (1000 + i), timeout=10)
+    m = scrape(srv)
+    assert value(m, "trestle_route_requests_total", mount="/", interface="wsgi", route="GET /sync") == 3
+    assert value(m, "trestle_route_requests_total", mount="/", interface="flask-async", route="GET /async") == 3
+    # Numbers in a path are one route, not four.
+    assert value(m, "trestle_route_requests_total", mount="/s", interface="static", route="GET /s/item/:id") == 4
+    assert value(m, "trestle_route_errors_total", mount="/", interface="wsgi", route="GET /sync") == 0
+    assert value(m, "trestle_route_duration_seconds_total", mount="/", interface="wsgi", route="GET /sync") > 0
