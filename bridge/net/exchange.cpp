@@ -1,5 +1,4 @@
 #include "bridge/net/exchange.hpp"
-#include "bridge/router/route_name.hpp"
 
 #include "bridge/net/wake_queue.hpp"
 #include "bridge/observability/metrics.hpp"
@@ -339,9 +338,7 @@ void record_metrics(metrics::registry& stats, std::uint16_t mount, exchange& ex,
     stats.request_finished(mount, status, took, ex.body_received(), ex.body_bytes());
     if (mount != 0) {
         const request_head& h = ex.head();
-        static const std::vector<std::string> no_patterns;
-        stats.route_finished(mount, router::route_name(h.method, h.routed.prefix, h.routed.rest(), no_patterns), status,
-                             took);
+        stats.route_finished(mount, h.method, h.routed.prefix, h.routed.rest(), status, took);
     }
 }
 

@@ -1,4 +1,5 @@
 #include "bridge/observability/metrics.hpp"
+#include "bridge/router/route_name.hpp"
 
 #include "bridge/observability/gil_wait.hpp"
 #include "bridge/observability/metrics_shared.hpp"
@@ -197,17 +198,21 @@ void registry::sum_into(std::vector<std::uint64_t>& mounts, std::array<std::uint
     for (std::size_t k = 0; k < timeout_kinds; ++k) threads[7 + conn_protocols + k] += c.timeouts[k].get();
 }
 
-void registry::route_finished(std::uint16_t mount, std::string_view route, unsigned status, std::uint64_t ns) {
+void registry::route_finished(std::uint16_t mount, std::string_view method, std::string_view prefix,
+                              std::string_view rest, unsigned status, std::uint64_t ns) {
+    static const std::vector<std::string> no_patterns;
+    thread_local std::string key;
+    key.clear();
+    key += static_cast<char>(mount >> 8);
+    key += static_cast<char>(mount & 0xff);
+    router::append_route_name(key, method, prefix, rest, no_patterns);
     thread_cells& c = local();
-    std::string key(2 + route.size(), '\0');
-    key[0] = static_cast<char>(mount >> 8);
-    key[1] = static_cast<char>(mount & 0xff);
-    key.replace(2, route.size(), route);
     std::lock_guard lock(c.routes_m);
     auto it = c.routes.find(key);
     if (it == c.routes.end()) {
-        if (c.routes.size() >= max_routes) key.replace(2, std::string::npos, "OTHER");
-        it = c.routes.try_emplace(std::move(key)).first;
+        std::string k = key;
+        if (c.routes.size() >= max_routes) k.replace(2, std::string::npos, "OTHER");
+        it = c.routes.try_emplace(std::move(k)).first;
     }
     ++it->second.requests;
     if (status >= 500) ++it->second.errors;

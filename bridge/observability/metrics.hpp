@@ -129,8 +129,10 @@ public:
     }
     void connection_idle(bool idle) { local().idle_conns.add(idle ? 1 : ~std::uint64_t{0}); }
     void timed_out(timeout_kind k) { local().timeouts[static_cast<std::size_t>(k)].add(1); }
-    // A request of `route` (router::route_name) at the mount's row `mount`.
-    void route_finished(std::uint16_t mount, std::string_view route, unsigned status, std::uint64_t ns);
+    // A request at the mount's row `mount`, its route named from its
+    // method and path (router::route_name). No allocation once warm.
+    void route_finished(std::uint16_t mount, std::string_view method, std::string_view prefix, std::string_view rest,
+                        unsigned status, std::uint64_t ns);
     void websocket_closed() { local().ws_closed.add(1); }
 
     // The text format (version 0.0.4).

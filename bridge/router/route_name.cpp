@@ -45,12 +45,22 @@ bool names_one_thing(std::string_view seg) {
 
 std::string route_name(std::string_view method, std::string_view prefix, std::string_view rest,
                        const std::vector<std::string>& patterns) {
-    std::string route(method);
+    std::string route;
+    append_route_name(route, method, prefix, rest, patterns);
+    return route;
+}
+
+void append_route_name(std::string& route, std::string_view method, std::string_view prefix, std::string_view rest,
+                       const std::vector<std::string>& patterns) {
+    route += method;
     route += ' ';
     route += prefix;
     if (rest.empty()) rest = "/";
     for (auto& p : patterns)
-        if (glob_match(p, rest)) return route + p;
+        if (glob_match(p, rest)) {
+            route += p;
+            return;
+        }
     std::size_t pos = 0;
     while (pos < rest.size()) {
         std::size_t slash = rest.find('/', pos + 1);
@@ -60,7 +70,6 @@ std::string route_name(std::string_view method, std::string_view prefix, std::st
         if (slash == std::string_view::npos) break;
         pos = slash;
     }
-    return route;
 }
 
 } // namespace trestle::router

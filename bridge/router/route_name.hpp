@@ -16,5 +16,9 @@ bool glob_match(std::string_view pattern, std::string_view path);
 // digits) written ":id". `rest` is the decoded path under the mount.
 std::string route_name(std::string_view method, std::string_view prefix, std::string_view rest,
                        const std::vector<std::string>& patterns);
+// The same, appended to `out` (a buffer kept for reuse: no allocation once
+// it is large enough).
+void append_route_name(std::string& out, std::string_view method, std::string_view prefix, std::string_view rest,
+                       const std::vector<std::string>& patterns);
 
 } // namespace trestle::router
