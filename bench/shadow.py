@@ -11,7 +11,11 @@ achieved, and from each shadowed run's metrics the replays, their
 verdicts and the drops. The issue's target: the shadowed p99 within 10%
 of the unshadowed one.
 
-Usage: bench/shadow.py [--runs 5] [--duration 10] [--conns 20] [--interval 10]
+With --proxy, the Quart shadow is a service of its own (another Trestle
+process, on CPU 1 beside wrk) reached through `shadow = "proxy:URL"`: the
+primary's process then spends no Python time on the shadow.
+
+Usage: bench/shadow.py [--runs 5] [--duration 10] [--conns 20] [--interval 10] [--proxy]
 """
 import argparse
 import os
@@ -23,7 +27,7 @@ import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proto import ROOT, Server, free_port  # noqa: E402
+from proto import ROOT, Server, free_port, wait_port  # noqa: E402
 
 BENCH_APPS = os.path.join(ROOT, "bench", "apps")
 
@@ -60,14 +64,24 @@ def main():
     ap.add_argument("--conns", type=int, default=20)
     ap.add_argument("--interval", type=float, default=10.0, help="ms between a response and the next request")
     ap.add_argument("--trestle", default=os.path.join(ROOT, "build", "trestle"))
+    ap.add_argument("--proxy", action="store_true", help="the shadow in a process of its own, through a proxy target")
     opts = ap.parse_args()
     d = tempfile.mkdtemp(prefix="trestle-shadow-")
     conf = os.path.join(d, "shadow.toml")
+    upstream = None
+    target = "quart_hello:app"
+    if opts.proxy:
+        up_port = free_port()
+        upstream = subprocess.Popen(["taskset", "-c", "1", opts.trestle, "--pythonpath", BENCH_APPS, "quart_hello:app",
+                                     "--bind", "127.0.0.1:%d" % up_port], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, cwd=ROOT)
+        wait_port(up_port, upstream)
+        target = "proxy:http://127.0.0.1:%d" % up_port
     with open(conf, "w") as f:
-        f.write('[[mount]]\nprefix = "/"\napp = "flask_hello:app"\nshadow = "quart_hello:app"\nshadow_sample = 1.0\n')
+        f.write('[[mount]]\nprefix = "/"\napp = "flask_hello:app"\nshadow = "%s"\nshadow_sample = 1.0\n' % target)
     base = [opts.trestle, "--pythonpath", BENCH_APPS, "--metrics-path", "/metrics"]
-    print("## Flask hello primary, paced: %d connections, %.1f ms apart on average; Quart hello shadow at 100%%"
-          % (opts.conns, opts.interval), flush=True)
+    print("## Flask hello primary, paced: %d connections, %.1f ms apart on average; Quart hello shadow (%s) at 100%%"
+          % (opts.conns, opts.interval, target), flush=True)
     results = {"unshadowed": [], "shadowed": []}
     totals = {}
     for r in range(opts.runs):
@@ -94,6 +108,9 @@ def main():
     print("shadowed/unshadowed p99: %.2f (target <= 1.10); p50: %.2f"
           % (med["shadowed"]["p99"] / med["unshadowed"]["p99"], med["shadowed"]["p50"] / med["unshadowed"]["p50"]))
     print("shadow, all runs: " + ", ".join("%s %d" % (k, v) for k, v in sorted(totals.items())))
+    if upstream:
+        upstream.terminate()
+        upstream.wait(20)
 
 
 if __name__ == "__main__":

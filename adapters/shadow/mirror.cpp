@@ -180,12 +180,30 @@ void mirror::replay(slot s, net::request_head head, net::endpoint_info ep, std::
                                               std::move(t), std::move(s));
     replayed_.fetch_add(1, std::memory_order_relaxed);
     {
+        std::lock_guard lock(lm_);
+        if (active_ >= opt_.concurrency) {
+            waiting_.push_back(std::move(port));
+            return;
+        }
+        ++active_;
+    }
+    launch(std::move(port));
+}
+
+void mirror::launch(std::shared_ptr<replay_port> port) {
+    port->launched();
+    bool wake;
+    {
+        // Every replay has the same timeout, so a new deadline is the latest:
+        // the judge needs waking only if it waits for no deadline at all.
         std::lock_guard lock(qm_);
+        wake = running_.empty();
         running_.push_back({port, std::chrono::steady_clock::now() + opt_.timeout});
     }
-    qcv_.notify_one();
+    if (wake) qcv_.notify_one();
     // Handlers are given requests on an io thread.
-    boost::asio::post(io, [self = shared_from_this(), port]() {
+    boost::asio::any_io_executor io = port->io_executor();
+    boost::asio::post(io, [self = shared_from_this(), port = std::move(port)]() {
         if (!self->shadow_.submit(port)) {
             self->dropped(drop::refused);
             port->refused();
@@ -193,16 +211,34 @@ void mirror::replay(slot s, net::request_head head, net::endpoint_info ep, std::
     });
 }
 
+void mirror::replay_finished() {
+    std::shared_ptr<replay_port> next;
+    {
+        std::lock_guard lock(lm_);
+        if (waiting_.empty()) {
+            if (active_ > 0) --active_;
+            return;
+        }
+        next = std::move(waiting_.front());
+        waiting_.pop_front();
+    }
+    launch(std::move(next));
+}
+
 void mirror::judge(std::unique_ptr<trial> t) {
+    bool wake = false;
     {
         std::lock_guard lock(qm_);
         if (!stopping_ && queue_.size() < opt_.queue) {
+            // The judge empties the queue before it waits: one wakeup for
+            // whatever arrives meanwhile.
+            wake = queue_.empty();
             queue_.push_back(std::move(t));
             t = nullptr;
         }
     }
     if (t) return dropped(drop::judge_behind);
-    qcv_.notify_one();
+    if (wake) qcv_.notify_one();
 }
 
 void mirror::start() {
@@ -210,6 +246,19 @@ void mirror::start() {
 }
 
 void mirror::stop() {
+    // Replays still waiting to start never will: their ports (which hold
+    // the mirror through their slots) go now, outside the lock.
+    std::deque<std::shared_ptr<replay_port>> waiting;
+    {
+        std::lock_guard lock(lm_);
+        waiting.swap(waiting_);
+        active_ = opt_.concurrency;   // nothing more starts
+    }
+    {
+        std::lock_guard lock(qm_);
+        stopping_ = true;
+    }
+    waiting.clear();
     if (!thread_.joinable()) return;
     {
         std::lock_guard lock(qm_);

@@ -98,6 +98,9 @@ public:
 
     // ---- the replay's thread ------------------------------------------------------
     void judge(std::unique_ptr<trial> t);
+    // The replay's app has answered (or was cut, or refused): the next
+    // waiting replay may start.
+    void replay_finished();
 
     // Starts the judge thread. Before the first request.
     void start();
@@ -125,6 +128,7 @@ private:
         std::chrono::steady_clock::time_point deadline;
     };
 
+    void launch(std::shared_ptr<replay_port> port);
     void judge_loop();
     void settle(trial& t, py::thread_state& ts);
     void record(const std::string& route, const trial& t, int verdict, std::string entry);
@@ -138,6 +142,11 @@ private:
     std::atomic<std::size_t> slots_{0};
     std::array<std::atomic<std::uint64_t>, drop_kinds> drops_{};
     std::atomic<std::uint64_t> replayed_{0};
+
+    // Replays running (at most shadow_concurrency) and those waiting for a turn.
+    std::mutex lm_;
+    std::size_t active_ = 0;
+    std::deque<std::shared_ptr<replay_port>> waiting_;
 
     // The judge's queue and the replays it watches for their deadline.
     std::mutex qm_;

@@ -232,9 +232,17 @@ void replay_port::time_out() {
 }
 
 void replay_port::refused() {
+    {
+        std::lock_guard lock(m_);
+        delivered_ = true;   // nothing to judge
+        trial_.reset();
+    }
+    slot_.owner().replay_finished();
+}
+
+void replay_port::launched() {
     std::lock_guard lock(m_);
-    delivered_ = true;   // nothing to judge
-    trial_.reset();
+    started_ = std::chrono::steady_clock::now();
 }
 
 void replay_port::deliver_locked(bool timed_out) {
@@ -246,6 +254,7 @@ void replay_port::deliver_locked(bool timed_out) {
     trial_->shadow_seconds = seconds_since(started_);
     trial_->timed_out = timed_out;
     slot_.owner().judge(std::move(trial_));
+    slot_.owner().replay_finished();
 }
 
 } // namespace trestle::shadow

@@ -122,6 +122,8 @@ public:
     void time_out();
     // The shadow handler refused the request (its pool or loop is full).
     void refused();
+    // Handed to the shadow handler now (its time starts).
+    void launched();
 
 private:
     void deliver_locked(bool timed_out);

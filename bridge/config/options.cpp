@@ -612,6 +612,8 @@ void parse_shadow_key(mount_spec& m, const std::string& k, const toml::node& nod
         sh.sample = *d;
     } else if (k == "shadow_queue") {
         sh.queue = static_cast<std::size_t>(int_value(node, kat, k, 1, 100000));
+    } else if (k == "shadow_concurrency") {
+        sh.concurrency = static_cast<std::size_t>(int_value(node, kat, k, 1, 10000));
     } else if (k == "shadow_headers") {
         sh.headers = string_list(node, kat, k);
         for (auto& h : sh.headers)

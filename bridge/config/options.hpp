@@ -75,6 +75,7 @@ struct shadow_options {
     std::vector<std::string> routes;      // glob patterns on the path under the mount; empty: all
     double sample = 1.0;                  // the share of matching requests replayed
     std::size_t queue = 64;               // replays queued or running at once; more are dropped
+    std::size_t concurrency = 1;          // replays running at once; the others wait their turn
     std::vector<std::string> headers{"content-type"};   // compared header fields, lower-case
     std::vector<std::string> ignore;      // JSON paths left out of the body comparison
     std::string normalizer;               // module:function applied to both bodies
