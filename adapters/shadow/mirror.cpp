@@ -4,6 +4,7 @@
 #include "bridge/router/route_name.hpp"
 #include "bridge/core/handler.hpp"
 #include "bridge/core/services.hpp"
+#include "bridge/observability/access_format.hpp"
 #include "bridge/observability/log.hpp"
 #include "bridge/observability/metrics.hpp"
 #include "bridge/python/interpreter.hpp"
@@ -24,25 +25,12 @@ namespace {
 constexpr std::size_t kMaxRoutes = 100;   // past it, requests count under "OTHER"
 constexpr double kFirstBound = 1e-5;
 
+// A JSON string: the access log's escaper, which keeps valid UTF-8 and
+// writes any other byte (a route from a client's path may hold one) as
+// \u00NN, so the document stays valid JSON.
 void json_string(std::string& out, std::string_view v) {
     out += '"';
-    for (unsigned char c : v) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out += static_cast<char>(c);
-            }
-        }
-    }
+    append_json_escaped(out, v);
     out += '"';
 }
 
