@@ -11,11 +11,16 @@ achieved, and from each shadowed run's metrics the replays, their
 verdicts and the drops. The issue's target: the shadowed p99 within 10%
 of the unshadowed one.
 
+By default the Quart shadow runs as Trestle runs a module:app shadow: in
+a child process at idle priority (shadow_process, the default), on the
+same CPU 0. With --same-process it runs in the primary's own process
+(shadow_process = false), sharing its GIL.
+
 With --proxy, the Quart shadow is a service of its own (another Trestle
 process, on CPU 1 beside wrk) reached through `shadow = "proxy:URL"`: the
 primary's process then spends no Python time on the shadow.
 
-Usage: bench/shadow.py [--runs 5] [--duration 10] [--conns 20] [--interval 10] [--proxy]
+Usage: bench/shadow.py [--runs 5] [--duration 10] [--conns 20] [--interval 10] [--same-process | --proxy]
 """
 import argparse
 import os
@@ -65,6 +70,7 @@ def main():
     ap.add_argument("--interval", type=float, default=10.0, help="ms between a response and the next request")
     ap.add_argument("--trestle", default=os.path.join(ROOT, "build", "trestle"))
     ap.add_argument("--proxy", action="store_true", help="the shadow in a process of its own, through a proxy target")
+    ap.add_argument("--same-process", action="store_true", help="shadow_process = false: the shadow in the primary's process")
     opts = ap.parse_args()
     d = tempfile.mkdtemp(prefix="trestle-shadow-")
     conf = os.path.join(d, "shadow.toml")
@@ -79,9 +85,11 @@ def main():
         target = "proxy:http://127.0.0.1:%d" % up_port
     with open(conf, "w") as f:
         f.write('[[mount]]\nprefix = "/"\napp = "flask_hello:app"\nshadow = "%s"\nshadow_sample = 1.0\n' % target)
+        if opts.same_process:
+            f.write("shadow_process = false\n")
     base = [opts.trestle, "--pythonpath", BENCH_APPS, "--metrics-path", "/metrics"]
-    print("## Flask hello primary, paced: %d connections, %.1f ms apart on average; Quart hello shadow (%s) at 100%%"
-          % (opts.conns, opts.interval, target), flush=True)
+    print("## Flask hello primary, paced: %d connections, %.1f ms apart on average; Quart hello shadow (%s%s) at 100%%"
+          % (opts.conns, opts.interval, target, ", shadow_process = false" if opts.same_process else ""), flush=True)
     results = {"unshadowed": [], "shadowed": []}
     totals = {}
     for r in range(opts.runs):

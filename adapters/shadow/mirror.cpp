@@ -9,8 +9,13 @@
 #include "bridge/observability/metrics.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/python/ref.hpp"
+#include "bridge/runtime/scheduling.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+
+#include <sched.h>
 
 #include <algorithm>
 #include <cmath>
@@ -87,6 +92,31 @@ double latency_histogram::quantile(double q) const {
 
 // ---- mirror ----------------------------------------------------------------------------
 
+struct mirror::replay_io {
+    boost::asio::io_context io{1};
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+    boost::asio::any_io_executor executor{io.get_executor()};
+    std::thread thread;
+
+    void start() {
+        thread = std::thread([this] {
+            runtime::set_thread_name("trestle-shadow");
+            // Runs only when nothing else of this machine wants the core.
+            sched_param sp{};
+            if (::sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+                log::warning(std::string("shadow: cannot lower the replay thread's priority: ") + std::strerror(errno));
+            io.run();
+        });
+    }
+    // Calls in flight are abandoned: their frames, and the ports they hold,
+    // go with the io_context.
+    void stop() {
+        work.reset();
+        io.stop();
+        if (thread.joinable()) thread.join();
+    }
+};
+
 mirror::mirror(const mount_spec& primary, handler& shadow, std::string shadow_name)
     : opt_(*primary.shadow), prefix_(primary.prefix), shadow_name_(std::move(shadow_name)), shadow_(shadow) {
     py::ref mod = py::ref::steal(PyImport_ImportModule("trestle._shadow"));
@@ -111,6 +141,8 @@ mirror::mirror(const mount_spec& primary, handler& shadow, std::string shadow_na
     if (!s) throw mount_error(2, "shadow: " + exception_text());
     settings_ = std::make_unique<py::ref>(std::move(s));
     judge_fn_ = std::make_unique<py::ref>(std::move(fn));
+    if (primary.shadow->target->type == mount_spec::kind::proxy || primary.shadow->process)
+        replay_io_ = std::make_unique<replay_io>();
     if (!opt_.log.empty()) {
         log_ = std::fopen(opt_.log.c_str(), "ae");
         if (!log_) throw mount_error(2, "shadow_log " + opt_.log + ": " + std::strerror(errno));
@@ -164,7 +196,8 @@ void mirror::replay(slot s, net::request_head head, net::endpoint_info ep, std::
     auto t = std::make_unique<trial>();
     t->primary = std::move(primary);
     t->primary_seconds = primary_seconds;
-    auto port = std::make_shared<replay_port>(std::move(head), std::move(ep), std::move(body), io, opt_.max_body,
+    auto port = std::make_shared<replay_port>(std::move(head), std::move(ep), std::move(body),
+                                              replay_io_ ? replay_io_->executor : io, opt_.max_body,
                                               std::move(t), std::move(s));
     replayed_.fetch_add(1, std::memory_order_relaxed);
     {
@@ -230,7 +263,11 @@ void mirror::judge(std::unique_ptr<trial> t) {
 }
 
 void mirror::start() {
-    thread_ = std::thread([this] { judge_loop(); });
+    if (replay_io_) replay_io_->start();
+    thread_ = std::thread([this] {
+        runtime::set_thread_name("trestle-judge");
+        judge_loop();
+    });
 }
 
 void mirror::stop() {
@@ -247,6 +284,10 @@ void mirror::stop() {
         stopping_ = true;
     }
     waiting.clear();
+    if (replay_io_) {
+        replay_io_->stop();
+        replay_io_.reset();   // abandoned calls release their ports (and slots) here
+    }
     if (!thread_.joinable()) return;
     {
         std::lock_guard lock(qm_);

@@ -74,6 +74,9 @@ class mirror : public std::enable_shared_from_this<mirror> {
 public:
     // Requires the GIL: the comparison settings (ignored paths, the
     // normalizer) are checked now; a bad one throws mount_error (exit 2).
+    // A proxy shadow (shadow = "proxy:URL", or shadow_process) has its
+    // replays' io on a thread of the mirror's own at idle priority
+    // (SCHED_IDLE), which never delays the primary's io threads.
     mirror(const mount_spec& primary, handler& shadow, std::string shadow_name);
     ~mirror();
     mirror(const mirror&) = delete;
@@ -128,6 +131,8 @@ private:
         std::chrono::steady_clock::time_point deadline;
     };
 
+    struct replay_io;   // the proxy shadow's io thread (mirror.cpp)
+
     void launch(std::shared_ptr<replay_port> port);
     void judge_loop();
     void settle(trial& t, py::thread_state& ts);
@@ -144,6 +149,7 @@ private:
     std::atomic<std::uint64_t> replayed_{0};
 
     // Replays running (at most shadow_concurrency) and those waiting for a turn.
+    std::unique_ptr<replay_io> replay_io_;
     std::mutex lm_;
     std::size_t active_ = 0;
     std::deque<std::shared_ptr<replay_port>> waiting_;

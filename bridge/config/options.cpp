@@ -632,6 +632,8 @@ void parse_shadow_key(mount_spec& m, const std::string& k, const toml::node& nod
         sh.timeout = seconds_to_ms(seconds_value(node, kat, k));
     } else if (k == "shadow_max_body") {
         sh.max_body = static_cast<std::size_t>(int_value(node, kat, k, 0, 1ll << 30));
+    } else if (k == "shadow_process") {
+        sh.process = bool_value(node, kat, k);
     } else {
         config_error(kat, "unknown mount key '" + k + "'");
     }
@@ -720,6 +722,11 @@ mount_spec parse_mount_table(const toml::table& t, const std::string& file, cons
     if (m.shadow && !m.shadow->target) config_error(at, "shadow_* settings need shadow = \"module:app\" or \"proxy:URL\"");
     if (m.shadow && m.type == mount_spec::kind::static_files) config_error(at, "shadow applies to app and proxy mounts only");
     if (m.shadow) m.shadow->target->prefix = m.prefix;
+    if (m.shadow && m.shadow->target->type != mount_spec::kind::app) {
+        if (t.contains("shadow_process") && m.shadow->process)
+            config_error(at, "shadow_process runs a module:app shadow in a process of its own; a proxy shadow already has one");
+        m.shadow->process = false;
+    }
     only_for({"index", "cache_control", "follow_symlinks", "precompressed"}, mount_spec::kind::static_files, "static");
     only_for({"connect_timeout", "read_timeout", "fail_timeout", "max_fails", "max_idle", "preserve_host", "upgrades"},
              mount_spec::kind::proxy, "proxy");
@@ -941,6 +948,7 @@ options parse_options(int argc, char** argv) {
         target->prefix = m->prefix;
         if (!m->shadow) m->shadow.emplace();
         m->shadow->target = std::move(target);
+        if (m->shadow->target->type != mount_spec::kind::app) m->shadow->process = false;
     }
 
     for (auto& cidr : o.forwarded_allow_ips)

@@ -84,6 +84,10 @@ struct shadow_options {
     std::chrono::milliseconds timeout{30'000};   // a replay still running then is cut
     std::size_t max_body = 1 << 20;       // bigger request bodies are not replayed; bigger
                                           // responses are compared by size and digest
+    // A module:app shadow runs in a child process at idle priority
+    // (adapters/shadow/shadow_process.hpp) unless shadow_process = false.
+    // Resolved when the options are parsed: false for a proxy shadow.
+    bool process = true;
 };
 
 // One entry of the mount table; the root has the prefix "".

@@ -8,6 +8,10 @@
 namespace trestle::runtime {
 
 void set_batch_scheduling() {
+    // A process started at idle priority (a shadow_process child) stays there.
+    int policy = 0;
+    sched_param now{};
+    if (pthread_getschedparam(pthread_self(), &policy, &now) == 0 && policy == SCHED_IDLE) return;
     sched_param param{};
     param.sched_priority = 0;
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);

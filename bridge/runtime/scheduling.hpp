@@ -5,6 +5,7 @@
 // that handing work to each other batches up instead of bouncing the core
 // back and forth once per request (measured: about 1.2 context switches per
 // request without it, with Python preempted mid-request each time).
+// A thread under SCHED_IDLE (a shadow_process child's) is left there.
 namespace trestle::runtime {
 
 void set_batch_scheduling();

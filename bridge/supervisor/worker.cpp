@@ -4,6 +4,7 @@
 #include "adapters/asgi/asgi_handler.hpp"
 #include "adapters/proxy/proxy_handler.hpp"
 #include "adapters/shadow/shadow_handler.hpp"
+#include "adapters/shadow/shadow_process.hpp"
 #include "adapters/static/static_handler.hpp"
 #include "adapters/wsgi/wsgi_handler.hpp"
 #include "bridge/net/server.hpp"
@@ -30,6 +31,7 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <pthread.h>
 #include <random>
 #include <signal.h>
@@ -198,7 +200,9 @@ apps_ptr load_apps(const options& opt) {
     // Every Python app is loaded before anything starts, shadows too.
     for (auto& spec : opt.mounts) {
         la->apps.push_back(load_mount(spec, opt, *la));
-        if (spec.shadow) la->apps.back().shadow = std::make_unique<mounted>(load_mount(*spec.shadow->target, opt, *la));
+        // shadow_process: the shadow's app loads in its own process (serve()).
+        if (spec.shadow && !spec.shadow->process)
+            la->apps.back().shadow = std::make_unique<mounted>(load_mount(*spec.shadow->target, opt, *la));
     }
 
     return la;
@@ -382,14 +386,31 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     };
     // Shadow mode: the mount's handler and its shadow's, behind one that
     // replays and compares (adapters/shadow).
+    // With shadow_process, a child process serves the shadow's app and the
+    // mount's shadow is a proxy to it (stopped after the mirrors, below).
+    std::vector<std::unique_ptr<shadow::shadow_process>> shadow_children;
     std::vector<std::shared_ptr<shadow::mirror>> mirrors;
     for (auto& m : apps) {
         start_mount(m);
-        if (!m.shadow) continue;
+        if (!m.spec->shadow) continue;
+        std::string shadow_name = m.spec->shadow->target->describe();
+        if (m.spec->shadow->process) {
+            std::optional<mount_error> failed;
+            {
+                py::gil_release nogil;   // the wait for the child
+                try {
+                    shadow_children.push_back(std::make_unique<shadow::shadow_process>(*m.spec, opt));
+                } catch (const mount_error& e) {
+                    failed = e;
+                }
+            }
+            if (failed) die(failed->status(), m.spec->origin + ": " + where(*m.spec) + ": " + failed->what());
+            m.shadow = std::make_unique<mounted>(mounted{&shadow_children.back()->proxy_spec(), {}, {}, {}, {}, {}});
+        }
         start_mount(*m.shadow);
         std::shared_ptr<shadow::mirror> mirror;
         try {
-            mirror = std::make_shared<shadow::mirror>(*m.spec, *m.shadow->h, m.shadow->spec->describe());
+            mirror = std::make_shared<shadow::mirror>(*m.spec, *m.shadow->h, shadow_name);
         } catch (const mount_error& e) {
             die(e.status(), m.spec->origin + ": " + where(*m.spec) + ": " + e.what());
         }
@@ -556,7 +577,11 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
             char share[16];
             std::snprintf(share, sizeof share, "%g%%", so.sample * 100);
             std::string kind = m.shadow->iface.empty() ? "" : m.shadow->iface == "wsgi" ? " (WSGI)" : " (ASGI)";
-            log::info("shadow: " + m.shadow->spec->describe() + kind + " answers a copy of " + share + " of the " +
+            for (auto& child : shadow_children)
+                if (&child->proxy_spec() == m.shadow->spec)
+                    kind = " (pid " + std::to_string(child->pid()) + ", a process of its own at idle priority, on " +
+                           child->url() + ")";
+            log::info("shadow: " + so.target->describe() + kind + " answers a copy of " + share + " of the " +
                       methods + " requests " + (m.spec->prefix.empty() ? std::string("at /") : "under " + m.spec->prefix) +
                       (so.routes.empty() ? "" : " on shadow_routes") + "; only the answers are compared");
         }

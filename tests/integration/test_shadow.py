@@ -8,6 +8,8 @@ test sees what the shadow was really given. Verdicts are read from the
 metrics (parsed with python3-prometheus-client's parser) and the mismatches
 from the JSONL file (shadow_log)."""
 import json
+import os
+import re
 import time
 
 import pytest
@@ -18,6 +20,9 @@ parser = pytest.importorskip("prometheus_client.parser", reason="needs python3-p
 from conftest import poll, run_trestle  # noqa: E402
 
 IGNORE = '["$.generated_at", "$.request_id"]'
+# The shadow app in a child process at idle priority (the default), and in
+# the primary's own process (shadow_process = false).
+MODES = pytest.mark.parametrize("process", ["true", "false"], ids=["own-process", "same-process"])
 
 
 def config(tmp_path, app="shadow_orders_v1:app", shadow="shadow_orders_v2:app", **keys):
@@ -84,11 +89,12 @@ def get(srv, path, **kw):
     return r
 
 
-def test_the_deliberate_difference_shows_on_its_route_only(serve, tmp_path):
+@MODES
+def test_the_deliberate_difference_shows_on_its_route_only(serve, tmp_path, process):
     """WSGI primary, ASGI shadow: only GET /orders/:id disagrees, with the
     total named in the diff; the ignored paths (a timestamp, a random id)
     and the key order do not count; the client always gets the primary's."""
-    srv = start(serve, tmp_path, shadow_ignore=IGNORE)
+    srv = start(serve, tmp_path, shadow_process=process, shadow_ignore=IGNORE)
     for oid in (7, 7, 8, 9):
         body = get(srv, f"/orders/{oid}").json()
         assert body["total"] == 10 * {7: 2, 8: 1, 9: 0}[oid]   # the primary's answer
@@ -151,8 +157,9 @@ def test_an_opted_in_method_is_replayed_with_its_body(serve, tmp_path):
     assert hits(tmp_path, "v2") == ["POST /orders"] * 3
 
 
-def test_asgi_primary_and_wsgi_shadow(serve, tmp_path):
-    srv = start(serve, tmp_path, app="shadow_orders_v2:app", shadow="shadow_orders_v1:app", shadow_ignore=IGNORE)
+@MODES
+def test_asgi_primary_and_wsgi_shadow(serve, tmp_path, process):
+    srv = start(serve, tmp_path, shadow_process=process, app="shadow_orders_v2:app", shadow="shadow_orders_v1:app", shadow_ignore=IGNORE)
     assert get(srv, "/orders/7").json()["total"] == 22
     get(srv, "/orders")
     assert only_nonzero(judged(srv, 2)) == {("GET /orders/:id", "mismatch"): 1, ("GET /orders", "match"): 1}
@@ -198,8 +205,9 @@ def test_routes_and_sampling_choose_what_is_replayed(serve, tmp_path):
     assert hits(none, "v2") == []
 
 
-def test_a_slow_shadow_never_slows_the_primary_and_its_queue_stays_bounded(serve, tmp_path):
-    srv = start(serve, tmp_path, shadow="shadow_misbehaving:slow", shadow_queue="2", env={"SHADOW_SLEEP": "3"})
+@MODES
+def test_a_slow_shadow_never_slows_the_primary_and_its_queue_stays_bounded(serve, tmp_path, process):
+    srv = start(serve, tmp_path, shadow_process=process, shadow="shadow_misbehaving:slow", shadow_queue="2", env={"SHADOW_SLEEP": "3"})
     took = []
     for _ in range(20):
         t0 = time.monotonic()
@@ -229,8 +237,9 @@ def test_a_slow_wsgi_shadow_holds_at_most_its_slots(serve, tmp_path):
     assert drops["queue_full"] >= 8 and other[("trestle_shadow_queue", (("mount", "/"),))] <= 1
 
 
-def test_a_raising_shadow_is_a_mismatch_and_the_client_never_sees_it(serve, tmp_path):
-    srv = start(serve, tmp_path, shadow="shadow_misbehaving:raising", shadow_ignore=IGNORE)
+@MODES
+def test_a_raising_shadow_is_a_mismatch_and_the_client_never_sees_it(serve, tmp_path, process):
+    srv = start(serve, tmp_path, shadow_process=process, shadow="shadow_misbehaving:raising", shadow_ignore=IGNORE)
     for _ in range(3):
         assert get(srv, "/orders/7").json()["total"] == 20
     assert only_nonzero(judged(srv, 3)) == {("GET /orders/:id", "mismatch"): 3}
@@ -239,8 +248,9 @@ def test_a_raising_shadow_is_a_mismatch_and_the_client_never_sees_it(serve, tmp_
     srv.wait_log("the shadow broke on purpose")
 
 
-def test_a_shadow_past_its_timeout_is_an_error(serve, tmp_path):
-    srv = start(serve, tmp_path, shadow="shadow_misbehaving:slow", shadow_timeout="0.3", env={"SHADOW_SLEEP": "5"})
+@MODES
+def test_a_shadow_past_its_timeout_is_an_error(serve, tmp_path, process):
+    srv = start(serve, tmp_path, shadow_process=process, shadow="shadow_misbehaving:slow", shadow_timeout="0.3", env={"SHADOW_SLEEP": "5"})
     t0 = time.monotonic()
     get(srv, "/health")
     assert only_nonzero(judged(srv, 1)) == {("GET /health", "error"): 1}
@@ -271,12 +281,70 @@ def test_the_latencies_of_both_sides_are_reported(serve, tmp_path):
     ({"shadow_normalizer": '"no_such_module_here:f"'}, [], "No module named 'no_such_module_here'"),
     ({}, ["--shadow", "/nope=shadow_orders_v2:app"], "--shadow '/nope=shadow_orders_v2:app': no mount at /nope"),
     ({}, ["--shadow", "shadow_orders_v2:app"], "expected PREFIX=TARGET"),
+    ({"shadow": "proxy:http://127.0.0.1:9", "shadow_process": "true"}, [],
+     "shadow_process runs a module:app shadow in a process of its own"),
+    ({"shadow_process": '"yes"'}, [], "shadow_process"),
 ])
 def test_bad_shadow_settings_are_one_line_and_exit_2(tmp_path, keys, flags, message):
     r = run_trestle("--config=" + config(tmp_path, **keys), "--bind", "127.0.0.1:0", *flags)
     assert r.returncode == 2, (r.returncode, r.stderr)
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and message in errors[0], r.stderr
+
+
+def child_pid(srv):
+    m = re.search(r"shadow: \S+ \(pid (\d+), a process of its own at idle priority", srv.log())
+    assert m, srv.log()
+    return int(m.group(1))
+
+
+def stat_fields(pid):
+    """/proc/PID/stat's fields after the command name: state first."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def gone(pid):
+    try:
+        return stat_fields(pid)[0] in ("Z", "X")   # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+def test_the_shadow_app_runs_in_a_child_at_idle_priority_that_ends_with_the_server(serve, tmp_path):
+    srv = start(serve, tmp_path, shadow_ignore=IGNORE)
+    pid = child_pid(srv)
+    fields = stat_fields(pid)
+    assert int(fields[1]) == srv.proc.pid        # ppid: the server
+    assert int(fields[38]) == 5                   # policy: SCHED_IDLE
+    for task in os.listdir(f"/proc/{pid}/task"):  # every thread of it, the loop and the pool too
+        assert int(stat_fields(f"{pid}/task/{task}")[38]) == 5, task
+    get(srv, "/orders/7")
+    assert only_nonzero(judged(srv, 1)) == {("GET /orders/:id", "mismatch"): 1}
+    assert hits(tmp_path, "v2") == ["GET /orders/7"]   # the child served the replay
+    srv.stop()
+    assert srv.proc.returncode == 0
+    assert gone(pid)   # stopped and reaped before the server exited
+
+
+def test_the_shadow_process_ends_when_the_server_is_killed(serve, tmp_path):
+    srv = start(serve, tmp_path)
+    pid = child_pid(srv)
+    srv.proc.kill()
+    srv.proc.wait()
+    assert poll(lambda: gone(pid), timeout=30), stat_fields(pid)
+
+
+def test_a_shadow_app_that_does_not_load_stops_the_server(tmp_path):
+    """The child's own error, then the server's line; the child's exit
+    status (2: an app that does not import) is the server's."""
+    r = run_trestle("--config=" + config(tmp_path, shadow="no_such_shadow_module:app"), "--bind", "127.0.0.1:0")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) == 2, r.stderr
+    assert "cannot import app module 'no_such_shadow_module'" in errors[0], r.stderr
+    assert re.search(r"the shadow process \(pid \d+\) exited with status 2 before it served", errors[1]), r.stderr
+    assert "listening on" not in r.stderr
 
 
 def test_the_command_line_form(serve, tmp_path):

@@ -1,0 +1,246 @@
+#include "adapters/shadow/shadow_process.hpp"
+
+#include "bridge/core/services.hpp"
+#include "bridge/observability/log.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace trestle::shadow {
+
+namespace {
+
+constexpr int kChildListenFd = 3;
+
+std::string seconds(std::chrono::milliseconds ms) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", static_cast<double>(ms.count()) / 1000.0);
+    return buf;
+}
+
+[[noreturn]] void fail(const std::string& what) { throw mount_error(2, "shadow_process: " + what + ": " + std::strerror(errno)); }
+
+// A descriptor closed when the scope ends, unless released.
+struct fd_guard {
+    int fd;
+    ~fd_guard() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+std::string program() {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) fail("cannot find this program (/proc/self/exe)");
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// The child's command line: the shadow app at the primary's prefix, with
+// the settings that decide how an app loads and is served.
+std::vector<std::string> child_args(const mount_spec& primary, const options& opt, const std::string& exe) {
+    const mount_spec& t = *primary.shadow->target;
+    std::vector<std::string> a{exe, "--bind", "fd://" + std::to_string(kChildListenFd), "--workers", "1"};
+    auto add = [&](const char* flag, const std::string& v) {
+        a.emplace_back(flag);
+        a.push_back(v);
+    };
+    add("--interface", t.interface.empty() ? opt.interface : t.interface);
+    add("--threads", std::to_string(opt.threads));
+    add("--blocking-threads", std::to_string(opt.blocking_threads));
+    add("--max-queue", std::to_string(opt.max_queue));
+    add("--loop", opt.loop);
+    add("--lifespan", opt.lifespan);
+    add("--flask-loop", opt.flask_loop);
+    if (!opt.flask_async) a.emplace_back("--no-flask-async");
+    add("--startup-timeout", seconds(opt.startup_timeout));
+    add("--graceful-timeout", seconds(opt.graceful_timeout));
+    // Its warnings and errors (an app's traceback) go to the shared log; its
+    // start-up lines would read as the server's own ("listening on ...").
+    bool quieter = opt.log_level == "error" || opt.log_level == "critical";
+    add("--log-level", quieter ? opt.log_level : "warning");
+    for (auto& p : opt.pythonpath) add("--pythonpath", p);
+    if (!opt.venv.empty()) add("--venv", opt.venv);
+    // The request already passed the primary's limits; the child's are no tighter.
+    add("--max-header-bytes", std::to_string(opt.limits.max_header_bytes));
+    add("--max-header-count", std::to_string(opt.limits.max_header_count));
+    add("--max-body-bytes", std::to_string(opt.limits.max_body_bytes));
+    // The client's address comes in X-Forwarded-For from the parent.
+    add("--forwarded-allow-ips", "127.0.0.1");
+    a.push_back(primary.prefix.empty() ? t.app : primary.prefix + "=" + t.app);
+    return a;
+}
+
+// This process's environment for the child: its own sd_notify socket, and
+// nothing that would make it take this process's sockets or role.
+std::vector<std::string> child_env(const std::string& notify) {
+    static const char* dropped[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "LISTEN_FDS=", "LISTEN_PID=",
+                                    "LISTEN_FDNAMES=", "TRESTLE_UPGRADE_FDS=", "TRESTLE_UPGRADE_READY_FD=",
+                                    "TRESTLE_CONFIG=", "WEB_CONCURRENCY="};
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        std::string_view v(*e);
+        bool drop = false;
+        for (const char* d : dropped) drop = drop || v.starts_with(d);
+        if (!drop) env.emplace_back(v);
+    }
+    env.push_back("NOTIFY_SOCKET=" + notify);
+    return env;
+}
+
+std::vector<char*> pointers(std::vector<std::string>& v) {
+    std::vector<char*> p;
+    for (auto& s : v) p.push_back(s.data());
+    p.push_back(nullptr);
+    return p;
+}
+
+std::string describe_exit(int status) {
+    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status));
+    return "stopped";
+}
+
+} // namespace
+
+shadow_process::shadow_process(const mount_spec& primary, const options& opt) : grace_(opt.graceful_timeout) {
+    // The listening socket, made here so the port is known before the child runs.
+    fd_guard listener{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    if (listener.fd < 0) fail("socket");
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (::bind(listener.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("bind 127.0.0.1:0");
+    if (::listen(listener.fd, opt.backlog) != 0) fail("listen");
+    if (::getsockname(listener.fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) fail("getsockname");
+    url_ = "http://127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+
+    // Its readiness comes over a datagram socket in the abstract namespace.
+    static std::atomic<unsigned> serial{0};
+    std::string name = "trestle-shadow-" + std::to_string(::getpid()) + "-" + std::to_string(serial++) + "-" +
+                       std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+    fd_guard notify{::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
+    if (notify.fd < 0) fail("socket (AF_UNIX)");
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    if (name.size() + 1 >= sizeof un.sun_path) name.resize(sizeof un.sun_path - 2);
+    std::memcpy(un.sun_path + 1, name.data(), name.size());
+    if (::bind(notify.fd, reinterpret_cast<sockaddr*>(&un),
+               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) != 0)
+        fail("bind @" + name);
+
+    std::vector<std::string> args = child_args(primary, opt, program());
+    std::vector<std::string> env = child_env("@" + name);
+    std::vector<char*> argv = pointers(args), envp = pointers(env);
+    const pid_t parent = ::getpid();
+    const int lfd = listener.fd;
+
+    // After fork only async-signal-safe calls: this process has threads.
+    pid_t pid = ::fork();
+    if (pid < 0) fail("fork");
+    if (pid == 0) {
+        // Ends with the thread that started it (the serving process's main
+        // thread), gracefully; and if that is already gone, at once.
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != parent) ::_exit(1);
+        sched_param sp{};
+        ::sched_setscheduler(0, SCHED_IDLE, &sp);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        if (lfd == kChildListenFd) {
+            ::fcntl(lfd, F_SETFD, 0);
+        } else if (::dup2(lfd, kChildListenFd) < 0) {
+            ::_exit(127);
+        }
+        ::execve(argv[0], argv.data(), envp.data());
+        static const char msg[] = "trestle: error: shadow_process: cannot run this program again\n";
+        [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+        ::_exit(127);
+    }
+    pid_ = pid;
+    owner_ = parent;
+    spec_.prefix = primary.prefix;
+    spec_.type = mount_spec::kind::proxy;
+    spec_.origin = primary.origin;
+    spec_.shadow_target = true;
+    spec_.proxy.upstreams = {url_};
+    spec_.proxy.preserve_host = true;
+    spec_.proxy.upgrades.clear();
+    spec_.proxy.max_fails = 0;
+    spec_.proxy.read_timeout = primary.shadow->timeout + std::chrono::seconds(5);
+    try {
+        wait_ready(notify.fd, opt.startup_timeout + std::chrono::seconds(30));
+    } catch (...) {
+        // Still running (it did not get ready in time): ended here. Never
+        // kill(-1): pid_ is -1 once the child has been reaped.
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            int status = 0;
+            ::waitpid(pid_, &status, 0);
+        }
+        pid_ = -1;
+        throw;
+    }
+}
+
+void shadow_process::wait_ready(int notify_fd, std::chrono::milliseconds limit) {
+    const std::string who = "the shadow process (pid " + std::to_string(pid_) + ")";
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        int status = 0;
+        pid_t r = ::waitpid(pid_, &status, WNOHANG);
+        if (r == pid_) {
+            pid_ = -1;
+            int code = WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1;
+            throw mount_error(code, who + " " + describe_exit(status) + " before it served (its error is above)");
+        }
+        if (std::chrono::steady_clock::now() >= deadline)
+            throw mount_error(1, who + " did not get ready in " + seconds(limit) + " s");
+        pollfd p{notify_fd, POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) continue;
+        char buf[512];
+        ssize_t n = ::recv(notify_fd, buf, sizeof buf - 1, 0);
+        if (n <= 0) continue;
+        std::string_view msg(buf, static_cast<std::size_t>(n));
+        if (msg.starts_with("READY=1") || msg.find("\nREADY=1") != std::string_view::npos) return;
+    }
+}
+
+shadow_process::~shadow_process() {
+    if (pid_ <= 0 || ::getpid() != owner_) return;
+    ::kill(pid_, SIGTERM);
+    // Its own graceful stop, and a second more; then it is killed.
+    auto deadline = std::chrono::steady_clock::now() + grace_ + std::chrono::seconds(1);
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            log::warning("the shadow process (pid " + std::to_string(pid_) + ") did not stop; killing it");
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status, 0);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+} // namespace trestle::shadow

@@ -1,0 +1,55 @@
+#pragma once
+// shadow_process = true: the shadow app runs in a Trestle process of its
+// own, a child of the one that serves the primary, and is reached as a
+// proxy shadow on loopback (docs/configuration.md, "Shadow mode").
+//
+// Why a process: in one process the shadow's Python shares the GIL and the
+// core with the primary's, and a replay that holds the GIL cannot be
+// interrupted when a primary request arrives. In a child at SCHED_IDLE the
+// kernel runs the shadow only when the primary's threads have nothing to
+// do, and preempts it at once when they do. The shadow also gets its own
+// sys.modules (a port may reuse the legacy app's module names), its own
+// memory, and a crash in it does not end the primary.
+//
+// The child: this program, given the mount's prefix and app, the parent's
+// Python settings, and a listening socket the parent made (127.0.0.1, a
+// free port) as fd://3. It tells it is ready over a private sd_notify
+// socket. It dies with the thread that made it (PR_SET_PDEATHSIG), and is
+// stopped (SIGTERM, then SIGKILL) when its owner is destroyed.
+#include "bridge/config/options.hpp"
+
+#include <chrono>
+#include <string>
+#include <sys/types.h>
+
+namespace trestle::shadow {
+
+class shadow_process {
+public:
+    // Starts the child for `primary`'s shadow and waits until it serves.
+    // Throws mount_error: status 2 for a socket or fork that fails, the
+    // child's own exit status (1 for a shadow app that does not load) if it
+    // exits first.
+    shadow_process(const mount_spec& primary, const options& opt);
+    ~shadow_process();
+    shadow_process(const shadow_process&) = delete;
+    shadow_process& operator=(const shadow_process&) = delete;
+
+    // "http://127.0.0.1:PORT": the proxy target that reaches it.
+    const std::string& url() const { return url_; }
+    pid_t pid() const { return pid_; }
+    // The mount spec of the proxy shadow that stands for it (the primary's
+    // prefix; the URI sent unchanged, Host kept).
+    const mount_spec& proxy_spec() const { return spec_; }
+
+private:
+    void wait_ready(int notify_fd, std::chrono::milliseconds limit);
+
+    pid_t pid_ = -1;
+    pid_t owner_ = -1;   // the process that started it: only it stops the child
+    std::chrono::milliseconds grace_;
+    std::string url_;
+    mount_spec spec_;
+};
+
+} // namespace trestle::shadow
