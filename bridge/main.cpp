@@ -56,11 +56,16 @@ std::vector<net::listener> open_listeners(const options& opt) {
     std::vector<net::listener> out;
     std::vector<std::string> all = opt.binds;
     all.insert(all.end(), opt.insecure_binds.begin(), opt.insecure_binds.end());
+    all.insert(all.end(), opt.metrics_binds.begin(), opt.metrics_binds.end());
+    const std::size_t plain_end = opt.binds.size() + opt.insecure_binds.size();
+    bool metrics_bind = false;
     try {
         for (auto& b : all) {
             net::bind_spec spec = net::parse_bind(b);
             net::listener l;
             bool tls = opt.tls.enabled() && out.size() < opt.binds.size();
+            metrics_bind = out.size() >= plain_end;
+            const char* what = metrics_bind ? "listening for metrics on " : "listening on ";
             auto shown = [tls](std::string text) {
                 if (tls && text.starts_with("http://")) text.insert(4, "s");
                 else if (tls) text += " (TLS)";
@@ -69,15 +74,17 @@ std::vector<net::listener> open_listeners(const options& opt) {
             if (spec.fd >= 0) {
                 l.fd = spec.fd;
                 l.shown = net::describe_listener(spec.fd);
-                log::info("listening on " + shown(l.shown) + " (inherited fd " + std::to_string(spec.fd) + ")");
+                log::info(what + shown(l.shown) + " (inherited fd " + std::to_string(spec.fd) + ")");
             } else {
                 l = net::open_listener(b, opt.backlog);
-                log::info("listening on " + shown(l.shown));
+                log::info(what + shown(l.shown));
             }
             out.push_back(std::move(l));
         }
     } catch (const net::bind_error& e) {
-        std::fprintf(stderr, "trestle: error: %s\n", e.what());
+        std::string what = e.what();
+        if (metrics_bind && what.starts_with("--bind ")) what.replace(0, 6, "--metrics-bind");
+        std::fprintf(stderr, "trestle: error: %s\n", what.c_str());
         std::fflush(stderr);
         ::_exit(e.usage ? 2 : 1);
     }
@@ -128,10 +135,13 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
         else log::warning("metrics: no shared memory for the workers' table; each worker answers for itself");
     }
     // The workers get them as fd://N, the TLS ones (--bind) apart from the
-    // plain ones (--insecure-bind), in that order.
-    std::vector<std::string> worker_binds, worker_insecure;
-    for (std::size_t i = 0; i < s.listeners.size(); ++i)
-        (i < opt.binds.size() ? worker_binds : worker_insecure).push_back("fd://" + std::to_string(s.listeners[i].fd));
+    // plain ones (--insecure-bind) and the metrics' (--metrics-bind), in that order.
+    std::vector<std::string> worker_binds, worker_insecure, worker_metrics;
+    for (std::size_t i = 0; i < s.listeners.size(); ++i) {
+        std::size_t secure = opt.binds.size(), plain = secure + opt.insecure_binds.size();
+        (i < secure ? worker_binds : i < plain ? worker_insecure : worker_metrics)
+            .push_back("fd://" + std::to_string(s.listeners[i].fd));
+    }
     if (opt.reload) {
         // The app's directory, as --chdir names it (the supervisor itself
         // does not move: a worker re-reads a relative --config from here).
@@ -159,6 +169,7 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
             options wopt = opt;
             wopt.binds = worker_binds;
             wopt.insecure_binds = worker_insecure;
+            wopt.metrics_binds = worker_metrics;
             return supervisor::serve(wopt, std::move(preloaded), none, role);
         }
         // Each new worker reads the settings again (the config file and the
@@ -167,6 +178,7 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
         options wopt = parse_options(argc, argv);
         wopt.binds = worker_binds;
         wopt.insecure_binds = worker_insecure;
+        wopt.metrics_binds = worker_metrics;
         return supervisor::serve(wopt, nullptr, none, role);
     };
     log::set_tag("supervisor");
@@ -192,14 +204,18 @@ int main(int argc, char** argv) {
     upgrade_handoff up = take_upgrade_handoff();
     if (up.listeners > 0) {
         // The listeners of the supervisor this one replaces, in --bind's order.
-        // --bind's first, then --insecure-bind's, as open_listeners made them.
-        std::size_t secure = opt.binds.size() + opt.insecure_binds.size() == static_cast<std::size_t>(up.listeners)
-                                 ? opt.binds.size() : static_cast<std::size_t>(up.listeners);
+        // --bind's first, then --insecure-bind's, then --metrics-bind's, as
+        // open_listeners made them.
+        auto count = static_cast<std::size_t>(up.listeners);
+        bool same = opt.binds.size() + opt.insecure_binds.size() + opt.metrics_binds.size() == count;
+        std::size_t secure = same ? opt.binds.size() : count;
+        std::size_t plain = same ? secure + opt.insecure_binds.size() : count;
         opt.binds.clear();
         opt.insecure_binds.clear();
-        for (int i = 0; i < up.listeners; ++i)
-            (static_cast<std::size_t>(i) < secure ? opt.binds : opt.insecure_binds)
-                .push_back("fd://" + std::to_string(net::listen_fds_start + i));
+        opt.metrics_binds.clear();
+        for (std::size_t i = 0; i < count; ++i)
+            (i < secure ? opt.binds : i < plain ? opt.insecure_binds : opt.metrics_binds)
+                .push_back("fd://" + std::to_string(net::listen_fds_start + static_cast<int>(i)));
         opt.binds_defaulted = false;
     }
 
@@ -234,7 +250,10 @@ int main(int argc, char** argv) {
     std::vector<int> fds_named;
     std::vector<std::string> all_binds = opt.binds;
     all_binds.insert(all_binds.end(), opt.insecure_binds.begin(), opt.insecure_binds.end());
-    for (auto& b : all_binds) {
+    const std::size_t app_binds = all_binds.size();
+    all_binds.insert(all_binds.end(), opt.metrics_binds.begin(), opt.metrics_binds.end());
+    for (std::size_t i = 0; i < all_binds.size(); ++i) {
+        const std::string& b = all_binds[i];
         try {
             net::bind_spec spec = net::parse_bind(b);
             if (spec.fd >= 0) {
@@ -246,7 +265,9 @@ int main(int argc, char** argv) {
                 net::set_cloexec(spec.fd);   // one thread yet: see inherited_fds.hpp
             }
         } catch (const net::bind_error& e) {
-            std::fprintf(stderr, "trestle: error: %s\n", e.what());
+            std::string what = e.what();
+            if (i >= app_binds && what.starts_with("--bind ")) what.replace(0, 6, "--metrics-bind");
+            std::fprintf(stderr, "trestle: error: %s\n", what.c_str());
             return 2;
         }
     }

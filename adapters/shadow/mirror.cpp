@@ -264,8 +264,14 @@ void mirror::judge(std::unique_ptr<trial> t) {
 
 void mirror::start() {
     if (replay_io_) replay_io_->start();
-    thread_ = std::thread([this] {
+    thread_ = std::thread([this, idle = replay_io_ != nullptr] {
         runtime::set_thread_name("trestle-judge");
+        // Beside a shadow in a process of its own the judge is the shadow's
+        // only work left here: at idle priority too. (It takes the GIL only
+        // for answers whose bytes differ; a primary thread waiting for the
+        // GIL leaves the core idle, so the judge runs and lets it go.)
+        sched_param sp{};
+        if (idle) ::sched_setscheduler(0, SCHED_IDLE, &sp);
         judge_loop();
     });
 }

@@ -205,7 +205,11 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                    "Serve health checks under this path on every listener: PATH/live (liveness) and PATH/ready "
                    "(readiness, 503 once a graceful stop begins) (default off)");
     cli.add_option("--metrics-path", o.metrics_path,
-                   "Serve metrics in the Prometheus text format at this path on every listener (default off)");
+                   "Serve metrics in the Prometheus text format at this path on every listener, or on the "
+                   "--metrics-bind listeners only (default off; /metrics with --metrics-bind)");
+    cli.add_option("--metrics-bind", o.metrics_binds,
+                   "Serve the metrics on a listener of their own, plain HTTP: HOST:PORT, unix:/path or fd://N; "
+                   "repeatable. The other listeners then do not serve them (default off)");
     cli.add_option("--metrics-allow", o.metrics_allow,
                    "Peers (IPs or CIDRs, comma-separated or repeated; 'unix' for unix-socket peers, '*' for any) that "
                    "may read the metrics; others get 403 (default 127.0.0.0/8,::1,unix)")
@@ -963,6 +967,7 @@ options parse_options(int argc, char** argv) {
         for (auto& m : o.mounts)
             if (m.prefix == path) usage_error(flag + " " + path + ": a mount has that prefix");
     };
+    if (!o.metrics_binds.empty() && o.metrics_path.empty()) o.metrics_path = "/metrics";
     own_path(o.metrics_path, "--metrics-path", "metrics");
     own_path(o.health_path, "--health-path", "health checks");
     if (!o.health_path.empty() && o.health_path == o.metrics_path)

@@ -157,6 +157,10 @@ struct options {
     // Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are believed.
     std::vector<std::string> forwarded_allow_ips;
     std::string metrics_path;                  // empty: metrics off
+    // Listeners of the metrics' own (plain HTTP): with any, the metrics are
+    // served there only, at metrics_path (default /metrics), and other paths
+    // there get 404.
+    std::vector<std::string> metrics_binds;
     std::string health_path;                   // empty: no health checks
     std::vector<std::string> metrics_allow{"127.0.0.0/8", "::1", "unix"};
     // --dashboard (empty: off; on, it turns the metrics registry on too).

@@ -534,7 +534,7 @@ void h2_connection::start_request(stream& st) {
     if (ctx_.request_limit > 0 &&
         ctx_.requests_seen.fetch_add(1, std::memory_order_relaxed) + 1 == ctx_.request_limit)
         ctx_.on_request_limit();
-    st.r = ctx_.router->resolve(h);
+    st.r = (ep_.router ? ep_.router : ctx_.router)->resolve(h);
     if (!st.body_eof && st.r.duties.buffer_body) {
         // A WSGI app gets its body whole, as over HTTP/1.1: a slow upload
         // holds this stream, never a pool thread.
@@ -557,7 +557,7 @@ void h2_connection::start_websocket(stream& st) {
     if (h.target.empty() || h.target[0] != '/') return answer(st, 400);
     if (unsigned status = h2_websocket_status(h)) return answer(st, status);
     h.method = "GET";   // what the app and the access log see, as over HTTP/1.1
-    st.r = ctx_.router->resolve(h);
+    st.r = (ep_.router ? ep_.router : ctx_.router)->resolve(h);
     if (!st.r.duties.websocket) return answer(st, 400);   // a mount that takes no WebSocket, as over HTTP/1.1
     endpoint_info ep = ep_;
     if (ep_.trusted_peer) apply_forwarded(h, ctx_.trusted, ep);

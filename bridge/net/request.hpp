@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+namespace trestle::router { class mount_table; }
+
 namespace trestle::net {
 
 // One received header field, exactly as sent (name case preserved).
@@ -73,6 +75,9 @@ struct tls_info;
 // --forwarded-allow-ips) replace remote_addr/remote_port and scheme for
 // that one request; peer_addr always stays the socket's peer.
 struct endpoint_info {
+    // The mount table of the listener that accepted the connection, when it
+    // is not the server's (--metrics-bind); null: server_context::router.
+    const router::mount_table* router = nullptr;
     std::string remote_addr;
     std::string remote_port;
     std::string server_name;

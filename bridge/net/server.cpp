@@ -145,9 +145,14 @@ struct server::impl {
     int deferred_ms = 0;            // leave_to_another_worker's wait so far (io thread 0 only)
     std::chrono::steady_clock::time_point last_full_warning{};   // wait_for_room (io thread 0 only)
     std::vector<std::unique_ptr<io_worker>> workers;
-    // Each listener with its TLS (null: plain HTTP).
-    std::vector<std::pair<std::unique_ptr<tcp::acceptor>, tls_provider*>> tcp_acceptors;
-    std::vector<std::pair<std::unique_ptr<asio::local::stream_protocol::acceptor>, tls_provider*>> unix_acceptors;
+    // What a listener gives its connections: TLS (null: plain HTTP), and a
+    // mount table of their own (null: the server context's).
+    struct role {
+        tls_provider* tls = nullptr;
+        const router::mount_table* router = nullptr;
+    };
+    std::vector<std::pair<std::unique_ptr<tcp::acceptor>, role>> tcp_acceptors;
+    std::vector<std::pair<std::unique_ptr<asio::local::stream_protocol::acceptor>, role>> unix_acceptors;
     std::vector<std::string> unix_paths;
     std::atomic<std::size_t> live{0};
     std::size_t next = 0;
@@ -173,7 +178,7 @@ struct server::impl {
     // connection. The wait cannot miss one: Asio re-arms the descriptor when
     // the wait starts, so a listener already readable completes it at once.
     template <class Acceptor, class Adopt>
-    asio::awaitable<void> accept_loop(Acceptor& acc, tls_provider* tls, Adopt adopt) {
+    asio::awaitable<void> accept_loop(Acceptor& acc, role r, Adopt adopt) {
         error_code ec;
         acc.non_blocking(true, ec);
         auto protocol = acc.local_endpoint(ec).protocol();
@@ -207,7 +212,8 @@ struct server::impl {
                 endpoint_info ep;
                 asio::any_io_executor ex = w.ioc.get_executor();
                 generic_socket gs = adopt(sock, ep, ex);
-                spawn(std::move(gs), std::move(ep), tls ? tls->current() : nullptr, w);
+                ep.router = r.router;
+                spawn(std::move(gs), std::move(ep), r.tls ? r.tls->current() : nullptr, w);
             }
         }
     }
@@ -285,7 +291,8 @@ struct server::impl {
     // Serves on a listening descriptor: one given to this process (fd://N:
     // systemd's, or its supervisor's), or one listen_one just opened. Only
     // a unix socket this process made is unlinked when the server stops.
-    void adopt_listener(const std::string& text, int fd, const listener* own, tls_provider* tls) {
+    void adopt_listener(const std::string& text, int fd, const listener* own, role r, const std::string& what) {
+        tls_provider* tls = r.tls;
         if (std::string why = check_listener(fd); !why.empty())
             throw bind_error("--bind " + text + ": " + why, true);
         auto& ioc = workers.front()->ioc;
@@ -297,28 +304,29 @@ struct server::impl {
             auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
             acc->assign(asio::local::stream_protocol(), fd, ec);
             if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
-            unix_acceptors.emplace_back(std::move(acc), tls);
+            unix_acceptors.emplace_back(std::move(acc), r);
             if (own && !own->unix_path.empty()) unix_paths.push_back(own->unix_path);
         } else {
             auto acc = std::make_unique<tcp::acceptor>(ioc);
             acc->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
             if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
-            tcp_acceptors.emplace_back(std::move(acc), tls);
+            tcp_acceptors.emplace_back(std::move(acc), r);
         }
         std::string shown = describe_listener(fd);
         if (tls && shown.starts_with("http://")) shown.insert(4, "s");
         else if (tls) shown += " (TLS)";
-        std::string line = "listening on " + shown + (own ? "" : " (inherited fd " + std::to_string(fd) + ")");
+        std::string line = "listening " + (what.empty() ? "" : "for " + what + " ") + "on " + shown +
+                           (own ? "" : " (inherited fd " + std::to_string(fd) + ")");
         if (announce) log::info(line);
         else log::debug(line);
     }
 
-    void listen_one(const std::string& text, tls_provider* tls) {
+    void listen_one(const std::string& text, role r, const std::string& what) {
         bind_spec b = parse_bind(text);
-        if (b.fd >= 0) return adopt_listener(text, b.fd, nullptr, tls);
+        if (b.fd >= 0) return adopt_listener(text, b.fd, nullptr, r, what);
         listener l = open_listener(text, backlog);
         try {
-            adopt_listener(text, l.fd, &l, tls);
+            adopt_listener(text, l.fd, &l, r, what);
         } catch (...) {
             ::close(l.fd);
             throw;
@@ -356,8 +364,9 @@ void server::set_supervised(std::function<void()> on_ready) {
     on_ready_ = std::move(on_ready);
 }
 
-void server::listen(const std::vector<std::string>& binds, tls_provider* tls) {
-    for (auto& b : binds) impl_->listen_one(b, tls);
+void server::listen(const std::vector<std::string>& binds, tls_provider* tls, const router::mount_table* router,
+                    const std::string& what) {
+    for (auto& b : binds) impl_->listen_one(b, {tls, router}, what);
 }
 
 std::size_t server::connections() const { return impl_->live.load(std::memory_order_relaxed); }
@@ -365,10 +374,10 @@ std::size_t server::connections() const { return impl_->live.load(std::memory_or
 bool server::run(std::chrono::milliseconds graceful) {
     auto& im = *impl_;
     auto& io0 = im.workers.front()->ioc;
-    for (auto& [a, tls] : im.tcp_acceptors)
-        asio::co_spawn(io0, im.accept_loop(*a, tls, [](auto&... args) { return impl::adopt_tcp(args...); }), log_exception);
-    for (auto& [a, tls] : im.unix_acceptors)
-        asio::co_spawn(io0, im.accept_loop(*a, tls, [](auto&... args) { return impl::adopt_unix(args...); }), log_exception);
+    for (auto& [a, r] : im.tcp_acceptors)
+        asio::co_spawn(io0, im.accept_loop(*a, r, [](auto&... args) { return impl::adopt_tcp(args...); }), log_exception);
+    for (auto& [a, r] : im.unix_acceptors)
+        asio::co_spawn(io0, im.accept_loop(*a, r, [](auto&... args) { return impl::adopt_unix(args...); }), log_exception);
     for (std::size_t i = 0; i < im.workers.size(); ++i) {
         auto& w = im.workers[i];
         w->registry.start();

@@ -48,7 +48,11 @@ public:
     ~server();
     // Throws bind_error. With `tls`, the connections of these listeners
     // start with a TLS handshake, with its current context.
-    void listen(const std::vector<std::string>& binds, tls_provider* tls = nullptr);
+    // With `router`, the connections of these listeners are routed by it
+    // instead of the server context's (--metrics-bind), and the listeners
+    // are logged as "listening for `what` on ...".
+    void listen(const std::vector<std::string>& binds, tls_provider* tls = nullptr,
+                const router::mount_table* router = nullptr, const std::string& what = "");
     // systemd's notify socket (may be disabled): run() sends READY=1 once it
     // serves, STOPPING=1 when a stop begins, and WATCHDOG=1 from io thread 0
     // (so a stuck io thread stops the pings).

@@ -514,7 +514,7 @@ asio::awaitable<bool> session::buffer_body(request_parser& p, std::string& memor
 }
 
 asio::awaitable<bool> session::serve(request_parser& p) {
-    route r = ctx_.router->resolve(p.head());
+    route r = (ep_.router ? ep_.router : ctx_.router)->resolve(p.head());
     const request_head& h = p.head();
     // A mount that relays upgrades takes the handshake as a request.
     bool tunnel = h.upgrade && r.duties.tunnel_upgrade;

@@ -458,9 +458,13 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     for (std::size_t i = 0; i < apps.size(); ++i)
         if (!apps[i].spec->prefix.empty()) table.add(apps[i].spec->prefix, *apps[i].h, ids[i]);
     std::unique_ptr<metrics::endpoint> stats_endpoint;
+    // --metrics-bind: the metrics on listeners of their own, with a mount
+    // table that has nothing else (any other path there is 404).
+    router::mount_table metrics_table(nullptr, ctx.server_header);
     if (stats && !opt.metrics_path.empty()) {
         stats_endpoint = std::make_unique<metrics::endpoint>(*stats, stats_allow, ctx.server_header);
-        table.add(opt.metrics_path, *stats_endpoint, stats->add_mount(opt.metrics_path, "metrics"));
+        (opt.metrics_binds.empty() ? table : metrics_table)
+            .add(opt.metrics_path, *stats_endpoint, stats->add_mount(opt.metrics_path, "metrics"));
     }
     std::unique_ptr<health::endpoint> health_endpoint;
     if (!opt.health_path.empty()) {
@@ -562,6 +566,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     try {
         srv.listen(opt.binds, opt.tls.enabled() ? tls.get() : nullptr);
         srv.listen(opt.insecure_binds, nullptr);
+        srv.listen(opt.metrics_binds, nullptr, &metrics_table, "metrics");
     } catch (const net::bind_error& e) {
         std::fprintf(stderr, "trestle: error: %s\n", e.what());
         std::fflush(stderr);

@@ -134,12 +134,57 @@ def test_the_allow_list_refuses_other_peers(serve):
     (["--metrics-path", "metrics"], "must start with /"),
     (["--metrics-path", "/"], "a path of their own"),
     (["--metrics-path", "/m", "--metrics-allow", "not-an-address"], "--metrics-allow"),
+    (["--metrics-bind", "nowhere"], "--metrics-bind nowhere"),
 ])
 def test_bad_settings_are_one_line_and_exit_2(serve, flags, message):
     srv = serve("hello:app", *flags, expect_ready=False)
     assert srv.proc.wait(30) == 2
     err = srv.log().strip().splitlines()
     assert message in err[-1], err
+
+
+def metrics_url(srv):
+    """The --metrics-bind listener's address, as the log names it."""
+    import re
+    m = re.search(r"listening for metrics on (http://\S+)", srv.wait_log(r"listening for metrics on http://\S+"))
+    return m.group(1)
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+def test_metrics_bind_serves_them_on_a_listener_of_their_own(serve, workers):
+    """--metrics-bind: the metrics there (at /metrics by default), 404 for
+    anything else there, and the app's listener no longer serves them (the
+    app answers that path). With workers, the supervisor's listener is
+    shared and any worker's answer is the sum."""
+    from test_workers import SLOW, serving
+    srv = serve("hello:app", "--metrics-bind", "127.0.0.1:0", "--workers", str(workers))
+    if workers > 1:
+        srv.wait_log(serving(2), timeout=30 * SLOW)
+    url = metrics_url(srv)
+    assert url != srv.url
+    for _ in range(5):
+        assert requests.get(srv.url + "/", timeout=10).status_code == 200
+    assert requests.get(srv.url + "/metrics", timeout=10).text == "Hello, World!"   # the app's own
+
+    def counted():
+        r = requests.get(url + "/metrics", timeout=10)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+        m = {}
+        for fam in parser.text_string_to_metric_families(r.text):
+            for smp in fam.samples:
+                m[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
+        return value(m, "trestle_requests_total", code="2xx", mount="/", interface="wsgi") == 6
+    assert poll(counted, timeout=30), requests.get(url + "/metrics", timeout=10).text[:3000]
+    assert requests.get(url + "/", timeout=10).status_code == 404
+    assert requests.get(url + "/metrics/x", timeout=10).status_code == 404
+    assert requests.post(url + "/metrics", timeout=10).status_code == 405
+
+
+def test_metrics_bind_keeps_the_allow_list_and_its_own_path(serve):
+    srv = serve("hello:app", "--metrics-bind", "127.0.0.1:0", "--metrics-path", "/_m", "--metrics-allow", "10.0.0.0/8")
+    url = metrics_url(srv)
+    assert requests.get(url + "/_m", timeout=10).status_code == 403
+    assert requests.get(url + "/metrics", timeout=10).status_code == 404
 
 
 def free_port():
