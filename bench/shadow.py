@@ -115,6 +115,10 @@ def main():
               % (n, m["rate"], m["p50"], m["p90"], m["p99"], m["p99.9"]))
     print("shadowed/unshadowed p99: %.2f (target <= 1.10); p50: %.2f"
           % (med["shadowed"]["p99"] / med["unshadowed"]["p99"], med["shadowed"]["p50"] / med["unshadowed"]["p50"]))
+    # Each shadowed run against the unshadowed run just before it: a whole
+    # run that the machine slowed down moves both sides of its pair.
+    pairs = [s["p99"] / u["p99"] for u, s in zip(results["unshadowed"], results["shadowed"])]
+    print("p99 ratio of each pair: %s; median %.2f" % (" ".join("%.2f" % r for r in pairs), statistics.median(pairs)))
     print("shadow, all runs: " + ", ".join("%s %d" % (k, v) for k, v in sorted(totals.items())))
     if upstream:
         upstream.terminate()

@@ -1,5 +1,7 @@
 #include "bridge/observability/dashboard_endpoint.hpp"
 
+#include "bridge/observability/access_format.hpp"
+
 #include "bridge/net/app_port.hpp"
 #include "bridge/net/http_util.hpp"
 #include "bridge/net/response_writer.hpp"
@@ -81,27 +83,9 @@ bool token_equals(std::string_view given, std::string_view expected) {
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
+    // The access log's escaper: one JSON string writer in the server.
     out += '"';
-    std::size_t from = 0;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        out.append(s, from, i - from);
-        from = i + 1;
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    out.append(s, from, s.size() - from);
+    append_json_escaped(out, s);
     out += '"';
 }
 

@@ -66,7 +66,7 @@ std::string request_token(const net::request_head& h);
 // Equal, in a time that depends on `given`'s length only.
 bool token_equals(std::string_view given, std::string_view expected);
 // `s` as a JSON string literal, quotes included (control characters as
-// \uXXXX, so the result is one line).
+// \uXXXX, so the result is one line; a byte that is not UTF-8 as \u00NN).
 void append_json_string(std::string& out, std::string_view s);
 // {"t":T,"metrics":"...","shadow":SHADOW}: `shadow` is JSON already.
 std::string data_json(double unix_seconds, std::string_view metrics_text, std::string_view shadow);

@@ -46,7 +46,11 @@ TEST(dashboard, tokens_match_only_when_equal_and_an_empty_one_never_does) {
 TEST(dashboard, json_strings_escape_quotes_backslashes_and_every_control_byte) {
     std::string out;
     append_json_string(out, std::string("a\"b\\c\nd\re\tf\x01g\x1f\x7f\xc3\xa9", 17));
-    EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001f\x7f\xc3\xa9\"");
+    EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001f\\u007f\xc3\xa9\"");
+    out.clear();
+    // A byte that is not UTF-8 (a label from a client's path) stays valid JSON.
+    append_json_string(out, "x\xffy");
+    EXPECT_EQ(out, "\"x\\u00ffy\"");
     out.clear();
     append_json_string(out, std::string("\0", 1));
     EXPECT_EQ(out, "\"\\u0000\"");
