@@ -294,7 +294,9 @@ bool loop_thread::serve() {
         state_ = 1;
         started_cv_.notify_all();
     }
+    meter_turns(&turns_);
     py::ref r = py::ref::steal(PyObject_CallMethod(loop_.get(), "run_forever", nullptr));
+    meter_turns(nullptr);
     if (!r) {
         log::error("the event loop stopped with an exception:");
         py::print_exception();

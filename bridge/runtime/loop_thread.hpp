@@ -12,6 +12,7 @@
 // for longer than block_warn the watchdog logs a warning with the loop
 // thread's Python stack (taken with the GIL, which CPython hands over within
 // its switch interval unless C code holds it) and counts the stall.
+#include "bridge/runtime/loop_turns.hpp"
 #include "bridge/python/ref.hpp"
 #include "bridge/runtime/task.hpp"
 
@@ -70,6 +71,8 @@ public:
     // mostly), read from any thread; 0 before it starts. Its rate is the
     // share of the time the loop is busy.
     double cpu_seconds() const;
+    // The turns of the loop, as long as run_forever runs (loop_turns.hpp).
+    const turn_meter& turns() const { return turns_; }
     // Tasks alive on the loop, as counted at a recent heartbeat (-1: none yet).
     std::int64_t tasks() const { return tasks_.load(std::memory_order_relaxed); }
 
@@ -95,6 +98,7 @@ private:
     std::atomic<std::int64_t> last_lag_ns_{0};
     std::atomic<std::int64_t> tasks_{-1};
     std::atomic<std::uint64_t> blocked_count_{0};
+    turn_meter turns_;
     std::thread watchdog_;
     std::mutex watch_m_;
     std::condition_variable watch_cv_;

@@ -543,6 +543,22 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
                              "CPU time of the event loop's thread: running Python (callbacks, tasks) and the loop "
                              "itself. Its rate is the share of the time the loop is busy.",
                              "counter", "", [lt] { return lt->cpu_seconds(); });
+            stats->add_value("trestle_loop_turns_total",
+                             "Turns of the event loop: each runs the callbacks and tasks that are ready, then waits "
+                             "for events.",
+                             "counter", "", [lt] { return static_cast<double>(lt->turns().turns()); });
+            stats->add_value("trestle_loop_turn_seconds_total",
+                             "Time the event loop's turns ran (its callbacks and tasks: Python, mostly), from a return "
+                             "from waiting for events to the next wait. Over trestle_loop_turns_total: a turn's mean.",
+                             "counter", "", [lt] { return lt->turns().seconds(); });
+            for (std::size_t i = 0; i < runtime::turn_meter::long_turn.size(); ++i) {
+                char label[32];
+                std::snprintf(label, sizeof label, "over=\"%g\"", runtime::turn_meter::long_turn[i]);
+                stats->add_value("trestle_loop_long_turns_total",
+                                 "Turns of the event loop that ran longer than `over` seconds (a callback or task "
+                                 "that holds the loop that long delays every other).",
+                                 "counter", label, [lt, i] { return static_cast<double>(lt->turns().longer_than(i)); });
+            }
         }
     }
     std::unique_ptr<net::tls_provider> tls;

@@ -265,6 +265,32 @@ def test_loop_cpu_time_counts_the_time_python_runs_on_the_loop(serve):
     assert spun - slept > 0.3, (slept, spun)
 
 
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_each_turn_of_the_loop_is_timed(serve, loop):
+    """A request that holds the loop for 0.3 s (time.sleep in an async view)
+    is one turn over 0.1 s; quick requests are turns well under 1 ms; the
+    turns' time adds up. Both loops wait in epoll_wait or epoll_pwait, which
+    is where a turn is marked."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="needs python3-uvloop (Debian)")
+    srv = serve("loop_blocker:app", "--metrics-path", "/metrics", "--loop", loop, "--loop-block-warn", "0")
+    for _ in range(20):
+        assert requests.get(srv.url + "/", timeout=10).status_code == 200
+    m = scrape(srv)
+    turns, took = value(m, "trestle_loop_turns_total"), value(m, "trestle_loop_turn_seconds_total")
+    assert turns >= 20, m   # at least a turn a request
+    assert value(m, "trestle_loop_long_turns_total", over="0.1") == 0
+    assert took / turns < 0.01, (took, turns)
+    for _ in range(3):
+        assert requests.get(srv.url + "/block?0.3", timeout=20).status_code == 200
+    m = scrape(srv)
+    assert value(m, "trestle_loop_long_turns_total", over="0.1") == 3, m
+    assert value(m, "trestle_loop_long_turns_total", over="0.01") >= 3
+    assert value(m, "trestle_loop_long_turns_total", over="0.001") >= 3
+    assert value(m, "trestle_loop_turn_seconds_total") - took >= 0.9
+    assert value(m, "trestle_loop_turns_total") > turns
+
+
 def test_websockets_open_are_counted(serve):
     srv = serve("loop_blocker:app", "--metrics-path", "/metrics")
     s = ws_handshake(srv, "/ws")
@@ -305,9 +331,15 @@ def test_workers_sum_into_every_answer_and_restarts_keep_the_counts(serve):
     for _ in range(10):
         m = scrape(srv)
         assert value(m, "trestle_requests_total", code="2xx", **root) >= total
-    m = scrape(srv)
-    workers = {lab for (name, lab) in m if name == "trestle_pool_threads"}
-    assert len(workers) == 2, workers   # one series per worker, labelled
+    # One series per worker, labelled; a worker that --max-requests is
+    # replacing shows until it has drained, beside its successor.
+    def per_worker():
+        m = scrape(srv)
+        workers = {lab for (name, lab) in m if name == "trestle_pool_threads"}
+        return (m, workers) if len(workers) == 2 else None
+    found = poll(per_worker, timeout=30 * SLOW)
+    assert found, {lab for (name, lab) in scrape(srv) if name == "trestle_pool_threads"}
+    m, workers = found
     assert all(dict(lab).get("worker") is not None for lab in workers)
     assert value(m, "trestle_workers") == 2
     assert len(pids) >= 2   # the traffic reached more than one worker
