@@ -180,6 +180,14 @@ def test_metrics_bind_serves_them_on_a_listener_of_their_own(serve, workers):
     assert requests.post(url + "/metrics", timeout=10).status_code == 405
 
 
+def test_metrics_bind_in_the_config_file(serve, tmp_path):
+    conf = tmp_path / "t.toml"
+    conf.write_text('[metrics]\nbind = ["127.0.0.1:0"]\n\n[[mount]]\nprefix = "/"\napp = "hello:app"\n')
+    srv = serve("--config=" + str(conf))
+    assert requests.get(metrics_url(srv) + "/metrics", timeout=10).status_code == 200
+    assert requests.get(srv.url + "/metrics", timeout=10).text == "Hello, World!"
+
+
 def test_metrics_bind_keeps_the_allow_list_and_its_own_path(serve):
     srv = serve("hello:app", "--metrics-bind", "127.0.0.1:0", "--metrics-path", "/_m", "--metrics-allow", "10.0.0.0/8")
     url = metrics_url(srv)
