@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -91,10 +90,10 @@ std::vector<std::string> child_args(const mount_spec& primary, const options& op
 
 // This process's environment for the child: its own sd_notify socket, and
 // nothing that would make it take this process's sockets or role.
-std::vector<std::string> child_env(const std::string& notify) {
+std::vector<std::string> child_environment(const std::string& notify) {
     static const char* dropped[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "LISTEN_FDS=", "LISTEN_PID=",
                                     "LISTEN_FDNAMES=", "TRESTLE_UPGRADE_FDS=", "TRESTLE_UPGRADE_READY_FD=",
-                                    "TRESTLE_CONFIG=", "WEB_CONCURRENCY="};
+                                    "TRESTLE_CONFIG=", "WEB_CONCURRENCY=", "TRESTLE_SHADOW_PROCESS="};
     std::vector<std::string> env;
     for (char** e = environ; e && *e; ++e) {
         std::string_view v(*e);
@@ -103,6 +102,7 @@ std::vector<std::string> child_env(const std::string& notify) {
         if (!drop) env.emplace_back(v);
     }
     env.push_back("NOTIFY_SOCKET=" + notify);
+    env.push_back(std::string(shadow_process::child_env) + "=1");
     return env;
 }
 
@@ -149,7 +149,7 @@ shadow_process::shadow_process(const mount_spec& primary, const options& opt) : 
         fail("bind @" + name);
 
     std::vector<std::string> args = child_args(primary, opt, program());
-    std::vector<std::string> env = child_env("@" + name);
+    std::vector<std::string> env = child_environment("@" + name);
     std::vector<char*> argv = pointers(args), envp = pointers(env);
     const pid_t parent = ::getpid();
     const int lfd = listener.fd;
@@ -162,8 +162,6 @@ shadow_process::shadow_process(const mount_spec& primary, const options& opt) : 
         // thread), gracefully; and if that is already gone, at once.
         ::prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (::getppid() != parent) ::_exit(1);
-        sched_param sp{};
-        ::sched_setscheduler(0, SCHED_IDLE, &sp);
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);

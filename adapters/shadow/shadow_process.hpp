@@ -13,8 +13,10 @@
 //
 // The child: this program, given the mount's prefix and app, the parent's
 // Python settings, and a listening socket the parent made (127.0.0.1, a
-// free port) as fd://3. It tells it is ready over a private sd_notify
-// socket. It dies with the thread that made it (PR_SET_PDEATHSIG), and is
+// free port) as fd://3. It loads and starts the app at normal priority (on
+// a busy machine an idle-priority start would hold the server's own start
+// behind it), then lowers every thread of itself to SCHED_IDLE and tells
+// it is ready over a private sd_notify socket. It dies with the thread that made it (PR_SET_PDEATHSIG), and is
 // stopped (SIGTERM, then SIGKILL) when its owner is destroyed.
 #include "bridge/config/options.hpp"
 
@@ -26,6 +28,10 @@ namespace trestle::shadow {
 
 class shadow_process {
 public:
+    // Set in the child's environment: it lowers itself to SCHED_IDLE once
+    // its app is loaded and started, just before it serves.
+    static constexpr const char* child_env = "TRESTLE_SHADOW_PROCESS";
+
     // Starts the child for `primary`'s shadow and waits until it serves.
     // Throws mount_error: status 2 for a socket or fork that fails, the
     // child's own exit status (1 for a shadow app that does not load) if it

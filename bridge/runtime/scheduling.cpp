@@ -1,7 +1,10 @@
 #include "bridge/runtime/scheduling.hpp"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
+
+#include <cstdlib>
 
 #include <chrono>
 
@@ -15,6 +18,18 @@ void set_batch_scheduling() {
     sched_param param{};
     param.sched_priority = 0;
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+}
+
+void set_process_idle() {
+    DIR* d = ::opendir("/proc/self/task");
+    if (!d) return;
+    sched_param sp{};
+    while (dirent* e = ::readdir(d)) {
+        char* end = nullptr;
+        long tid = std::strtol(e->d_name, &end, 10);
+        if (tid > 0 && *end == '\0') ::sched_setscheduler(static_cast<pid_t>(tid), SCHED_IDLE, &sp);
+    }
+    ::closedir(d);
 }
 
 void set_thread_name(const char* name) { pthread_setname_np(pthread_self(), name); }

@@ -10,6 +10,11 @@ namespace trestle::runtime {
 
 void set_batch_scheduling();
 
+// Puts every thread of this process under SCHED_IDLE (the threads it
+// starts later inherit it from theirs): it runs only when nothing else
+// wants the core.
+void set_process_idle();
+
 // Names the calling thread (as `top -H`, `ps -L` and debuggers show it);
 // Linux keeps the first 15 bytes.
 void set_thread_name(const char* name);

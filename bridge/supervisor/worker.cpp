@@ -20,6 +20,7 @@
 #include "bridge/python/app_loader.hpp"
 #include "bridge/python/interpreter.hpp"
 #include "bridge/router/mount_table.hpp"
+#include "bridge/runtime/scheduling.hpp"
 #include "bridge/runtime/loop_thread.hpp"
 #include "bridge/runtime/request_watchdog.hpp"
 #include "bridge/runtime/thread_pool.hpp"
@@ -29,6 +30,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -650,6 +652,11 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         // Python belongs to the other threads from here; the GIL comes back
         // for the last references and for finalizing.
         py::gil_release nogil;
+        // A shadow_process child: loaded and started at normal priority (a
+        // busy machine would otherwise hold the server's start-up behind
+        // it); it serves at idle priority, every thread of it.
+        if (const char* shadow = std::getenv(shadow::shadow_process::child_env); shadow && *shadow)
+            runtime::set_process_idle();
         srv.run(opt.graceful_timeout);
         if (sharing.r) {
             sharing.r->stop_sharing();
