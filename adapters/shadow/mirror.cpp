@@ -290,17 +290,17 @@ void mirror::stop() {
         stopping_ = true;
     }
     waiting.clear();
+    // The judge first: it may hold a running replay's port to cut it at its
+    // deadline, and cutting wakes the proxy call on the replay io thread,
+    // whose io_context must still be there.
+    if (thread_.joinable()) {
+        qcv_.notify_all();
+        thread_.join();
+    }
     if (replay_io_) {
         replay_io_->stop();
         replay_io_.reset();   // abandoned calls release their ports (and slots) here
     }
-    if (!thread_.joinable()) return;
-    {
-        std::lock_guard lock(qm_);
-        stopping_ = true;
-    }
-    qcv_.notify_all();
-    thread_.join();
 }
 
 void mirror::judge_loop() {

@@ -107,8 +107,9 @@ public:
 
     // Starts the judge thread. Before the first request.
     void start();
-    // Ends the judge thread, after the pool and the loop have stopped.
-    // Without the GIL (the judge drops its Python references with it).
+    // Ends the judge thread, then a proxy shadow's replay io thread (its
+    // calls in flight are abandoned), after the pool and the loop have
+    // stopped. Without the GIL (the judge drops its Python references with it).
     void stop();
 
     // This mount's samples of one trestle_shadow_* family, appended to `out`.
