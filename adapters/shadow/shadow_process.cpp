@@ -46,18 +46,16 @@ struct fd_guard {
     }
 };
 
-std::string program() {
-    char buf[4096];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0) fail("cannot find this program (/proc/self/exe)");
-    return std::string(buf, static_cast<std::size_t>(n));
-}
+// This process's own program, as the kernel holds it: it runs even when a
+// package upgrade has since replaced (deleted) the file at its path, and the
+// child then runs the same version as its parent.
+constexpr const char* kSelf = "/proc/self/exe";
 
 // The child's command line: the shadow app at the primary's prefix, with
 // the settings that decide how an app loads and is served.
-std::vector<std::string> child_args(const mount_spec& primary, const options& opt, const std::string& exe) {
+std::vector<std::string> child_args(const mount_spec& primary, const options& opt) {
     const mount_spec& t = *primary.shadow->target;
-    std::vector<std::string> a{exe, "--bind", "fd://" + std::to_string(kChildListenFd), "--workers", "1"};
+    std::vector<std::string> a{"trestle", "--bind", "fd://" + std::to_string(kChildListenFd), "--workers", "1"};
     auto add = [&](const char* flag, const std::string& v) {
         a.emplace_back(flag);
         a.push_back(v);
@@ -148,7 +146,7 @@ shadow_process::shadow_process(const mount_spec& primary, const options& opt) : 
                static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) != 0)
         fail("bind @" + name);
 
-    std::vector<std::string> args = child_args(primary, opt, program());
+    std::vector<std::string> args = child_args(primary, opt);
     std::vector<std::string> env = child_environment("@" + name);
     std::vector<char*> argv = pointers(args), envp = pointers(env);
     const pid_t parent = ::getpid();
@@ -170,7 +168,7 @@ shadow_process::shadow_process(const mount_spec& primary, const options& opt) : 
         } else if (::dup2(lfd, kChildListenFd) < 0) {
             ::_exit(127);
         }
-        ::execve(argv[0], argv.data(), envp.data());
+        ::execve(kSelf, argv.data(), envp.data());
         static const char msg[] = "trestle: error: shadow_process: cannot run this program again\n";
         [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
         ::_exit(127);

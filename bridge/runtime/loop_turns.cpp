@@ -39,34 +39,33 @@ void meter_turns(turn_meter* m) { tl_meter = m; }
 // The interposed waits (see loop_turns.hpp). The next definition in the
 // lookup order is the C library's (or a sanitizer's interceptor, which
 // calls it); errno is the real call's.
-extern "C" {
+namespace {
 
-int epoll_wait(int epfd, struct epoll_event* events, int maxevents, int timeout) {
-    using fn = int (*)(int, struct epoll_event*, int, int);
-    static const fn real = reinterpret_cast<fn>(dlsym(RTLD_NEXT, "epoll_wait"));
+template <class Fn, class... Args>
+int metered_wait(const char* name, Args... args) {
+    static const auto real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
     if (!real) {
         errno = ENOSYS;
         return -1;
     }
     trestle::runtime::turn_meter* m = trestle::runtime::tl_meter;
     if (m) m->waiting();
-    int n = real(epfd, events, maxevents, timeout);
+    int n = real(args...);
     if (m) m->woke();
     return n;
 }
 
+} // namespace
+
+extern "C" {
+
+int epoll_wait(int epfd, struct epoll_event* events, int maxevents, int timeout) {
+    return metered_wait<int (*)(int, epoll_event*, int, int)>("epoll_wait", epfd, events, maxevents, timeout);
+}
+
 int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, int timeout, const sigset_t* sigmask) {
-    using fn = int (*)(int, struct epoll_event*, int, int, const sigset_t*);
-    static const fn real = reinterpret_cast<fn>(dlsym(RTLD_NEXT, "epoll_pwait"));
-    if (!real) {
-        errno = ENOSYS;
-        return -1;
-    }
-    trestle::runtime::turn_meter* m = trestle::runtime::tl_meter;
-    if (m) m->waiting();
-    int n = real(epfd, events, maxevents, timeout, sigmask);
-    if (m) m->woke();
-    return n;
+    return metered_wait<int (*)(int, epoll_event*, int, int, const sigset_t*)>("epoll_pwait", epfd, events, maxevents,
+                                                                                timeout, sigmask);
 }
 
 } // extern "C"
