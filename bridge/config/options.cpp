@@ -405,7 +405,9 @@ std::string env_name(const std::string& long_name) {
 bool tool_variable(std::string_view name) {
     for (std::string_view p : {"TRESTLE_TEST_", "TRESTLE_FUZZ", "TRESTLE_PYTHON", "TRESTLE_SOAK_", "TRESTLE_UPGRADE_"})
         if (name.starts_with(p)) return true;
-    for (std::string_view n : {"TRESTLE_BIN", "TRESTLE_SOURCE_DIR", "TRESTLE_SANITIZED", "TRESTLE_ARGS"})
+    // TRESTLE_SHADOW_PROCESS: set by a server for its shadow_process child.
+    for (std::string_view n : {"TRESTLE_BIN", "TRESTLE_SOURCE_DIR", "TRESTLE_SANITIZED", "TRESTLE_ARGS",
+                               "TRESTLE_SHADOW_PROCESS"})
         if (name == n) return true;
     return false;
 }
