@@ -360,7 +360,10 @@ struct h2_connection::callbacks {
         auto& c = self(user);
         if (frame->hd.type == NGHTTP2_GOAWAY) {
             c.goaway_sent_ = true;
-            if (frame->goaway.error_code != NGHTTP2_NO_ERROR) c.stop_reading();
+            if (frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+                c.error_goaway_ = true;
+                c.stop_reading();
+            }
         }
         if (frame->hd.type == NGHTTP2_DATA && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             auto* st = static_cast<stream*>(nghttp2_session_get_stream_user_data(s, frame->hd.stream_id));
@@ -485,7 +488,10 @@ asio::awaitable<void> h2_connection::run(std::string early) {
         buf.resize(read_size);
         auto [ec, n] = co_await io_.async_read_some(asio::buffer(buf),
                                                      asio::bind_cancellation_slot(read_cancel_.slot(), use_tuple));
-        if (ec) break;
+        if (ec) {
+            peer_closed_ = ec != asio::error::operation_aborted;
+            break;
+        }
         buf.resize(n);
     }
     reading_done_ = true;
@@ -499,6 +505,13 @@ asio::awaitable<void> h2_connection::run(std::string early) {
         auto [ec] = co_await writer_exit_->async_wait(use_tuple);
         if (!ec) break;   // timed out
     }
+    // The GOAWAY went out whole while the client may still be sending: the
+    // rest of the frame that broke the rules, after an error; a request that
+    // crossed a graceful GOAWAY (its bytes already here). Closing on unread
+    // bytes answers them with a reset, which can destroy the GOAWAY unread
+    // and fails the client's writes: the session lingers (session::linger).
+    linger_ = goaway_sent_ && !peer_closed_ && !closed_ && !writer_running_ && out_.empty() &&
+              (error_goaway_ || io_.available() > 0);
     close_now();
 }
 

@@ -60,6 +60,9 @@ public:
     // Graceful stop: GOAWAY with the last stream taken; open streams finish.
     void close_if_idle();
     void close_now();
+    // After run(): the connection ended on an error's GOAWAY, sent whole,
+    // with the client's side still open. The session should linger.
+    bool wants_linger() const { return linger_; }
     // GOAWAY with the last stream taken: no new streams, open ones finish.
     void goaway();
 
@@ -123,6 +126,9 @@ private:
     bool reading_done_ = false;
     bool closed_ = false;
     bool goaway_sent_ = false;
+    bool error_goaway_ = false;   // the GOAWAY sent carries an error code
+    bool peer_closed_ = false;    // the client's side ended (end of stream, reset)
+    bool linger_ = false;         // see wants_linger
     clock::time_point idle_since_;
     clock::time_point write_progress_;
     // The control-frame budget: a bucket refilled over time.

@@ -161,7 +161,7 @@ void session::check_boundary_eof() {
 }
 
 void session::check_deadline(clock::time_point now) {
-    if (h2_) {
+    if (h2_ && !h2_done_) {
         if (!closed_) h2_->check_deadline(now);
         return;
     }
@@ -209,7 +209,7 @@ void session::request_timed_out() {
 }
 
 void session::close_if_idle() {
-    if (h2_) return h2_->close_if_idle();
+    if (h2_ && !h2_done_) return h2_->close_if_idle();
     // A tunnel has no message boundary to stop at, nor a protocol to say
     // goodbye in: it closes at once.
     if (tunnelling_) close_now();
@@ -276,6 +276,10 @@ asio::awaitable<void> session::serve_h2(std::string early) {
     speak(metrics::conn_protocol::h2);
     h2_ = std::make_shared<h2_connection>(io_, ep_, ctx_, reg_);
     co_await h2_->run(std::move(early));
+    if (h2_->wants_linger() && !closed_) {
+        h2_done_ = true;   // the deadline below is the session's own again
+        co_await linger();
+    }
     close_now();
 }
 
@@ -317,12 +321,13 @@ asio::awaitable<void> session::run() {
     close_now();
 }
 
-// A response that refuses a body (413, or 400/408 partway through it; a
-// 503; an app's answer that leaves the body unread past drain_limit, or that
-// closes) goes out while the client may still be sending that body. Closing
-// at once with its bytes unread makes the kernel answer them with a reset,
-// which can reach the client before it has read the response: it then sees a
-// broken pipe instead of the 413. So, as nginx's lingering close does, the
+// A response that refuses a head (431, 400) or a body (413, or 400/408
+// partway through it; a 503; an app's answer that leaves the body unread
+// past drain_limit, or that closes), or an HTTP/2 GOAWAY (see
+// h2_connection::wants_linger), goes out while the client may still be
+// sending. Closing at once with its bytes unread makes the kernel answer
+// them with a reset, which can reach the client before it has read the
+// response: it then sees a broken pipe instead of the 413. So, as nginx's lingering close does, the
 // sending side is shut (the client reads the response and then end of
 // stream) and what still arrives is read and dropped, until the client closes
 // or for at most linger_time.
@@ -368,7 +373,11 @@ asio::awaitable<bool> session::read_head(request_parser& p) {
             }
             if (ec && ec != http::error::need_more) {
                 unsigned status = status_for_parse_error(ec);
-                linger_ = status == 413;   // refused by its Content-Length: the body may be on its way
+                // The client may still be sending: the rest of a head too
+                // large (431) or malformed (400), the body a Content-Length
+                // announced (413). Closing on those bytes would reset the
+                // connection under the answer.
+                linger_ = true;
                 co_await reject(status);
                 co_return false;
             }

@@ -101,6 +101,7 @@ private:
     std::shared_ptr<h2_connection> h2_;   // set once the connection speaks HTTP/2
     bool first_request_ = true;
     bool h2_preface_ = false;
+    bool h2_done_ = false;   // the HTTP/2 connection has ended; the session lingers
     std::shared_ptr<tls_context> tls_;   // until the handshake
     endpoint_info ep_;
     server_context& ctx_;

@@ -840,3 +840,30 @@ def test_a_refused_body_still_being_sent_gets_its_413(serve, prefix, framing):
     else:
         assert uploads == [], uploads
     assert "[ERROR]" not in srv.log(), srv.log()
+
+
+@pytest.mark.parametrize("kind", ["431", "400"])
+def test_a_refused_head_still_being_sent_gets_its_answer(serve, kind):
+    """The same for a head: a 2 MB header line (431), or a malformed line followed by 2 MB more
+    (400), sent whole before the answer is read. The server refuses it after its first bytes;
+    closing on the rest reset the connection, and the client saw a broken pipe (14 of 20 here) in
+    place of its answer (a browser with an oversized cookie, for one)."""
+    srv = serve(*APP)
+    for i in range(5):
+        s = srv.connect()
+        s.settimeout(10)
+        if kind == "431":
+            head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2_000_000 + b"\r\n\r\n"
+        else:
+            head = b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\nX-Pad: " + b"a" * 2_000_000 + b"\r\n\r\n"
+        try:
+            s.sendall(head)
+            data = recv_until_closed(s)
+            s.sendall(b"more")   # after the server's end of stream: no reset either
+        except OSError as err:
+            raise AssertionError("attempt %d: the client could not send its head and read the answer: %r"
+                                 % (i, err)) from err
+        finally:
+            s.close()
+        assert data.startswith(b"HTTP/1.1 %s " % kind.encode()), data[:200]
+    probe_both(srv)
