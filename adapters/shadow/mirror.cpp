@@ -15,9 +15,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include <sched.h>
-
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -102,8 +101,7 @@ struct mirror::replay_io {
         thread = std::thread([this] {
             runtime::set_thread_name("trestle-shadow");
             // Runs only when nothing else of this machine wants the core.
-            sched_param sp{};
-            if (::sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+            if (!runtime::set_idle_scheduling())
                 log::warning(std::string("shadow: cannot lower the replay thread's priority: ") + std::strerror(errno));
             io.run();
         });
@@ -270,8 +268,7 @@ void mirror::start() {
         // only work left here: at idle priority too. (It takes the GIL only
         // for answers whose bytes differ; a primary thread waiting for the
         // GIL leaves the core idle, so the judge runs and lets it go.)
-        sched_param sp{};
-        if (idle) ::sched_setscheduler(0, SCHED_IDLE, &sp);
+        if (idle) runtime::set_idle_scheduling();
         judge_loop();
     });
 }

@@ -20,6 +20,11 @@ void set_batch_scheduling() {
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
 }
 
+bool set_idle_scheduling() {
+    sched_param sp{};
+    return ::sched_setscheduler(0, SCHED_IDLE, &sp) == 0;
+}
+
 void set_process_idle() {
     DIR* d = ::opendir("/proc/self/task");
     if (!d) return;

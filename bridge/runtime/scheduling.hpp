@@ -10,6 +10,10 @@ namespace trestle::runtime {
 
 void set_batch_scheduling();
 
+// Puts the calling thread under SCHED_IDLE: it runs only when nothing else
+// wants its core. False (errno set) if the kernel refused.
+bool set_idle_scheduling();
+
 // Puts every thread of this process under SCHED_IDLE (the threads it
 // starts later inherit it from theirs): it runs only when nothing else
 // wants the core.

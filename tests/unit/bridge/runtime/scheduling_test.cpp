@@ -33,3 +33,21 @@ TEST(Scheduling, AnOrdinaryThreadGoesToBatch) {
 TEST(Scheduling, AnIdleThreadStaysIdle) {
     EXPECT_EQ(policy_after(SCHED_IDLE), SCHED_IDLE);
 }
+
+// The shadow's replay and judge threads: idle, and then batch leaves them so.
+TEST(Scheduling, SetIdleSchedulingLowersTheCallingThreadOnly) {
+    int seen = -1, after_batch = -1, caller = -1;
+    std::thread t([&] {
+        ASSERT_TRUE(trestle::runtime::set_idle_scheduling());
+        sched_param now{};
+        pthread_getschedparam(pthread_self(), &seen, &now);
+        trestle::runtime::set_batch_scheduling();
+        pthread_getschedparam(pthread_self(), &after_batch, &now);
+    });
+    t.join();
+    sched_param now{};
+    pthread_getschedparam(pthread_self(), &caller, &now);
+    EXPECT_EQ(seen, SCHED_IDLE);
+    EXPECT_EQ(after_batch, SCHED_IDLE);
+    EXPECT_NE(caller, SCHED_IDLE);
+}
