@@ -50,22 +50,53 @@ upgrade_handoff take_upgrade_handoff() {
     return h;
 }
 
+// Every listener has its place in one order: --bind's (TLS ones with
+// --certfile), then --insecure-bind's, then --metrics-bind's. The supervisor
+// opens them in it, and hands them on in it as fd://N: to its workers, and
+// to its successor in a binary upgrade.
+struct listener_order {
+    std::size_t secure = 0;   // where --bind's end
+    std::size_t plain = 0;    // where --insecure-bind's end; --metrics-bind's follow
+
+    explicit listener_order(const options& o)
+        : secure(o.binds.size()), plain(o.binds.size() + o.insecure_binds.size()) {}
+    listener_order(std::size_t secure, std::size_t plain) : secure(secure), plain(plain) {}
+
+    static std::vector<std::string> all(const options& o) {
+        std::vector<std::string> v = o.binds;
+        v.insert(v.end(), o.insecure_binds.begin(), o.insecure_binds.end());
+        v.insert(v.end(), o.metrics_binds.begin(), o.metrics_binds.end());
+        return v;
+    }
+    // The option that gave listener i, for its error messages.
+    const char* flag(std::size_t i) const {
+        return i < secure ? "--bind" : i < plain ? "--insecure-bind" : "--metrics-bind";
+    }
+    bool metrics(std::size_t i) const { return i >= plain; }
+    // The three lists again, as fd://N of these descriptors.
+    void assign(options& o, const std::vector<int>& fds) const {
+        o.binds.clear();
+        o.insecure_binds.clear();
+        o.metrics_binds.clear();
+        for (std::size_t i = 0; i < fds.size(); ++i)
+            (i < secure ? o.binds : i < plain ? o.insecure_binds : o.metrics_binds)
+                .push_back("fd://" + std::to_string(fds[i]));
+    }
+};
+
 // The listeners the workers share: inherited ones as they are, the others
 // bound here, once.
 std::vector<net::listener> open_listeners(const options& opt) {
     std::vector<net::listener> out;
-    std::vector<std::string> all = opt.binds;
-    all.insert(all.end(), opt.insecure_binds.begin(), opt.insecure_binds.end());
-    all.insert(all.end(), opt.metrics_binds.begin(), opt.metrics_binds.end());
-    const std::size_t plain_end = opt.binds.size() + opt.insecure_binds.size();
-    bool metrics_bind = false;
+    const listener_order order(opt);
+    const std::vector<std::string> all = listener_order::all(opt);
     try {
         for (auto& b : all) {
-            net::bind_spec spec = net::parse_bind(b);
+            const std::size_t i = out.size();
+            net::bind_spec spec = net::parse_bind(b, order.flag(i));
             net::listener l;
-            bool tls = opt.tls.enabled() && out.size() < opt.binds.size();
-            metrics_bind = out.size() >= plain_end;
-            const char* what = metrics_bind ? "listening for metrics on " : "listening on ";
+            bool tls = opt.tls.enabled() && i < order.secure;
+            const char* what = order.metrics(i) ? "listening for metrics on " : "listening on ";
             auto shown = [tls](std::string text) {
                 if (tls && text.starts_with("http://")) text.insert(4, "s");
                 else if (tls) text += " (TLS)";
@@ -76,15 +107,13 @@ std::vector<net::listener> open_listeners(const options& opt) {
                 l.shown = net::describe_listener(spec.fd);
                 log::info(what + shown(l.shown) + " (inherited fd " + std::to_string(spec.fd) + ")");
             } else {
-                l = net::open_listener(b, opt.backlog);
+                l = net::open_listener(b, opt.backlog, order.flag(i));
                 log::info(what + shown(l.shown));
             }
             out.push_back(std::move(l));
         }
     } catch (const net::bind_error& e) {
-        std::string what = e.what();
-        if (metrics_bind && what.starts_with("--bind ")) what.replace(0, 6, "--metrics-bind");
-        std::fprintf(stderr, "trestle: error: %s\n", what.c_str());
+        std::fprintf(stderr, "trestle: error: %s\n", e.what());
         std::fflush(stderr);
         ::_exit(e.usage ? 2 : 1);
     }
@@ -134,14 +163,10 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
         }
         else log::warning("metrics: no shared memory for the workers' table; each worker answers for itself");
     }
-    // The workers get them as fd://N, the TLS ones (--bind) apart from the
-    // plain ones (--insecure-bind) and the metrics' (--metrics-bind), in that order.
-    std::vector<std::string> worker_binds, worker_insecure, worker_metrics;
-    for (std::size_t i = 0; i < s.listeners.size(); ++i) {
-        std::size_t secure = opt.binds.size(), plain = secure + opt.insecure_binds.size();
-        (i < secure ? worker_binds : i < plain ? worker_insecure : worker_metrics)
-            .push_back("fd://" + std::to_string(s.listeners[i].fd));
-    }
+    // The workers get them as fd://N, in their places (listener_order).
+    const listener_order order(opt);
+    std::vector<int> listener_fds;
+    for (auto& l : s.listeners) listener_fds.push_back(l.fd);
     if (opt.reload) {
         // The app's directory, as --chdir names it (the supervisor itself
         // does not move: a worker re-reads a relative --config from here).
@@ -167,18 +192,14 @@ int supervise(options& opt, int argc, char** argv, const upgrade_handoff& up) {
         supervisor::serve_role role{true, link};
         if (preloaded) {
             options wopt = opt;
-            wopt.binds = worker_binds;
-            wopt.insecure_binds = worker_insecure;
-            wopt.metrics_binds = worker_metrics;
+            order.assign(wopt, listener_fds);
             return supervisor::serve(wopt, std::move(preloaded), none, role);
         }
         // Each new worker reads the settings again (the config file and the
         // environment), so a reload applies what changed there, except what
         // the supervisor owns: the listeners and the worker count.
         options wopt = parse_options(argc, argv);
-        wopt.binds = worker_binds;
-        wopt.insecure_binds = worker_insecure;
-        wopt.metrics_binds = worker_metrics;
+        order.assign(wopt, listener_fds);
         return supervisor::serve(wopt, nullptr, none, role);
     };
     log::set_tag("supervisor");
@@ -203,19 +224,13 @@ int main(int argc, char** argv) {
 
     upgrade_handoff up = take_upgrade_handoff();
     if (up.listeners > 0) {
-        // The listeners of the supervisor this one replaces, in --bind's order.
-        // --bind's first, then --insecure-bind's, then --metrics-bind's, as
-        // open_listeners made them.
+        // The listeners of the supervisor this one replaces, in their places
+        // (listener_order); all as --bind's if the lists changed in number.
         auto count = static_cast<std::size_t>(up.listeners);
-        bool same = opt.binds.size() + opt.insecure_binds.size() + opt.metrics_binds.size() == count;
-        std::size_t secure = same ? opt.binds.size() : count;
-        std::size_t plain = same ? secure + opt.insecure_binds.size() : count;
-        opt.binds.clear();
-        opt.insecure_binds.clear();
-        opt.metrics_binds.clear();
-        for (std::size_t i = 0; i < count; ++i)
-            (i < secure ? opt.binds : i < plain ? opt.insecure_binds : opt.metrics_binds)
-                .push_back("fd://" + std::to_string(net::listen_fds_start + static_cast<int>(i)));
+        bool same = listener_order::all(opt).size() == count;
+        std::vector<int> fds;
+        for (std::size_t i = 0; i < count; ++i) fds.push_back(net::listen_fds_start + static_cast<int>(i));
+        (same ? listener_order(opt) : listener_order(count, count)).assign(opt, fds);
         opt.binds_defaulted = false;
     }
 
@@ -248,26 +263,23 @@ int main(int argc, char** argv) {
 
     // Bind addresses are checked before Python starts: a typo costs no import.
     std::vector<int> fds_named;
-    std::vector<std::string> all_binds = opt.binds;
-    all_binds.insert(all_binds.end(), opt.insecure_binds.begin(), opt.insecure_binds.end());
-    const std::size_t app_binds = all_binds.size();
-    all_binds.insert(all_binds.end(), opt.metrics_binds.begin(), opt.metrics_binds.end());
+    const listener_order order(opt);
+    const std::vector<std::string> all_binds = listener_order::all(opt);
     for (std::size_t i = 0; i < all_binds.size(); ++i) {
         const std::string& b = all_binds[i];
+        const std::string named = order.flag(i) + (" " + b);
         try {
-            net::bind_spec spec = net::parse_bind(b);
+            net::bind_spec spec = net::parse_bind(b, order.flag(i));
             if (spec.fd >= 0) {
                 if (std::find(fds_named.begin(), fds_named.end(), spec.fd) != fds_named.end())
-                    throw net::bind_error("--bind " + b + ": named twice", true);
+                    throw net::bind_error(named + ": named twice", true);
                 fds_named.push_back(spec.fd);
                 if (std::string why = net::check_listener(spec.fd); !why.empty())
-                    throw net::bind_error("--bind " + b + ": " + why, true);
+                    throw net::bind_error(named + ": " + why, true);
                 net::set_cloexec(spec.fd);   // one thread yet: see inherited_fds.hpp
             }
         } catch (const net::bind_error& e) {
-            std::string what = e.what();
-            if (i >= app_binds && what.starts_with("--bind ")) what.replace(0, 6, "--metrics-bind");
-            std::fprintf(stderr, "trestle: error: %s\n", what.c_str());
+            std::fprintf(stderr, "trestle: error: %s\n", e.what());
             return 2;
         }
     }

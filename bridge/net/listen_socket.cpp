@@ -61,9 +61,10 @@ std::string describe_listener(int fd) {
     return "fd " + std::to_string(fd);
 }
 
-listener open_listener(const std::string& text, int backlog) {
-    bind_spec b = parse_bind(text);
-    if (b.fd >= 0) throw bind_error("--bind " + text + ": an inherited descriptor is not opened here", true);
+listener open_listener(const std::string& text, int backlog, std::string_view flag) {
+    bind_spec b = parse_bind(text, flag);
+    if (b.fd >= 0)
+        throw bind_error(std::string(flag) + " " + text + ": an inherited descriptor is not opened here", true);
     if (b.is_unix) return open_unix(b.host, backlog);
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -72,7 +73,7 @@ listener open_listener(const std::string& text, int backlog) {
     addrinfo* res = nullptr;
     std::string port = std::to_string(b.port);
     int rc = ::getaddrinfo(b.host.empty() ? nullptr : b.host.c_str(), port.c_str(), &hints, &res);
-    if (rc != 0 || !res) throw bind_error("cannot resolve --bind host '" + b.host + "': " + ::gai_strerror(rc), true);
+    if (rc != 0 || !res) throw bind_error("cannot resolve " + std::string(flag) + " host '" + b.host + "': " + ::gai_strerror(rc), true);
     // The first address, as the resolver orders them (one socket per --bind).
     addrinfo* ai = res;
     int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);

@@ -3,6 +3,7 @@
 // unix:/path), close-on-exec, without Asio: the supervisor binds before any
 // worker (and any thread) exists, and the server adopts the descriptor.
 #include <string>
+#include <string_view>
 
 namespace trestle::net {
 
@@ -13,8 +14,9 @@ struct listener {
 };
 
 // Throws bind_error (server.hpp): usage=true for a value that cannot be
-// parsed or resolved, false for one that cannot be bound.
-listener open_listener(const std::string& bind, int backlog);
+// parsed or resolved, false for one that cannot be bound. Its message names
+// `flag`, the option that gave `bind`.
+listener open_listener(const std::string& bind, int backlog, std::string_view flag = "--bind");
 
 // "http://HOST:PORT" or "unix:PATH" for a listening descriptor.
 std::string describe_listener(int fd);

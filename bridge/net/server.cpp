@@ -35,33 +35,34 @@ using asio::ip::tcp;
 using boost::system::error_code;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-bind_spec parse_bind(const std::string& text) {
+bind_spec parse_bind(const std::string& text, std::string_view flag) {
+    const std::string named = std::string(flag) + " " + text;
     bind_spec b;
     if (text.rfind("fd://", 0) == 0) {
         std::string n = text.substr(5);
         unsigned value = 0;
         auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), value);
         if (n.empty() || ec != std::errc{} || p != n.data() + n.size() || value > 1 << 20)
-            throw bind_error("--bind " + text + ": expected fd://N, N a descriptor number", true);
+            throw bind_error(named + ": expected fd://N, N a descriptor number", true);
         b.fd = static_cast<int>(value);
         return b;
     }
     if (text.rfind("unix:", 0) == 0) {
         b.is_unix = true;
         b.host = text.substr(5);
-        if (b.host.empty()) throw bind_error("--bind " + text + ": empty unix socket path", true);
+        if (b.host.empty()) throw bind_error(named + ": empty unix socket path", true);
         return b;
     }
     std::string port;
     if (!text.empty() && text[0] == '[') {
         auto close = text.find(']');
         if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            throw bind_error("--bind " + text + ": expected [IPv6]:PORT", true);
+            throw bind_error(named + ": expected [IPv6]:PORT", true);
         b.host = text.substr(1, close - 1);
         port = text.substr(close + 2);
     } else {
         auto colon = text.rfind(':');
-        if (colon == std::string::npos) throw bind_error("--bind " + text + ": expected HOST:PORT or unix:/path", true);
+        if (colon == std::string::npos) throw bind_error(named + ": expected HOST:PORT or unix:/path", true);
         b.host = text.substr(0, colon);
         port = text.substr(colon + 1);
         if (b.host.empty()) b.host = "0.0.0.0";
@@ -69,7 +70,7 @@ bind_spec parse_bind(const std::string& text) {
     unsigned value = 0;
     auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
     if (ec != std::errc{} || p != port.data() + port.size() || port.empty() || value > 65535)
-        throw bind_error("--bind " + text + ": bad port '" + port + "'", true);
+        throw bind_error(named + ": bad port '" + port + "'", true);
     b.port = static_cast<unsigned short>(value);
     return b;
 }
@@ -291,10 +292,12 @@ struct server::impl {
     // Serves on a listening descriptor: one given to this process (fd://N:
     // systemd's, or its supervisor's), or one listen_one just opened. Only
     // a unix socket this process made is unlinked when the server stops.
-    void adopt_listener(const std::string& text, int fd, const listener* own, role r, const std::string& what) {
+    void adopt_listener(const std::string& text, int fd, const listener* own, role r, const std::string& what,
+                        std::string_view flag) {
         tls_provider* tls = r.tls;
+        const std::string named = std::string(flag) + " " + text;
         if (std::string why = check_listener(fd); !why.empty())
-            throw bind_error("--bind " + text + ": " + why, true);
+            throw bind_error(named + ": " + why, true);
         auto& ioc = workers.front()->ioc;
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
@@ -303,13 +306,13 @@ struct server::impl {
         if (ss.ss_family == AF_UNIX) {
             auto acc = std::make_unique<asio::local::stream_protocol::acceptor>(ioc);
             acc->assign(asio::local::stream_protocol(), fd, ec);
-            if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
+            if (ec) throw bind_error(named + ": " + ec.message(), true);
             unix_acceptors.emplace_back(std::move(acc), r);
             if (own && !own->unix_path.empty()) unix_paths.push_back(own->unix_path);
         } else {
             auto acc = std::make_unique<tcp::acceptor>(ioc);
             acc->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-            if (ec) throw bind_error("--bind " + text + ": " + ec.message(), true);
+            if (ec) throw bind_error(named + ": " + ec.message(), true);
             tcp_acceptors.emplace_back(std::move(acc), r);
         }
         std::string shown = describe_listener(fd);
@@ -321,12 +324,12 @@ struct server::impl {
         else log::debug(line);
     }
 
-    void listen_one(const std::string& text, role r, const std::string& what) {
-        bind_spec b = parse_bind(text);
-        if (b.fd >= 0) return adopt_listener(text, b.fd, nullptr, r, what);
-        listener l = open_listener(text, backlog);
+    void listen_one(const std::string& text, role r, const std::string& what, std::string_view flag) {
+        bind_spec b = parse_bind(text, flag);
+        if (b.fd >= 0) return adopt_listener(text, b.fd, nullptr, r, what, flag);
+        listener l = open_listener(text, backlog, flag);
         try {
-            adopt_listener(text, l.fd, &l, r, what);
+            adopt_listener(text, l.fd, &l, r, what, flag);
         } catch (...) {
             ::close(l.fd);
             throw;
@@ -365,8 +368,8 @@ void server::set_supervised(std::function<void()> on_ready) {
 }
 
 void server::listen(const std::vector<std::string>& binds, tls_provider* tls, const router::mount_table* router,
-                    const std::string& what) {
-    for (auto& b : binds) impl_->listen_one(b, {tls, router}, what);
+                    const std::string& what, std::string_view flag) {
+    for (auto& b : binds) impl_->listen_one(b, {tls, router}, what, flag);
 }
 
 std::size_t server::connections() const { return impl_->live.load(std::memory_order_relaxed); }

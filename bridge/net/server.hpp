@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace trestle { class access_log; }
@@ -38,7 +39,8 @@ struct bind_spec {
     std::string host;   // or the unix path
     unsigned short port = 0;
 };
-bind_spec parse_bind(const std::string& text);   // throws bind_error(usage=true)
+// Throws bind_error(usage=true), naming `flag` (the option that gave `text`).
+bind_spec parse_bind(const std::string& text, std::string_view flag = "--bind");
 
 class server {
 public:
@@ -50,9 +52,11 @@ public:
     // start with a TLS handshake, with its current context.
     // With `router`, the connections of these listeners are routed by it
     // instead of the server context's (--metrics-bind), and the listeners
-    // are logged as "listening for `what` on ...".
+    // are logged as "listening for `what` on ...". Errors name `flag`, the
+    // option that gave `binds`.
     void listen(const std::vector<std::string>& binds, tls_provider* tls = nullptr,
-                const router::mount_table* router = nullptr, const std::string& what = "");
+                const router::mount_table* router = nullptr, const std::string& what = "",
+                std::string_view flag = "--bind");
     // systemd's notify socket (may be disabled): run() sends READY=1 once it
     // serves, STOPPING=1 when a stop begins, and WATCHDOG=1 from io thread 0
     // (so a stuck io thread stops the pings).

@@ -583,8 +583,8 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
     }
     try {
         srv.listen(opt.binds, opt.tls.enabled() ? tls.get() : nullptr);
-        srv.listen(opt.insecure_binds, nullptr);
-        srv.listen(opt.metrics_binds, nullptr, &metrics_table, "metrics");
+        srv.listen(opt.insecure_binds, nullptr, nullptr, "", "--insecure-bind");
+        srv.listen(opt.metrics_binds, nullptr, &metrics_table, "metrics", "--metrics-bind");
     } catch (const net::bind_error& e) {
         std::fprintf(stderr, "trestle: error: %s\n", e.what());
         std::fflush(stderr);

@@ -135,6 +135,9 @@ def test_the_allow_list_refuses_other_peers(serve):
     (["--metrics-path", "/"], "a path of their own"),
     (["--metrics-path", "/m", "--metrics-allow", "not-an-address"], "--metrics-allow"),
     (["--metrics-bind", "nowhere"], "--metrics-bind nowhere"),
+    (["--metrics-bind", "127.0.0.1:99999"], "--metrics-bind 127.0.0.1:99999: bad port"),
+    (["--metrics-bind", "fd://x"], "--metrics-bind fd://x: expected fd://N"),
+    (["--insecure-bind", "127.0.0.1:x"], "--insecure-bind 127.0.0.1:x: bad port"),
 ])
 def test_bad_settings_are_one_line_and_exit_2(serve, flags, message):
     srv = serve("hello:app", *flags, expect_ready=False)

@@ -52,6 +52,17 @@ TEST(open_listener, unix_replaces_a_stale_socket_file) {
     ::unlink(path.c_str());
 }
 
+TEST(open_listener, errors_name_the_option_that_gave_the_value) {
+    for (const char* flag : {"--bind", "--metrics-bind"}) {
+        try {
+            open_listener("127.0.0.1:99999", 16, flag);
+            FAIL();
+        } catch (const bind_error& e) {
+            EXPECT_EQ(std::string(e.what()), std::string(flag) + " 127.0.0.1:99999: bad port '99999'");
+        }
+    }
+}
+
 TEST(open_listener, errors_say_whether_the_value_or_the_bind_failed) {
     try {
         open_listener("127.0.0.1:99999", 16);
