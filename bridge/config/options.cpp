@@ -155,8 +155,7 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
                                        "the longest prefix wins, on whole path segments");
     cli.add_option("--shadow", v.shadows, "PREFIX=TARGET: replay the safe requests of the mount at PREFIX (/ for the root) "
                                           "to TARGET (module:app or proxy:URL) and compare the answers; the client gets "
-                                          "the mount's own (see shadow_* in docs/configuration.md)")
-        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+                                          "the mount's own (see shadow_* in docs/configuration.md)");
     cli.add_option("-c,--config", v.config, "Read settings and mounts from this TOML file (see docs/configuration.md); "
                                             "flags on the command line win");
     cli.add_option("--interface", o.interface, "auto (tell ASGI from WSGI by the callable's shape), wsgi or asgi (default auto)")
@@ -173,11 +172,9 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--loop-block-warn", v.block_warn, "Log a warning with the loop thread's stack when the event loop is blocked "
                                                       "this many seconds; 0 turns the watchdog off (default 0.5)")
         ->check(seconds_in(0.0, 3600.0));
-    cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT, unix:/path or fd://N (an inherited socket); repeatable (default 127.0.0.1:8000, or systemd's LISTEN_FDS sockets)")
-        ->allow_extra_args(false)->take_all();
+    cli.add_option("-b,--bind", o.binds, "Listen on HOST:PORT, [IPv6]:PORT, unix:/path or fd://N (an inherited socket); repeatable (default 127.0.0.1:8000, or systemd's LISTEN_FDS sockets)");
     cli.add_option("--insecure-bind", o.insecure_binds, "Listen for plain HTTP here, as --bind does, beside the TLS binds that "
-                                                       "--certfile makes; repeatable (hypercorn's name)")
-        ->allow_extra_args(false)->take_all();
+                                                       "--certfile makes; repeatable (hypercorn's name)");
     cli.add_option("--certfile", o.tls.certfile, "TLS certificate (PEM, followed by its chain): every --bind serves HTTPS "
                                                  "(see --insecure-bind); reloaded on SIGHUP");
     cli.add_option("--keyfile", o.tls.keyfile, "The certificate's private key (PEM, not encrypted) (default: in --certfile)");
@@ -200,7 +197,7 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--forwarded-allow-ips", o.forwarded_allow_ips,
                    "Peers (IPs or CIDRs, comma-separated or repeated; '*' for any) whose X-Forwarded-For/-Proto/-Host and "
                    "Forwarded headers set the client address and scheme (default none)")
-        ->delimiter(',')->allow_extra_args(false)->take_all();
+        ->delimiter(',');
     cli.add_option("--health-path", o.health_path,
                    "Serve health checks under this path on every listener: PATH/live (liveness) and PATH/ready "
                    "(readiness, 503 once a graceful stop begins) (default off)");
@@ -213,14 +210,14 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_option("--metrics-allow", o.metrics_allow,
                    "Peers (IPs or CIDRs, comma-separated or repeated; 'unix' for unix-socket peers, '*' for any) that "
                    "may read the metrics; others get 403 (default 127.0.0.0/8,::1,unix)")
-        ->delimiter(',')->allow_extra_args(false)->take_all();
+        ->delimiter(',');
     cli.add_option("--dashboard", o.dashboard_path,
                    "Serve a live dashboard (metrics and shadow agreement, over Server-Sent Events) at this path on "
                    "every listener; turns metrics on (default off)");
     cli.add_option("--dashboard-allow", o.dashboard_allow,
                    "Peers (IPs or CIDRs, comma-separated or repeated; 'unix', '*') that may read the dashboard; "
                    "others get 403 unless they bring --dashboard-token (default 127.0.0.0/8,::1,unix)")
-        ->delimiter(',')->allow_extra_args(false)->take_all();
+        ->delimiter(',');
     cli.add_option("--dashboard-token", o.dashboard_token,
                    "A secret that also opens the dashboard to peers outside --dashboard-allow, sent as "
                    "'Authorization: Bearer TOKEN' or '?token=TOKEN' (default none)");
@@ -312,12 +309,10 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_flag("--reload", o.reload, "Development: restart the workers when a Python file under --reload-dir or the "
                                        "config file changes; a broken edit keeps the old workers serving");
     cli.add_option("--reload-dir", o.reload_dirs, "A directory --reload watches (recursively); repeatable (default the working "
-                                                  "directory after --chdir)")
-        ->allow_extra_args(false)->take_all();
+                                                  "directory after --chdir)");
 
     cli.add_option("--chdir", o.chdir, "Change to this directory before loading the app");
-    cli.add_option("--pythonpath", o.pythonpath, "Prepend a directory to sys.path; repeatable")
-        ->allow_extra_args(false)->take_all();
+    cli.add_option("--pythonpath", o.pythonpath, "Prepend a directory to sys.path; repeatable");
     cli.add_option("--venv", o.venv, "Use this virtualenv's site-packages (default: $VIRTUAL_ENV if set)");
     cli.add_option("--access-log", o.access_log, "Write an access log (see --access-log-format) to FILE, or '-' for stderr")
         ->expected(0, 1)->default_str("-");
@@ -353,6 +348,14 @@ void build_cli(CLI::App& cli, options& o, cli_values& v) {
     cli.add_flag("--no-proxy-headers", v.no_proxy_headers, "uvicorn's: ignore forwarded headers (empties --forwarded-allow-ips)")
         ->group(compat_group);
     for (const refused_flag& r : refused_flags) cli.add_option(r.flag)->expected(0, 1)->group("");
+
+    // A repeatable flag takes one value each time it is given (comma lists
+    // where it has a delimiter); the words after it are the app and the
+    // mounts, as in `gunicorn -b ADDR module:app`. CLI11 would otherwise give
+    // them to the flag: `--metrics-bind ADDR module:app` lost its app.
+    for (CLI::Option* opt : cli.get_options())
+        if (!opt->get_positional() && opt->get_items_expected_max() > 1)
+            opt->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
 std::string first_line(std::string what) {

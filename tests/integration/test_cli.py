@@ -97,6 +97,27 @@ def test_chdir_and_pythonpath(serve, tmp_path):
     assert requests.get(srv.url, timeout=10).text == "from-pythonpath " + str(tmp_path / "appdir")
 
 
+# Every repeatable flag, given before the app as in `gunicorn -b ADDR module:app`:
+# it takes its one value, and the app after it is still the app. CLI11 gave
+# `--metrics-bind ADDR hello:app` and `--shadow /=X hello:app` the app as a
+# second value ("no app given").
+@pytest.mark.parametrize("flag, value", [
+    ("--bind", "127.0.0.1:0"),
+    ("--insecure-bind", "127.0.0.1:0"),
+    ("--metrics-bind", "127.0.0.1:0"),
+    ("--shadow", "/=hello:app"),
+    ("--forwarded-allow-ips", "127.0.0.1"),
+    ("--metrics-allow", "127.0.0.1"),
+    ("--dashboard-allow", "127.0.0.1"),
+    ("--pythonpath", "."),
+    ("--reload-dir", "."),
+])
+def test_a_repeatable_flag_before_the_app_leaves_the_app(serve, flag, value):
+    srv = serve(flag, value, "hello:app", "/two=hello:app", "--bind", "127.0.0.1:0", bind=False)
+    assert requests.get(srv.url + "/", timeout=10).text == "Hello, World!"
+    assert requests.get(srv.url + "/two/", timeout=10).text == "Hello, World!"
+
+
 def test_bad_chdir_is_exit_2(tmp_path):
     r = run_trestle("hello:app", "--chdir", str(tmp_path / "missing"))
     assert r.returncode == 2 and r.stderr.startswith("trestle: error: --chdir")
