@@ -2,6 +2,7 @@
 
 #include "bridge/core/services.hpp"
 #include "bridge/observability/log.hpp"
+#include "bridge/runtime/scheduling.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -119,8 +121,10 @@ std::string describe_exit(int status) {
 
 } // namespace
 
-shadow_process::shadow_process(const mount_spec& primary, const options& opt) : grace_(opt.graceful_timeout) {
-    // The listening socket, made here so the port is known before the child runs.
+shadow_process::shadow_process(const mount_spec& primary, const options& opt)
+    : grace_(opt.graceful_timeout), ready_limit_(opt.startup_timeout + std::chrono::seconds(30)) {
+    // The listening socket, made here so the port is known before the child
+    // runs, and kept: a child started again serves on it.
     fd_guard listener{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
     if (listener.fd < 0) fail("socket");
     sockaddr_in sa{};
@@ -146,18 +150,60 @@ shadow_process::shadow_process(const mount_spec& primary, const options& opt) : 
                static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) != 0)
         fail("bind @" + name);
 
-    std::vector<std::string> args = child_args(primary, opt);
-    std::vector<std::string> env = child_environment("@" + name);
-    std::vector<char*> argv = pointers(args), envp = pointers(env);
-    const pid_t parent = ::getpid();
-    const int lfd = listener.fd;
+    args_ = child_args(primary, opt);
+    env_ = child_environment("@" + name);
+    who_ = "the shadow process of " + (primary.prefix.empty() ? std::string("/") : primary.prefix);
+    owner_ = ::getpid();
+    spec_.prefix = primary.prefix;
+    spec_.type = mount_spec::kind::proxy;
+    spec_.origin = primary.origin;
+    spec_.shadow_target = true;
+    spec_.proxy.upstreams = {url_};
+    spec_.proxy.preserve_host = true;
+    spec_.proxy.upgrades.clear();
+    spec_.proxy.max_fails = 0;
+    spec_.proxy.read_timeout = primary.shadow->timeout + std::chrono::seconds(5);
 
+    listen_fd_ = listener.fd;
+    notify_fd_ = notify.fd;
+    {
+        std::lock_guard lk(m_);
+        pid_ = spawn();
+    }
+    if (pid_ < 0) fail("fork");
+    const std::string first = who_ + " (pid " + std::to_string(pid_) + ")";
+    int status = 0;
+    start_result r = wait_ready(ready_limit_, status);
+    if (r != start_result::ready) {
+        // Still running (it did not get ready in time): ended here. Never
+        // kill(-1): pid_ is -1 once the child has been reaped.
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status, 0);
+            pid_ = -1;
+        }
+        listen_fd_ = notify_fd_ = -1;   // the guards close them
+        if (r == start_result::ended) {
+            int code = WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1;
+            throw mount_error(code, first + " " + describe_exit(status) + " before it served (its error is above)");
+        }
+        throw mount_error(1, first + " did not get ready in " + seconds(ready_limit_) + " s");
+    }
+    listener.fd = notify.fd = -1;   // kept
+    keeper_ = std::thread([this] { keep(); });
+}
+
+pid_t shadow_process::spawn() {
+    std::vector<char*> argv = pointers(args_), envp = pointers(env_);
+    const pid_t parent = ::getpid();
+    const int lfd = listen_fd_;
     // After fork only async-signal-safe calls: this process has threads.
     pid_t pid = ::fork();
-    if (pid < 0) fail("fork");
+    if (pid < 0) return -1;
     if (pid == 0) {
         // Ends with the thread that started it (the serving process's main
-        // thread), gracefully; and if that is already gone, at once.
+        // thread, or the keeper), gracefully; and if that is already gone,
+        // at once.
         ::prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (::getppid() != parent) ::_exit(1);
         sigset_t none;
@@ -173,70 +219,132 @@ shadow_process::shadow_process(const mount_spec& primary, const options& opt) : 
         [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
         ::_exit(127);
     }
-    pid_ = pid;
-    owner_ = parent;
-    spec_.prefix = primary.prefix;
-    spec_.type = mount_spec::kind::proxy;
-    spec_.origin = primary.origin;
-    spec_.shadow_target = true;
-    spec_.proxy.upstreams = {url_};
-    spec_.proxy.preserve_host = true;
-    spec_.proxy.upgrades.clear();
-    spec_.proxy.max_fails = 0;
-    spec_.proxy.read_timeout = primary.shadow->timeout + std::chrono::seconds(5);
-    try {
-        wait_ready(notify.fd, opt.startup_timeout + std::chrono::seconds(30));
-    } catch (...) {
-        // Still running (it did not get ready in time): ended here. Never
-        // kill(-1): pid_ is -1 once the child has been reaped.
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
+    return pid;
+}
+
+bool shadow_process::reap_locked(int& status) {
+    if (pid_ <= 0) return false;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    return true;
+}
+
+shadow_process::start_result shadow_process::wait_ready(std::chrono::milliseconds limit, int& status) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        {
+            std::lock_guard lk(m_);
+            if (reap_locked(status)) return start_result::ended;
+            if (stopping_) return start_result::stopping;
         }
-        pid_ = -1;
-        throw;
+        if (std::chrono::steady_clock::now() >= deadline) return start_result::not_ready;
+        pollfd p{notify_fd_, POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) continue;
+        char buf[512];
+        ssize_t n = ::recv(notify_fd_, buf, sizeof buf - 1, 0);
+        if (n <= 0) continue;
+        std::string_view msg(buf, static_cast<std::size_t>(n));
+        if (msg.starts_with("READY=1") || msg.find("\nREADY=1") != std::string_view::npos) return start_result::ready;
     }
 }
 
-void shadow_process::wait_ready(int notify_fd, std::chrono::milliseconds limit) {
-    const std::string who = "the shadow process (pid " + std::to_string(pid_) + ")";
-    auto deadline = std::chrono::steady_clock::now() + limit;
+void shadow_process::keep() {
+    using namespace std::chrono_literals;
+    runtime::set_thread_name("trestle-keeper");
+    constexpr auto first_backoff = 1s, longest_backoff = 30s, long_enough = 30s;
+    std::chrono::milliseconds backoff = first_backoff;
+    auto started = std::chrono::steady_clock::now();
+    std::unique_lock lk(m_);
     for (;;) {
-        int status = 0;
-        pid_t r = ::waitpid(pid_, &status, WNOHANG);
-        if (r == pid_) {
+        if (pid_ > 0) {
+            // Waits for the child to end without reaping it: it stays a
+            // zombie, its pid ours, until reaped here with m_ held, so the
+            // destructor's kill under m_ never reaches a recycled pid.
+            const pid_t pid = pid_;
+            lk.unlock();
+            siginfo_t info{};
+            while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+            }
+            lk.lock();
+            int status = 0;
+            ::waitpid(pid, &status, 0);
             pid_ = -1;
-            int code = WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1;
-            throw mount_error(code, who + " " + describe_exit(status) + " before it served (its error is above)");
+            if (stopping_) break;
+            log::warning("shadow: " + who_ + " (pid " + std::to_string(pid) + ") " + describe_exit(status));
         }
-        if (std::chrono::steady_clock::now() >= deadline)
-            throw mount_error(1, who + " did not get ready in " + seconds(limit) + " s");
-        pollfd p{notify_fd, POLLIN, 0};
-        if (::poll(&p, 1, 50) <= 0) continue;
-        char buf[512];
-        ssize_t n = ::recv(notify_fd, buf, sizeof buf - 1, 0);
-        if (n <= 0) continue;
-        std::string_view msg(buf, static_cast<std::size_t>(n));
-        if (msg.starts_with("READY=1") || msg.find("\nREADY=1") != std::string_view::npos) return;
+        if (stopping_) break;
+        if (std::chrono::steady_clock::now() - started >= long_enough) backoff = first_backoff;
+        log::warning("shadow: starting " + who_ + " again in " + seconds(backoff) +
+                     " s (replays meanwhile wait in its backlog, or fail at shadow_timeout)");
+        if (cv_.wait_for(lk, backoff, [this] { return stopping_; })) break;
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, longest_backoff);
+        started = std::chrono::steady_clock::now();
+        pid_ = spawn();
+        if (pid_ < 0) {
+            log::error("shadow: cannot start " + who_ + " again: fork: " + std::strerror(errno));
+            continue;
+        }
+        ++restarts_;
+        const pid_t pid = pid_;
+        lk.unlock();
+        int status = 0;
+        start_result r = wait_ready(ready_limit_, status);
+        lk.lock();
+        switch (r) {
+        case start_result::ready:
+            log::info("shadow: " + who_ + " serves again (pid " + std::to_string(pid) + ")");
+            break;
+        case start_result::ended:   // reaped by wait_ready
+            log::warning("shadow: " + who_ + " (pid " + std::to_string(pid) + ") " + describe_exit(status) +
+                         " before it served (its error is above)");
+            break;
+        case start_result::not_ready:   // not reaped: the next turn reaps it
+            log::error("shadow: " + who_ + " (pid " + std::to_string(pid) + ") did not get ready in " +
+                       seconds(ready_limit_) + " s; killing it");
+            ::kill(pid, SIGKILL);
+            break;
+        case start_result::stopping:   // the destructor sent it SIGTERM: the next turn reaps it
+            break;
+        }
     }
+    kept_ = true;
+    cv_.notify_all();
+}
+
+pid_t shadow_process::pid() const {
+    std::lock_guard lk(m_);
+    return pid_;
+}
+
+unsigned shadow_process::restarts() const {
+    std::lock_guard lk(m_);
+    return restarts_;
 }
 
 shadow_process::~shadow_process() {
-    if (pid_ <= 0 || ::getpid() != owner_) return;
-    ::kill(pid_, SIGTERM);
+    if (::getpid() != owner_) {
+        // A copy of this object in a forked process: the child and the
+        // keeper thread are the original process's.
+        if (keeper_.joinable()) keeper_.detach();
+        return;
+    }
+    std::unique_lock lk(m_);
+    stopping_ = true;
+    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    cv_.notify_all();
     // Its own graceful stop, and a second more; then it is killed.
     auto deadline = std::chrono::steady_clock::now() + grace_ + std::chrono::seconds(1);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() >= deadline) {
-            log::warning("the shadow process (pid " + std::to_string(pid_) + ") did not stop; killing it");
+    if (!cv_.wait_until(lk, deadline, [this] { return kept_; })) {
+        if (pid_ > 0) {
+            log::warning(who_ + " (pid " + std::to_string(pid_) + ") did not stop; killing it");
             ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, &status, 0);
-            break;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        cv_.wait(lk, [this] { return kept_; });
     }
+    lk.unlock();
+    if (keeper_.joinable()) keeper_.join();
+    ::close(listen_fd_);
+    ::close(notify_fd_);
 }
 
 } // namespace trestle::shadow

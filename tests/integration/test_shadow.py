@@ -10,6 +10,7 @@ from the JSONL file (shadow_log)."""
 import json
 import os
 import re
+import signal
 import time
 
 import pytest
@@ -341,6 +342,32 @@ def test_the_shadow_process_ends_when_the_server_is_killed(serve, tmp_path):
     assert poll(lambda: gone(pid), timeout=30), stat_fields(pid)
 
 
+def test_a_shadow_process_that_dies_is_started_again(serve, tmp_path):
+    """A child that ends on its own (here SIGKILL, as the OOM killer would)
+    is logged and started again on the same socket after 1 s; the replays
+    are judged again, and the primary never noticed."""
+    srv = start(serve, tmp_path, shadow_ignore=IGNORE)
+    pid = child_pid(srv)
+    get(srv, "/orders/7")
+    assert only_nonzero(judged(srv, 1)) == {("GET /orders/:id", "mismatch"): 1}
+    os.kill(pid, signal.SIGKILL)
+    assert poll(lambda: "serves again" in srv.log(), timeout=30), srv.log()
+    log = srv.log()
+    assert re.search(r"the shadow process of / \(pid %d\) was killed by signal 9" % pid, log), log
+    assert "starting the shadow process of / again in 1 s" in log, log
+    again = int(re.search(r"the shadow process of / serves again \(pid (\d+)\)", log).group(1))
+    assert again != pid and not gone(again)
+    fields = stat_fields(again)
+    assert int(fields[1]) == srv.proc.pid and int(fields[38]) == 5   # the server's child, at idle priority
+    for _ in range(3):
+        get(srv, "/health")                     # the primary answered throughout
+    assert only_nonzero(judged(srv, 4))[("GET /health", "match")] == 3
+    assert hits(tmp_path, "v2")[-3:] == ["GET /health"] * 3   # the new child served them
+    srv.stop()
+    assert srv.proc.returncode == 0
+    assert gone(again)
+
+
 def test_a_shadow_app_that_does_not_load_stops_the_server(tmp_path):
     """The child's own error, then the server's line; the child's exit
     status (2: an app that does not import) is the server's."""
@@ -349,7 +376,7 @@ def test_a_shadow_app_that_does_not_load_stops_the_server(tmp_path):
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert len(errors) == 2, r.stderr
     assert "cannot import app module 'no_such_shadow_module'" in errors[0], r.stderr
-    assert re.search(r"the shadow process \(pid \d+\) exited with status 2 before it served", errors[1]), r.stderr
+    assert re.search(r"the shadow process of / \(pid \d+\) exited with status 2 before it served", errors[1]), r.stderr
     assert "listening on" not in r.stderr
 
 
