@@ -327,10 +327,10 @@ asio::awaitable<void> session::run() {
 // h2_connection::wants_linger), goes out while the client may still be
 // sending. Closing at once with its bytes unread makes the kernel answer
 // them with a reset, which can reach the client before it has read the
-// response: it then sees a broken pipe instead of the 413. So, as nginx's lingering close does, the
-// sending side is shut (the client reads the response and then end of
-// stream) and what still arrives is read and dropped, until the client closes
-// or for at most linger_time.
+// response: it then sees a broken pipe instead of the 413. So, as nginx's
+// lingering close does, the sending side is shut (the client reads the
+// response and then end of stream) and what still arrives is read and
+// dropped, until the client closes or for at most linger_time.
 asio::awaitable<void> session::linger() {
     error_code ec;
     io_.shutdown(asio::socket_base::shutdown_send, ec);
