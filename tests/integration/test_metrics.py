@@ -294,6 +294,10 @@ def test_each_turn_of_the_loop_is_timed(serve, loop):
     assert took / turns < 0.01, (took, turns)
     for _ in range(3):
         assert requests.get(srv.url + "/block?0.3", timeout=20).status_code == 200
+    # A turn is counted when it ends, as the loop next waits: the last one
+    # may still be running when its response has reached this client (seen
+    # on a loaded machine: 2 of 3 at the first scrape).
+    assert poll(lambda: value(scrape(srv), "trestle_loop_long_turns_total", over="0.1") >= 3, timeout=10)
     m = scrape(srv)
     assert value(m, "trestle_loop_long_turns_total", over="0.1") == 3, m
     assert value(m, "trestle_loop_long_turns_total", over="0.01") >= 3
