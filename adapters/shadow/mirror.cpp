@@ -440,6 +440,9 @@ void mirror::render(std::string& out, const char* family) const {
     } else if (f == "trestle_shadow_replayed_total") {
         out += "trestle_shadow_replayed_total{mount=\"" + mount + "\"} " +
                std::to_string(replayed_.load(std::memory_order_relaxed)) + "\n";
+    } else if (f == "trestle_shadow_process_restarts_total") {
+        if (restarts_)
+            out += "trestle_shadow_process_restarts_total{mount=\"" + mount + "\"} " + std::to_string(restarts_()) + "\n";
     } else if (f == "trestle_shadow_queue") {
         out += "trestle_shadow_queue{mount=\"" + mount + "\"} " +
                std::to_string(std::min(slots_.load(std::memory_order_relaxed), opt_.queue)) + "\n";
@@ -498,6 +501,8 @@ void board::render(std::string& out) const {
          "counter"},
         {"trestle_shadow_replayed_total", "Requests replayed to the shadow.", "counter"},
         {"trestle_shadow_queue", "Replays queued or running now (at most shadow_queue).", "gauge"},
+        {"trestle_shadow_process_restarts_total",
+         "Times the shadow's process (shadow_process) ended on its own and was started again.", "counter"},
         {"trestle_shadow_latency_seconds",
          "The primary's and the shadow's latency on replayed requests, by route: p50 and p99 (in buckets 9% apart).",
          "gauge"},

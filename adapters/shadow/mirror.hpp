@@ -28,6 +28,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -121,6 +122,10 @@ public:
     // The route a request is counted under: "GET /orders/:id".
     std::string route_of(const net::request_head& h) const;
 
+    // A shadow in a process of its own: how many times it was started
+    // again (trestle_shadow_process_restarts_total). Before start().
+    void count_restarts(std::function<unsigned()> restarts) { restarts_ = std::move(restarts); }
+
 private:
     struct route_stats {
         std::uint64_t matched = 0, mismatched = 0, errors = 0;
@@ -166,6 +171,7 @@ private:
     mutable std::mutex book_m_;
     std::map<std::string, route_stats> routes_;
     std::FILE* log_ = nullptr;
+    std::function<unsigned()> restarts_;
 };
 
 // Every shadowed mount of the process, as the metrics and the dashboard

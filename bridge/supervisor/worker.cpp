@@ -416,6 +416,9 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         } catch (const mount_error& e) {
             die(e.status(), m.spec->origin + ": " + where(*m.spec) + ": " + e.what());
         }
+        for (auto& child : shadow_children)
+            if (&child->proxy_spec() == m.shadow->spec)
+                mirror->count_restarts([c = child.get()] { return c->restarts(); });
         m.h = std::make_unique<shadow::shadow_handler>(std::move(m.h), std::move(m.shadow->h), mirror);
         shadows.add(mirror.get());
         mirrors.push_back(std::move(mirror));

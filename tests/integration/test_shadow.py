@@ -350,6 +350,8 @@ def test_a_shadow_process_that_dies_is_started_again(serve, tmp_path):
     pid = child_pid(srv)
     get(srv, "/orders/7")
     assert only_nonzero(judged(srv, 1)) == {("GET /orders/:id", "mismatch"): 1}
+    restarts = ("trestle_shadow_process_restarts_total", (("mount", "/"),))
+    assert shadow_metrics(srv)[2][restarts] == 0
     os.kill(pid, signal.SIGKILL)
     assert poll(lambda: "serves again" in srv.log(), timeout=30), srv.log()
     log = srv.log()
@@ -363,6 +365,7 @@ def test_a_shadow_process_that_dies_is_started_again(serve, tmp_path):
         get(srv, "/health")                     # the primary answered throughout
     assert only_nonzero(judged(srv, 4))[("GET /health", "match")] == 3
     assert hits(tmp_path, "v2")[-3:] == ["GET /health"] * 3   # the new child served them
+    assert shadow_metrics(srv)[2][restarts] == 1
     srv.stop()
     assert srv.proc.returncode == 0
     assert gone(again)
