@@ -60,8 +60,9 @@ public:
     // Graceful stop: GOAWAY with the last stream taken; open streams finish.
     void close_if_idle();
     void close_now();
-    // After run(): the connection ended on an error's GOAWAY, sent whole,
-    // with the client's side still open. The session should linger.
+    // After run(): the GOAWAY went out whole, the client's side is still
+    // open, and it may still be sending (an error's GOAWAY, or its bytes
+    // already waiting). The session should linger (session::linger).
     bool wants_linger() const { return linger_; }
     // GOAWAY with the last stream taken: no new streams, open ones finish.
     void goaway();

@@ -73,7 +73,8 @@ listener open_listener(const std::string& text, int backlog, std::string_view fl
     addrinfo* res = nullptr;
     std::string port = std::to_string(b.port);
     int rc = ::getaddrinfo(b.host.empty() ? nullptr : b.host.c_str(), port.c_str(), &hints, &res);
-    if (rc != 0 || !res) throw bind_error("cannot resolve " + std::string(flag) + " host '" + b.host + "': " + ::gai_strerror(rc), true);
+    if (rc != 0 || !res)
+        throw bind_error("cannot resolve " + std::string(flag) + " host '" + b.host + "': " + ::gai_strerror(rc), true);
     // The first address, as the resolver orders them (one socket per --bind).
     addrinfo* ai = res;
     int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);

@@ -396,6 +396,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         start_mount(m);
         if (!m.spec->shadow) continue;
         std::string shadow_name = m.spec->shadow->target->describe();
+        shadow::shadow_process* child = nullptr;
         if (m.spec->shadow->process) {
             std::optional<mount_error> failed;
             {
@@ -407,7 +408,8 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
                 }
             }
             if (failed) die(failed->status(), m.spec->origin + ": " + where(*m.spec) + ": " + failed->what());
-            m.shadow = std::make_unique<mounted>(mounted{&shadow_children.back()->proxy_spec(), {}, {}, {}, {}, {}});
+            child = shadow_children.back().get();
+            m.shadow = std::make_unique<mounted>(mounted{&child->proxy_spec(), {}, {}, {}, {}, {}});
         }
         start_mount(*m.shadow);
         std::shared_ptr<shadow::mirror> mirror;
@@ -416,9 +418,7 @@ int serve(options& opt, apps_ptr la, sd::notifier& notify, const serve_role& rol
         } catch (const mount_error& e) {
             die(e.status(), m.spec->origin + ": " + where(*m.spec) + ": " + e.what());
         }
-        for (auto& child : shadow_children)
-            if (&child->proxy_spec() == m.shadow->spec)
-                mirror->count_restarts([c = child.get()] { return c->restarts(); });
+        if (child) mirror->count_restarts([child] { return child->restarts(); });
         m.h = std::make_unique<shadow::shadow_handler>(std::move(m.h), std::move(m.shadow->h), mirror);
         shadows.add(mirror.get());
         mirrors.push_back(std::move(mirror));
