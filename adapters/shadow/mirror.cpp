@@ -306,15 +306,20 @@ void mirror::judge_loop() {
     for (;;) {
         auto now = std::chrono::steady_clock::now();
         auto next = std::chrono::steady_clock::time_point::max();
+        // No strong reference to a port is dropped with qm_ held: the last
+        // one destroys the port, which delivers to judge() (qm_ again) under
+        // the port's own lock, the reverse of this order (ThreadSanitizer
+        // reported it in CI). A due port's reference goes in `due`, released
+        // below without the lock.
         std::vector<std::shared_ptr<replay_port>> due;
         for (std::size_t i = 0; i < running_.size();) {
-            std::shared_ptr<replay_port> p = running_[i].port.lock();
-            if (p && running_[i].deadline > now) {
+            if (running_[i].deadline > now && !running_[i].port.expired()) {
                 next = std::min(next, running_[i].deadline);
                 ++i;
                 continue;
             }
-            if (p) due.push_back(std::move(p));
+            if (running_[i].deadline <= now)
+                if (std::shared_ptr<replay_port> p = running_[i].port.lock()) due.push_back(std::move(p));
             running_[i] = std::move(running_.back());
             running_.pop_back();
         }
